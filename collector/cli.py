@@ -1,0 +1,171 @@
+"""The `collector` command. It owns the lifetime of settings, HTTP session and database engine.
+
+Every failure the operator can fix (bad flag, date, symbol, URL, config) is one line on stderr
+and exit code 2; other collector failures exit 1; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from collector.config import Settings, load_settings
+from collector.errors import CollectorError, ConfigError, DatabaseUnavailable, ExchangeRejected
+from collector.logs import register_secret, setup_logging
+
+log = logging.getLogger("collector")
+console = Console(stderr=True)
+
+app = typer.Typer(
+    name="collector",
+    help="Collect JEX options market data (klines, trades, depth, 24hr tickers) into PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class State:
+    """What the top-level options said; Settings are built on first use, not at import."""
+
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, self.overrides)
+            s = self._settings
+            for secret in (s.api_key, s.api_secret):
+                register_secret(secret.get_secret_value() if secret else None)
+            if s.database_url:
+                from sqlalchemy.engine import make_url
+
+                register_secret(make_url(s.database_url).password)
+            setup_logging(s.log_level, s.log_format)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file overriding config/collector.toml.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: embedded server).")] = None,
+    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (embedded database lives here).")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+) -> None:
+    """Options before the command apply to every command and override config and environment."""
+    ctx.obj = State(config, {"database_url": database_url, "exchange_url": exchange_url,
+                             "data_dir": data_dir, "log_level": log_level, "log_format": log_format})
+
+
+def open_db(ctx: typer.Context, **kwargs: Any):
+    from collector.store.db import open_database
+
+    return open_database(state(ctx).settings, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context,
+               revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (default: head). Safe to run again: it then does nothing."""
+    from collector.store.migrate import upgrade
+
+    db = open_db(ctx)
+    try:
+        before, after = upgrade(db.engine, revision)
+    finally:
+        db.close()
+    if before == after:
+        typer.echo(f"database {db.display_url} already at {after}; nothing to do")
+    else:
+        typer.echo(f"database {db.display_url} upgraded {before or '<empty>'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Show the database's revision and the code's head revision."""
+    from collector.store.migrate import current_revision, head_revision
+
+    db = open_db(ctx)
+    try:
+        with db.engine.connect() as conn:
+            current = current_revision(conn)
+    finally:
+        db.close()
+    head = head_revision()
+    note = "up to date" if current == head else "needs `collector db upgrade`"
+    typer.echo(f"current: {current or '<empty>'}  head: {head}  ({note})")
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    import json
+
+    typer.echo(json.dumps(state(ctx).settings.public_dict(), indent=2))
+
+
+def _register_optional_commands() -> None:
+    """Commands living in their own modules register themselves here."""
+    try:
+        from collector.simulator.cli import simulate_command
+    except ImportError:  # the simulator is optional at run time
+        return
+    app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
+
+
+_register_optional_commands()
+
+
+EXIT_BAD_INPUT = 2
+# typer vendors click; reach its usage-error class through a public one rather than a private module.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def exit_code_for(exc: CollectorError) -> int:
+    if isinstance(exc, (ConfigError, ExchangeRejected, DatabaseUnavailable)):
+        return EXIT_BAD_INPUT
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn every expected failure into one line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="collector", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except _UsageError as exc:
+        print(f"collector: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Abort:
+        print("collector: aborted", file=sys.stderr)
+        sys.exit(130)
+    except CollectorError as exc:
+        from collector.logs import redact
+
+        print(f"collector: error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(exit_code_for(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,182 @@
+"""Frozen records shared by the parsers (which make them) and the store (which writes them).
+
+Prices and quantities are ``Decimal``; times are aware ``datetime`` in UTC. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+# Kline intervals the seed lists, with their length. Months are not in the seed.
+INTERVALS: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "3m": timedelta(minutes=3),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "2h": timedelta(hours=2),
+    "4h": timedelta(hours=4),
+    "6h": timedelta(hours=6),
+    "12h": timedelta(hours=12),
+    "1d": timedelta(days=1),
+    "3d": timedelta(days=3),
+    "1w": timedelta(weeks=1),
+}
+
+STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One entry of ``exchangeInfo.rateLimits``."""
+
+    rate_limit_type: str  # requestsWeight | rawRequests | orders (also REQUEST_WEIGHT, ...)
+    interval: str  # second | minute | day (also SECOND, MINUTE, DAY)
+    interval_num: int
+    limit: int
+
+    @property
+    def window_seconds(self) -> float:
+        unit = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[self.interval.lower()]
+        return float(unit * self.interval_num)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSymbol:
+    """An entry of ``exchangeInfo.optionSymbols``."""
+
+    symbol: str
+    status: str
+    base_asset: str | None
+    quote_asset: str | None
+    base_asset_precision: int | None
+    quote_precision: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeInfo:
+    server_time: datetime | None
+    timezone: str | None
+    rate_limits: tuple[RateLimit, ...]
+    option_symbols: tuple[ListedSymbol, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSymbol:
+    """An entry of ``optionInfo``: what the option is, from the exchange rather than its name."""
+
+    symbol: str
+    status: str
+    option_type: str | None  # 'CALL' (type LONGS) or 'PUT' (type SHORTS); None when unknown
+    raw_type: str | None
+    expiry_time: datetime | None  # exertionTime
+    description: str | None = None
+    can_release: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    symbol: str
+    interval: str
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: int
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A trade from ``historicalTrades``: it has an id."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    time: datetime
+    buyer_maker: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentTrade:
+    """A trade from ``option/trades``: the real exchange sent no id and no buyerMaker."""
+
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    time: datetime
+    trade_id: int | None = None
+    buyer_maker: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DepthLevel:
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSnapshot:
+    symbol: str
+    captured_at: datetime  # when the collector received it
+    last_update_id: int | None
+    bids: tuple[DepthLevel, ...]
+    asks: tuple[DepthLevel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker24h:
+    symbol: str
+    captured_at: datetime
+    price_change: Decimal | None
+    price_change_percent: Decimal | None
+    weighted_avg_price: Decimal | None
+    last_price: Decimal | None
+    bid_price: Decimal | None
+    bid_qty: Decimal | None
+    ask_price: Decimal | None
+    ask_qty: Decimal | None
+    open_price: Decimal | None
+    high_price: Decimal | None
+    low_price: Decimal | None
+    volume: Decimal | None
+    quote_volume: Decimal | None
+    open_time: datetime | None
+    close_time: datetime | None  # stored as sent: often before open_time on the real exchange
+    expiry_time: datetime | None  # exertionTime
+    perform_price: Decimal | None  # performPrice
+    underlying_price: Decimal | None  # referencePrice
+    strike_price: Decimal | None  # exertionPrice
+
+
+@dataclass(frozen=True, slots=True)
+class AvgPrice:
+    symbol: str
+    captured_at: datetime
+    mins: int
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTicker:
+    symbol: str
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    symbol: str
+    captured_at: datetime
+    bid_price: Decimal | None
+    bid_qty: Decimal | None
+    ask_price: Decimal | None
+    ask_qty: Decimal | None

@@ -1,0 +1,86 @@
+"""The collector's error tree, grouped by what the operator (or the caller) must do.
+
+    CollectorError
+    ├── ConfigError            bad settings or bad command input: fix the input; exit code 2
+    ├── TransientError         try again later; the outcome of the failed call is unknown
+    │   ├── ExchangeUnavailable    timeouts, connection resets, 5xx, -1001/-1006/-1007/-1016,
+    │   │                          truncated or non-JSON bodies
+    │   ├── RateLimited            429: send nothing before ``retry_after`` seconds have passed
+    │   ├── Banned                 418: send nothing before ``until``
+    │   └── DatabaseUnavailable    the database cannot be reached right now
+    ├── ExchangeRejected       4xx with an exchange code (bad symbol, bad parameter, bad key):
+    │                          a bug or bad input, never retried
+    └── ParseError             a response that does not follow the API: names endpoint and field
+
+Library exceptions (aiohttp, psycopg) are mapped to these at the boundary where they
+occur, with ``raise ... from exc``; nothing above the boundary sees a library exception.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class CollectorError(Exception):
+    """Base of every error the collector raises on purpose."""
+
+
+class ConfigError(CollectorError):
+    """Bad configuration or command input. The message is one line meant for the operator."""
+
+
+class TransientError(CollectorError):
+    """Retry later: the failure is expected to pass by itself."""
+
+
+class ExchangeUnavailable(TransientError):
+    """The exchange did not give a usable answer (network, timeout, 5xx, bad body)."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None,
+                 code: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+
+class RateLimited(TransientError):
+    """HTTP 429: the request-weight or raw-request limit was exceeded."""
+
+    def __init__(self, message: str, *, retry_after: float, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.endpoint = endpoint
+
+
+class Banned(TransientError):
+    """HTTP 418: the IP is banned until ``until`` (aware UTC)."""
+
+    def __init__(self, message: str, *, until: datetime, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.until = until
+        self.endpoint = endpoint
+
+
+class DatabaseUnavailable(TransientError):
+    """The database connection failed or was lost; nothing in the failed transaction was kept."""
+
+
+class ExchangeRejected(CollectorError):
+    """The exchange refused the request with a 4xx and an error code. Never retried."""
+
+    def __init__(self, message: str, *, code: int | None, status: int, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.endpoint = endpoint
+
+
+class ParseError(CollectorError):
+    """A response that does not follow the API. Nothing from it is stored."""
+
+    def __init__(self, endpoint: str, field: str, problem: str) -> None:
+        super().__init__(f"{endpoint}: field {field!r}: {problem}")
+        self.endpoint = endpoint
+        self.field = field
+        self.problem = problem

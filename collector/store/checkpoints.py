@@ -1,0 +1,105 @@
+"""Checkpoints: where each (scope, symbol, stream, interval) stands.
+
+``save`` runs in the caller's transaction, beside the rows it vouches for: a crash before the
+commit loses both, a crash after keeps both. Nothing is acknowledged before it is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from collector.store.models import CheckpointRow
+
+CHECKPOINTS = CheckpointRow.__table__
+LIVE = "live"
+
+
+def backfill_scope(start: datetime, end: datetime) -> str:
+    return f"backfill {start.isoformat()}/{end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    scope: str
+    symbol: str
+    stream: str
+    interval: str
+    last_trade_id: int | None
+    last_time: datetime | None
+    complete: bool
+    rows: int
+
+
+def load(conn: Connection, scope: str, symbol: str, stream: str, interval: str = "") -> Checkpoint | None:
+    row = conn.execute(
+        select(CHECKPOINTS).where(
+            CHECKPOINTS.c.scope == scope, CHECKPOINTS.c.symbol == symbol,
+            CHECKPOINTS.c.stream == stream, CHECKPOINTS.c.interval == interval,
+        )
+    ).mappings().first()
+    if row is None:
+        return None
+    return Checkpoint(row["scope"], row["symbol"], row["stream"], row["interval"],
+                      row["last_trade_id"], row["last_time"], row["complete"], row["rows"])
+
+
+def load_scope(conn: Connection, scope: str) -> dict[tuple[str, str, str], Checkpoint]:
+    rows = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope)).mappings()
+    return {
+        (r["symbol"], r["stream"], r["interval"]): Checkpoint(
+            r["scope"], r["symbol"], r["stream"], r["interval"], r["last_trade_id"],
+            r["last_time"], r["complete"], r["rows"])
+        for r in rows
+    }
+
+
+def save(
+    conn: Connection,
+    scope: str,
+    symbol: str,
+    stream: str,
+    interval: str = "",
+    *,
+    last_trade_id: int | None = None,
+    last_time: datetime | None = None,
+    complete: bool = False,
+    added_rows: int = 0,
+) -> None:
+    """Move a checkpoint forward (never back: a stale writer cannot rewind it)."""
+    values = dict(scope=scope, symbol=symbol, stream=stream, interval=interval,
+                  last_trade_id=last_trade_id, last_time=last_time, complete=complete,
+                  rows=added_rows, last_error=None)
+    stmt = insert(CHECKPOINTS).values(**values)
+    c = CHECKPOINTS.c
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "symbol", "stream", "interval"],
+        set_={
+            "last_trade_id": func.greatest(c.last_trade_id, stmt.excluded.last_trade_id),
+            "last_time": func.greatest(c.last_time, stmt.excluded.last_time),
+            "complete": c.complete | stmt.excluded.complete,
+            "rows": c.rows + stmt.excluded.rows,
+            "updated_at": func.now(),
+            "last_error": None,
+        },
+    )
+    conn.execute(stmt)
+
+
+def record_error(conn: Connection, scope: str, symbol: str, stream: str, interval: str,
+                 message: str) -> None:
+    stmt = insert(CHECKPOINTS).values(scope=scope, symbol=symbol, stream=stream, interval=interval,
+                                      last_error=message[:500], last_error_at=func.now())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "symbol", "stream", "interval"],
+        set_={"last_error": stmt.excluded.last_error, "last_error_at": func.now()},
+    )
+    conn.execute(stmt)
+
+
+def reset_scope(conn: Connection, scope: str) -> int:
+    return conn.execute(update(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope)
+                        .values(complete=False)).rowcount

@@ -1,0 +1,41 @@
+"""Running Alembic from the collector: the URL comes from Settings, the connection from us."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+ROOT = Path(__file__).resolve().parents[2]
+# Several collectors may start at once; only one of them migrates, the others wait for it.
+_MIGRATION_LOCK = 0x6A6578_0001
+
+
+def alembic_config() -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate to ``revision``; return (before, after). A second run does nothing."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        before = current_revision(conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        after = current_revision(conn)
+    return before, after

@@ -1,0 +1,237 @@
+"""Tables: the analyst contract (DESIGN.md) and the collector's own bookkeeping.
+
+Every price and quantity is unconstrained ``NUMERIC`` (exact, whatever precision the exchange
+sends); every time is ``timestamptz``. Primary keys are the natural keys, so every write can be
+an idempotent upsert.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TZ = DateTime(timezone=True)
+NUM = Numeric(asdecimal=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: TZ, Decimal: NUM, dict[str, Any]: JSONB}
+
+
+# --- The analyst contract ------------------------------------------------------------------
+
+
+class OptionSymbolRow(Base):
+    __tablename__ = "option_symbols"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    option_type: Mapped[str | None] = mapped_column(Text)  # CALL / PUT from optionInfo type
+    raw_type: Mapped[str | None] = mapped_column(Text)  # LONGS / SHORTS as sent
+    expiry_time: Mapped[datetime | None]  # exertionTime
+    strike_price: Mapped[Decimal | None]  # exertionPrice, from the 24hr ticker
+    status: Mapped[str | None] = mapped_column(Text)  # as the exchange last reported it
+    base_asset: Mapped[str | None] = mapped_column(Text)
+    quote_asset: Mapped[str | None] = mapped_column(Text)
+    quote_precision: Mapped[int | None] = mapped_column(Integer)
+    listed: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    first_seen: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_seen: Mapped[datetime] = mapped_column(server_default=func.now())
+    delisted_at: Mapped[datetime | None]  # set when the exchange stops listing it; never deleted
+    final_sweep_at: Mapped[datetime | None]  # the daemon's last collection after expiry
+
+    __table_args__ = (CheckConstraint("option_type IN ('CALL', 'PUT')", name="option_type"),)
+
+
+class KlineRow(Base):
+    __tablename__ = "klines"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    interval: Mapped[str] = mapped_column(Text, primary_key=True)
+    open_time: Mapped[datetime] = mapped_column(primary_key=True)
+    close_time: Mapped[datetime]
+    open: Mapped[Decimal]
+    high: Mapped[Decimal]
+    low: Mapped[Decimal]
+    close: Mapped[Decimal]
+    volume: Mapped[Decimal]
+    quote_volume: Mapped[Decimal]
+    trade_count: Mapped[int] = mapped_column(BigInteger)
+    taker_buy_base_volume: Mapped[Decimal]
+    taker_buy_quote_volume: Mapped[Decimal]
+    is_closed: Mapped[bool] = mapped_column(Boolean, server_default="true")  # false: partial, will change
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TradeRow(Base):
+    __tablename__ = "trades"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    price: Mapped[Decimal]
+    qty: Mapped[Decimal]
+    time: Mapped[datetime]
+    buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"),)
+
+
+class DepthSnapshotRow(Base):
+    __tablename__ = "depth_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    captured_at: Mapped[datetime]
+    last_update_id: Mapped[int | None] = mapped_column(BigInteger)
+    depth_limit: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("symbol", "captured_at"),)
+
+
+class DepthLevelRow(Base):
+    __tablename__ = "depth_levels"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("depth_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    side: Mapped[str] = mapped_column(Text, primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = best
+    price: Mapped[Decimal]
+    qty: Mapped[Decimal]
+
+    __table_args__ = (CheckConstraint("side IN ('bid', 'ask')", name="side"),)
+
+
+class Ticker24hRow(Base):
+    __tablename__ = "tickers_24hr"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    price_change: Mapped[Decimal | None]
+    price_change_percent: Mapped[Decimal | None]
+    weighted_avg_price: Mapped[Decimal | None]
+    last_price: Mapped[Decimal | None]
+    bid_price: Mapped[Decimal | None]
+    bid_qty: Mapped[Decimal | None]
+    ask_price: Mapped[Decimal | None]
+    ask_qty: Mapped[Decimal | None]
+    open_price: Mapped[Decimal | None]
+    high_price: Mapped[Decimal | None]
+    low_price: Mapped[Decimal | None]
+    volume: Mapped[Decimal | None]
+    quote_volume: Mapped[Decimal | None]
+    open_time: Mapped[datetime | None]
+    close_time: Mapped[datetime | None]  # as sent: the real exchange often sent close < open
+    expiry_time: Mapped[datetime | None]  # exertionTime
+    perform_price: Mapped[Decimal | None]  # performPrice
+    underlying_price: Mapped[Decimal | None]  # referencePrice
+    strike_price: Mapped[Decimal | None]  # exertionPrice
+
+
+class AvgPriceRow(Base):
+    __tablename__ = "avg_prices"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    mins: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal]
+
+
+class BookTickerRow(Base):
+    __tablename__ = "book_tickers"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    bid_price: Mapped[Decimal | None]
+    bid_qty: Mapped[Decimal | None]
+    ask_price: Mapped[Decimal | None]
+    ask_qty: Mapped[Decimal | None]
+
+
+# --- Bookkeeping ---------------------------------------------------------------------------
+
+
+class CheckpointRow(Base):
+    """Where a stream of a symbol stands. Committed in the same transaction as its rows.
+
+    ``scope`` is ``live`` for the daemon and ``backfill <start>/<end>`` for a backfill window;
+    ``interval`` is '' for streams without one (a primary key cannot hold NULL).
+    """
+
+    __tablename__ = "checkpoints"
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    interval: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
+    last_trade_id: Mapped[int | None] = mapped_column(BigInteger)  # trades: last id stored
+    last_time: Mapped[datetime | None]  # trades: time of that id; klines: open of last closed
+    complete: Mapped[bool] = mapped_column(Boolean, server_default="false")  # backfill window done
+    rows: Mapped[int] = mapped_column(BigInteger, server_default="0")  # rows written under it
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+
+
+class RunRow(Base):
+    """One invocation of a command (run, backfill, verify, ...) with its counts and outcome."""
+
+    __tablename__ = "collector_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(Text, server_default="running")  # running|ok|failed|interrupted
+    host: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    args: Mapped[dict[str, Any]] = mapped_column(server_default="{}")  # never holds secrets
+    counts: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_collector_runs_kind_started_at", "kind", "started_at"),)
+
+
+class JobErrorRow(Base):
+    """Failures of daemon jobs, for `collector status` and post-mortems (bounded by retention)."""
+
+    __tablename__ = "job_errors"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    job: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_job_errors_at", "at"),)
+
+
+metadata = Base.metadata

@@ -1,0 +1,160 @@
+"""Writing domain records. Each function runs inside the caller's transaction, so a caller that
+also moves a checkpoint (see checkpoints.py) commits rows and checkpoint together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from collector.domain import (
+    AvgPrice,
+    BookTicker,
+    DepthSnapshot,
+    Kline,
+    ListedSymbol,
+    OptionSymbol,
+    Ticker24h,
+    Trade,
+)
+from collector.store.models import (
+    AvgPriceRow,
+    BookTickerRow,
+    DepthLevelRow,
+    DepthSnapshotRow,
+    KlineRow,
+    OptionSymbolRow,
+    Ticker24hRow,
+    TradeRow,
+)
+from collector.store.upsert import upsert
+
+TRADES = TradeRow.__table__
+KLINES = KlineRow.__table__
+TICKERS = Ticker24hRow.__table__
+SYMBOLS = OptionSymbolRow.__table__
+
+
+def trade_row(t: Trade) -> dict:
+    return {"symbol": t.symbol, "trade_id": t.trade_id, "price": t.price, "qty": t.qty,
+            "time": t.time, "buyer_maker": t.buyer_maker}
+
+
+def kline_row(k: Kline, *, closed: bool = True) -> dict:
+    return {
+        "symbol": k.symbol, "interval": k.interval, "open_time": k.open_time,
+        "close_time": k.close_time, "open": k.open, "high": k.high, "low": k.low,
+        "close": k.close, "volume": k.volume, "quote_volume": k.quote_volume,
+        "trade_count": k.trade_count, "taker_buy_base_volume": k.taker_buy_base_volume,
+        "taker_buy_quote_volume": k.taker_buy_quote_volume, "is_closed": closed,
+    }
+
+
+def write_trades(conn: Connection, trades: Iterable[Trade]) -> int:
+    return upsert(conn, TRADES, (trade_row(t) for t in trades))
+
+
+def write_klines(conn: Connection, klines: Iterable[Kline], *, now: datetime | None = None) -> int:
+    """Upsert klines; those whose close time is not yet past ``now`` are stored as partial."""
+    rows = [kline_row(k, closed=now is None or k.close_time < now) for k in klines]
+    return upsert(conn, KLINES, rows, touch=("updated_at",))
+
+
+def write_tickers(conn: Connection, tickers: Iterable[Ticker24h]) -> int:
+    rows = [
+        {f: getattr(t, f) for f in Ticker24h.__slots__}  # field names match the columns
+        for t in tickers
+    ]
+    return upsert(conn, TICKERS, rows)
+
+
+def write_avg_prices(conn: Connection, prices: Iterable[AvgPrice]) -> int:
+    rows = [{"symbol": p.symbol, "captured_at": p.captured_at, "mins": p.mins, "price": p.price}
+            for p in prices]
+    return upsert(conn, AvgPriceRow.__table__, rows)
+
+
+def write_book_tickers(conn: Connection, tickers: Iterable[BookTicker]) -> int:
+    rows = [{f: getattr(t, f) for f in BookTicker.__slots__} for t in tickers]
+    return upsert(conn, BookTickerRow.__table__, rows)
+
+
+def write_depth(conn: Connection, snapshot: DepthSnapshot, *, limit: int | None = None) -> int | None:
+    """Store one snapshot and its levels; returns its id (None if that capture was stored before)."""
+    stmt = (
+        pg_insert(DepthSnapshotRow.__table__)
+        .values(symbol=snapshot.symbol, captured_at=snapshot.captured_at,
+                last_update_id=snapshot.last_update_id, depth_limit=limit)
+        .on_conflict_do_nothing(index_elements=["symbol", "captured_at"])
+        .returning(DepthSnapshotRow.__table__.c.id)
+    )
+    snapshot_id = conn.execute(stmt).scalar()
+    if snapshot_id is None:
+        return None
+    levels = [
+        {"snapshot_id": snapshot_id, "side": side, "level": i, "price": lv.price, "qty": lv.qty}
+        for side, book in (("bid", snapshot.bids), ("ask", snapshot.asks))
+        for i, lv in enumerate(book)
+    ]
+    if levels:
+        conn.execute(insert(DepthLevelRow.__table__), levels)
+    return snapshot_id
+
+
+def write_symbols(
+    conn: Connection,
+    infos: Sequence[OptionSymbol],
+    listed: Sequence[ListedSymbol],
+    *,
+    now: datetime,
+) -> dict[str, list[str]]:
+    """Merge optionInfo and exchangeInfo into option_symbols.
+
+    Symbols in either list are (re)marked listed; symbols no longer in either are marked delisted,
+    never deleted. Returns the names that were new and that were delisted by this refresh.
+    """
+    by_symbol: dict[str, dict] = {}
+    for s in listed:
+        by_symbol.setdefault(s.symbol, {"symbol": s.symbol}).update(
+            status=s.status, base_asset=s.base_asset, quote_asset=s.quote_asset,
+            quote_precision=s.quote_precision)
+    for o in infos:
+        by_symbol.setdefault(o.symbol, {"symbol": o.symbol}).update(
+            status=o.status, option_type=o.option_type, raw_type=o.raw_type, expiry_time=o.expiry_time)
+    known = set(conn.execute(select(SYMBOLS.c.symbol)).scalars())
+    new = sorted(set(by_symbol) - known)
+    columns = ("status", "base_asset", "quote_asset", "quote_precision", "option_type", "raw_type",
+               "expiry_time")
+    for row in by_symbol.values():
+        values = {c: row[c] for c in columns if c in row}
+        stmt = pg_insert(SYMBOLS).values(symbol=row["symbol"], listed=True, first_seen=now,
+                                         last_seen=now, delisted_at=None, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["symbol"],
+            set_={**{c: stmt.excluded[c] for c in values}, "listed": True, "last_seen": now,
+                  "delisted_at": None},
+        )
+        conn.execute(stmt)
+    gone = conn.execute(
+        update(SYMBOLS)
+        .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(list(by_symbol) or [""]))
+        .values(listed=False, delisted_at=now)
+        .returning(SYMBOLS.c.symbol)
+    ).scalars().all()
+    return {"new": new, "delisted": sorted(gone)}
+
+
+def set_strike_prices(conn: Connection, tickers: Iterable[Ticker24h]) -> None:
+    """The strike (exertionPrice) is only in the 24hr ticker; copy it onto option_symbols."""
+    for t in tickers:
+        if t.strike_price is None:
+            continue
+        conn.execute(
+            update(SYMBOLS)
+            .where(SYMBOLS.c.symbol == t.symbol,
+                   SYMBOLS.c.strike_price.is_distinct_from(t.strike_price))
+            .values(strike_price=t.strike_price,
+                    expiry_time=func.coalesce(SYMBOLS.c.expiry_time, t.expiry_time))
+        )
