@@ -1,0 +1,389 @@
+"""The JEX REST client: HTTP only, on a ``ClientSession`` owned by the caller.
+
+Each request reserves its weight from the governor before it is sent, has explicit timeouts, and is
+decoded with ``parse_float=Decimal`` so no float ever exists. aiohttp exceptions stop here: they
+become ``ExchangeUnavailable`` (``raise ... from exc``). Transient failures are retried with capped,
+jittered exponential backoff; 429/418 make the governor hold every request, then the call is retried;
+other 4xx are ``ExchangeRejected`` and never retried. See ``collector.errors`` for the tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from collector import metrics
+from collector.domain import (
+    INTERVALS,
+    AvgPrice,
+    BookTicker,
+    DepthSnapshot,
+    ExchangeInfo,
+    Kline,
+    OptionSymbol,
+    PriceTicker,
+    RecentTrade,
+    Ticker24h,
+    Trade,
+)
+from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, RateLimited
+from collector.exchange import endpoints as ep
+from collector.exchange import parsers
+from collector.exchange.endpoints import Endpoint, Security
+from collector.exchange.ratelimit import Priority, Reservation, WeightGovernor
+from collector.exchange.signing import query_string, sign
+
+log = logging.getLogger(__name__)
+
+# Exchange codes whose outcome is unknown or that mean "not now": retried like a 5xx.
+TRANSIENT_CODES = frozenset({-1001, -1006, -1007, -1016})
+_BANNED_UNTIL = re.compile(r"banned until (\d+)", re.IGNORECASE)
+_DEFAULT_BAN = 120.0  # bans start at 2 minutes; used when a 418 says nothing about its end
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _reject_constant(name: str) -> Decimal:
+    return Decimal(name)  # NaN / Infinity reach the parser, which refuses them by field
+
+
+def _to_ms(value: datetime, name: str) -> int:
+    if value.tzinfo is None:
+        raise ConfigError(f"{name} must be timezone-aware (UTC)")
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class JexClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        governor: WeightGovernor | None = None,
+        connect_timeout: float = 5,
+        read_timeout: float = 15,
+        max_retries: int = 5,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 10,
+        max_ban_wait: float = 300,
+        recv_window: int = 5000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.governor = governor or WeightGovernor()
+        # total caps a server that drips bytes; sock_read catches one that stalls.
+        self.timeout = aiohttp.ClientTimeout(total=connect_timeout + read_timeout,
+                                             connect=connect_timeout, sock_read=read_timeout)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_ban_wait = max_ban_wait
+        self.recv_window = recv_window
+        self._rng = rng or random.Random()
+        self.retries = 0  # retries made over the client's life, all endpoints
+        self.requests_sent = 0  # HTTP requests attempted (each retry is one)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1-based): exponential, capped, with jitter in [d/2, d]."""
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return self._rng.uniform(delay / 2, delay)
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, object] | None = None,
+        *,
+        priority: Priority = Priority.LIVE,
+        weight: int | None = None,
+        method: str = "GET",
+    ) -> Any:
+        """One logical call: reserve, send, decode, retry what is transient. Returns decoded JSON."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(endpoint, params or {}, priority,
+                                           endpoint.weight if weight is None else weight, method)
+            except RateLimited:
+                reason = "rate_limited"
+                if attempt >= self.max_retries:
+                    raise
+            except Banned as exc:
+                reason = "banned"
+                if attempt >= self.max_retries or self._ban_too_long(exc.until):
+                    raise
+            except ExchangeUnavailable:
+                reason = "unavailable"
+                if attempt >= self.max_retries:
+                    raise
+            attempt += 1
+            self.retries += 1
+            metrics.EXCHANGE_RETRIES.labels(endpoint.name, reason).inc()
+            if reason == "unavailable":
+                await self.governor.clock.sleep(self.backoff(attempt))
+            # after a 429/418 the governor holds the next slot until the pause or ban is over
+
+    def _ban_too_long(self, until: datetime) -> bool:
+        return until.timestamp() - self.governor.clock.time() > self.max_ban_wait
+
+    async def _attempt(self, endpoint: Endpoint, params: Mapping[str, object], priority: Priority,
+                       weight: int, method: str) -> Any:
+        banned = self.governor.stats().banned_until
+        if banned is not None and banned - self.governor.clock.time() > self.max_ban_wait:
+            # Waiting days inside a job helps nobody: say so now, without sending.
+            raise Banned(f"{endpoint.name}: IP banned, not sending", endpoint=endpoint.name,
+                         until=datetime.fromtimestamp(banned, UTC))
+        headers = {}
+        if endpoint.security is not Security.NONE:
+            if not self.api_key:
+                raise ConfigError(f"{endpoint.name} needs an API key (COLLECTOR_API_KEY)")
+            headers["X-JEX-APIKEY"] = self.api_key
+        items = [(k, v) for k, v in params.items() if v is not None]
+        async with self.governor.slot(weight, priority) as reservation:
+            if endpoint.security is Security.SIGNED:
+                items = self._signed(items)
+            qs = query_string(items)
+            url = URL(self.base_url + endpoint.path + (f"?{qs}" if qs else ""), encoded=True)
+            status_label = "error"
+            started = time.perf_counter()
+            self.requests_sent += 1
+            try:
+                async with self.session.request(method, url, headers=headers, timeout=self.timeout,
+                                                allow_redirects=False) as resp:
+                    status_label = str(resp.status)
+                    body = await resp.read()
+                    status, resp_headers = resp.status, resp.headers
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise ExchangeUnavailable(f"{endpoint.name}: {type(exc).__name__}: {exc}",
+                                          endpoint=endpoint.name) from exc
+            finally:
+                metrics.EXCHANGE_REQUESTS.labels(endpoint.name, status_label).inc()
+                metrics.EXCHANGE_LATENCY.labels(endpoint.name).observe(time.perf_counter() - started)
+        return self._interpret(endpoint, status, resp_headers, body, reservation)
+
+    def _signed(self, items: list[tuple[str, object]]) -> list[tuple[str, object]]:
+        if not (self.api_key and self.api_secret):
+            raise ConfigError("signed endpoints need COLLECTOR_API_KEY and COLLECTOR_API_SECRET")
+        timestamp = int((self.governor.clock.time() + self.governor.offset) * 1000)
+        items = [*items, ("recvWindow", self.recv_window), ("timestamp", timestamp)]
+        return [*items, ("signature", sign(items, self.api_secret))]
+
+    def _interpret(self, endpoint: Endpoint, status: int, headers: Mapping[str, str], body: bytes,
+                   reservation: Reservation) -> Any:
+        self.governor.observe(headers, reservation)
+        name = endpoint.name
+        if status == 429:
+            return self._rate_limited(name, headers, self._error_body(body)[1])
+        if status == 418:
+            return self._banned(name, headers, self._error_body(body)[1])
+        if status >= 500:
+            code, msg = self._error_body(body)
+            raise ExchangeUnavailable(f"{name}: HTTP {status} {code} {msg}".rstrip(),
+                                      endpoint=name, status=status, code=code)
+        if 400 <= status < 500:
+            code, msg = self._error_body(body)
+            if code in TRANSIENT_CODES:
+                raise ExchangeUnavailable(f"{name}: {code} {msg}", endpoint=name, status=status, code=code)
+            if code == -1003:
+                if msg and _BANNED_UNTIL.search(msg):
+                    return self._banned(name, headers, msg)
+                return self._rate_limited(name, headers, msg)
+            raise ExchangeRejected(f"{name}: HTTP {status} code {code}: {msg}", code=code,
+                                   status=status, endpoint=name)
+        if not 200 <= status < 300:
+            raise ExchangeUnavailable(f"{name}: unexpected HTTP {status}", endpoint=name, status=status)
+        payload = self._decode(name, body, status)
+        if isinstance(payload, dict) and isinstance(payload.get("code"), int) and payload["code"] < 0 \
+                and "msg" in payload:
+            # An error inside a 200: believe the body.
+            code, msg = payload["code"], payload.get("msg")
+            if code in TRANSIENT_CODES:
+                raise ExchangeUnavailable(f"{name}: {code} {msg}", endpoint=name, status=status, code=code)
+            raise ExchangeRejected(f"{name}: code {code}: {msg}", code=code, status=status, endpoint=name)
+        return payload
+
+    @staticmethod
+    def _decode(name: str, body: bytes, status: int) -> Any:
+        # Content-Type is not checked: the body decides (a JSON body under text/plain is still JSON).
+        try:
+            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ExchangeUnavailable(f"{name}: body is not JSON ({len(body)} bytes): {exc}",
+                                      endpoint=name, status=status) from exc
+
+    @staticmethod
+    def _error_body(body: bytes) -> tuple[int | None, str | None]:
+        try:
+            payload = json.loads(body, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            text = body[:200].decode("utf-8", "replace").strip()
+            return None, text or None
+        if not isinstance(payload, dict):
+            return None, None
+        code = payload.get("code")
+        msg = payload.get("msg")
+        return (code if isinstance(code, int) and not isinstance(code, bool) else None,
+                msg if isinstance(msg, str) else None)
+
+    def _rate_limited(self, name: str, headers: Mapping[str, str], msg: str | None) -> Any:
+        retry_after = _retry_after(headers)
+        until = self.governor.pause(retry_after)
+        metrics.EXCHANGE_RATE_LIMITED.inc()
+        raise RateLimited(f"{name}: rate limited (429): {msg}", endpoint=name,
+                          retry_after=until - self.governor.clock.time())
+
+    def _banned(self, name: str, headers: Mapping[str, str], msg: str | None) -> Any:
+        now = self.governor.clock.time()
+        candidates = []
+        retry_after = _retry_after(headers)
+        if retry_after is not None:
+            candidates.append(now + retry_after)
+        match = _BANNED_UNTIL.search(msg or "")
+        if match:
+            candidates.append(int(match.group(1)) / 1000 - self.governor.offset)  # server → host time
+        until = max(candidates) if candidates else now + _DEFAULT_BAN
+        self.governor.ban(until)
+        metrics.EXCHANGE_BANNED.inc()
+        raise Banned(f"{name}: IP banned (418) until {datetime.fromtimestamp(until, UTC).isoformat()}: {msg}",
+                     endpoint=name, until=datetime.fromtimestamp(until, UTC))
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
+
+    # --- general endpoints -----------------------------------------------------------------
+
+    async def ping(self, *, priority: Priority = Priority.LIVE) -> None:
+        await self.request(ep.PING, priority=priority)
+
+    async def server_time(self, *, priority: Priority = Priority.LIVE) -> datetime:
+        return parsers.parse_server_time(await self.request(ep.TIME, priority=priority))
+
+    async def sync_time(self) -> float:
+        """Measure server time minus host time (seconds), give it to the governor, return it.
+
+        Fixed windows are aligned to the server's clock, and signed requests carry its time.
+        """
+        clock = self.governor.clock
+        sent = clock.time()
+        payload = await self.request(ep.TIME)
+        received = clock.time()
+        server = parsers.parse_server_time(payload)
+        offset = (server - _EPOCH) / timedelta(seconds=1) - (sent + received) / 2
+        self.governor.set_time_offset(offset)
+        return offset
+
+    async def exchange_info(self, *, priority: Priority = Priority.LIVE) -> ExchangeInfo:
+        return parsers.parse_exchange_info(await self.request(ep.EXCHANGE_INFO, priority=priority))
+
+    async def configure_limits(self) -> ExchangeInfo:
+        """Fetch exchangeInfo and give its rateLimits to the governor. Call once at startup."""
+        info = await self.exchange_info()
+        self.governor.configure(info.rate_limits)
+        return info
+
+    async def option_info(self, *, priority: Priority = Priority.LIVE) -> list[OptionSymbol]:
+        return parsers.parse_option_info(await self.request(ep.OPTION_INFO, priority=priority))
+
+    # --- option market data ----------------------------------------------------------------
+
+    async def depth(self, symbol: str, limit: int = 60, *, priority: Priority = Priority.LIVE) -> DepthSnapshot:
+        if limit not in ep.DEPTH_LIMITS:
+            raise ConfigError(f"depth limit must be one of {ep.DEPTH_LIMITS}, not {limit}")
+        payload = await self.request(ep.DEPTH, {"symbol": symbol, "limit": limit}, priority=priority)
+        return parsers.parse_depth(payload, symbol, self._now())
+
+    async def recent_trades(self, symbol: str, limit: int = 60, *,
+                            priority: Priority = Priority.LIVE) -> list[RecentTrade]:
+        if not 1 <= limit <= ep.MAX_TRADES:
+            raise ConfigError(f"trades limit must be 1..{ep.MAX_TRADES}, not {limit}")
+        payload = await self.request(ep.TRADES, {"symbol": symbol, "limit": limit}, priority=priority)
+        return parsers.parse_recent_trades(payload, symbol)
+
+    async def historical_trades(self, symbol: str, from_id: int | None = None, limit: int = 500, *,
+                                priority: Priority = Priority.LIVE) -> list[Trade]:
+        """Trades with id >= from_id (most recent without it), sorted by id ascending."""
+        if not 1 <= limit <= ep.MAX_HISTORICAL_TRADES:
+            raise ConfigError(f"historicalTrades limit must be 1..{ep.MAX_HISTORICAL_TRADES}, not {limit}")
+        params = {"symbol": symbol, "limit": limit, "fromId": from_id}
+        payload = await self.request(ep.HISTORICAL_TRADES, params, priority=priority)
+        return parsers.parse_historical_trades(payload, symbol)
+
+    async def klines(self, symbol: str, interval: str, start: datetime | None = None,
+                     end: datetime | None = None, limit: int = 1000, *,
+                     priority: Priority = Priority.LIVE) -> list[Kline]:
+        """Klines sorted by open time; ``start``/``end`` are aware datetimes (startTime/endTime)."""
+        if interval not in INTERVALS:
+            raise ConfigError(f"unknown kline interval {interval!r}; known: {', '.join(INTERVALS)}")
+        if not 1 <= limit <= ep.MAX_KLINES:
+            raise ConfigError(f"klines limit must be 1..{ep.MAX_KLINES}, not {limit}")
+        params = {
+            "symbol": symbol,
+            "interval": interval,
+            "startTime": None if start is None else _to_ms(start, "start"),
+            "endTime": None if end is None else _to_ms(end, "end"),
+            "limit": limit,
+        }
+        payload = await self.request(ep.KLINES, params, priority=priority)
+        return parsers.parse_klines(payload, symbol, interval)
+
+    async def avg_price(self, symbol: str, *, priority: Priority = Priority.LIVE) -> AvgPrice:
+        payload = await self.request(ep.AVG_PRICE, {"symbol": symbol}, priority=priority)
+        return parsers.parse_avg_price(payload, symbol, self._now())
+
+    async def ticker_24hr(self, symbol: str | None = None, *,
+                          priority: Priority = Priority.LIVE) -> list[Ticker24h]:
+        payload = await self.request(ep.TICKER_24HR, {"symbol": symbol}, priority=priority,
+                                     weight=ep.TICKER_24HR.weight_for(symbol))
+        return parsers.parse_ticker_24hr(payload, self._now())
+
+    async def ticker_price(self, symbol: str | None = None, *,
+                           priority: Priority = Priority.LIVE) -> list[PriceTicker]:
+        payload = await self.request(ep.TICKER_PRICE, {"symbol": symbol}, priority=priority,
+                                     weight=ep.TICKER_PRICE.weight_for(symbol))
+        return parsers.parse_price_tickers(payload)
+
+    async def book_ticker(self, symbol: str | None = None, *,
+                          priority: Priority = Priority.LIVE) -> list[BookTicker]:
+        payload = await self.request(ep.BOOK_TICKER, {"symbol": symbol}, priority=priority,
+                                     weight=ep.BOOK_TICKER.weight_for(symbol))
+        return parsers.parse_book_tickers(payload, self._now())
+
+    # --- signed endpoints (not used by the collector; kept for completeness) ---------------
+
+    async def signed_request(self, method: str, path: str, params: Mapping[str, object] | None = None,
+                             *, weight: int = 1, priority: Priority = Priority.LIVE) -> Any:
+        """A USER_DATA/TRADE call: adds recvWindow, timestamp (server time) and the signature."""
+        endpoint = Endpoint(path.rsplit("/", 1)[-1] or path, path, weight, security=Security.SIGNED)
+        return await self.request(endpoint, params, priority=priority, method=method)

@@ -1,0 +1,48 @@
+"""Paths, weights and security of the endpoints the collector uses, read from the seed.
+
+Weights are what the exchange charges; the governor reserves them before each request.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Security(enum.Enum):
+    NONE = "NONE"
+    MARKET_DATA = "MARKET_DATA"  # API key header, no signature
+    SIGNED = "SIGNED"  # USER_DATA / TRADE: API key and HMAC-SHA256 signature
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # metric label and error context
+    path: str
+    weight: int
+    weight_all: int | None = None  # when the symbol parameter is omitted
+    security: Security = Security.NONE
+
+    def weight_for(self, symbol: str | None) -> int:
+        return self.weight if symbol is not None or self.weight_all is None else self.weight_all
+
+
+PING = Endpoint("ping", "/api/v1/ping", 1)
+TIME = Endpoint("time", "/api/v1/time", 1)
+EXCHANGE_INFO = Endpoint("exchangeInfo", "/api/v1/exchangeInfo", 1)
+OPTION_INFO = Endpoint("optionInfo", "/api/v1/optionInfo", 1)
+DEPTH = Endpoint("depth", "/api/v1/option/depth", 1)
+TRADES = Endpoint("trades", "/api/v1/option/trades", 1)
+HISTORICAL_TRADES = Endpoint("historicalTrades", "/api/v1/option/historicalTrades", 5,
+                             security=Security.MARKET_DATA)
+KLINES = Endpoint("klines", "/api/v1/option/klines", 1)
+AVG_PRICE = Endpoint("avgPrice", "/api/v1/option/avgPrice", 1)
+TICKER_24HR = Endpoint("ticker/24hr", "/api/v1/option/ticker/24hr", 1, weight_all=40)
+TICKER_PRICE = Endpoint("ticker/price", "/api/v1/option/ticker/price", 1, weight_all=2)
+BOOK_TICKER = Endpoint("ticker/bookTicker", "/api/v1/option/ticker/bookTicker", 1, weight_all=2)
+
+# Limits of the seed's parameters, checked before spending weight on a request that would fail.
+DEPTH_LIMITS = (5, 10, 20, 50, 60)
+MAX_TRADES = 60
+MAX_HISTORICAL_TRADES = 500
+MAX_KLINES = 1000

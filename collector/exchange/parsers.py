@@ -1,0 +1,375 @@
+"""Pure parsers: decoded JSON → the frozen records of ``collector.domain``.
+
+Input is what ``json.loads(body, parse_float=Decimal)`` returns, so no float ever exists: numbers
+arrive as ``str``, ``int`` or ``Decimal``. A float is refused rather than silently rounded.
+Everything the seed or the field notes allow is accepted (strings or numbers, ids as strings,
+pages in either order, depth with or without ``lastUpdateId`` and with 2- or 3-element levels,
+missing optional fields); anything else raises ``ParseError(endpoint, field, problem)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from collector.domain import (
+    AvgPrice,
+    BookTicker,
+    DepthLevel,
+    DepthSnapshot,
+    ExchangeInfo,
+    Kline,
+    ListedSymbol,
+    OptionSymbol,
+    PriceTicker,
+    RateLimit,
+    RecentTrade,
+    Ticker24h,
+    Trade,
+)
+from collector.errors import ParseError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MISSING = object()
+_OPTION_TYPES = {"LONGS": "CALL", "SHORTS": "PUT", "CALL": "CALL", "PUT": "PUT"}
+_RATE_UNITS = {"second", "minute", "hour", "day"}
+
+
+# --- field readers -------------------------------------------------------------------------
+
+
+def to_decimal(value: Any, endpoint: str, field: str, *, signed: bool = True) -> Decimal:
+    """A finite Decimal from a str, int or Decimal; ``signed=False`` also refuses negatives."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ParseError(endpoint, field, f"expected a decimal number, got {type(value).__name__}")
+    if isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ParseError(endpoint, field, f"not a decimal number: {value!r}") from None
+    else:
+        result = Decimal(value)
+    if not result.is_finite():
+        raise ParseError(endpoint, field, f"not finite: {value!r}")
+    if not signed and result < 0:
+        raise ParseError(endpoint, field, f"negative: {value!r}")
+    return result
+
+
+def to_int(value: Any, endpoint: str, field: str) -> int:
+    """An integer from an int, an integral Decimal or a string of digits (ids beyond 2**53)."""
+    if isinstance(value, bool):
+        raise ParseError(endpoint, field, "expected an integer, got bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit() and text.isascii():
+            return int(text)
+        raise ParseError(endpoint, field, f"not an integer: {value!r}")
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    raise ParseError(endpoint, field, f"expected an integer, got {value!r}")
+
+
+def ms_to_datetime(value: Any, endpoint: str, field: str) -> datetime:
+    """Aware UTC datetime from epoch milliseconds, by integer arithmetic (no float rounding)."""
+    ms = to_int(value, endpoint, field)
+    if ms < 0:
+        raise ParseError(endpoint, field, f"negative timestamp: {ms}")
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        raise ParseError(endpoint, field, f"timestamp out of range: {ms}") from None
+
+
+def _get(obj: Mapping[str, Any], key: str, endpoint: str, *, required: bool = True) -> Any:
+    value = obj.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ParseError(endpoint, key, "missing")
+        return None
+    return value
+
+
+def _obj(value: Any, endpoint: str, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ParseError(endpoint, field, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, endpoint: str, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ParseError(endpoint, field, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, endpoint: str, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ParseError(endpoint, field, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _opt_dec(obj: Mapping[str, Any], key: str, endpoint: str, *, signed: bool = True) -> Decimal | None:
+    value = _get(obj, key, endpoint, required=False)
+    return None if value is None else to_decimal(value, endpoint, key, signed=signed)
+
+
+def _opt_time(obj: Mapping[str, Any], key: str, endpoint: str) -> datetime | None:
+    value = _get(obj, key, endpoint, required=False)
+    return None if value is None else ms_to_datetime(value, endpoint, key)
+
+
+def _opt_bool(obj: Mapping[str, Any], key: str, endpoint: str) -> bool | None:
+    value = _get(obj, key, endpoint, required=False)
+    if value is not None and not isinstance(value, bool):
+        raise ParseError(endpoint, key, f"expected a boolean, got {value!r}")
+    return value
+
+
+def _one_or_many(payload: Any, endpoint: str) -> list[Mapping[str, Any]]:
+    """Ticker endpoints answer an object for one symbol and a list without one."""
+    items = [payload] if isinstance(payload, Mapping) else _list(payload, endpoint, "<body>")
+    return [_obj(item, endpoint, f"[{i}]") for i, item in enumerate(items)]
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+
+def parse_server_time(payload: Any) -> datetime:
+    ep = "time"
+    return ms_to_datetime(_get(_obj(payload, ep, "<body>"), "serverTime", ep), ep, "serverTime")
+
+
+def parse_rate_limit(item: Any, endpoint: str = "exchangeInfo") -> RateLimit:
+    obj = _obj(item, endpoint, "rateLimits[]")
+    interval = _str(_get(obj, "interval", endpoint), endpoint, "interval")
+    if interval.lower() not in _RATE_UNITS:
+        raise ParseError(endpoint, "interval", f"unknown rate-limit interval {interval!r}")
+    interval_num = to_int(_get(obj, "intervalNum", endpoint, required=False) or 1, endpoint, "intervalNum")
+    limit = to_int(_get(obj, "limit", endpoint), endpoint, "limit")
+    if interval_num <= 0 or limit < 0:
+        raise ParseError(endpoint, "limit", f"nonsensical limit {limit} per {interval_num} {interval}")
+    return RateLimit(
+        rate_limit_type=_str(_get(obj, "rateLimitType", endpoint), endpoint, "rateLimitType"),
+        interval=interval,
+        interval_num=interval_num,
+        limit=limit,
+    )
+
+
+def parse_exchange_info(payload: Any) -> ExchangeInfo:
+    ep = "exchangeInfo"
+    obj = _obj(payload, ep, "<body>")
+    limits = _list(_get(obj, "rateLimits", ep), ep, "rateLimits")
+    raw_symbols = _get(obj, "optionSymbols", ep, required=False)
+    symbols = []
+    for item in _list(raw_symbols if raw_symbols is not None else [], ep, "optionSymbols"):
+        s = _obj(item, ep, "optionSymbols[]")
+        base_prec = _get(s, "baseAssetPrecision", ep, required=False)
+        quote_prec = _get(s, "quotePrecision", ep, required=False)
+        symbols.append(ListedSymbol(
+            symbol=_str(_get(s, "symbol", ep), ep, "symbol"),
+            status=_str(_get(s, "status", ep), ep, "status"),
+            base_asset=_get(s, "baseAsset", ep, required=False),
+            quote_asset=_get(s, "quoteAsset", ep, required=False),
+            base_asset_precision=None if base_prec is None else to_int(base_prec, ep, "baseAssetPrecision"),
+            quote_precision=None if quote_prec is None else to_int(quote_prec, ep, "quotePrecision"),
+        ))
+    timezone = _get(obj, "timezone", ep, required=False)
+    return ExchangeInfo(
+        server_time=_opt_time(obj, "serverTime", ep),
+        timezone=None if timezone is None else _str(timezone, ep, "timezone"),
+        rate_limits=tuple(parse_rate_limit(item, ep) for item in limits),
+        option_symbols=tuple(symbols),
+    )
+
+
+def parse_option_info(payload: Any) -> list[OptionSymbol]:
+    ep = "optionInfo"
+    result = []
+    for i, item in enumerate(_list(payload, ep, "<body>")):
+        obj = _obj(item, ep, f"[{i}]")
+        raw_type = _get(obj, "type", ep, required=False)
+        if raw_type is not None:
+            raw_type = _str(raw_type, ep, "type")
+        desc = _get(obj, "optionDesc", ep, required=False)
+        result.append(OptionSymbol(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            status=_str(_get(obj, "status", ep), ep, "status"),
+            option_type=_OPTION_TYPES.get(raw_type.upper()) if raw_type else None,
+            raw_type=raw_type,
+            expiry_time=_opt_time(obj, "exertionTime", ep),
+            description=None if desc is None else str(desc),
+            can_release=_opt_bool(obj, "canRelease", ep),
+        ))
+    return result
+
+
+def _levels(value: Any, endpoint: str, side: str) -> tuple[DepthLevel, ...]:
+    levels = []
+    for i, level in enumerate(_list(value, endpoint, side)):
+        field = f"{side}[{i}]"
+        if not isinstance(level, list) or len(level) < 2:
+            raise ParseError(endpoint, field, f"expected [price, qty, ...], got {level!r}")
+        levels.append(DepthLevel(
+            price=to_decimal(level[0], endpoint, f"{field}.price", signed=False),
+            qty=to_decimal(level[1], endpoint, f"{field}.qty", signed=False),
+        ))
+    return tuple(levels)
+
+
+def parse_depth(payload: Any, symbol: str, captured_at: datetime) -> DepthSnapshot:
+    ep = "depth"
+    obj = _obj(payload, ep, "<body>")
+    last_id = _get(obj, "lastUpdateId", ep, required=False)
+    return DepthSnapshot(
+        symbol=symbol,
+        captured_at=captured_at,
+        last_update_id=None if last_id is None else to_int(last_id, ep, "lastUpdateId"),
+        bids=_levels(_get(obj, "bids", ep), ep, "bids"),
+        asks=_levels(_get(obj, "asks", ep), ep, "asks"),
+    )
+
+
+def _buyer_maker(obj: Mapping[str, Any], ep: str) -> bool | None:
+    if obj.get("buyerMaker") is not None:
+        return _opt_bool(obj, "buyerMaker", ep)
+    return _opt_bool(obj, "isBuyerMaker", ep)
+
+
+def parse_recent_trades(payload: Any, symbol: str) -> list[RecentTrade]:
+    """Order kept as sent: the real exchange sent newest first."""
+    ep = "trades"
+    result = []
+    for i, item in enumerate(_list(payload, ep, "<body>")):
+        obj = _obj(item, ep, f"[{i}]")
+        trade_id = _get(obj, "id", ep, required=False)
+        result.append(RecentTrade(
+            symbol=symbol,
+            price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+            qty=to_decimal(_get(obj, "qty", ep), ep, "qty"),  # contract sells are negative
+            time=ms_to_datetime(_get(obj, "time", ep), ep, "time"),
+            trade_id=None if trade_id is None else to_int(trade_id, ep, "id"),
+            buyer_maker=_buyer_maker(obj, ep),
+        ))
+    return result
+
+
+def parse_historical_trades(payload: Any, symbol: str) -> list[Trade]:
+    """Sorted by id: the exchange's order within a page is not to be relied on."""
+    ep = "historicalTrades"
+    result = []
+    for i, item in enumerate(_list(payload, ep, "<body>")):
+        obj = _obj(item, ep, f"[{i}]")
+        result.append(Trade(
+            symbol=symbol,
+            trade_id=to_int(_get(obj, "id", ep), ep, "id"),
+            price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+            qty=to_decimal(_get(obj, "qty", ep), ep, "qty"),
+            time=ms_to_datetime(_get(obj, "time", ep), ep, "time"),
+            buyer_maker=_buyer_maker(obj, ep),
+        ))
+    result.sort(key=lambda t: t.trade_id)
+    return result
+
+
+_KLINE_DECIMALS = {1: "open", 2: "high", 3: "low", 4: "close", 5: "volume", 7: "quote_volume",
+                   9: "taker_buy_base_volume", 10: "taker_buy_quote_volume"}
+
+
+def parse_klines(payload: Any, symbol: str, interval: str) -> list[Kline]:
+    """Sorted by open time."""
+    ep = "klines"
+    result = []
+    for i, row in enumerate(_list(payload, ep, "<body>")):
+        if not isinstance(row, list) or len(row) < 11:
+            raise ParseError(ep, f"[{i}]", f"expected a list of at least 11 fields, got {row!r}")
+        values = {name: to_decimal(row[idx], ep, f"[{i}].{name}", signed=False)
+                  for idx, name in _KLINE_DECIMALS.items()}
+        trade_count = to_int(row[8], ep, f"[{i}].trade_count")
+        if trade_count < 0:
+            raise ParseError(ep, f"[{i}].trade_count", f"negative: {trade_count}")
+        result.append(Kline(
+            symbol=symbol,
+            interval=interval,
+            open_time=ms_to_datetime(row[0], ep, f"[{i}].open_time"),
+            close_time=ms_to_datetime(row[6], ep, f"[{i}].close_time"),
+            trade_count=trade_count,
+            **values,
+        ))
+    result.sort(key=lambda k: k.open_time)
+    return result
+
+
+def parse_avg_price(payload: Any, symbol: str, captured_at: datetime) -> AvgPrice:
+    ep = "avgPrice"
+    obj = _obj(payload, ep, "<body>")
+    return AvgPrice(
+        symbol=symbol,
+        captured_at=captured_at,
+        mins=to_int(_get(obj, "mins", ep), ep, "mins"),
+        price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+    )
+
+
+def parse_ticker_24hr(payload: Any, captured_at: datetime) -> list[Ticker24h]:
+    """Times are stored as sent: the real exchange often had closeTime < openTime."""
+    ep = "ticker/24hr"
+    result = []
+    for obj in _one_or_many(payload, ep):
+        def dec(key: str, signed: bool = False) -> Decimal | None:
+            return _opt_dec(obj, key, ep, signed=signed)
+
+        result.append(Ticker24h(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            captured_at=captured_at,
+            price_change=dec("priceChange", signed=True),
+            price_change_percent=dec("priceChangePercent", signed=True),
+            weighted_avg_price=dec("weightedAvgPrice"),
+            last_price=dec("lastPrice"),
+            bid_price=dec("bidPrice"),
+            bid_qty=dec("bidQty"),
+            ask_price=dec("askPrice"),
+            ask_qty=dec("askQty"),
+            open_price=dec("openPrice"),
+            high_price=dec("highPrice"),
+            low_price=dec("lowPrice"),
+            volume=dec("volume"),
+            quote_volume=dec("quoteVolume"),
+            open_time=_opt_time(obj, "openTime", ep),
+            close_time=_opt_time(obj, "closeTime", ep),
+            expiry_time=_opt_time(obj, "exertionTime", ep),
+            perform_price=dec("performPrice"),
+            underlying_price=dec("referencePrice"),
+            strike_price=dec("exertionPrice"),
+        ))
+    return result
+
+
+def parse_price_tickers(payload: Any) -> list[PriceTicker]:
+    ep = "ticker/price"
+    return [
+        PriceTicker(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+        )
+        for obj in _one_or_many(payload, ep)
+    ]
+
+
+def parse_book_tickers(payload: Any, captured_at: datetime) -> list[BookTicker]:
+    ep = "ticker/bookTicker"
+    return [
+        BookTicker(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            captured_at=captured_at,
+            bid_price=_opt_dec(obj, "bidPrice", ep, signed=False),
+            bid_qty=_opt_dec(obj, "bidQty", ep, signed=False),
+            ask_price=_opt_dec(obj, "askPrice", ep, signed=False),
+            ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
+        )
+        for obj in _one_or_many(payload, ep)
+    ]

@@ -1,0 +1,407 @@
+"""The weight governor: spend the exchange's announced budget, never more.
+
+Limits come only from ``exchangeInfo.rateLimits`` (``configure``). Until then a bootstrap mode
+lets one request be in flight at a time, enough to fetch exchangeInfo itself.
+
+The exchange counts weight (and raw requests) in fixed windows aligned to its clock
+(``floor(server_time / window)``), so this does too, on host time plus the measured server-time
+offset. A request granted at server time ``t`` is charged to every window that meets
+``[t - guard, t + guard]``: near a boundary we cannot know on which side the exchange will count
+it, so it must fit on both. When work is queued the budget is spent early in each window, so the
+guard costs a fraction of a second per window, not budget.
+
+Every request reserves its weight before it is sent (``async with governor.slot(w, prio)``).
+``observe`` reconciles the local count with ``X-MBX-USED-WEIGHT-1M`` (or the header for the
+configured interval): a higher count means someone else spends from the same IP, so adopt it.
+A lower count is ignored: our in-flight requests are not in it yet.
+
+429 → ``pause``: nobody sends until Retry-After has passed. 418 → ``ban``: nobody sends until the
+ban ends. Waiters are served LIVE before BACKFILL, FIFO within a priority, strictly head-of-line
+(a big request is not starved by small ones behind it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from collector import metrics
+from collector.domain import RateLimit
+
+log = logging.getLogger(__name__)
+
+_WEIGHT_TYPES = {"requestsweight", "request_weight"}
+_RAW_TYPES = {"rawrequests", "raw_requests"}
+_MIN_DELAY = 0.001  # floor for timer delays, so float rounding cannot make a busy loop
+
+
+class Priority(enum.IntEnum):
+    """Lower value is served first."""
+
+    LIVE = 0
+    BACKFILL = 1
+
+
+class Clock(Protocol):
+    """Host wall-clock time in seconds since the epoch, and a way to wait on it."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class _Budget:
+    """One limit counted in fixed windows: window index → units used."""
+
+    name: str
+    limit: int
+    effective: int
+    window: float
+    used: dict[int, int] = field(default_factory=dict)
+
+    def indices(self, t: float, guard: float) -> range:
+        return range(math.floor((t - guard) / self.window), math.floor((t + guard) / self.window) + 1)
+
+    def fits(self, t: float, guard: float, units: int) -> bool:
+        counts = [self.used.get(i, 0) for i in self.indices(t, guard)]
+        # A request bigger than the whole effective budget may go alone into empty windows.
+        return all(c + units <= self.effective for c in counts) or all(c == 0 for c in counts)
+
+    def charge(self, t: float, guard: float, units: int) -> None:
+        for i in self.indices(t, guard):
+            self.used[i] = self.used.get(i, 0) + units
+        current = math.floor(t / self.window)
+        for old in [i for i in self.used if i < current - 1]:
+            del self.used[old]
+
+    def next_change(self, t: float, guard: float) -> float:
+        """Server time at which the oldest window leaves the guard band."""
+        return (math.floor((t - guard) / self.window) + 1) * self.window + guard
+
+    def current(self, t: float) -> int:
+        return self.used.get(math.floor(t / self.window), 0)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    weight: int
+    priority: Priority
+    granted_at: float  # server time
+    window: int | None  # weight-window index at grant; None before configuration
+
+
+@dataclass(frozen=True)
+class GovernorStats:
+    configured: bool
+    weight_limit: int | None  # announced
+    effective_limit: int | None  # announced less the margin
+    weight_window_seconds: float | None
+    weight_used: int  # in the current window
+    raw_limit: int | None
+    raw_used: int
+    in_flight: int
+    queued: dict[Priority, int]
+    granted: dict[Priority, int]
+    waits: int  # requests that did not get a slot at once
+    wait_seconds: float
+    paused_until: float | None  # host epoch seconds
+    banned_until: float | None  # host epoch seconds
+    adopted_from_header: int  # times a header showed more weight than we had counted
+
+
+@dataclass
+class _Waiter:
+    weight: int
+    priority: Priority
+    future: asyncio.Future[Reservation]
+    since: float
+
+
+def _effective(limit: int, margin: float) -> int:
+    return max(1, limit - math.ceil(limit * margin - 1e-9))
+
+
+def _interval_suffix(window: float) -> str:
+    seconds = int(window)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class WeightGovernor:
+    def __init__(self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25) -> None:
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be in [0, 1)")
+        self.margin = margin
+        self.guard = guard
+        self.clock: Clock = clock or SystemClock()
+        self.offset = 0.0  # server time - host time, seconds
+        self._weight: _Budget | None = None
+        self._raw: _Budget | None = None
+        self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
+        self._in_flight = 0
+        self._paused_until = 0.0  # host time
+        self._banned_until = 0.0  # host time
+        self._timer: asyncio.Task[None] | None = None
+        self._waits = 0
+        self._wait_seconds = 0.0
+        self._granted = {p: 0 for p in Priority}
+        self._adopted = 0
+
+    # --- configuration ---------------------------------------------------------------------
+
+    @property
+    def configured(self) -> bool:
+        return self._weight is not None
+
+    def configure(self, rate_limits: Iterable[RateLimit]) -> None:
+        """Take the request-weight and raw-request limits; other kinds (orders) do not apply."""
+        weight = raw = None
+        for rl in rate_limits:
+            kind = rl.rate_limit_type.lower()
+            budget = _Budget(rl.rate_limit_type, rl.limit, _effective(rl.limit, self.margin), rl.window_seconds)
+            # Several entries of one kind: the tightest per second wins (not expected on JEX).
+            if kind in _WEIGHT_TYPES and (weight is None or budget.limit / budget.window < weight.limit / weight.window):
+                weight = budget
+            elif kind in _RAW_TYPES and (raw is None or budget.limit / budget.window < raw.limit / raw.window):
+                raw = budget
+        if weight is None:
+            raise ValueError("exchangeInfo.rateLimits has no requestsWeight limit")
+        # Keep what was already counted in the current windows.
+        for new, old in ((weight, self._weight), (raw, self._raw)):
+            if new is not None and old is not None and new.window == old.window:
+                new.used = old.used
+        self._weight, self._raw = weight, raw
+        metrics.WEIGHT_LIMIT.set(weight.limit)
+        metrics.WEIGHT_EFFECTIVE_LIMIT.set(weight.effective)
+        log.info("rate limits: weight %d per %gs (using %d), raw %s", weight.limit, weight.window,
+                 weight.effective, f"{raw.limit} per {raw.window:g}s" if raw else "none")
+        self._pump()
+
+    def set_time_offset(self, seconds: float) -> None:
+        """Server time minus host time, as measured by the client's ``sync_time``."""
+        self.offset = seconds
+        self._pump()
+
+    def server_time(self) -> float:
+        return self.clock.time() + self.offset
+
+    # --- reservation -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def slot(self, weight: int, priority: Priority = Priority.LIVE) -> AsyncIterator[Reservation]:
+        """Reserve ``weight`` before sending; the request is in flight inside the block."""
+        reservation = await self.acquire(weight, priority)
+        try:
+            yield reservation
+        finally:
+            self.release(reservation)
+
+    async def acquire(self, weight: int, priority: Priority = Priority.LIVE) -> Reservation:
+        if weight < 0:
+            raise ValueError("weight must be >= 0")
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(weight, priority, loop.create_future(), self.clock.time())
+        self._queues[priority].append(waiter)
+        self._pump()
+        if waiter.future.done():
+            return waiter.future.result()
+        self._waits += 1
+        metrics.GOVERNOR_WAITS.labels(priority.name).inc()
+        metrics.GOVERNOR_QUEUED.labels(priority.name).set(len(self._queues[priority]))
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release(waiter.future.result())  # granted, then cancelled before it ran
+            else:
+                try:
+                    self._queues[priority].remove(waiter)
+                except ValueError:
+                    pass
+                self._pump()
+            raise
+
+    def release(self, reservation: Reservation) -> None:
+        """The request is over (answered or failed). Its weight stays counted."""
+        self._in_flight -= 1
+        self._pump()
+
+    # --- what the exchange told us ---------------------------------------------------------
+
+    def observe(self, headers: Mapping[str, str], reservation: Reservation | None = None) -> None:
+        """Reconcile with the used-weight header of a response (any status)."""
+        if self._weight is None:
+            return
+        lowered = {k.lower(): v for k, v in headers.items()}
+        suffix = _interval_suffix(self._weight.window)
+        value = lowered.get(f"x-mbx-used-weight-{suffix}")
+        if value is None and suffix == "1m":
+            value = lowered.get("x-mbx-used-weight")  # legacy; only when the -1M one is absent
+        try:
+            used = int(str(value).strip()) if value is not None else None
+        except ValueError:
+            used = None
+        if used is None:
+            return
+        now = self.server_time()
+        index = math.floor(now / self._weight.window)
+        if reservation is not None and reservation.window is not None and reservation.window != index:
+            return  # answered in a later window than it was granted in: which one it counts in is unknown
+        if used > self._weight.used.get(index, 0):
+            self._adopted += 1
+            self._weight.used[index] = used
+            metrics.WEIGHT_USED.set(used)
+
+    def pause(self, retry_after: float | None) -> float:
+        """After a 429: nothing is sent before Retry-After (or the window's end when absent)."""
+        now = self.clock.time()
+        if retry_after is None or retry_after <= 0:
+            if self._weight is not None:
+                server_now = self.server_time()
+                retry_after = self._weight.next_change(server_now, 0) - server_now
+            else:
+                retry_after = 1.0
+        until = now + retry_after
+        if until > self._paused_until:
+            self._paused_until = until
+            metrics.EXCHANGE_PAUSED_UNTIL.set(until)
+        if self._weight is not None:
+            # Whatever we counted, the exchange thinks this window is full.
+            index = math.floor(self.server_time() / self._weight.window)
+            self._weight.used[index] = max(self._weight.used.get(index, 0), self._weight.limit)
+        log.warning("rate limited (429): sending nothing for %.1fs", until - now)
+        self._pump()
+        return until
+
+    def ban(self, until: float) -> None:
+        """After a 418: nothing is sent before ``until`` (host epoch seconds)."""
+        if until > self._banned_until:
+            self._banned_until = until
+            metrics.EXCHANGE_BAN_UNTIL.set(until)
+        log.critical("IP BANNED by the exchange (418) until %s; sending nothing before then",
+                     datetime.fromtimestamp(until, UTC).isoformat())
+        self._pump()
+
+    # --- scheduling ------------------------------------------------------------------------
+
+    def _delay(self, weight: int, now: float) -> float:
+        """Seconds until the head request might go: 0 = now, inf = when something is released."""
+        hold = max(self._paused_until, self._banned_until) - now
+        if hold > 0:
+            return max(hold, _MIN_DELAY)
+        if self._weight is None:
+            return 0.0 if self._in_flight == 0 else math.inf
+        server_now = now + self.offset
+        delay = 0.0
+        for budget, units in ((self._weight, weight), (self._raw, 1)):
+            if budget is not None and not budget.fits(server_now, self.guard, units):
+                delay = max(delay, budget.next_change(server_now, self.guard) - server_now, _MIN_DELAY)
+        return delay
+
+    def _pump(self) -> None:
+        """Grant waiting requests in order while they fit; otherwise arm a timer."""
+        now = self.clock.time()
+        delay = math.inf
+        while True:
+            waiter = self._head()
+            if waiter is None:
+                delay = math.inf
+                break
+            delay = self._delay(waiter.weight, now)
+            if delay > 0:
+                break
+            self._queues[waiter.priority].popleft()
+            self._grant(waiter, now)
+        if self._paused_until and now >= self._paused_until:
+            self._paused_until = 0.0
+            metrics.EXCHANGE_PAUSED_UNTIL.set(0)
+        if self._banned_until and now >= self._banned_until:
+            self._banned_until = 0.0
+            metrics.EXCHANGE_BAN_UNTIL.set(0)
+            log.warning("exchange ban over; sending again")
+        for p in Priority:
+            metrics.GOVERNOR_QUEUED.labels(p.name).set(len(self._queues[p]))
+        self._arm(delay)
+
+    def _head(self) -> _Waiter | None:
+        for p in Priority:
+            queue = self._queues[p]
+            while queue and queue[0].future.done():
+                queue.popleft()  # cancelled while waiting
+            if queue:
+                return queue[0]
+        return None
+
+    def _grant(self, waiter: _Waiter, now: float) -> None:
+        server_now = now + self.offset
+        window = None
+        if self._weight is not None:
+            self._weight.charge(server_now, self.guard, waiter.weight)
+            window = math.floor(server_now / self._weight.window)
+            metrics.WEIGHT_USED.set(self._weight.current(server_now))
+        if self._raw is not None:
+            self._raw.charge(server_now, self.guard, 1)
+            metrics.RAW_REQUESTS_USED.set(self._raw.current(server_now))
+        self._in_flight += 1
+        self._granted[waiter.priority] += 1
+        waited = now - waiter.since
+        if waited > 0:
+            self._wait_seconds += waited
+            metrics.GOVERNOR_WAIT_SECONDS.labels(waiter.priority.name).inc(waited)
+        waiter.future.set_result(Reservation(waiter.weight, waiter.priority, server_now, window))
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if math.isfinite(delay):
+            self._timer = asyncio.get_running_loop().create_task(self._fire(delay))
+
+    async def _fire(self, delay: float) -> None:
+        await self.clock.sleep(delay)
+        self._timer = None
+        self._pump()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def stats(self) -> GovernorStats:
+        server_now = self.server_time()
+        now = self.clock.time()
+        w, r = self._weight, self._raw
+        return GovernorStats(
+            configured=w is not None,
+            weight_limit=w.limit if w else None,
+            effective_limit=w.effective if w else None,
+            weight_window_seconds=w.window if w else None,
+            weight_used=w.current(server_now) if w else 0,
+            raw_limit=r.limit if r else None,
+            raw_used=r.current(server_now) if r else 0,
+            in_flight=self._in_flight,
+            queued={p: len(q) for p, q in self._queues.items()},
+            granted=dict(self._granted),
+            waits=self._waits,
+            wait_seconds=self._wait_seconds,
+            paused_until=self._paused_until if self._paused_until > now else None,
+            banned_until=self._banned_until if self._banned_until > now else None,
+            adopted_from_header=self._adopted,
+        )

@@ -1,0 +1,78 @@
+"""Prometheus metrics, all on one registry that whatever serves ``/metrics`` exposes.
+
+Exchange-client metrics are below; daemon metrics belong in this module too. A separate
+registry (not the global default) keeps tests and embedded uses from colliding.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+# --- exchange client -----------------------------------------------------------------------
+
+EXCHANGE_REQUESTS = Counter(
+    "jex_exchange_requests_total",
+    "HTTP requests sent to the exchange, by endpoint and outcome (HTTP status, or 'error' "
+    "when no status was received).",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+EXCHANGE_LATENCY = Histogram(
+    "jex_exchange_request_seconds",
+    "Time from sending a request to having its whole body, by endpoint.",
+    ["endpoint"], registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
+)
+EXCHANGE_RETRIES = Counter(
+    "jex_exchange_retries_total",
+    "Requests retried, by endpoint and reason (unavailable, rate_limited, banned).",
+    ["endpoint", "reason"], registry=REGISTRY,
+)
+EXCHANGE_RATE_LIMITED = Counter(
+    "jex_exchange_rate_limited_total", "HTTP 429 responses received.", registry=REGISTRY,
+)
+EXCHANGE_BANNED = Counter(
+    "jex_exchange_banned_total", "HTTP 418 responses (IP bans) received.", registry=REGISTRY,
+)
+EXCHANGE_BAN_UNTIL = Gauge(
+    "jex_exchange_ban_until_seconds",
+    "Unix time at which the current IP ban ends; 0 when not banned.", registry=REGISTRY,
+)
+EXCHANGE_PAUSED_UNTIL = Gauge(
+    "jex_exchange_paused_until_seconds",
+    "Unix time before which nothing is sent (Retry-After of a 429 or 418); 0 when not paused.",
+    registry=REGISTRY,
+)
+WEIGHT_USED = Gauge(
+    "jex_exchange_weight_used",
+    "Request weight counted in the current window (local reservations reconciled with "
+    "X-MBX-USED-WEIGHT-*).", registry=REGISTRY,
+)
+WEIGHT_LIMIT = Gauge(
+    "jex_exchange_weight_limit",
+    "Announced request-weight limit per window (from exchangeInfo.rateLimits); 0 before it is known.",
+    registry=REGISTRY,
+)
+WEIGHT_EFFECTIVE_LIMIT = Gauge(
+    "jex_exchange_weight_effective_limit",
+    "Weight the governor allows per window: the announced limit less the safety margin.",
+    registry=REGISTRY,
+)
+RAW_REQUESTS_USED = Gauge(
+    "jex_exchange_raw_requests_used", "Requests counted in the current raw-request window.",
+    registry=REGISTRY,
+)
+GOVERNOR_WAITS = Counter(
+    "jex_governor_waits_total",
+    "Requests that had to wait for budget, a pause or a ban, by priority.",
+    ["priority"], registry=REGISTRY,
+)
+GOVERNOR_WAIT_SECONDS = Counter(
+    "jex_governor_wait_seconds_total", "Total time requests spent waiting, by priority.",
+    ["priority"], registry=REGISTRY,
+)
+GOVERNOR_QUEUED = Gauge(
+    "jex_governor_queued", "Requests waiting for budget now, by priority.",
+    ["priority"], registry=REGISTRY,
+)
