@@ -1,0 +1,143 @@
+"""Configuration of the JEX simulator: the market (`SimConfig`) and the faults it injects (`FaultConfig`).
+
+Both are plain dataclasses with defaults, so tests build exactly the exchange they need and the
+CLI maps flags onto them one to one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# `--faults` keys -> FaultConfig fields (rates are probabilities per /api/ response).
+_FAULT_KEYS = {
+    "5xx": "server_error_rate",
+    "html": "html_error_share",
+    "slow": "slow_rate",
+    "delay": "slow_delay_s",
+    "drop": "drop_rate",
+    "truncate": "truncate_rate",
+    "depth": "depth_legacy_rate",
+    "idnum": "ids_as_numbers_rate",
+    "numbers": "numbers_as_json_rate",
+    "swaptimes": "ticker_swapped_times_rate",
+    "skew": "clock_skew_ms",
+    "seed": "seed",
+}
+_VARIANT_FIELDS = ("depth_legacy_rate", "ids_as_numbers_rate", "numbers_as_json_rate",
+                   "ticker_swapped_times_rate")
+
+FAULTS_HELP = (
+    "Comma-separated faults, e.g. '5xx=0.05,slow=0.02,drop=0.01,truncate=0.01,variants'. "
+    "Keys (rates are shares of /api/ responses): 5xx (5xx answers), html (share of those with an "
+    "HTML body, default 0.5), slow (delayed answers), delay (seconds, default 2), drop (connection "
+    "closed mid-body), truncate (JSON cut short), depth (depth without lastUpdateId, 2-element "
+    "levels), idnum (trade ids as JSON numbers), numbers (decimal strings as JSON numbers), "
+    "swaptimes (24hr tickers with closeTime < openTime), skew (serverTime offset in ms), seed "
+    "(fault RNG seed). 'variants' alone sets depth, idnum, numbers and swaptimes to 0.5; a bare "
+    "key means 1.0."
+)
+
+
+@dataclass
+class FaultConfig:
+    """What goes wrong, and how often. Every rate is a probability per `/api/` response.
+
+    Variations (`*_rate` below `truncate_rate`) change only the representation of an answer,
+    never its values. Replace `Simulator.faults` at runtime to switch faults on or off.
+    """
+
+    server_error_rate: float = 0.0
+    html_error_share: float = 0.5
+    slow_rate: float = 0.0
+    slow_delay_s: float = 2.0
+    drop_rate: float = 0.0
+    truncate_rate: float = 0.0
+    depth_legacy_rate: float = 0.0
+    ids_as_numbers_rate: float = 0.0
+    numbers_as_json_rate: float = 0.0
+    ticker_swapped_times_rate: float = 0.0
+    clock_skew_ms: int = 0
+    seed: int | None = None  # None: derived from SimConfig.seed
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name.endswith("_rate") or f.name == "html_error_share":
+                v = getattr(self, f.name)
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError(f"{f.name} must be within [0, 1], got {v}")
+        if self.slow_delay_s < 0:
+            raise ValueError(f"slow_delay_s must be >= 0, got {self.slow_delay_s}")
+
+    @classmethod
+    def parse(cls, spec: str) -> FaultConfig:
+        """Parse the compact `--faults` syntax (see FAULTS_HELP); raises ValueError with a clear message."""
+        kwargs: dict[str, float | int] = {}
+        for raw in spec.split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            key = key.strip().lower()
+            if key == "variants":
+                rate = float(value) if sep else 0.5
+                for name in _VARIANT_FIELDS:
+                    kwargs[name] = rate
+                continue
+            if key not in _FAULT_KEYS:
+                raise ValueError(f"unknown fault {key!r}; known: {', '.join(sorted(_FAULT_KEYS))}, variants")
+            name = _FAULT_KEYS[key]
+            try:
+                if name in ("clock_skew_ms", "seed"):
+                    kwargs[name] = int(value)
+                else:
+                    kwargs[name] = float(value) if sep else 1.0
+            except ValueError:
+                raise ValueError(f"fault {key!r} needs a number, got {value!r}") from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class SimConfig:
+    """The simulated exchange. The market is a pure function of (seed, time) given these fields.
+
+    Symbol k is listed at k * listing_interval_s (Unix epoch) and expires `symbols` listings later,
+    so exactly `symbols` options trade at any instant; expired ones stay listed for grace_s.
+    """
+
+    seed: int = 1
+    history_days: float = 7.0  # trades exist from (start - history_days), floored to the minute
+    symbols: int = 28  # options trading at once
+    weight_limit: int | None = 1200  # requestsWeight per 1 minute; 0/None lifts all limits
+    raw_limit: int | None = 5000  # rawRequests per 5 minutes; 0/None lifts it
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    trades_per_minute: float = 7.0  # mean per trading symbol (each symbol has its own multiplier)
+    silent_share: float = 0.1  # share of symbols that never trade
+    listing_interval_s: float = 21600.0  # a new symbol every 6 h -> 7-day lifetime with 28 symbols
+    grace_s: float = 86400.0  # expired symbols stay listed (status EXPIRED) this long
+    start_ms: int | None = None  # anchor of the history window; None: wall clock at construction
+    ban_base_s: float = 120.0  # first 418 ban; doubles with each ban
+    ban_max_s: float = 3 * 86400.0
+    ban_after: int = 3  # requests received while told to wait (Retry-After) before an IP is banned
+    api_keys: tuple[str, ...] | None = None  # None: any well-formed X-JEX-APIKEY is accepted
+    trade_cache_buckets: int = 50_000  # LRU of generated (symbol, minute) trade lists
+
+    def __post_init__(self) -> None:
+        if self.symbols < 1:
+            raise ValueError(f"symbols must be >= 1, got {self.symbols}")
+        if self.history_days < 0:
+            raise ValueError(f"history_days must be >= 0, got {self.history_days}")
+        if self.trades_per_minute < 0:
+            raise ValueError(f"trades_per_minute must be >= 0, got {self.trades_per_minute}")
+        if not 0.0 <= self.silent_share <= 1.0:
+            raise ValueError(f"silent_share must be within [0, 1], got {self.silent_share}")
+        if self.listing_interval_s < 1:
+            raise ValueError(f"listing_interval_s must be >= 1, got {self.listing_interval_s}")
+        for name in ("weight_limit", "raw_limit"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+
+    @property
+    def limits_enabled(self) -> bool:
+        return bool(self.weight_limit)
