@@ -20,7 +20,7 @@ from collector.errors import CollectorError, ConfigError, DatabaseUnavailable, E
 from collector.logs import register_secret, setup_logging
 
 log = logging.getLogger("collector")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="collector",

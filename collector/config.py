@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, InitSettingsSource(settings_cls, _file_layer.get()))
 
+    def __repr_args__(self):  # repr() and str() must not show the database password either
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "database_url" and value else value)
+
     def public_dict(self) -> dict[str, Any]:
         """The settings as they may be shown: secrets masked, the database password hidden."""
         out = self.model_dump(mode="json")

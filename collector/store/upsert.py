@@ -1,8 +1,8 @@
 """Idempotent bulk upserts on natural keys.
 
 A batch is first deduplicated by key (the last occurrence wins): PostgreSQL refuses to update one
-row twice in one statement. Small batches go through one pipelined ``executemany`` of
-``INSERT ... ON CONFLICT DO UPDATE``; big ones are binary-COPYed into a temporary table and merged
+row twice in one statement. Small batches go through one multi-row
+``INSERT ... VALUES ... ON CONFLICT DO UPDATE``; big ones are binary-COPYed into a temporary table and merged
 with one ``INSERT ... SELECT ... ON CONFLICT``, about twice as fast (figures in docs/benchmarks.md).
 Either way a row whose values did not change is not rewritten (``WHERE ... IS DISTINCT FROM``), so
 re-running a backfill writes nothing and bloats nothing.
@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Numeric, Table, Text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
-COPY_THRESHOLD = 1000  # rows; below this the temp table costs more than it saves
+# Rows; below this the temp table costs more than it saves. It also keeps a VALUES statement
+# under PostgreSQL's 65535 bind parameters for tables of up to 65 columns.
+COPY_THRESHOLD = 1000
 _tmp_names = itertools.count()
 
 
@@ -60,7 +62,7 @@ def upsert(
 
 def _upsert_values(conn: Connection, table: Table, batch: list[Mapping[str, Any]], key: list[str],
                    update: list[str], touch: Sequence[str]) -> int:
-    stmt = insert(table)
+    stmt = insert(table).values(list(batch))  # one multi-row statement: one round trip, true rowcount
     if update:
         changed = tuple_(*(table.c[c] for c in update)).is_distinct_from(
             tuple_(*(stmt.excluded[c] for c in update))
@@ -70,8 +72,7 @@ def _upsert_values(conn: Connection, table: Table, batch: list[Mapping[str, Any]
         stmt = stmt.on_conflict_do_update(index_elements=key, set_=set_, where=changed)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=key)
-    result = conn.execute(stmt, list(batch))
-    return max(result.rowcount, 0)
+    return max(conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount, 0)
 
 
 def _now() -> Any:

