@@ -26,16 +26,15 @@ import asyncio
 import enum
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from collector import metrics
 from collector.domain import RateLimit
+from collector.exchange.clocks import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +48,6 @@ class Priority(enum.IntEnum):
 
     LIVE = 0
     BACKFILL = 1
-
-
-class Clock(Protocol):
-    """Host wall-clock time in seconds since the epoch, and a way to wait on it."""
-
-    def time(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def time(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @dataclass

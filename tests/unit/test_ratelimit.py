@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 
 import pytest
 
 from collector.domain import RateLimit
+from collector.exchange.clocks import ManualClock
 from collector.exchange.ratelimit import Priority, WeightGovernor
 
 T0 = 1_700_000_040.0  # a minute boundary: 1_700_000_040 % 60 == 0
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self.now + seconds, next(self._seq), fut))
-        await fut
-
-    async def advance(self, seconds: float) -> None:
-        """Move time forward, firing due timers in order, letting the loop run after each."""
-        target = self.now + seconds
-        await settle()
-        while self._timers and self._timers[0][0] <= target:
-            when, _, fut = heapq.heappop(self._timers)
-            self.now = max(self.now, when)
-            if not fut.done():
-                fut.set_result(None)
-            await settle()
-        self.now = target
-        await settle()
+def FakeClock(now: float = T0) -> ManualClock:
+    return ManualClock(now)
 
 
 async def settle() -> None:
