@@ -1,0 +1,78 @@
+"""`collector simulate`: run the JEX simulator until SIGINT/SIGTERM (typer command function)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import typer
+
+from collector.simulator.config import FAULTS_HELP, FaultConfig, SimConfig
+
+log = logging.getLogger("collector.simulator")
+
+
+def simulate_command(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8080, help="TCP port (0: any free port)."),
+    seed: int = typer.Option(1, help="Market seed: the same seed serves the same history."),
+    history_days: float = typer.Option(7.0, help="Days of trade history before start."),
+    symbols: int = typer.Option(28, help="Option symbols trading at once."),
+    weight_limit: int = typer.Option(1200, help="requestsWeight per minute per IP; 0 lifts all limits."),
+    raw_limit: int = typer.Option(5000, help="rawRequests per 5 minutes per IP; 0 lifts it."),
+    faults: str = typer.Option("", help=FAULTS_HELP),
+    trades_per_minute: float = typer.Option(7.0, help="Mean trades per minute per trading symbol."),
+    listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
+    grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
+    ban_base_s: float = typer.Option(120.0, help="First 418 ban in seconds (doubles per ban, max 3 days)."),
+) -> None:
+    """Run a local JEX exchange serving the seed's public option endpoints."""
+    try:
+        fault_cfg = FaultConfig.parse(faults)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from None
+    try:
+        cfg = SimConfig(seed=seed, history_days=history_days, symbols=symbols, weight_limit=weight_limit,
+                        raw_limit=raw_limit, faults=fault_cfg, trades_per_minute=trades_per_minute,
+                        listing_interval_s=listing_interval_s, grace_s=grace_s, ban_base_s=ban_base_s)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if port < 0 or port > 65535:
+        raise typer.BadParameter(f"port must be within 0..65535, got {port}", param_hint="--port")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_run(cfg, host, port))
+    except OSError as exc:
+        typer.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _run(cfg: SimConfig, host: str, port: int) -> None:
+    from collector.simulator.app import Simulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Simulator(cfg, host=host, port=port) as sim:
+        log.info("JEX simulator on %s (seed %d, %d symbols, weight limit %s, faults %s)",
+                 sim.base_url, cfg.seed, cfg.symbols, cfg.weight_limit or "off", cfg.faults)
+        last = (sim.stats.requests, sim.stats.status_429, sim.stats.status_418, sim.stats.rows)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=60)
+            except TimeoutError:
+                pass
+            s = sim.stats
+            now = sim.now_ms()
+            weight = sum(w.get(now - now % 60_000 - 60_000, 0) for w in s.weight.values())
+            cur = (s.requests, s.status_429, s.status_418, s.rows)
+            log.info("last minute: %d requests, weight %d (previous window), %d rows, %d x 429, %d x 418",
+                     cur[0] - last[0], weight, cur[3] - last[3], cur[1] - last[1], cur[2] - last[2])
+            last = cur
+        log.info("stopping")
+
+
+def main() -> None:
+    typer.run(simulate_command)
