@@ -16,8 +16,9 @@ configured interval): a higher count means someone else spends from the same IP,
 A lower count is ignored: our in-flight requests are not in it yet.
 
 429 → ``pause``: nobody sends until Retry-After has passed. 418 → ``ban``: nobody sends until the
-ban ends. Waiters are served LIVE before BACKFILL, FIFO within a priority, strictly head-of-line
-(a big request is not starved by small ones behind it).
+ban ends. Waiters are served LIVE before BACKFILL, FIFO within a priority, head-of-line: a big
+request is not starved by small ones behind it, though smaller ones may use the rest of a window
+the blocked head could not use anyway (backfilling), so queued work fills each window.
 """
 
 from __future__ import annotations
@@ -315,6 +316,9 @@ class WeightGovernor:
                 break
             self._queues[waiter.priority].popleft()
             self._grant(waiter, now)
+        if waiter is not None and math.isfinite(delay) and self._weight is not None \
+                and max(self._paused_until, self._banned_until) <= now:
+            self._backfill(waiter, now)
         if self._paused_until and now >= self._paused_until:
             self._paused_until = 0.0
             metrics.EXCHANGE_PAUSED_UNTIL.set(0)
@@ -325,6 +329,29 @@ class WeightGovernor:
         for p in Priority:
             metrics.GOVERNOR_QUEUED.labels(p.name).set(len(self._queues[p]))
         self._arm(delay)
+
+    def _backfill(self, head: _Waiter, now: float) -> None:
+        """Let smaller requests use what is left of a window the blocked head cannot use.
+
+        Only outside the guard band: then they charge the current window alone, and the head
+        still gets the next window exactly when it would have. Without this, a weight-40 request
+        at the head would leave up to 39 units of every window unused.
+        """
+        server_now = now + self.offset
+        w, raw = self._weight, self._raw
+        assert w is not None
+        if len(w.indices(server_now, self.guard)) != 1:
+            return
+        for p in Priority:
+            for waiter in list(self._queues[p]):
+                if waiter is head or waiter.future.done():
+                    continue
+                if w.used.get(math.floor(server_now / w.window), 0) + waiter.weight > w.effective:
+                    continue
+                if raw is not None and not raw.fits(server_now, self.guard, 2):  # keep one for the head
+                    return
+                self._queues[p].remove(waiter)
+                self._grant(waiter, now)
 
     def _head(self) -> _Waiter | None:
         for p in Priority:
