@@ -441,7 +441,7 @@ class Market:
         st = self._stats(opt, open_time, end)
         if st is None:
             c = fmt_ticks(self.last_price_ticks(opt, open_time))
-            return [open_time, c, c, c, "0", open_time + iv - 1, "0.0000", 0, "0", "0.0000", "0"]
+            return [open_time, c, c, c, c, "0", open_time + iv - 1, "0.0000", 0, "0", "0.0000", "0"]
         o, h, lo, c, v, qv, n, tbv, tbq = st
         return [open_time, fmt_ticks(o), fmt_ticks(h), fmt_ticks(lo), fmt_ticks(c), str(v), open_time + iv - 1,
                 fmt_ticks(qv), n, str(tbv), fmt_ticks(tbq), "0"]
