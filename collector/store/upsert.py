@@ -1,8 +1,8 @@
 """Idempotent bulk upserts on natural keys.
 
 A batch is first deduplicated by key (the last occurrence wins): PostgreSQL refuses to update one
-row twice in one statement. Small batches go through one multi-row
-``INSERT ... VALUES ... ON CONFLICT DO UPDATE``; big ones are binary-COPYed into a temporary table and merged
+row twice in one statement. Small batches go through one pipelined
+``executemany`` of ``INSERT ... VALUES ... ON CONFLICT DO UPDATE``; big ones are binary-COPYed into a temporary table and merged
 with one ``INSERT ... SELECT ... ON CONFLICT``, about twice as fast (figures in docs/benchmarks.md).
 Either way a row whose values did not change is not rewritten (``WHERE ... IS DISTINCT FROM``), so
 re-running a backfill writes nothing and bloats nothing.
@@ -14,12 +14,10 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Numeric, Table, Text, tuple_
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Numeric, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 
-# Rows; below this the temp table costs more than it saves. It also keeps a VALUES statement
-# under PostgreSQL's 65535 bind parameters for tables of up to 65 columns.
-COPY_THRESHOLD = 1000
+COPY_THRESHOLD = 1000  # rows; below this the temp table costs more than it saves
 _tmp_names = itertools.count()
 
 
@@ -57,28 +55,35 @@ def upsert(
         method = "copy" if len(batch) >= COPY_THRESHOLD else "values"
     if method == "copy":
         return _upsert_copy(conn, table, batch, columns, key, update, touch)
-    return _upsert_values(conn, table, batch, key, update, touch)
+    return _upsert_values(conn, table, batch, columns, key, update, touch)
 
 
-def _upsert_values(conn: Connection, table: Table, batch: list[Mapping[str, Any]], key: list[str],
-                   update: list[str], touch: Sequence[str]) -> int:
-    stmt = insert(table).values(list(batch))  # one multi-row statement: one round trip, true rowcount
+def _merge_sql(table: Table, columns: list[str], key: list[str], update: list[str],
+               touch: Sequence[str], source: str) -> str:
+    """``INSERT ... <source> ON CONFLICT`` that rewrites a row only when its values differ."""
+    cols = ", ".join(_q(c) for c in columns)
     if update:
-        changed = tuple_(*(table.c[c] for c in update)).is_distinct_from(
-            tuple_(*(stmt.excluded[c] for c in update))
-        )
-        set_: dict[str, Any] = {c: stmt.excluded[c] for c in update}
-        set_.update({c: _now() for c in touch})
-        stmt = stmt.on_conflict_do_update(index_elements=key, set_=set_, where=changed)
+        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update] + [f"{_q(c)} = now()" for c in touch]
+        # The trailing NULL makes a one-column list a row too; NULL is not distinct from NULL.
+        mine = ", ".join(f"{_q(table.name)}.{_q(c)}" for c in update)
+        theirs = ", ".join(f"EXCLUDED.{_q(c)}" for c in update)
+        conflict = (f"DO UPDATE SET {', '.join(sets)} "
+                    f"WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL)")
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=key)
-    return max(conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount, 0)
+        conflict = "DO NOTHING"
+    return (f"INSERT INTO {_q(table.name)} ({cols}) {source} "
+            f"ON CONFLICT ({', '.join(_q(k) for k in key)}) {conflict}")
 
 
-def _now() -> Any:
-    from sqlalchemy import func
-
-    return func.now()
+def _upsert_values(conn: Connection, table: Table, batch: list[Mapping[str, Any]], columns: list[str],
+                   key: list[str], update: list[str], touch: Sequence[str]) -> int:
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = _merge_sql(table, columns, key, update, touch, f"VALUES ({placeholders})")
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        # psycopg pipelines executemany and sums the rowcounts of its statements.
+        cur.executemany(sql, [[row[c] for c in columns] for row in batch])
+        return max(cur.rowcount, 0)
 
 
 def _pg_type(table: Table, column: str) -> str:
@@ -106,14 +111,6 @@ def _upsert_copy(conn: Connection, table: Table, batch: list[Mapping[str, Any]],
                  key: list[str], update: list[str], touch: Sequence[str]) -> int:
     tmp = f"_upsert_{table.name}_{next(_tmp_names)}"
     cols = ", ".join(_q(c) for c in columns)
-    if update:
-        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update] + [f"{_q(c)} = now()" for c in touch]
-        mine = ", ".join(f"{_q(table.name)}.{_q(c)}" for c in update)
-        theirs = ", ".join(f"EXCLUDED.{_q(c)}" for c in update)
-        conflict = (f"DO UPDATE SET {', '.join(sets)} "
-                    f"WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL)")
-    else:
-        conflict = "DO NOTHING"
     raw = conn.connection.driver_connection  # the psycopg connection inside this transaction
     with raw.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE {_q(tmp)} ON COMMIT DROP AS "
@@ -122,8 +119,7 @@ def _upsert_copy(conn: Connection, table: Table, batch: list[Mapping[str, Any]],
             copy.set_types([_pg_type(table, c) for c in columns])
             for row in batch:
                 copy.write_row([row[c] for c in columns])
-        cur.execute(f"INSERT INTO {_q(table.name)} ({cols}) SELECT {cols} FROM {_q(tmp)} "
-                    f"ON CONFLICT ({', '.join(_q(k) for k in key)}) {conflict}")
+        cur.execute(_merge_sql(table, columns, key, update, touch, f"SELECT {cols} FROM {_q(tmp)}"))
         changed = cur.rowcount
         cur.execute(f"DROP TABLE {_q(tmp)}")
     return max(changed, 0)
