@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from collector.config import Settings, load_settings
+from collector.cliutil import State, open_db, state
 from collector.errors import CollectorError, ConfigError, DatabaseUnavailable, ExchangeRejected
-from collector.logs import register_secret, setup_logging
 
 log = logging.getLogger("collector")
-console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="collector",
@@ -36,33 +32,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
 
-@dataclass
-class State:
-    """What the top-level options said; Settings are built on first use, not at import."""
-
-    config_file: Path | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_file, self.overrides)
-            s = self._settings
-            for secret in (s.api_key, s.api_secret):
-                register_secret(secret.get_secret_value() if secret else None)
-            if s.database_url:
-                from sqlalchemy.engine import make_url
-
-                register_secret(make_url(s.database_url).password)
-            setup_logging(s.log_level, s.log_format)
-        return self._settings
-
-
-def state(ctx: typer.Context) -> State:
-    return ctx.ensure_object(State)
-
-
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -76,12 +45,6 @@ def main_options(
     """Options before the command apply to every command and override config and environment."""
     ctx.obj = State(config, {"database_url": database_url, "exchange_url": exchange_url,
                              "data_dir": data_dir, "log_level": log_level, "log_format": log_format})
-
-
-def open_db(ctx: typer.Context, **kwargs: Any):
-    from collector.store.db import open_database
-
-    return open_database(state(ctx).settings, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
 
 
 @db_app.command("upgrade")
@@ -125,16 +88,14 @@ def config_show(ctx: typer.Context) -> None:
     typer.echo(json.dumps(state(ctx).settings.public_dict(), indent=2))
 
 
-def _register_optional_commands() -> None:
-    """Commands living in their own modules register themselves here."""
-    try:
-        from collector.simulator.cli import simulate_command
-    except ImportError:  # the simulator is optional at run time
-        return
+def _register_commands() -> None:
+    """Commands that live in their own modules. Each module imports collector.cliutil, not this."""
+    from collector.simulator.cli import simulate_command
+
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 EXIT_BAD_INPUT = 2

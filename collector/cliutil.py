@@ -1,0 +1,86 @@
+"""What every command module shares: the CLI state, database opening, input parsing, the console.
+
+Command modules import this, never ``collector.cli`` (which imports them to register them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from collector.config import Settings, load_settings
+from collector.errors import ConfigError
+from collector.logs import register_secret, setup_logging
+
+# Messages for the operator go to stderr; stdout is left for data (tables, JSON, exports).
+console = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class State:
+    """What the top-level options said; Settings are built on first use, not at import."""
+
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, self.overrides)
+            s = self._settings
+            for secret in (s.api_key, s.api_secret):
+                register_secret(secret.get_secret_value() if secret else None)
+            if s.database_url:
+                from sqlalchemy.engine import make_url
+
+                register_secret(make_url(s.database_url).password)
+            setup_logging(s.log_level, s.log_format)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State)
+
+
+def settings(ctx: typer.Context, **flag_overrides: Any) -> Settings:
+    """Settings for this command; a command's own flags (non-None) override everything."""
+    st = state(ctx)
+    flags = {k: v for k, v in flag_overrides.items() if v is not None}
+    if flags:
+        st.overrides.update(flags)
+        st._settings = None
+    return st.settings
+
+
+def open_db(ctx: typer.Context, **kwargs: Any):
+    """Open the configured database (embedded when no URL is set), announcing where it is."""
+    from collector.store.db import open_database
+
+    return open_database(state(ctx).settings, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """ISO 8601 → aware UTC datetime; a time without offset is UTC. Bad input is a ConfigError."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
+    s, e = parse_time(start, "--start"), parse_time(end, "--end")
+    if s >= e:
+        raise ConfigError(f"--start ({s.isoformat()}) must be before --end ({e.isoformat()})")
+    return s, e
