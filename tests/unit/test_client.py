@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -331,10 +330,6 @@ async def test_connection_refused_is_unavailable(session):
 
 
 # --- 429 and 418 -----------------------------------------------------------------------------
-
-
-async def configured(client: JexClient) -> None:
-    await client.configure_limits()
 
 
 async def test_429_pauses_everyone_until_retry_after(session):
