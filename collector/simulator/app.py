@@ -97,6 +97,7 @@ class Simulator:
         self._injector = Injector(self._faults, self.cfg.seed)
         self._runner: web.AppRunner | None = None
         self._warm_task: asyncio.Task | None = None
+        self.warm = False  # all listed symbols' history folded into aggregates
         self.app = self._make_app()
 
     # ---- public --------------------------------------------------------------------------
@@ -155,6 +156,7 @@ class Simulator:
             while s.m0 + len(s.n) < target:
                 m._series_for(opt, min(target, s.m0 + len(s.n) + 60))
                 await asyncio.sleep(0)
+        self.warm = True
 
     # ---- plumbing ------------------------------------------------------------------------
     def _make_app(self) -> web.Application:
@@ -398,6 +400,7 @@ class Simulator:
         d = self.stats.as_dict()
         d["now"] = self.clock.now_ms()
         d["historyStart"] = self.market.history_start
+        d["warm"] = self.warm
         d["symbols"] = self.market.listed_symbols(d["now"])
         return web.json_response(d)
 
