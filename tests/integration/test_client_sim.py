@@ -70,7 +70,7 @@ def full_windows(sim: Simulator) -> list[int]:
     return [per_window[k] for k in keys[1:-1]]
 
 
-@pytest.mark.parametrize("mode", ["warp", pytest.param("realtime", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("mode", ["warp", pytest.param("realtime", marks=[pytest.mark.slow, pytest.mark.timeout(420)])])
 async def test_queued_work_uses_the_budget_without_a_429(session, mode):
     limit = 60
     async with Simulator(SimConfig(seed=1, weight_limit=limit)) as sim:
