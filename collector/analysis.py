@@ -1,0 +1,283 @@
+"""pandas DataFrames of the stored market data, for analysts.
+
+    from collector import analysis
+    k = analysis.klines("BTC0925CALL", "1m", "2026-01-01", "2026-01-02")    # float64 columns
+    t = analysis.trades(["BTC0925CALL", "BTC0925PUT"], "2026-01-01T12:00Z", None, decimals=True)
+    chain = analysis.option_chain()                                          # the chain now
+    book = analysis.depth("BTC0925CALL", at="2026-01-01T12:00Z")            # one snapshot
+
+**Which database.** Every function takes ``engine=``: an SQLAlchemy ``Engine`` (yours; you dispose
+of it), or a URL string (``postgresql://...``; one engine per URL is kept for the process). Left
+out, the collector's own settings decide, exactly as for the ``collector`` command
+(``COLLECTOR_DATABASE_URL``, ``--config`` files, else the embedded server in ``data/pg``); that
+database is opened once per process.
+
+**Times.** ``start``/``end`` take a ``datetime``, ``pandas.Timestamp`` or ISO string; a time without
+a zone is UTC. Windows are half-open, [start, end); ``None`` leaves that side open. Every index
+and time column is ``datetime64[us, UTC]`` (PostgreSQL's own resolution; missing times are NaT).
+
+**Numbers.** Prices and quantities are ``float64`` by default (PostgreSQL converts ``NUMERIC`` to
+the nearest double). ``decimals=True`` keeps them exact as ``decimal.Decimal`` objects (``object``
+dtype; missing values are ``None``). Counts are ``int64``, flags ``bool`` or nullable ``boolean``.
+
+Filtering happens in the database, and rows are fetched through a server-side cursor in chunks of
+``chunk_rows``, so only one chunk of Python objects exists at a time beside the growing frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, text
+
+CHUNK_ROWS = 100_000
+
+__all__ = ["klines", "trades", "tickers", "top_of_book", "option_chain", "depth", "resolve_engine",
+           "to_utc"]
+
+
+# --- Where the data is -----------------------------------------------------------------------
+
+_engines: dict[str | None, Any] = {}
+_engines_lock = threading.Lock()
+
+
+def resolve_engine(engine: Engine | str | None = None) -> Engine:
+    """The Engine to read from: the one given, one for a URL, or the configured database."""
+    if isinstance(engine, Engine):
+        return engine
+    with _engines_lock:
+        held = _engines.get(engine)
+        if held is None:
+            if engine is None:
+                from collector.config import load_settings
+                from collector.store.db import open_database
+
+                held = open_database(load_settings(), pool_size=2)  # keeps an embedded server alive
+            else:
+                from collector.config import normalise_database_url
+                from collector.store.db import make_engine
+
+                held = make_engine(normalise_database_url(engine), pool_size=2)
+            _engines[engine] = held
+    return held if isinstance(held, Engine) else held.engine
+
+
+def to_utc(value: datetime | pd.Timestamp | str | None) -> datetime | None:
+    """An aware UTC datetime from a datetime, Timestamp or ISO string (naive means UTC)."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
+    return ts.to_pydatetime()
+
+
+# --- Reading a query into a typed frame --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    kind: str  # time | num | int | bool | nbool | str
+    expr: str | None = None  # SQL expression; the column name when None
+
+
+def _select_list(cols: Sequence[Col], decimals: bool) -> str:
+    parts = []
+    for c in cols:
+        expr = c.expr or c.name
+        if c.kind == "time":  # exact integer microseconds: no per-row datetime objects
+            expr = f"(extract(epoch FROM {expr}) * 1000000)::int8"
+        elif c.kind == "num" and not decimals:
+            expr = f"({expr})::float8"
+        parts.append(f"{expr} AS {c.name}")
+    return ", ".join(parts)
+
+
+def _frame(rows: list[tuple], cols: Sequence[Col], decimals: bool) -> pd.DataFrame:
+    raw = list(zip(*rows, strict=True)) if rows else [()] * len(cols)
+    data: dict[str, Any] = {}
+    for c, values in zip(cols, raw, strict=True):
+        if c.kind == "time":
+            data[c.name] = pd.to_datetime(pd.array(values, dtype="Int64"), unit="us", utc=True).as_unit("us")
+        elif c.kind == "num":
+            data[c.name] = (pd.Series(values, dtype=object) if decimals
+                            else pd.Series(values, dtype="float64"))
+        elif c.kind == "int":
+            data[c.name] = pd.Series(values, dtype="int64")
+        elif c.kind == "bool":
+            data[c.name] = pd.Series(values, dtype="bool")
+        elif c.kind == "nbool":
+            data[c.name] = pd.Series(values, dtype="boolean")
+        else:
+            data[c.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame({k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()},
+                        columns=[c.name for c in cols])
+
+
+def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Col], *, engine: Engine | str | None,
+                decimals: bool, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Yield typed frames of at most chunk_rows rows, read through a server-side cursor."""
+    eng = resolve_engine(engine)
+    query = text(sql.format(columns=_select_list(cols, decimals)))
+    with eng.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query, params)
+        for part in result.partitions():
+            yield _frame([tuple(r) for r in part], cols, decimals)
+
+
+def _read(sql: str, params: dict[str, Any], cols: Sequence[Col], index: str, *,
+          engine: Engine | str | None, decimals: bool, chunk_rows: int) -> pd.DataFrame:
+    chunks = list(iter_frames(sql, params, cols, engine=engine, decimals=decimals, chunk_rows=chunk_rows))
+    df = (chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)) if chunks \
+        else _frame([], cols, decimals)
+    return df.set_index(index)
+
+
+def _symbols(symbol: str | Iterable[str]) -> list[str]:
+    return [symbol] if isinstance(symbol, str) else list(symbol)
+
+
+def _window(column: str, start: Any, end: Any, params: dict[str, Any]) -> str:
+    clauses = []
+    if (s := to_utc(start)) is not None:
+        params["start"] = s
+        clauses.append(f"{column} >= :start")
+    if (e := to_utc(end)) is not None:
+        params["end"] = e
+        clauses.append(f"{column} < :end")
+    return "".join(f" AND {c}" for c in clauses)
+
+
+# --- The frames ---------------------------------------------------------------------------------
+
+KLINE_COLS = (
+    Col("open_time", "time"), Col("symbol", "str"), Col("interval", "str"),
+    Col("open", "num"), Col("high", "num"), Col("low", "num"), Col("close", "num"),
+    Col("volume", "num"), Col("quote_volume", "num"), Col("trade_count", "int"),
+    Col("taker_buy_base_volume", "num"), Col("taker_buy_quote_volume", "num"),
+    Col("close_time", "time"), Col("is_closed", "bool"),
+)
+
+
+def klines(symbol: str | Iterable[str], interval: str = "1m", start: Any = None, end: Any = None, *,
+           engine: Engine | str | None = None, decimals: bool = False,
+           chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """Klines with open_time in [start, end), indexed by open_time (partial ones: is_closed False)."""
+    params: dict[str, Any] = {"symbols": _symbols(symbol), "interval": interval}
+    where = _window("open_time", start, end, params)
+    sql = ("SELECT {columns} FROM klines WHERE symbol = ANY(:symbols) AND interval = :interval"
+           f"{where} ORDER BY symbol, open_time")
+    return _read(sql, params, KLINE_COLS, "open_time", engine=engine, decimals=decimals,
+                 chunk_rows=chunk_rows)
+
+
+TRADE_COLS = (
+    Col("time", "time"), Col("symbol", "str"), Col("trade_id", "int"), Col("price", "num"),
+    Col("qty", "num"), Col("buyer_maker", "nbool"),
+)
+
+
+def trades(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
+           engine: Engine | str | None = None, decimals: bool = False,
+           chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """Trades with time in [start, end), indexed by time (not unique: one taker can fill several)."""
+    params: dict[str, Any] = {"symbols": _symbols(symbol)}
+    where = _window("time", start, end, params)
+    sql = f"SELECT {{columns}} FROM trades WHERE symbol = ANY(:symbols){where} ORDER BY time, trade_id"
+    return _read(sql, params, TRADE_COLS, "time", engine=engine, decimals=decimals, chunk_rows=chunk_rows)
+
+
+TICKER_COLS = (
+    Col("captured_at", "time"), Col("symbol", "str"), Col("last_price", "num"),
+    Col("bid_price", "num"), Col("bid_qty", "num"), Col("ask_price", "num"), Col("ask_qty", "num"),
+    Col("open_price", "num"), Col("high_price", "num"), Col("low_price", "num"),
+    Col("volume", "num"), Col("quote_volume", "num"), Col("weighted_avg_price", "num"),
+    Col("price_change", "num"), Col("price_change_percent", "num"),
+    Col("underlying_price", "num"), Col("strike_price", "num"), Col("perform_price", "num"),
+    Col("expiry_time", "time"),
+)
+
+
+def tickers(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
+            engine: Engine | str | None = None, decimals: bool = False,
+            chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """24hr tickers captured in [start, end), indexed by captured_at."""
+    params: dict[str, Any] = {"symbols": _symbols(symbol)}
+    where = _window("captured_at", start, end, params)
+    sql = (f"SELECT {{columns}} FROM tickers_24hr WHERE symbol = ANY(:symbols){where} "
+           "ORDER BY captured_at, symbol")
+    return _read(sql, params, TICKER_COLS, "captured_at", engine=engine, decimals=decimals,
+                 chunk_rows=chunk_rows)
+
+
+TOP_COLS = (
+    Col("captured_at", "time"), Col("symbol", "str"), Col("bid_price", "num"), Col("bid_qty", "num"),
+    Col("ask_price", "num"), Col("ask_qty", "num"), Col("spread", "num"), Col("mid_price", "num"),
+)
+
+
+def top_of_book(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
+                engine: Engine | str | None = None, decimals: bool = False,
+                chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+    """Best bid and ask of every depth snapshot in [start, end) (the top_of_book view)."""
+    params: dict[str, Any] = {"symbols": _symbols(symbol)}
+    where = _window("captured_at", start, end, params)
+    sql = (f"SELECT {{columns}} FROM top_of_book WHERE symbol = ANY(:symbols){where} "
+           "ORDER BY captured_at, symbol")
+    return _read(sql, params, TOP_COLS, "captured_at", engine=engine, decimals=decimals,
+                 chunk_rows=chunk_rows)
+
+
+CHAIN_COLS = (
+    Col("expiry_time", "time"), Col("symbol", "str"), Col("option_type", "str"),
+    Col("strike_price", "num"), Col("days_to_expiry", "num"), Col("status", "str"),
+    Col("ticker_at", "time"), Col("last_price", "num"), Col("bid_price", "num"),
+    Col("ask_price", "num"), Col("volume_24h", "num"), Col("quote_volume_24h", "num"),
+    Col("underlying_price", "num"), Col("depth_at", "time"), Col("best_bid", "num"),
+    Col("best_bid_qty", "num"), Col("best_ask", "num"), Col("best_ask_qty", "num"),
+    Col("spread", "num"), Col("mid_price", "num"),
+)
+
+
+def option_chain(at: Any = None, *, engine: Engine | str | None = None,
+                 decimals: bool = False) -> pd.DataFrame:
+    """Options live at ``at`` (default now) with their latest ticker and top of book as of then.
+
+    Indexed by expiry_time, ordered by expiry, type and strike (see option_chain_at in docs/sql.md).
+    """
+    params: dict[str, Any] = {"at": to_utc(at) or datetime.now(UTC)}
+    sql = ("SELECT {columns} FROM option_chain_at(:at) "
+           "ORDER BY expiry_time, option_type, strike_price, symbol")
+    return _read(sql, params, CHAIN_COLS, "expiry_time", engine=engine, decimals=decimals,
+                 chunk_rows=CHUNK_ROWS)
+
+
+DEPTH_COLS = (
+    Col("captured_at", "time", "s.captured_at"), Col("symbol", "str", "s.symbol"),
+    Col("snapshot_id", "int", "s.id"), Col("side", "str", "l.side"), Col("level", "int", "l.level"),
+    Col("price", "num", "l.price"), Col("qty", "num", "l.qty"),
+)
+
+
+def depth(symbol: str, at: Any = None, *, engine: Engine | str | None = None,
+          decimals: bool = False) -> pd.DataFrame:
+    """The order book of the latest snapshot captured at or before ``at`` (default: the latest).
+
+    One row per level (bids, then asks, best first), indexed by captured_at; empty when none.
+    """
+    params: dict[str, Any] = {"symbol": symbol}
+    cond = ""
+    if (a := to_utc(at)) is not None:
+        params["at"] = a
+        cond = " AND captured_at <= :at"
+    sql = ("SELECT {columns} FROM depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id "
+           "WHERE s.id = (SELECT id FROM depth_snapshots WHERE symbol = :symbol"
+           f"{cond} ORDER BY captured_at DESC LIMIT 1) ORDER BY l.side DESC, l.level")
+    return _read(sql, params, DEPTH_COLS, "captured_at", engine=engine, decimals=decimals,
+                 chunk_rows=CHUNK_ROWS)
