@@ -279,19 +279,23 @@ def compose_client() -> list[str] | None:
     return None
 
 
-def run_compose(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_compose(tmp_path: Path, *args: str,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     client = compose_client()
     if client is None:
         pytest.skip("no docker compose client installed")
+    # Some clients check that secret files exist: give them empty ones, away from the repository.
+    for name in load_compose()["secrets"]:
+        (tmp_path / name).touch()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("COLLECTOR_", "POSTGRES_", "SIMULATOR_", "COMPOSE_", "SECRETS_DIR"))}
-    env.update(extra_env or {})
+    env.update({"SECRETS_DIR": str(tmp_path), **(extra_env or {})})
     return subprocess.run([*client, "-f", str(COMPOSE), *args], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=60)
 
 
-def test_compose_client_accepts_the_file_and_interpolates_the_defaults():
-    result = run_compose("config")
+def test_compose_client_accepts_the_file_and_interpolates_the_defaults(tmp_path):
+    result = run_compose(tmp_path, "config")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     collector = config["services"]["collector"]
@@ -300,13 +304,15 @@ def test_compose_client_accepts_the_file_and_interpolates_the_defaults():
     # Compose v2 leaves out services of inactive profiles; v1 shows them with their profile.
     assert config["services"].get("simulator", {"profiles": ["demo"]})["profiles"] == ["demo"]
 
-    demo = run_compose("--profile", "demo", "config", "--services")
+    assert config["secrets"]["postgres_password"]["file"] == str(tmp_path / "postgres_password")
+
+    demo = run_compose(tmp_path, "--profile", "demo", "config", "--services")
     assert demo.returncode == 0, demo.stderr
     assert set(demo.stdout.split()) == {"postgres", "migrate", "collector", "simulator"}
 
 
-def test_compose_client_takes_the_exchange_url_from_the_environment():
-    result = run_compose("config", extra_env={"COLLECTOR_EXCHANGE_URL": "https://api.example.test"})
+def test_compose_client_takes_the_exchange_url_from_the_environment(tmp_path):
+    result = run_compose(tmp_path, "config", extra_env={"COLLECTOR_EXCHANGE_URL": "https://api.example.test"})
     assert result.returncode == 0, result.stderr
     env = yaml.safe_load(result.stdout)["services"]["collector"]["environment"]
     assert env["COLLECTOR_EXCHANGE_URL"] == "https://api.example.test"
