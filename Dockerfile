@@ -80,7 +80,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 # The source tree belongs to root and is read-only for the collector; only /data is writable.
 USER 10001:10001
-VOLUME ["/data"]
+# No VOLUME here: it would give every container (simulator, one-off `run`s) an anonymous volume;
+# mount /data where it matters (docker-compose.yml does, for migrate and the daemon).
 EXPOSE 9108
 
 # /healthz of the daemon (`collector run`). Slim images have no curl: Python's urllib does it, and
