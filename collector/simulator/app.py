@@ -19,7 +19,8 @@ from aiohttp import web
 from collector.simulator.config import FaultConfig, SimConfig
 from collector.simulator.faults import Injector, Plan, numbers_as_json
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
-from collector.simulator.market import INTERVALS, MINUTE, Market, Option, fmt_ticks
+from collector.simulator.market import (INTERVALS, MINUTE, Market, Option, fmt_ticks, recent_trade_json,
+                                        trade_json)
 
 log = logging.getLogger("collector.simulator")
 
@@ -213,9 +214,14 @@ class Simulator:
             status, data = fn(request, q, now, plan)
         except ApiError as exc:
             status, data = exc.status, {"code": exc.code, "msg": exc.msg}
-        if plan.numbers_as_json and status == 200:
-            data = numbers_as_json(data)
-        body = json.dumps(data, separators=(",", ":")).encode()
+        if type(data) is str:  # already rendered as compact JSON
+            if plan.numbers_as_json and status == 200:
+                data = json.dumps(numbers_as_json(json.loads(data)), separators=(",", ":"))
+            body = data.encode()
+        else:
+            if plan.numbers_as_json and status == 200:
+                data = numbers_as_json(data)
+            body = json.dumps(data, separators=(",", ":")).encode()
         headers = self._weight_headers(verdict.used_weight)
         headers["Content-Type"] = JSON_CT
         if plan.drop:
@@ -273,7 +279,7 @@ class Simulator:
         return 404, {"code": -1, "msg": f"Unknown path {request.path}."}
 
     def _ping(self, request, q, now, plan):
-        return 200, {}
+        return 200, "{}"
 
     def _time(self, request, q, now, plan):
         return 200, {"serverTime": now + self._faults.clock_skew_ms}
@@ -314,7 +320,7 @@ class Simulator:
         limit = _limit(q, 60, lambda v: 1 <= v <= 60)
         rows = self.market.recent_trades(opt, now, limit)
         self.stats.rows += len(rows)
-        return 200, [{"price": fmt_ticks(p), "qty": str(x), "time": t} for _, p, x, t, _ in rows]
+        return 200, "[" + ",".join([recent_trade_json(p, x, t) for _, p, x, t, _ in rows]) + "]"
 
     def _historical_trades(self, request, q, now, plan):
         key = request.headers.get("X-JEX-APIKEY")
@@ -335,8 +341,7 @@ class Simulator:
         if plan.ids_as_numbers:
             return 200, [{"id": i, "price": fmt_ticks(p), "qty": str(x), "time": t, "buyerMaker": bm}
                          for i, p, x, t, bm in rows]
-        return 200, [{"id": str(i), "price": fmt_ticks(p), "qty": str(x), "time": t, "buyerMaker": bm}
-                     for i, p, x, t, bm in rows]
+        return 200, "[" + ",".join([trade_json(*x) for x in rows]) + "]"
 
     def _klines(self, request, q, now, plan):
         opt = self._symbol(q, now)
@@ -359,9 +364,9 @@ class Simulator:
         else:
             hi = last
             lo = max(first, hi - (limit - 1) * iv)
-        rows = [self.market.kline(opt, iv, t, now) for t in range(lo, hi + 1, iv)] if hi >= lo else []
-        self.stats.rows += len(rows)
-        return 200, rows
+        n, body = self.market.klines_json(opt, iv, lo, hi, now)
+        self.stats.rows += n
+        return 200, body
 
     def _avg_price(self, request, q, now, plan):
         opt = self._symbol(q, now)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from array import array
@@ -55,7 +56,55 @@ def fmt_ticks(v: int) -> str:
 
 
 def _fmt_dec(v: Decimal, places: str) -> str:
+    """Reference rendering (Decimal, 28 digits, half-even); the served values use the integer
+    versions below, which give the same strings (tests compare them)."""
     return str(v.quantize(Decimal(places), rounding=ROUND_HALF_EVEN))
+
+
+def _div_half_even(n: int, d: int) -> int:
+    """round(n / d) half to even, for n >= 0, d > 0 (exact integer arithmetic)."""
+    q, r = divmod(n, d)
+    r2 = r + r
+    if r2 > d or (r2 == d and q & 1):
+        q += 1
+    return q
+
+
+def fmt_ratio8(qv: int, v: int) -> str:
+    """qv / v / TICKS with 8 decimals, half-even: a volume-weighted price (qv >= v > 0, prices
+    being >= 1 tick; Decimal would switch to exponent notation below 1e-6)."""
+    q = _div_half_even(qv * TICKS, v)
+    return f"{q // 100_000_000}.{q % 100_000_000:08d}"
+
+
+def fmt_pct4(change: int, o: int) -> str:
+    """change * 100 / o with 4 decimals, half-even, "-" kept when a negative rounds to zero
+    (as Decimal does); "0.0000" when o is 0."""
+    if not o:
+        return "0.0000"
+    q = _div_half_even(abs(change) * 1_000_000, o)
+    s = f"{q // 10_000}.{q % 10_000:04d}"
+    return "-" + s if change < 0 else s
+
+
+def trade_json(i: int, p: int, q: int, t: int, bm: bool) -> str:
+    """One historicalTrades row as JSON, exactly as json.dumps(..., separators=(",", ":")) renders
+    {"id": str(i), "price": fmt_ticks(p), "qty": str(q), "time": t, "buyerMaker": bm} (p >= 0)."""
+    return (f'{{"id":"{i}","price":"{p // TICKS}.{p % TICKS:04d}","qty":"{q}","time":{t},'
+            f'"buyerMaker":{"true" if bm else "false"}}}')
+
+
+def recent_trade_json(p: int, q: int, t: int) -> str:
+    """One option/trades row: {"price": fmt_ticks(p), "qty": str(q), "time": t} as compact JSON."""
+    return f'{{"price":"{p // TICKS}.{p % TICKS:04d}","qty":"{q}","time":{t}}}'
+
+
+def kline_json(t: int, iv: int, o: int, h: int, lo: int, c: int, v: int, qv: int, n: int, tbv: int,
+               tbq: int) -> str:
+    """One kline row as compact JSON (the layout of Market.kline; all values >= 0)."""
+    return (f'[{t},"{o // TICKS}.{o % TICKS:04d}","{h // TICKS}.{h % TICKS:04d}",'
+            f'"{lo // TICKS}.{lo % TICKS:04d}","{c // TICKS}.{c % TICKS:04d}","{v}",{t + iv - 1},'
+            f'"{qv // TICKS}.{qv % TICKS:04d}",{n},"{tbv}","{tbq // TICKS}.{tbq % TICKS:04d}","0"]')
 
 
 class Option:
@@ -126,6 +175,11 @@ class Market:
         self._by_name: dict[str, Option] = {}
         self._series: dict[int, _Series] = {}
         self._trade_cache: OrderedDict[tuple[int, int], list[Trade]] = OrderedDict()
+        # Caches of values that can no longer change (closed minutes, closed klines); all bounded.
+        self._mid_cache: dict[tuple[int, int, int], tuple | None] = {}  # (k, i, j) -> series fold
+        self._depth_cache: dict[int, tuple] = {}  # k -> (key, bids, asks)
+        self._kline_cache: OrderedDict[tuple[int, int], list[str]] = OrderedDict()  # closed rows, JSON
+        self._kline_cache_max = 4 * len(INTERVALS) * (cfg.symbols + 8)
 
     # ---- symbols -------------------------------------------------------------------------
     def _option(self, k: int) -> Option:
@@ -391,18 +445,12 @@ class Market:
         head = self._trades_range(opt, a, fa * MINUTE) if a < fa * MINUTE else []
         tail = self._trades_range(opt, fb * MINUTE, b) if b > fb * MINUTE else []
         s = self._series_for(opt, fb)
-        i, j = fa - s.m0, fb - s.m0
-        cnt = sum(s.n[i:j])
+        mid = self._mid(opt.k, s, fa - s.m0, fb - s.m0)
         parts = []
         if head:
             parts.append(_fold(head))
-        if cnt:
-            n = s.n
-            first = i
-            while not n[first]:
-                first += 1
-            parts.append((s.o[first], max(s.h[i:j]), min(s.l[i:j]), s.carry[j - 1], sum(s.v[i:j]),
-                          sum(s.qv[i:j]), cnt, sum(s.tbv[i:j]), sum(s.tbq[i:j])))
+        if mid is not None:
+            parts.append(mid)
         if tail:
             parts.append(_fold(tail))
         if not parts:
@@ -412,6 +460,27 @@ class Market:
         return (o, max(p[1] for p in parts), min(p[2] for p in parts), c, sum(p[4] for p in parts),
                 sum(p[5] for p in parts), sum(p[6] for p in parts), sum(p[7] for p in parts),
                 sum(p[8] for p in parts))
+
+    def _mid(self, k: int, s: _Series, i: int, j: int) -> tuple | None:
+        """Fold of the closed minutes i..j-1 of series s (immutable once folded: cached)."""
+        key = (k, i, j)
+        got = self._mid_cache.get(key, False)
+        if got is not False:
+            return got
+        cnt = sum(s.n[i:j])
+        if cnt:
+            n = s.n
+            first = i
+            while not n[first]:
+                first += 1
+            got = (s.o[first], max(s.h[i:j]), min(s.l[i:j]), s.carry[j - 1], sum(s.v[i:j]),
+                   sum(s.qv[i:j]), cnt, sum(s.tbv[i:j]), sum(s.tbq[i:j]))
+        else:
+            got = None
+        if len(self._mid_cache) >= 8192:
+            self._mid_cache.clear()
+        self._mid_cache[key] = got
+        return got
 
     def last_price_ticks(self, opt: Option, before: int) -> int:
         """Price of the last trade with time < before (the initial price if none)."""
@@ -446,6 +515,74 @@ class Market:
         return [open_time, fmt_ticks(o), fmt_ticks(h), fmt_ticks(lo), fmt_ticks(c), str(v), open_time + iv - 1,
                 fmt_ticks(qv), n, str(tbv), fmt_ticks(tbq), "0"]
 
+    def klines_json(self, opt: Option, iv: int, lo: int, hi: int, now_ms: int) -> tuple[int, str]:
+        """(row count, JSON array) of the klines with open times lo, lo + iv, ..., hi as served at now
+        (lo >= the first kline of opt). Closed klines come from a per-(symbol, interval) cache of
+        rendered rows; only a kline still open at now is computed."""
+        if hi < lo:
+            return 0, "[]"
+        first = interval_open(iv, self._trade_start(opt))
+        closed_hi = min(hi, (now_ms + 1 - iv - first) // iv * iv + first)  # t + iv <= now + 1
+        rows = self._closed_klines(opt, iv, first, closed_hi) if closed_hi >= lo else []
+        a = (lo - first) // iv
+        b = (closed_hi - first) // iv + 1 if closed_hi >= lo else a
+        parts = rows[a:b]
+        t = lo + (b - a) * iv
+        while t <= hi:  # still open (normally only the current kline)
+            parts.append(json.dumps(self.kline(opt, iv, t, now_ms), separators=(",", ":")))
+            t += iv
+        return len(parts), "[" + ",".join(parts) + "]"
+
+    def _closed_klines(self, opt: Option, iv: int, first: int, upto: int) -> list[str]:
+        """Rendered klines of opt with open times first, first + iv, ..., at least up to upto (all
+        closed: upto + iv <= now + 1), from the cache, extended as needed."""
+        key = (opt.k, iv)
+        cache = self._kline_cache
+        rows = cache.get(key)
+        if rows is None:
+            rows = cache[key] = []
+            if len(cache) > self._kline_cache_max:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        t = first + len(rows) * iv
+        if t > upto:
+            return rows
+        start = self._trade_start(opt)
+        r = iv // MINUTE
+        s = self._series_for(opt, (upto + iv) // MINUTE)
+        m0 = s.m0
+        n, o, h, low, c, carry = s.n, s.o, s.h, s.l, s.c, s.carry
+        v, qv, tbv, tbq = s.v, s.qv, s.tbv, s.tbq
+        expiry = opt.expiry
+        append = rows.append
+        while t <= upto:
+            if t < start or t + iv > expiry or opt.silent:  # edges: the reference computation
+                append(json.dumps(self.kline(opt, iv, t, t + iv - 1), separators=(",", ":")))
+                t += iv
+                continue
+            i = t // MINUTE - m0
+            if r == 1:
+                if n[i]:
+                    append(kline_json(t, iv, o[i], h[i], low[i], c[i], v[i], qv[i], n[i], tbv[i], tbq[i]))
+                else:
+                    p = carry[i - 1] if i else self.initial_price_ticks(opt)
+                    append(kline_json(t, iv, p, p, p, p, 0, 0, 0, 0, 0))
+            else:
+                j = i + r
+                cnt = sum(n[i:j])
+                if cnt:
+                    f = i
+                    while not n[f]:
+                        f += 1
+                    append(kline_json(t, iv, o[f], max(h[i:j]), min(low[i:j]), carry[j - 1], sum(v[i:j]),
+                                      sum(qv[i:j]), cnt, sum(tbv[i:j]), sum(tbq[i:j])))
+                else:
+                    p = carry[i - 1] if i else self.initial_price_ticks(opt)
+                    append(kline_json(t, iv, p, p, p, p, 0, 0, 0, 0, 0))
+            t += iv
+        return rows
+
     def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int, now_ms: int) -> list[list]:
         """Ground truth: kline rows with start <= open_time < end, as served at now."""
         opt = self.option(symbol)
@@ -462,8 +599,8 @@ class Market:
     def avg_price(self, opt: Option, now_ms: int) -> str:
         st = self._stats(opt, now_ms - 5 * MINUTE + 1, now_ms + 1)
         if st is None:
-            return _fmt_dec(Decimal(self.last_price_ticks(opt, now_ms + 1)) / TICKS, "0.00000001")
-        return _fmt_dec(Decimal(st[5]) / st[4] / TICKS, "0.00000001")
+            return fmt_ratio8(self.last_price_ticks(opt, now_ms + 1), 1)
+        return fmt_ratio8(st[5], st[4])
 
     def depth(self, opt: Option, now_ms: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
         """(lastUpdateId, bids, asks) with up to 60 levels a side; empty book once expired."""
@@ -471,6 +608,17 @@ class Market:
         if now_ms >= opt.expiry:
             return uid, [], []
         last = self.last_price_ticks(opt, now_ms + 1)
+        key = (now_ms // 1000, last)  # the book is a function of these: reuse it within the second
+        got = self._depth_cache.get(opt.k)
+        if got is not None and got[0] == key:
+            return uid, got[1], got[2]
+        bids, asks = self._book(opt, now_ms, last)
+        if len(self._depth_cache) > 4 * (self.cfg.symbols + 8):
+            self._depth_cache.clear()
+        self._depth_cache[opt.k] = (key, bids, asks)
+        return uid, bids, asks
+
+    def _book(self, opt: Option, now_ms: int, last: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         rng = random.Random((self.cfg.seed << 64) ^ (opt.k << 36) ^ (now_ms // 1000) ^ 0xD)
         step = max(1, last // 400)
         bids: list[tuple[int, int]] = []
@@ -485,7 +633,7 @@ class Market:
         for _ in range(rng.randint(30, 60)):
             asks.append((p, 1 + int(rng.random() * 400)))
             p += 1 + int(rng.random() * step)
-        return uid, bids, asks
+        return bids, asks
 
     def ticker_24hr(self, opt: Option, now_ms: int) -> dict:
         st = self._stats(opt, now_ms - DAY + 1, now_ms + 1)
@@ -497,15 +645,14 @@ class Market:
         else:
             o, h, lo, _, v, qv = st[:6]
         change = last - o
-        pct = Decimal(change) * 100 / o if o else Decimal(0)
         settled = now_ms >= opt.expiry
         spot = opt.spot_ticks(min(now_ms, opt.expiry))
         perform = max(0, spot - opt.strike) if opt.is_call else max(0, opt.strike - spot)
         return {
             "symbol": opt.name,
             "priceChange": fmt_ticks(change) if change >= 0 else "-" + fmt_ticks(-change),
-            "priceChangePercent": _fmt_dec(pct, "0.0001"),
-            "weightedAvgPrice": _fmt_dec(Decimal(qv) / v / TICKS, "0.00000001") if v else "0.00000000",
+            "priceChangePercent": fmt_pct4(change, o),
+            "weightedAvgPrice": fmt_ratio8(qv, v) if v else "0.00000000",
             "lastPrice": fmt_ticks(last),
             "bidPrice": fmt_ticks(bids[0][0]) if bids else "0.0000",
             "bidQty": str(bids[0][1]) if bids else "0",
