@@ -127,8 +127,11 @@ def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Col], *, engine
     query = text(sql.format(columns=_select_list(cols, decimals)))
     with eng.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query, params)
-        for part in result.partitions():
-            yield _frame([tuple(r) for r in part], cols, decimals)
+        try:
+            for part in result.partitions(chunk_rows):
+                yield _frame([tuple(r) for r in part], cols, decimals)
+        finally:
+            result.close()  # also when the caller stops early: release the server-side cursor
 
 
 def _read(sql: str, params: dict[str, Any], cols: Sequence[Col], index: str, *,
