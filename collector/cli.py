@@ -94,6 +94,13 @@ def _register_commands() -> None:
 
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
 
+    from collector.analyst_cli import export_command, plot_app, status_command, verify_command
+
+    app.command("verify")(verify_command)
+    app.command("status")(status_command)
+    app.command("export")(export_command)
+    app.add_typer(plot_app, name="plot")
+
 
 _register_commands()
 

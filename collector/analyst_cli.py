@@ -1,0 +1,198 @@
+"""The analyst's commands: verify, status, export and plot klines (registered by collector.cli).
+
+Tables and JSON go to stdout; progress and notes to stderr. Bad input is a ConfigError: one line,
+exit code 2. `verify` exits 1 when it finds anything wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from collector.cliutil import console, open_db, parse_time, settings
+from collector.errors import ConfigError
+
+
+
+class _Stdout:
+    """The data console on stdout; piped output gets a wide page rather than truncated cells."""
+
+    def print(self, *objects, **kwargs) -> None:
+        wide = None if sys.stdout.isatty() else 220
+        Console(soft_wrap=True, width=wide).print(*objects, **kwargs)
+
+
+out = _Stdout()
+plot_app = typer.Typer(help="Draw stored data.", no_args_is_help=True)
+
+SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. "
+                                                      "Default: all.")]
+StartOpt = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC unless an offset is given).")]
+EndOpt = Annotated[str | None, typer.Option(help="Until this time, exclusive (ISO 8601).")]
+
+
+def _window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    s = parse_time(start, "--start") if start else None
+    e = parse_time(end, "--end") if end else None
+    if s is not None and e is not None and s >= e:
+        raise ConfigError(f"--start ({s.isoformat()}) must be before --end ({e.isoformat()})")
+    return s, e
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def verify_command(
+    ctx: typer.Context,
+    symbol: SymbolOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Re-fetch the missing ranges, then verify again.")] = False,
+    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL (for --repair).")] = None,
+) -> None:
+    """Find kline gaps, trade holes, klines disagreeing with trades and crossed books; exit 1 if any."""
+    from collector.verify import verify
+
+    window = _window(start, end)
+    cfg = settings(ctx, exchange_url=exchange_url)
+    db = open_db(ctx, pool_size=8)
+    try:
+        report = verify(db.engine, symbol, *window)
+        _print_report(report)
+        if repair and any(p.repairable for p in report.problems):
+            import asyncio
+
+            console.print(f"repairing {sum(p.repairable for p in report.problems)} problem(s) "
+                          f"from {cfg.exchange_url} ...")
+            summaries = asyncio.run(_repair(cfg, db.engine, report.problems))
+            failed = [t for s in summaries for t in s.failed]
+            for t in failed:
+                console.print(f"[red]repair of {t.name} failed: {t.error}[/red]")
+            report = verify(db.engine, symbol, *window)
+            console.print("after repair:")
+            _print_report(report)
+    finally:
+        db.close()
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+async def _repair(cfg, engine, problems):
+    from collector.runtime import connect_exchange
+    from collector.verify import repair
+
+    async with connect_exchange(cfg) as client:
+        return await repair(client, engine, problems)
+
+
+def _print_report(report) -> None:
+    from rich.table import Table
+
+    checked = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in report.checked.items())
+    if report.ok:
+        out.print(f"[green]verify: clean[/green] ({checked})")
+        return
+    table = Table(title=f"verify: {len(report.problems)} problem(s)")
+    for col in ("kind", "symbol", "interval", "from", "until", "detail"):
+        table.add_column(col)
+    for p in report.problems:
+        table.add_row(p.kind, p.symbol, p.interval, _iso(p.start), _iso(p.end), p.detail)
+    out.print(table)
+    out.print(f"checked: {checked}")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON (a list of objects) instead of a table.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw coverage over time to this PNG.")] = None,
+) -> None:
+    """Per symbol and stream: rows, first and newest time, lag, open gaps, last error."""
+    from collector import status
+
+    db = open_db(ctx)
+    try:
+        rows = status.collect(db.engine)
+        cov = status.coverage(db.engine) if plot is not None else None
+    finally:
+        db.close()
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
+    elif rows:
+        out.print(status.render(rows))
+    else:
+        out.print("nothing stored yet")
+    if plot is not None:
+        from collector import plots
+
+        if cov is None:
+            raise ConfigError("nothing stored yet: no coverage to draw")
+        console.print(f"coverage drawn to {plots.coverage(cov, plot)}")
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def export_command(
+    ctx: typer.Context,
+    table: Annotated[str, typer.Option(help="klines, trades, tickers_24hr or depth.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (replaced at the end).")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    symbol: SymbolOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    interval: Annotated[str | None, typer.Option(help="Kline interval (klines only; default: all).")] = None,
+) -> None:
+    """Write a table to Parquet or CSV, streamed, with exact decimals."""
+    from collector.export import export
+
+    window = _window(start, end)
+    db = open_db(ctx)
+    try:
+        res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1],
+                     interval=interval)
+    finally:
+        db.close()
+    console.print(f"{res.rows:,} rows -> {res.path} ({res.bytes:,} bytes)")
+
+
+# --- plot ---------------------------------------------------------------------------------------
+
+
+@plot_app.command("klines")
+def plot_klines(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Option(help="Option symbol.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")],
+    interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
+    start: StartOpt = None,
+    end: EndOpt = None,
+) -> None:
+    """Candlesticks with volume of a symbol's klines."""
+    from collector import analysis, plots
+    from collector.domain import INTERVALS
+
+    if interval not in INTERVALS:
+        raise ConfigError(f"unknown interval {interval!r}; choose from {', '.join(INTERVALS)}")
+    window = _window(start, end)
+    db = open_db(ctx)
+    try:
+        df = analysis.klines(symbol, interval, *window, engine=db.engine)
+    finally:
+        db.close()
+    if df.empty:
+        raise ConfigError(f"no {interval} klines stored for {symbol!r} in that range")
+    path = plots.candles(df, output, title=f"{symbol} {interval}")
+    console.print(f"{len(df):,} klines drawn to {path}")

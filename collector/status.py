@@ -1,0 +1,200 @@
+"""`collector status`: where every symbol's every stream stands, from the database alone.
+
+Per (symbol, stream[, interval]): rows, first and newest time, lag (now - newest), open gaps and the
+latest error. Open gaps are what can be counted cheaply: for klines, the slots missing between the
+first and newest kline (rows against the interval grid); for trades, backfill windows started but not
+finished. `collector verify` runs the full checks.
+
+One grouped scan per table, answered from its (symbol, time) index; nothing is read twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from collector.domain import INTERVALS
+
+# stream -> (table, time column); klines are handled per interval.
+SNAPSHOT_STREAMS = {
+    "trades": ("trades", "time"),
+    "depth": ("depth_snapshots", "captured_at"),
+    "tickers": ("tickers_24hr", "captured_at"),
+    "avg_price": ("avg_prices", "captured_at"),
+    "book_ticker": ("book_tickers", "captured_at"),
+}
+
+
+@dataclass
+class StreamStatus:
+    symbol: str
+    stream: str
+    interval: str
+    rows: int
+    first: datetime | None
+    newest: datetime | None
+    lag: timedelta | None
+    open_gaps: int | None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("first", "newest", "last_error_at"):
+            d[k] = d[k].isoformat().replace("+00:00", "Z") if d[k] else None
+        d["lag_seconds"] = None if self.lag is None else round(self.lag.total_seconds(), 3)
+        del d["lag"]
+        return d
+
+
+def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus]:
+    now = now or datetime.now(UTC)
+    out: list[StreamStatus] = []
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        for r in conn.execute(text(
+                "SELECT symbol, interval, count(*) AS n, min(open_time) AS first, max(open_time) AS newest "
+                "FROM klines GROUP BY symbol, interval")):
+            iv = INTERVALS.get(r.interval)
+            missing = None if iv is None else (r.newest - r.first) // iv + 1 - r.n
+            # a kline's data is complete at its close: lag runs from there
+            newest_end = r.newest + iv if iv else r.newest
+            out.append(StreamStatus(r.symbol, "klines", r.interval, r.n, r.first, r.newest,
+                                    max(now - newest_end, timedelta(0)), max(missing or 0, 0)
+                                    if missing is not None else None))
+        unfinished = dict(conn.execute(text(
+            "SELECT symbol, count(*) FROM checkpoints WHERE stream = 'trades' AND scope LIKE 'backfill %' "
+            "AND NOT complete GROUP BY symbol")).all())
+        for stream, (table, col) in SNAPSHOT_STREAMS.items():
+            for r in conn.execute(text(
+                    f"SELECT symbol, count(*) AS n, min({col}) AS first, max({col}) AS newest "
+                    f"FROM {table} GROUP BY symbol")):
+                gaps = unfinished.get(r.symbol, 0) if stream == "trades" else None
+                out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, now - r.newest, gaps))
+        _attach_errors(conn, out)
+        conn.rollback()
+    out.sort(key=lambda s: (s.symbol, s.stream, INTERVALS.get(s.interval, timedelta(0))))
+    return out
+
+
+def _attach_errors(conn, statuses: list[StreamStatus]) -> None:
+    """The latest error per (symbol, stream) from checkpoints and daemon job errors."""
+    errors: dict[tuple[str, str], tuple[datetime, str]] = {}
+
+    def keep(symbol: str, stream: str, at: datetime, message: str) -> None:
+        if (symbol, stream) not in errors or errors[symbol, stream][0] < at:
+            errors[symbol, stream] = (at, message)
+
+    for r in conn.execute(text("SELECT symbol, stream, last_error, last_error_at FROM checkpoints "
+                               "WHERE last_error IS NOT NULL")):
+        keep(r.symbol, r.stream, r.last_error_at or datetime.min.replace(tzinfo=UTC), r.last_error)
+    for r in conn.execute(text(
+            "SELECT DISTINCT ON (symbol, job) symbol, job, at, error_class, message FROM job_errors "
+            "WHERE symbol IS NOT NULL ORDER BY symbol, job, at DESC")):
+        stream = _stream_of_job(r.job)
+        keep(r.symbol, stream, r.at, f"{r.error_class}: {r.message}")
+    known = {(s.symbol, s.stream) for s in statuses}
+    for s in statuses:
+        got = errors.get((s.symbol, s.stream))
+        if got:
+            s.last_error_at, s.last_error = got
+    for (symbol, stream), (at, message) in errors.items():  # failing before any row was stored
+        if (symbol, stream) not in known:
+            statuses.append(StreamStatus(symbol, stream, "", 0, None, None, None, None, message, at))
+
+
+def _stream_of_job(job: str) -> str:
+    """Job names start with their stream ('trades', 'klines 1m', 'depth:BTC...'); others stay as they are."""
+    for stream in ("klines", *SNAPSHOT_STREAMS):
+        if job.startswith(stream):
+            return stream
+    return job
+
+
+def format_lag(lag: timedelta | None) -> str:
+    if lag is None:
+        return "-"
+    s = int(lag.total_seconds())
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def render(statuses: list[StreamStatus]):
+    """A rich Table of the statuses."""
+    from rich.table import Table
+
+    table = Table(title="collector status", show_lines=False)
+    for col, just in (("symbol", "left"), ("stream", "left"), ("rows", "right"), ("first", "left"),
+                      ("newest", "left"), ("lag", "right"), ("open gaps", "right"), ("last error", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for s in statuses:
+        stream = f"{s.stream} {s.interval}".strip()
+        gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
+        err = "" if not s.last_error else f"[red]{s.last_error[:60]}[/red]"
+        table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err)
+    return table
+
+
+def _t(t: datetime | None) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+# --- coverage over time (for `status --plot`) ---------------------------------------------------
+
+
+@dataclass
+class Coverage:
+    start: datetime
+    end: datetime
+    buckets: int
+    # (symbol, stream label) -> per bucket: share of the bucket covered (klines: rows / slots;
+    # other streams: 1.0 when any row fell in it)
+    rows: dict[tuple[str, str], list[float]]
+
+    @property
+    def width(self) -> timedelta:
+        return (self.end - self.start) / self.buckets
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NICE_WIDTHS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)]
+
+
+def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
+    """Bucketed presence of rows per symbol and stream over the whole stored time range (at most
+    ``buckets`` cells, each of a round length)."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        bounds = [conn.execute(text(f"SELECT min({c}), max({c}) FROM {t}")).one()
+                  for t, c in (("klines", "open_time"), *SNAPSHOT_STREAMS.values())]
+        lows = [b[0] for b in bounds if b[0] is not None]
+        if not lows:
+            return None
+        first = min(lows)
+        last = max(b[1] for b in bounds if b[1] is not None) + timedelta(minutes=1)
+        # cells of a round length, aligned to it, so a cell is a whole number of kline slots
+        width = next((w for w in NICE_WIDTHS if w * buckets >= last - first), NICE_WIDTHS[-1])
+        start = EPOCH + (first - EPOCH) // width * width
+        buckets = -(-(last - start) // width)
+        end = start + buckets * width
+        cov = Coverage(start, end, buckets, {})
+        params = {"lo": start, "w": width, "n": buckets}
+        bucket = "least(floor(extract(epoch FROM {c} - :lo) / extract(epoch FROM :w))::int, :n - 1)"
+        for r in conn.execute(text(
+                f"SELECT symbol, interval, {bucket.format(c='open_time')} AS b, count(*) AS n "
+                "FROM klines GROUP BY 1, 2, 3"), params):
+            iv = INTERVALS.get(r.interval)
+            share = 1.0 if iv is None else min(1.0, r.n / max(width / iv, 1.0))
+            cov.rows.setdefault((r.symbol, f"klines {r.interval}"), [0.0] * buckets)[r.b] = share
+        for stream, (table, col) in SNAPSHOT_STREAMS.items():
+            for r in conn.execute(text(f"SELECT DISTINCT symbol, {bucket.format(c=col)} AS b FROM {table}"),
+                                  params):
+                cov.rows.setdefault((r.symbol, stream), [0.0] * buckets)[r.b] = 1.0
+        conn.rollback()
+    return cov

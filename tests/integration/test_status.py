@@ -1,0 +1,84 @@
+"""status: per symbol and stream, as a table and as JSON; the coverage picture."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from analyst_data import T0, T1, execute, populate
+
+from collector import status
+from collector.cli import main
+from collector.store import checkpoints
+
+M = timedelta(minutes=1)
+SYM = "EOS0106CALLW"
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code
+
+
+@pytest.fixture
+def data(engine):
+    return populate(engine)
+
+
+def test_rows_times_lag_and_gaps(engine, data):
+    execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
+            s=SYM, a=T0 + 5 * M, b=T0 + 8 * M)
+    with engine.begin() as conn:
+        checkpoints.save(conn, checkpoints.backfill_scope(T1, T1 + 60 * M), SYM, "trades")
+        checkpoints.record_error(conn, checkpoints.LIVE, SYM, "trades", "", "ExchangeUnavailable: 502")
+        conn.exec_driver_sql("INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
+                             "(%s, 'depth', %s, 'ParseError', 'bad level')", (T1, SYM))
+        conn.exec_driver_sql("INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
+                             "(%s, 'tickers', 'GONE', 'ExchangeRejected', 'no such symbol')", (T1,))
+    rows = {(s.symbol, s.stream, s.interval): s for s in status.collect(engine, now=T1 + 5 * M)}
+    k = rows[SYM, "klines", "1m"]
+    assert (k.rows, k.first, k.newest, k.open_gaps) == (117, T0, T1 - M, 3)
+    assert k.lag == 5 * M  # from the newest kline's close
+    t = rows[SYM, "trades", ""]
+    with engine.connect() as conn:
+        n, newest = conn.exec_driver_sql("SELECT count(*), max(time) FROM trades WHERE symbol = %s", (SYM,)).one()
+    assert (t.rows, t.newest, t.lag, t.open_gaps) == (n, newest, T1 + 5 * M - newest, 1)
+    assert t.last_error == "ExchangeUnavailable: 502"
+    d = rows[SYM, "depth", ""]
+    assert d.rows == 12 and d.open_gaps is None and d.last_error == "ParseError: bad level"
+    assert rows["GONE", "tickers", ""].rows == 0  # failing before anything was stored still shows
+    assert {s.stream for s in rows.values()} == {"klines", "trades", "depth", "tickers"}
+
+
+def test_cli_json_and_table(clean_env, db_url, data, capsys):
+    assert run(["--database-url", db_url, "status", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    one = next(r for r in got if r["symbol"] == SYM and r["stream"] == "klines")
+    assert one["rows"] == 120 and one["first"] == "2026-01-05T11:00:00Z" and one["open_gaps"] == 0
+    assert isinstance(one["lag_seconds"], float)
+    assert run(["--database-url", db_url, "status"]) == 0
+    text = capsys.readouterr().out
+    assert SYM in text and "klines 1m" in text and "open gaps" in text
+
+
+def test_coverage_plot(clean_env, db_url, engine, data, tmp_path, capsys):
+    execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
+            s=SYM, a=T0 + 30 * M, b=T0 + 60 * M)
+    cov = status.coverage(engine, buckets=24)
+    shares = cov.rows[SYM, "klines 1m"]
+    assert (cov.start, cov.width, cov.buckets) == (T0, 10 * M, 13)  # round cells; 13:00 holds the end
+    assert shares[:3] == [1.0] * 3 and shares[3:6] == [0.0] * 3 and shares[6:12] == [1.0] * 6  # the hole
+    assert cov.rows[SYM, "trades"][:12] == [1.0] * 12
+    out = tmp_path / "coverage.png"
+    assert run(["--database-url", db_url, "status", "--plot", str(out)]) == 0
+    head = out.read_bytes()
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and 20_000 < len(head) < 2_000_000
+
+
+def test_empty_database(clean_env, db_url, tmp_path, capsys):
+    assert run(["--database-url", db_url, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert run(["--database-url", db_url, "status", "--plot", str(tmp_path / "c.png")]) == 2
+    assert "nothing stored" in capsys.readouterr().err
