@@ -1,7 +1,7 @@
 """`collector export`: a table (or a slice of it) to Parquet or CSV, streamed, with exact decimals.
 
 Memory stays flat whatever the size: rows come through a server-side cursor (Parquet) or the COPY
-protocol (CSV) and go out one chunk at a time (one Parquet row group per chunk).
+protocol (CSV) and go out as they come; Parquet row groups are assembled from Arrow batches.
 
 Exactness:
 - **Parquet** stores prices and quantities as ``decimal128(p, s)``. The columns are unconstrained
@@ -34,7 +34,12 @@ from sqlalchemy import Connection, Engine, text
 
 from collector.errors import ConfigError
 
-CHUNK_ROWS = 50_000
+# Rows fetched per round trip: Python objects exist for this many rows at a time. Row groups are
+# assembled from the Arrow batches (~60 bytes a trade). Peak RSS of a whole `collector export`
+# (about 100 MB of it imports) measured on 1M trades: 10k/100k ~210 MB, 10k/250k ~260 MB,
+# 50k/50k ~270 MB; see docs/benchmarks.md.
+CHUNK_ROWS = 10_000
+ROW_GROUP_ROWS = 100_000
 FORMATS = ("parquet", "csv")
 
 
@@ -123,7 +128,7 @@ def _filters(spec: TableSpec, symbols: Sequence[str] | None, start: datetime | N
 def export(engine: Engine, table: str, path: str | os.PathLike, fmt: str = "parquet", *,
            symbols: Sequence[str] | None = None, start: datetime | None = None,
            end: datetime | None = None, interval: str | None = None,
-           chunk_rows: int = CHUNK_ROWS) -> ExportResult:
+           chunk_rows: int = CHUNK_ROWS, row_group_rows: int = ROW_GROUP_ROWS) -> ExportResult:
     """Write the rows of ``table`` matching the filters to ``path``; see the module docstring."""
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
@@ -145,7 +150,7 @@ def export(engine: Engine, table: str, path: str | os.PathLike, fmt: str = "parq
             if fmt == "csv":
                 rows, schema = _write_csv(conn, spec, where, params, tmp)
             else:
-                rows, schema = _write_parquet(conn, spec, where, params, tmp, chunk_rows)
+                rows, schema = _write_parquet(conn, spec, where, params, tmp, chunk_rows, row_group_rows)
             conn.rollback()
         tmp.chmod(0o644)
         os.replace(tmp, target)
@@ -212,29 +217,35 @@ def _parquet_expr(c: Column) -> str:
 
 
 def _write_parquet(conn: Connection, spec: TableSpec, where: str, params: dict, tmp: Path,
-                   chunk_rows: int) -> tuple[int, dict]:
+                   chunk_rows: int, row_group_rows: int) -> tuple[int, dict]:
     schema = _arrow_schema(conn, spec, where, params)
     select = (f"SELECT {', '.join(_parquet_expr(c) for c in spec.columns)} FROM {spec.source} "
               f"WHERE {where} ORDER BY {spec.order}")
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).exec_driver_sql(select, params)
     rows = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for part in result.partitions(chunk_rows):
-                writer.write_table(_chunk(part, schema), row_group_size=len(part))
+                pending.append(_batch(part, schema))
+                pending_rows += len(part)
                 rows += len(part)
-            if rows == 0:
-                writer.write_table(schema.empty_table())
+                if pending_rows >= row_group_rows:
+                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=pending_rows)
+                    pending, pending_rows = [], 0
+            if pending_rows or rows == 0:
+                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=max(pending_rows, 1))
     finally:
         result.close()  # a failed export must not leave the server-side cursor behind
     return rows, {f.name: str(f.type) for f in schema}
 
 
-def _chunk(part: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+def _batch(part: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
     arrays = []
     for field, values in zip(schema, zip(*part, strict=True), strict=True):
         if pa.types.is_timestamp(field.type):
             arrays.append(pa.array(values, pa.int64()).cast(field.type))
         else:
             arrays.append(pa.array(values, field.type))  # raises rather than drop a digit
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

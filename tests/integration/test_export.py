@@ -40,10 +40,10 @@ def test_parquet_round_trips_exact_decimals(engine, tmp_path):
     with engine.begin() as conn:
         write_trades(conn, trades)
     out = tmp_path / "t.parquet"
-    res = export(engine, "trades", out, "parquet", chunk_rows=64)
+    res = export(engine, "trades", out, "parquet", chunk_rows=64, row_group_rows=128)
     assert res.rows == 399 and out.exists() and not list(tmp_path.glob(".*partial"))
     f = pq.ParquetFile(out)
-    assert f.metadata.num_row_groups == 7  # streamed: one group per chunk
+    assert [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)] == [128, 128, 128, 15]
     table = f.read()
     assert table.schema.field("price").type == pa.decimal128(21, 9)  # 12 integer + 9 decimal digits
     assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
