@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.simulator.config import FaultConfig, SimConfig
-from collector.simulator.faults import Injector, Plan, numbers_as_json
+from collector.simulator.faults import NO_FAULTS, Injector, Plan, numbers_as_json
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
 from collector.simulator.market import (INTERVALS, MINUTE, Market, Option, fmt_ticks, recent_trade_json,
                                         trade_json)
@@ -196,11 +196,20 @@ class Simulator:
         st.requests += 1
         st.by_endpoint[name] += 1
         now = self.clock.now_ms()
-        ip = request.remote or "?"
         q = request.query
-        verdict = self.limiter.admit(ip, weight(q), now)
+        verdict = self.limiter.admit(request.remote or "?", weight(q), now)
         if verdict.status != 200:
             return self._limited(verdict)
+        if not self._injector.active:  # no faults configured: nothing to draw, delay or rewrite
+            try:
+                status, data = fn(request, q, now, NO_FAULTS)
+            except ApiError as exc:
+                status, data = exc.status, {"code": exc.code, "msg": exc.msg}
+            used = str(verdict.used_weight)
+            return web.Response(status=status,
+                                body=(data if type(data) is str else json.dumps(data, separators=(",", ":"))).encode(),
+                                headers={"X-MBX-USED-WEIGHT-1M": used, "X-MBX-USED-WEIGHT": used,
+                                         "Content-Type": JSON_CT})
         plan = self._injector.plan()
         if plan.slow:
             st.faults["slow"] += 1
@@ -374,31 +383,27 @@ class Simulator:
 
     def _ticker_24hr(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)
+        if not plan.swap_times:
+            if opt is not None:
+                return 200, self.market.ticker_24hr_json(opt, now)
+            return 200, "[" + ",".join([self.market.ticker_24hr_json(o, now) for o in self.market.listed(now)]) + "]"
         opts = [opt] if opt is not None else self.market.listed(now)
         out = [self.market.ticker_24hr(o, now) for o in opts]
-        if plan.swap_times:
-            for d in out:
-                d["openTime"], d["closeTime"] = now, now - 3
+        for d in out:
+            d["openTime"], d["closeTime"] = now, now - 3
         return 200, out[0] if opt is not None else out
 
     def _ticker_price(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)
-        opts = [opt] if opt is not None else self.market.listed(now)
-        out = [{"symbol": o.name, "price": fmt_ticks(self.market.last_price_ticks(o, now + 1))} for o in opts]
-        return 200, out[0] if opt is not None else out
+        if opt is not None:
+            return 200, self.market.price_ticker_json(opt, now)
+        return 200, "[" + ",".join([self.market.price_ticker_json(o, now) for o in self.market.listed(now)]) + "]"
 
     def _book_ticker(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)
-        opts = [opt] if opt is not None else self.market.listed(now)
-        out = []
-        for o in opts:
-            _, bids, asks = self.market.depth(o, now)
-            out.append({"symbol": o.name,
-                        "bidPrice": fmt_ticks(bids[0][0]) if bids else "0.0000",
-                        "bidQty": str(bids[0][1]) if bids else "0",
-                        "askPrice": fmt_ticks(asks[0][0]) if asks else "0.0000",
-                        "askQty": str(asks[0][1]) if asks else "0"})
-        return 200, out[0] if opt is not None else out
+        if opt is not None:
+            return 200, self.market.book_ticker_json(opt, now)
+        return 200, "[" + ",".join([self.market.book_ticker_json(o, now) for o in self.market.listed(now)]) + "]"
 
     # ---- debug (outside /api/: no limits, no faults) ----------------------------------------
     async def _debug_stats(self, request: web.Request) -> web.Response:

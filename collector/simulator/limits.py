@@ -116,8 +116,9 @@ class Limiter:
         wstart = now - now % WEIGHT_WINDOW
         if not self.weight_limit:
             # Limits lifted: still count, so headers and stats stay meaningful.
-            self.stats.weight[ip][wstart] += weight
-            return Verdict(200, self.stats.weight[ip][wstart])
+            wmap = self.stats.weight[ip]
+            used = wmap[wstart] = wmap[wstart] + weight
+            return Verdict(200, used)
         c = self._clients.get(ip)
         if c is None:
             c = self._clients[ip] = _Client()

@@ -636,6 +636,13 @@ class Market:
         return bids, asks
 
     def ticker_24hr(self, opt: Option, now_ms: int) -> dict:
+        return dict(zip(TICKER_24HR_KEYS, self._ticker_24hr_values(opt, now_ms)))
+
+    def ticker_24hr_json(self, opt: Option, now_ms: int) -> str:
+        """ticker_24hr as compact JSON (same bytes as json.dumps of the dict)."""
+        return _TICKER_24HR_FMT % self._ticker_24hr_values(opt, now_ms)
+
+    def _ticker_24hr_values(self, opt: Option, now_ms: int) -> tuple:
         st = self._stats(opt, now_ms - DAY + 1, now_ms + 1)
         last = self.last_price_ticks(opt, now_ms + 1)
         _, bids, asks = self.depth(opt, now_ms)
@@ -648,28 +655,50 @@ class Market:
         settled = now_ms >= opt.expiry
         spot = opt.spot_ticks(min(now_ms, opt.expiry))
         perform = max(0, spot - opt.strike) if opt.is_call else max(0, opt.strike - spot)
-        return {
-            "symbol": opt.name,
-            "priceChange": fmt_ticks(change) if change >= 0 else "-" + fmt_ticks(-change),
-            "priceChangePercent": fmt_pct4(change, o),
-            "weightedAvgPrice": fmt_ratio8(qv, v) if v else "0.00000000",
-            "lastPrice": fmt_ticks(last),
-            "bidPrice": fmt_ticks(bids[0][0]) if bids else "0.0000",
-            "bidQty": str(bids[0][1]) if bids else "0",
-            "askPrice": fmt_ticks(asks[0][0]) if asks else "0.0000",
-            "askQty": str(asks[0][1]) if asks else "0",
-            "openPrice": fmt_ticks(o),
-            "highPrice": fmt_ticks(h),
-            "lowPrice": fmt_ticks(lo),
-            "volume": str(v),
-            "quoteVolume": fmt_ticks(qv),
-            "openTime": now_ms - DAY,
-            "closeTime": now_ms,
-            "exertionTime": opt.expiry,
-            "performPrice": fmt_ticks(perform) if settled else "0.0000",
-            "referencePrice": fmt_ticks(spot),
-            "exertionPrice": fmt_ticks(opt.strike),
-        }
+        return (  # in TICKER_24HR_KEYS order
+            opt.name,
+            fmt_ticks(change) if change >= 0 else "-" + fmt_ticks(-change),
+            fmt_pct4(change, o),
+            fmt_ratio8(qv, v) if v else "0.00000000",
+            fmt_ticks(last),
+            fmt_ticks(bids[0][0]) if bids else "0.0000",
+            str(bids[0][1]) if bids else "0",
+            fmt_ticks(asks[0][0]) if asks else "0.0000",
+            str(asks[0][1]) if asks else "0",
+            fmt_ticks(o),
+            fmt_ticks(h),
+            fmt_ticks(lo),
+            str(v),
+            fmt_ticks(qv),
+            now_ms - DAY,
+            now_ms,
+            opt.expiry,
+            fmt_ticks(perform) if settled else "0.0000",
+            fmt_ticks(spot),
+            fmt_ticks(opt.strike),
+        )
+
+    def book_ticker_json(self, opt: Option, now_ms: int) -> str:
+        """{"symbol", "bidPrice", "bidQty", "askPrice", "askQty"} of the best levels, compact JSON."""
+        _, bids, asks = self.depth(opt, now_ms)
+        return _BOOK_FMT % (opt.name, fmt_ticks(bids[0][0]) if bids else "0.0000", bids[0][1] if bids else 0,
+                            fmt_ticks(asks[0][0]) if asks else "0.0000", asks[0][1] if asks else 0)
+
+    def price_ticker_json(self, opt: Option, now_ms: int) -> str:
+        """{"symbol", "price"}: the last price at now, compact JSON."""
+        return _PRICE_FMT % (opt.name, fmt_ticks(self.last_price_ticks(opt, now_ms + 1)))
+
+
+TICKER_24HR_KEYS = ("symbol", "priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice", "bidPrice",
+                    "bidQty", "askPrice", "askQty", "openPrice", "highPrice", "lowPrice", "volume",
+                    "quoteVolume", "openTime", "closeTime", "exertionTime", "performPrice", "referencePrice",
+                    "exertionPrice")
+_INT_KEYS = {"openTime", "closeTime", "exertionTime"}
+# Values are ASCII symbol names, decimal strings and ints: nothing JSON would escape.
+_TICKER_24HR_FMT = "{" + ",".join(f'"{k}":%d' if k in _INT_KEYS else f'"{k}":"%s"'
+                                  for k in TICKER_24HR_KEYS) + "}"
+_BOOK_FMT = '{"symbol":"%s","bidPrice":"%s","bidQty":"%d","askPrice":"%s","askQty":"%d"}'
+_PRICE_FMT = '{"symbol":"%s","price":"%s"}'
 
 
 def _fold(trades: list[Trade]) -> tuple | None:

@@ -72,3 +72,17 @@ def test_cached_klines_equal_reference_rows(listing_interval_s):
                     hi = min(last, lo + rng.choice((0, 1, 10, 999)) * iv)
                     want = [m.kline(opt, iv, t, now) for t in range(lo, hi + 1, iv)]
                     assert m.klines_json(opt, iv, lo, hi, now) == (len(want), dumps(want)), (opt.name, interval)
+
+
+def test_ticker_renderers_match_json_dumps():
+    m = Market(small_config(silent_share=0.3, grace_s=9000))
+    for now in (T0 + 37_123, T0 + 3_600_000 + 5, T0 + 86_400_000 - 1):
+        for opt in m.listed(now):
+            assert m.ticker_24hr_json(opt, now) == dumps(m.ticker_24hr(opt, now))
+            _, bids, asks = m.depth(opt, now)
+            assert m.book_ticker_json(opt, now) == dumps(
+                {"symbol": opt.name, "bidPrice": fmt_ticks(bids[0][0]) if bids else "0.0000",
+                 "bidQty": str(bids[0][1]) if bids else "0", "askPrice": fmt_ticks(asks[0][0]) if asks else "0.0000",
+                 "askQty": str(asks[0][1]) if asks else "0"})
+            assert m.price_ticker_json(opt, now) == dumps(
+                {"symbol": opt.name, "price": fmt_ticks(m.last_price_ticks(opt, now + 1))})
