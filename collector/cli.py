@@ -80,6 +80,53 @@ def db_current(ctx: typer.Context) -> None:
     typer.echo(f"current: {current or '<empty>'}  head: {head}  ({note})")
 
 
+@app.command("backfill")
+def backfill_command(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC unless an offset is given).")],
+    end: Annotated[str, typer.Option(help="Window end (exclusive), ISO 8601.")],
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. "
+                                                      "Default: every symbol the exchange lists.")] = None,
+    streams: Annotated[str, typer.Option(help="Comma-separated: klines, trades.")] = "klines,trades",
+    interval: Annotated[list[str] | None, typer.Option("--interval", help="Kline interval; repeat for "
+                                                        "several. Default: kline_intervals from config.")] = None,
+    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
+) -> None:
+    """Fetch history for [START, END): resumable, idempotent, as fast as the weight limit allows."""
+    import asyncio
+
+    from collector.cliutil import parse_window, settings
+
+    window = parse_window(start, end)
+    cfg = settings(ctx, exchange_url=exchange_url)
+    stream_list = tuple(s.strip() for s in streams.split(",") if s.strip())
+    asyncio.run(_backfill(ctx, cfg, window, symbol or [], stream_list, tuple(interval or cfg.kline_intervals)))
+
+
+async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
+    import sys as _sys
+
+    from collector.backfill import BackfillPlan, listed_symbols, run_backfill
+    from collector.cliutil import console
+    from collector.progress import LogReporter, RichReporter, summary_table
+    from collector.runtime import connect_exchange
+    from collector.store.migrate import upgrade
+
+    async with connect_exchange(cfg, startup_retries=2) as client:
+        db = open_db(ctx, pool_size=8)
+        try:
+            upgrade(db.engine)
+            plan = BackfillPlan(window[0], window[1], symbols or await listed_symbols(client), streams,
+                                intervals, cfg.backfill_batch_rows)
+            reporter = RichReporter(console) if _sys.stderr.isatty() else LogReporter()
+            summary = await run_backfill(client, db.engine, plan, reporter=reporter)
+        finally:
+            db.close()
+    console.print(summary_table(summary))
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @config_app.command("show")
 def config_show(ctx: typer.Context) -> None:
     """Print the effective settings as JSON, secrets masked."""

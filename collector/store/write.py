@@ -109,6 +109,7 @@ def write_symbols(
     listed: Sequence[ListedSymbol],
     *,
     now: datetime,
+    mark_delisted: bool = True,
 ) -> dict[str, list[str]]:
     """Merge optionInfo and exchangeInfo into option_symbols.
 
@@ -137,6 +138,8 @@ def write_symbols(
                   "delisted_at": None},
         )
         conn.execute(stmt)
+    if not mark_delisted:
+        return {"new": new, "delisted": []}
     gone = conn.execute(
         update(SYMBOLS)
         .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(list(by_symbol) or [""]))

@@ -1,0 +1,124 @@
+"""Showing a backfill: rich progress bars on a terminal, plain log lines elsewhere, a summary table."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collector.backfill import BackfillSummary, Task
+
+log = logging.getLogger("collector.backfill")
+MAX_ROWS_SHOWN = 12  # active tasks shown under the overall bar; the rest are counted in it
+
+
+def _covered(task: Task) -> str:
+    if task.complete:
+        return "complete"
+    if task.covered_until is None:
+        return "-"
+    return task.covered_until.strftime("%Y-%m-%d %H:%M")
+
+
+class RichReporter:
+    """An overall bar plus one line per running task: rows, range covered, weight, ETA."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[rows]:>9,} rows"),
+            TextColumn("to {task.fields[covered]}"),
+            TextColumn("w {task.fields[weight]:>6,}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._ids: dict[int, TaskID] = {}
+        self._overall: TaskID | None = None
+        self._tasks: Sequence[Task] = ()
+
+    def started(self, tasks: Sequence[Task]) -> None:
+        self._tasks = tasks
+        self.progress.start()
+        self._overall = self.progress.add_task("all", total=len(tasks), rows=0, covered="", weight=0)
+
+    def _line(self, task: Task) -> None:
+        key = id(task)
+        if key not in self._ids:
+            visible = sum(1 for i in self._ids.values() if self.progress.tasks[i].visible)
+            self._ids[key] = self.progress.add_task(task.name, total=1.0, rows=0, covered="-", weight=0,
+                                                    visible=visible < MAX_ROWS_SHOWN)
+        self.progress.update(self._ids[key], completed=task.fraction, rows=task.rows,
+                             covered=_covered(task), weight=task.cost.weight)
+
+    def updated(self, task: Task) -> None:
+        self._line(task)
+        self._refresh_overall()
+
+    def finished(self, task: Task) -> None:
+        if id(task) in self._ids:
+            self.progress.update(self._ids[id(task)], visible=False)
+        self._refresh_overall()
+        if all(t.done or t.skipped for t in self._tasks):
+            self.progress.stop()
+
+    def _refresh_overall(self) -> None:
+        if self._overall is None:
+            return
+        finished = sum(1 for t in self._tasks if t.done or t.skipped)
+        self.progress.update(self._overall, completed=finished, rows=sum(t.rows for t in self._tasks),
+                             covered=f"{finished}/{len(self._tasks)} tasks",
+                             weight=sum(t.cost.weight for t in self._tasks))
+
+
+class LogReporter:
+    """When stdout is not a terminal: a line per finished task and a heartbeat every ``every`` s."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last = time.monotonic()
+        self._tasks: Sequence[Task] = ()
+
+    def started(self, tasks: Sequence[Task]) -> None:
+        self._tasks = tasks
+        skipped = sum(t.skipped for t in tasks)
+        log.info("backfill: %d tasks (%d already complete)", len(tasks), skipped)
+
+    def updated(self, task: Task) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            done = sum(1 for t in self._tasks if t.done or t.skipped)
+            log.info("backfill: %d/%d tasks done, %d rows, weight %d", done, len(self._tasks),
+                     sum(t.rows for t in self._tasks), sum(t.cost.weight for t in self._tasks))
+
+    def finished(self, task: Task) -> None:
+        if task.skipped:
+            return
+        state = "failed: " + task.error if task.error else ("complete" if task.complete else "incomplete")
+        log.info("backfill %s: %d rows, %d requests, weight %d, %s", task.name, task.rows,
+                 task.cost.requests, task.cost.weight, state)
+
+
+def summary_table(summary: BackfillSummary) -> Table:
+    table = Table(title="backfill summary", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for stream, rows in sorted(summary.rows.items()):
+        table.add_row(f"{stream} rows stored", f"{rows:,}")
+    table.add_row("tasks", f"{len(summary.tasks)} ({sum(t.skipped for t in summary.tasks)} already complete)")
+    table.add_row("requests", f"{summary.requests:,}")
+    table.add_row("weight", f"{summary.weight:,}")
+    table.add_row("retries", f"{summary.retries:,}")
+    table.add_row("wall time", f"{summary.wall_seconds:,.1f} s")
+    if summary.incomplete:
+        table.add_row("incomplete (window reaches past the exchange's clock)", str(len(summary.incomplete)))
+    if summary.failed:
+        table.add_row("failed", ", ".join(t.name for t in summary.failed))
+    return table

@@ -1,0 +1,96 @@
+"""Locating and paging trades by fromId, on adversarial histories (property-based).
+
+The stand-in below answers ``historical_trades`` the way the seed and field notes describe: with
+fromId, trades with id >= fromId oldest first; without it, the most recent trades newest first
+(the client sorts by id). It is the unit-level transport; the simulator covers the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.domain import Trade
+from collector.sync import TRADE_PAGE, Cost, locate_first_trade, trade_pages
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class PagedTrades:
+    def __init__(self, trades: list[Trade]) -> None:
+        self.trades = trades
+        self.ids = [t.trade_id for t in trades]
+        self.calls = 0
+
+    async def historical_trades(self, symbol, from_id=None, limit=500, *, priority=None):
+        self.calls += 1
+        if from_id is None:
+            return self.trades[-limit:]
+        first = bisect.bisect_left(self.ids, from_id)
+        return self.trades[first:first + limit]
+
+
+@st.composite
+def histories(draw):
+    n = draw(st.integers(0, 3000))
+    id_gaps = draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n))
+    time_steps = draw(st.lists(st.sampled_from([0, 0, 0, 1, 7, 1000, 60_000]), min_size=n, max_size=n))
+    trades, tid, t = [], draw(st.integers(0, 10**12)), 0
+    for gap, step in zip(id_gaps, time_steps, strict=True):
+        tid += gap
+        t += step  # many trades may share one millisecond
+        trades.append(Trade("S", tid, Decimal("1"), Decimal("1"), T0 + timedelta(milliseconds=t), None))
+    span = t + 2
+    at = T0 + timedelta(milliseconds=draw(st.integers(-5, span)))
+    return trades, at
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories())
+def test_locate_finds_exactly_the_first_trade_at_or_after(history):
+    trades, at = history
+    client = PagedTrades(trades)
+    cost = Cost()
+    located = asyncio.run(locate_first_trade(client, "S", at, cost=cost))
+    expected = next((t.trade_id for t in trades if t.time >= at), None)
+    assert located.first_id == expected
+    if expected is not None:
+        assert located.page and any(t.trade_id == expected for t in located.page)
+    assert cost.requests == client.calls
+    assert cost.requests <= 60  # logarithmic, whatever the gaps
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories())
+def test_paging_from_the_located_page_returns_every_later_trade_once(history):
+    trades, at = history
+
+    async def collect():
+        client = PagedTrades(trades)
+        located = await locate_first_trade(client, "S", at)
+        if located.first_id is None:
+            return []
+        out = []
+        async for page in trade_pages(client, "S", located.first_id, first_page=located.page):
+            out.extend(page)
+        return out
+
+    got = asyncio.run(collect())
+    assert [t.trade_id for t in got] == [t.trade_id for t in trades if t.time >= at]
+
+
+def test_interpolation_needs_few_probes_on_a_regular_history():
+    trades = [Trade("S", 10_000 + 112 * i, Decimal("1"), Decimal("1"), T0 + timedelta(seconds=3 * i), None)
+              for i in range(200_000)]
+    client = PagedTrades(trades)
+    cost = Cost()
+    at = T0 + timedelta(days=4, seconds=1)
+    located = asyncio.run(locate_first_trade(client, "S", at, cost=cost))
+    assert trades[[t.trade_id for t in trades].index(located.first_id)].time >= at
+    assert cost.probes <= 4  # newest, oldest, and one or two aimed probes
+    assert TRADE_PAGE == 500
