@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -37,16 +38,17 @@ class PagedTrades:
 
 @st.composite
 def histories(draw):
+    """Hypothesis draws the shape; a seeded RNG fills in thousands of trades cheaply."""
     n = draw(st.integers(0, 3000))
-    id_gaps = draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n))
-    time_steps = draw(st.lists(st.sampled_from([0, 0, 0, 1, 7, 1000, 60_000]), min_size=n, max_size=n))
+    max_gap = draw(st.sampled_from([1, 3, 112, 10_000, 10**7]))  # ids across symbols leave gaps
+    same_ms = draw(st.floats(0, 0.95))  # share of trades in the same millisecond as the last
+    rng = random.Random(draw(st.integers(0, 2**32)))
     trades, tid, t = [], draw(st.integers(0, 10**12)), 0
-    for gap, step in zip(id_gaps, time_steps, strict=True):
-        tid += gap
-        t += step  # many trades may share one millisecond
+    for _ in range(n):
+        tid += rng.randint(1, max_gap)
+        t += 0 if rng.random() < same_ms else rng.choice([1, 7, 1000, 60_000])
         trades.append(Trade("S", tid, Decimal("1"), Decimal("1"), T0 + timedelta(milliseconds=t), None))
-    span = t + 2
-    at = T0 + timedelta(milliseconds=draw(st.integers(-5, span)))
+    at = T0 + timedelta(milliseconds=draw(st.integers(-5, t + 2)))
     return trades, at
 
 
