@@ -31,6 +31,7 @@ class _Stdout:
 out = _Stdout()
 plot_app = typer.Typer(help="Draw stored data.", no_args_is_help=True)
 
+REPAIR_ROUNDS = 3
 SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. "
                                                       "Default: all.")]
 StartOpt = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC unless an offset is given).")]
@@ -65,18 +66,23 @@ def verify_command(
     try:
         report = verify(db.engine, symbol, *window)
         _print_report(report)
-        if repair and any(p.repairable for p in report.problems):
+        # A repaired range can reveal more (klines restored over claimed trades show their holes):
+        # repair again while that finds something new, a few rounds at most.
+        rounds = 0
+        while repair and rounds < REPAIR_ROUNDS and any(p.repairable for p in report.problems):
             import asyncio
 
-            console.print(f"repairing {sum(p.repairable for p in report.problems)} problem(s) "
-                          f"from {cfg.exchange_url} ...")
-            summaries = asyncio.run(_repair(cfg, db.engine, report.problems))
-            failed = [t for s in summaries for t in s.failed]
-            for t in failed:
+            rounds += 1
+            todo = [p for p in report.problems if p.repairable]
+            console.print(f"repair round {rounds}: {len(todo)} range(s) from {cfg.exchange_url} ...")
+            summaries = asyncio.run(_repair(cfg, db.engine, todo))
+            for t in (t for s in summaries for t in s.failed):
                 console.print(f"[red]repair of {t.name} failed: {t.error}[/red]")
-            report = verify(db.engine, symbol, *window)
-            console.print("after repair:")
+            previous, report = set(report.problems), verify(db.engine, symbol, *window)
+            console.print(f"after repair round {rounds}:")
             _print_report(report)
+            if set(report.problems) == previous:
+                break
     finally:
         db.close()
     if not report.ok:
