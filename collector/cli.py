@@ -80,6 +80,43 @@ def db_current(ctx: typer.Context) -> None:
     typer.echo(f"current: {current or '<empty>'}  head: {head}  ({note})")
 
 
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Start the exchange simulator in-process "
+                                           "and collect from it (the demo).")] = False,
+    sim_seed: Annotated[int, typer.Option(help="With --simulate: market seed.")] = 1,
+    sim_symbols: Annotated[int, typer.Option(help="With --simulate: option symbols trading at once.")] = 28,
+    sim_listing_interval: Annotated[float, typer.Option(
+        help="With --simulate: seconds between listings (each symbol lives SYMBOLS listings).")] = 21600.0,
+    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics and /healthz (0: any free).")] = None,
+) -> None:
+    """Run the daemon: keep every option symbol's klines, trades, depth and tickers current."""
+    import asyncio
+
+    from collector.cliutil import console, settings
+    from collector.daemon import run_daemon, run_with_simulator
+
+    cfg = settings(ctx, exchange_url=exchange_url, metrics_port=metrics_port)
+
+    def say(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    if simulate:
+        from collector.simulator import SimConfig
+
+        try:
+            sim = SimConfig(seed=sim_seed, symbols=sim_symbols, history_days=0.25,
+                            listing_interval_s=sim_listing_interval)
+        except ValueError as exc:
+            raise ConfigError(f"simulator: {exc}") from None
+        code = asyncio.run(run_with_simulator(cfg, sim, announce=say))
+    else:
+        code = asyncio.run(run_daemon(cfg, announce=say))
+    raise typer.Exit(code)
+
+
 @app.command("backfill")
 def backfill_command(
     ctx: typer.Context,

@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     streams: Annotated[list[str], NoDecode] = ["klines", "trades", "depth", "tickers"]
     kline_intervals: Annotated[list[str], NoDecode] = ["1m", "1h"]
     symbols_refresh_seconds: float = Field(300.0, gt=0)
-    trades_poll_seconds: float = Field(10.0, gt=0)
-    klines_poll_seconds: float = Field(30.0, gt=0)
+    trades_poll_seconds: float = Field(15.0, gt=0)
+    klines_poll_seconds: float = Field(60.0, gt=0)
     depth_poll_seconds: float = Field(60.0, gt=0)
     tickers_poll_seconds: float = Field(60.0, gt=0)
     avg_price_poll_seconds: float = Field(60.0, gt=0)

@@ -76,3 +76,50 @@ GOVERNOR_QUEUED = Gauge(
     "jex_governor_queued", "Requests waiting for budget now, by priority.",
     ["priority"], registry=REGISTRY,
 )
+
+
+# --- The daemon ----------------------------------------------------------------------------
+
+ROWS_UPSERTED = Counter(
+    "jex_rows_upserted_total", "Rows written (inserted or re-upserted) per table.",
+    ["table"], registry=REGISTRY,
+)
+NEWEST_ROW = Gauge(
+    "jex_stream_newest_row_timestamp_seconds",
+    "Time of the newest row stored per stream and symbol (trade time, kline open time, capture time).",
+    ["stream", "symbol"], registry=REGISTRY,
+)
+STREAM_LAG = Gauge(
+    "jex_stream_lag_seconds", "Now minus the newest stored row's time, per stream and symbol.",
+    ["stream", "symbol"], registry=REGISTRY,
+)
+STREAM_STALENESS = Gauge(
+    "jex_stream_staleness_seconds",
+    "Seconds since a poll last confirmed the stream held everything the exchange had (the health "
+    "signal: unlike lag it stays low for a symbol that simply has no new trades).",
+    ["stream", "symbol"], registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "jex_job_duration_seconds", "Duration of daemon job runs.", ["job"], registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+JOB_FAILURES = Counter(
+    "jex_job_failures_total", "Failed job runs (per symbol where the job is per symbol).",
+    ["job", "error"], registry=REGISTRY,
+)
+JOB_INTERVAL = Gauge(
+    "jex_job_interval_seconds", "Interval each job is scheduled at after budget planning.",
+    ["job"], registry=REGISTRY,
+)
+PLANNED_WEIGHT = Gauge(
+    "jex_planned_weight_per_minute", "Request weight per minute the current schedule needs.",
+    registry=REGISTRY,
+)
+SYMBOLS = Gauge(
+    "jex_symbols", "Symbols known to the daemon by state.", ["state"], registry=REGISTRY,
+)
+DB_ERRORS = Counter(
+    "jex_database_errors_total", "Database operations that failed because the database was unreachable.",
+    registry=REGISTRY,
+)
+DB_UP = Gauge("jex_database_up", "1 when the last database operation succeeded.", registry=REGISTRY)

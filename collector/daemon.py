@@ -1,0 +1,148 @@
+"""`collector run`: the long-running daemon.
+
+Start-up waits (with backoff) for the exchange and the database rather than dying, migrates the
+schema, refreshes symbols, plans the weight budget and starts the schedule. SIGTERM or SIGINT
+stops scheduling, lets running jobs finish for a few seconds, cancels the rest (nothing is lost:
+checkpoints), and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+from pydantic import SecretStr
+
+from collector import health, metrics
+from collector.config import Settings
+from collector.errors import CollectorError, ConfigError, ExchangeRejected, TransientError
+from collector.jobs.context import LiveContext
+from collector.jobs.scheduler import Schedule
+from collector.jobs.symbols import refresh_symbols
+from collector.runtime import make_client
+from collector.store.db import Database, open_database
+from collector.store.migrate import upgrade
+
+log = logging.getLogger("collector.daemon")
+SHUTDOWN_GRACE = 3.0  # seconds running jobs get to finish after SIGTERM
+SUMMARY_EVERY = 60.0
+
+
+@dataclass
+class Running:
+    """What a started daemon exposes to its caller (tests, `run --simulate`)."""
+
+    ctx: LiveContext
+    schedule: Schedule
+    metrics_port: int
+
+
+async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: float = 30.0):
+    """Keep trying a start-up step through transient failures; bad configuration is fatal."""
+    delay = 1.0
+    while True:
+        try:
+            return await attempt_fn()
+        except (ConfigError, ExchangeRejected):
+            raise
+        except (TransientError, OSError) as exc:
+            log.warning("%s not ready (%s: %s); retrying in %.0fs", what, type(exc).__name__, exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
+        if stop.is_set():
+            raise asyncio.CancelledError
+        delay = min(cap, delay * 2)
+
+
+async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
+                     started: asyncio.Future | None = None, announce=print) -> int:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    db: Database | None = None
+    try:
+        db = await _retry_forever("database", lambda: asyncio.to_thread(
+            open_database, settings, announce=announce, pool_size=10), stop)
+        await asyncio.to_thread(upgrade, db.engine)
+        connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            client = make_client(session, settings)
+
+            async def handshake() -> None:
+                await client.configure_limits()
+                await client.sync_time()
+            await _retry_forever(f"exchange {settings.exchange_url}", handshake, stop)
+            ctx = LiveContext(client, db.engine, settings)
+            runner = await health.serve(ctx, settings.metrics_host, settings.metrics_port)
+            port = health.bound_port(runner)
+            try:
+                await _retry_forever("symbol refresh", lambda: refresh_symbols(ctx), stop)
+                schedule = Schedule(ctx)
+                schedule.start()
+                announce(f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
+                         f"metrics on http://{settings.metrics_host}:{port}/metrics")
+                if started is not None and not started.done():
+                    started.set_result(Running(ctx, schedule, port))
+                await _summaries(ctx, stop)
+                log.info("stopping: letting running jobs finish (up to %gs)", SHUTDOWN_GRACE)
+                await schedule.shutdown(SHUTDOWN_GRACE)
+            finally:
+                await runner.cleanup()
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+    except CollectorError:
+        if started is not None and not started.done():
+            started.cancel()
+        raise
+    finally:
+        if db is not None:
+            db.close()
+    log.info("stopped")
+    return 0
+
+
+async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
+    """One line per minute of what the daemon did, until stopped."""
+    last: dict[str, float] = {}
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=SUMMARY_EVERY)
+        if stop.is_set():
+            return
+        rows = {}
+        for metric in metrics.ROWS_UPSERTED.collect():
+            for s in metric.samples:
+                if s.name.endswith("_total"):
+                    table = s.labels["table"]
+                    rows[table] = int(s.value - last.get(table, 0))
+                    last[table] = s.value
+        stats = ctx.client.governor.stats()
+        log.info("last minute: %s; weight %d/%s used this window; %d symbols; database %s",
+                 ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",
+                 stats.weight_used, stats.weight_limit, len(ctx.trading()), "up" if ctx.db_ok else "DOWN")
+
+
+def simulator_settings(settings: Settings, base_url: str) -> Settings:
+    """Point the settings at an in-process simulator (any well-formed key is accepted there)."""
+    update: dict = {"exchange_url": base_url}
+    if settings.api_key is None:
+        update["api_key"] = SecretStr("simulator")
+    return settings.model_copy(update=update)
+
+
+async def run_with_simulator(settings: Settings, sim_config, *, announce=print, stop=None) -> int:
+    from collector.simulator import Simulator
+
+    async with Simulator(sim_config, host="127.0.0.1", port=0) as sim:
+        announce(f"simulated JEX exchange at {sim.base_url} (seed {sim_config.seed})")
+        return await run_daemon(simulator_settings(settings, sim.base_url), announce=announce, stop=stop)
+

@@ -1,0 +1,84 @@
+"""/metrics (Prometheus) and /healthz for the daemon, on a loopback port by default."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from collector import metrics
+from collector.jobs.context import LiveContext
+
+
+def refresh_gauges(ctx: LiveContext) -> None:
+    """Lag and staleness are ages: compute them when asked, not when rows arrive."""
+    now = time.time()
+    for (stream, symbol), at in list(ctx.caught_up.items()):
+        metrics.STREAM_STALENESS.labels(stream, symbol).set(max(0.0, now - at))
+    for metric in metrics.NEWEST_ROW.collect():
+        for sample in metric.samples:
+            metrics.STREAM_LAG.labels(sample.labels["stream"], sample.labels["symbol"]).set(
+                max(0.0, now - sample.value))
+    stats = ctx.client.governor.stats()
+    metrics.WEIGHT_USED.set(stats.weight_used)
+    metrics.DB_UP.set(1 if ctx.db_ok else 0)
+
+
+def health_problems(ctx: LiveContext, db_answers: bool) -> list[str]:
+    problems = []
+    if not db_answers:
+        problems.append("database unreachable")
+    limit = ctx.settings.health_max_lag_seconds
+    now = time.time()
+    active = set(ctx.with_history()) | set(ctx.trading())
+    for (stream, symbol), at in ctx.caught_up.items():
+        if symbol in active and now - at > limit:
+            problems.append(f"{stream} {symbol} last caught up {now - at:.0f}s ago (limit {limit:g}s)")
+    banned = ctx.client.governor.stats().banned_until
+    if banned and banned > now:
+        problems.append(f"IP banned by the exchange until {time.strftime('%H:%M:%S', time.gmtime(banned))} UTC")
+    return problems
+
+
+def make_app(ctx: LiveContext) -> web.Application:
+    async def metrics_handler(_: web.Request) -> web.Response:
+        refresh_gauges(ctx)
+        return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        problems = health_problems(ctx, await _db_answers(ctx))
+        body = {"status": "unhealthy" if problems else "ok", "problems": problems,
+                "symbols": len(ctx.trading())}
+        return web.json_response(body, status=503 if problems else 200, dumps=json.dumps)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _db_answers(ctx: LiveContext) -> bool:
+    def ping() -> None:
+        with ctx.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), timeout=3)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
+        return False
+
+
+async def serve(ctx: LiveContext, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(ctx), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    return runner.addresses[0][1]

@@ -1,0 +1,109 @@
+"""What every daemon job needs, passed in explicitly: client, engine, settings, the symbol set,
+and the freshness bookkeeping that /metrics and /healthz read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from collector import metrics
+from collector.config import Settings
+from collector.errors import CollectorError, DatabaseUnavailable
+from collector.exchange.client import JexClient
+from collector.store import checkpoints
+from collector.store.db import transaction
+from collector.store.models import JobErrorRow
+
+log = logging.getLogger("collector.jobs")
+
+
+@dataclass
+class Symbol:
+    """A symbol the daemon knows, from optionInfo/exchangeInfo."""
+
+    name: str
+    expiry: datetime | None
+    listed: bool = True
+    swept: bool = False  # its final collection after expiry is done: no longer polled
+
+    def trading(self, now: datetime) -> bool:
+        return self.listed and (self.expiry is None or self.expiry > now)
+
+    def needs_history(self, now: datetime) -> bool:
+        """Polled for trades and klines: trading, or expired and waiting for its final sweep."""
+        return self.listed and not self.swept
+
+
+@dataclass
+class LiveContext:
+    client: JexClient
+    engine: Engine
+    settings: Settings
+    symbols: dict[str, Symbol] = field(default_factory=dict)
+    # When each (stream, symbol) last confirmed it had everything the exchange had (monotonic-free
+    # wall time, for lag); read by /healthz and the lag metrics.
+    caught_up: dict[tuple[str, str], float] = field(default_factory=dict)
+    db_ok: bool = True
+    final: dict[str, set[str]] = field(default_factory=dict)  # expired symbol -> streams swept
+    on_symbols_changed: Callable[[], Any] | None = None
+    clock: Callable[[], float] = time.time
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def trading(self) -> list[str]:
+        now = self.now()
+        return sorted(s.name for s in self.symbols.values() if s.trading(now))
+
+    def with_history(self) -> list[str]:
+        now = self.now()
+        return sorted(s.name for s in self.symbols.values() if s.needs_history(now))
+
+    def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:
+        self.caught_up[(stream, symbol)] = at
+        metrics.STREAM_STALENESS.labels(stream, symbol).set(0)
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store function in a worker thread; track whether the database answers."""
+        try:
+            result = await asyncio.to_thread(fn, *args)
+        except DatabaseUnavailable:
+            if self.db_ok:
+                log.error("database unavailable; will retry on the next poll")
+            self.db_ok = False
+            metrics.DB_ERRORS.inc()
+            raise
+        if not self.db_ok:
+            log.warning("database reachable again")
+        self.db_ok = True
+        return result
+
+    async def record_error(self, job: str, symbol: str | None, exc: BaseException, *, stream: str = "",
+                           interval: str = "") -> None:
+        """Count, log and (when the database answers) store a job failure; never raises."""
+        metrics.JOB_FAILURES.labels(job, type(exc).__name__).inc()
+        message = str(exc) or type(exc).__name__
+        level = logging.WARNING if isinstance(exc, CollectorError) else logging.ERROR
+        log.log(level, "%s %s failed: %s: %s", job, symbol or "", type(exc).__name__, message,
+                exc_info=not isinstance(exc, CollectorError))
+        if isinstance(exc, DatabaseUnavailable):
+            return
+
+        def store() -> None:
+            with transaction(self.engine) as conn:
+                conn.execute(JobErrorRow.__table__.insert().values(
+                    job=job, symbol=symbol, error_class=type(exc).__name__, message=message[:2000]))
+                if symbol and stream:
+                    checkpoints.record_error(conn, checkpoints.LIVE, symbol, stream, interval,
+                                             f"{type(exc).__name__}: {message}")
+        try:
+            await asyncio.to_thread(store)
+        except Exception:  # noqa: BLE001 - reporting a failure must not fail
+            log.debug("could not store job error", exc_info=True)

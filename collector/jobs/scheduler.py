@@ -1,0 +1,156 @@
+"""All APScheduler wiring of the daemon, and nothing else.
+
+Every job: one instance at a time (a slow run is never doubled), missed runs coalesced into one,
+a misfire grace as long as its interval, and a timeout so a hung run cannot block it forever.
+On every symbol change the budget is re-planned and intervals rescheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collector import metrics
+from collector.jobs import budget
+from collector.jobs.context import LiveContext
+from collector.jobs.klines import poll_klines
+from collector.jobs.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
+from collector.jobs.symbols import refresh_symbols
+from collector.jobs.trades import poll_trades
+
+log = logging.getLogger("collector.scheduler")
+
+
+def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]]:
+    funcs: dict[str, Callable[[], Awaitable[object]]] = {
+        "symbols": partial(refresh_symbols, ctx),
+        "trades": partial(poll_trades, ctx),
+        "depth": partial(poll_depth, ctx),
+        "tickers": partial(poll_tickers, ctx),
+        "avg_price": partial(poll_avg_price, ctx),
+        "book_ticker": partial(poll_book_ticker, ctx),
+    }
+    for iv in ctx.settings.kline_intervals:
+        funcs[f"klines {iv}"] = partial(poll_klines, ctx, iv)
+    return funcs
+
+
+class Schedule:
+    """The scheduler plus the running job tasks, so shutdown can let them finish or cancel them."""
+
+    def __init__(self, ctx: LiveContext) -> None:
+        self.ctx = ctx
+        self.scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
+            "max_instances": 1, "coalesce": True,
+        })
+        self.functions = job_functions(ctx)
+        self.running: set[asyncio.Task] = set()
+        self.plan: budget.Plan | None = None
+        ctx.on_symbols_changed = self.replan
+
+    def _specs(self) -> list[budget.JobSpec]:
+        return budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(self.ctx.with_history()))
+
+    def _limit(self) -> float:
+        stats = self.ctx.client.governor.stats()
+        per_window = stats.effective_limit or 0
+        window = stats.weight_window_seconds or 60.0
+        return per_window * 60.0 / window
+
+    def start(self) -> None:
+        self.plan = budget.plan(self._specs(), self._limit())
+        self._log_plan()
+        for spec in self._specs():
+            seconds = self.plan.seconds[spec.name]
+            # The daemon refreshed symbols just before starting us; everything else runs at once.
+            first = {} if spec.name == "symbols" else {"next_run_time": _now()}
+            self.scheduler.add_job(
+                self._runner(spec.name, seconds), IntervalTrigger(seconds=seconds), id=spec.name,
+                name=spec.name, misfire_grace_time=max(1, int(seconds)), **first,
+            )
+            metrics.JOB_INTERVAL.labels(spec.name).set(seconds)
+        self.scheduler.start()
+
+    def replan(self) -> None:
+        """Symbols changed: recompute the budget and reschedule what changed."""
+        new = budget.plan(self._specs(), self._limit())
+        old = self.plan
+        self.plan = new
+        self._log_plan()
+        for spec in self._specs():
+            seconds = new.seconds[spec.name]
+            if old is None or old.seconds.get(spec.name) != seconds:
+                self.scheduler.reschedule_job(spec.name, trigger=IntervalTrigger(seconds=seconds))
+                self.scheduler.modify_job(spec.name, misfire_grace_time=max(1, int(seconds)))
+                metrics.JOB_INTERVAL.labels(spec.name).set(seconds)
+
+    def _log_plan(self) -> None:
+        p = self.plan
+        assert p is not None
+        metrics.PLANNED_WEIGHT.set(p.need_per_minute)
+        now = self.ctx.now()
+        states = {"trading": 0, "expired_unswept": 0, "done": 0}
+        for s in self.ctx.symbols.values():
+            key = "trading" if s.trading(now) else ("expired_unswept" if s.needs_history(now) else "done")
+            states[key] += 1
+        for state, n in states.items():
+            metrics.SYMBOLS.labels(state).set(n)
+        log.info("schedule for %d trading symbols needs %.0f weight/min; budget %.0f (%.0f%% of the "
+                 "announced limit less the margin)", states["trading"], p.need_per_minute,
+                 p.budget_per_minute, budget.PLAN_SHARE * 100)
+        if p.changes:
+            log.warning("stretched to fit the weight budget: %s", "; ".join(p.changes))
+        if not p.fits:
+            log.error("even stretched %gx the schedule needs %.0f weight/min, over the budget of %.0f",
+                      budget.MAX_STRETCH, p.need_per_minute, p.budget_per_minute)
+
+    def _runner(self, name: str, seconds: float) -> Callable[[], Awaitable[None]]:
+        func = self.functions[name]
+        timeout = max(120.0, 4 * seconds)
+
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self.running.add(task)
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(timeout):
+                    await func()
+            except TimeoutError as exc:
+                await self.ctx.record_error(name, None, TimeoutError(f"job ran over {timeout:g}s"))
+                del exc
+            except Exception as exc:  # noqa: BLE001 - a job failure is logged, the schedule goes on
+                await self.ctx.record_error(name, None, exc)
+            finally:
+                self.running.discard(task)
+                metrics.JOB_DURATION.labels(name).observe(time.monotonic() - started)
+        return run
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop scheduling; give running jobs ``grace`` seconds to finish, then cancel them.
+
+        A cancelled job loses nothing: its committed batches are checkpointed and the rest is
+        fetched again on the next start. A transaction already handed to the database thread
+        completes (commit or rollback) before the process exits.
+        """
+        self.scheduler.pause()
+        pending = set(self.running)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

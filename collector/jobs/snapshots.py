@@ -1,0 +1,119 @@
+"""Snapshot polls: depth per symbol, 24hr tickers, and optionally avgPrice and bookTicker.
+
+Snapshots are samples, keyed by (symbol, captured_at), so polling again never duplicates a row.
+For tickers the cheaper call is chosen by the number of symbols: one all-symbols call (weight 40)
+or one call per symbol (weight 1 each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import Engine
+
+from collector import metrics
+from collector.domain import DepthSnapshot, Ticker24h
+from collector.exchange import endpoints as ep
+from collector.jobs.context import LiveContext
+from collector.store.db import transaction
+from collector.store.write import (
+    set_strike_prices,
+    write_avg_prices,
+    write_book_tickers,
+    write_depth,
+    write_tickers,
+)
+
+
+def all_symbols_is_cheaper(endpoint: ep.Endpoint, n_symbols: int) -> bool:
+    return endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * n_symbols
+
+
+async def _each(ctx: LiveContext, job: str, stream: str, symbols: list[str],
+                fetch_store: Callable[[str], Awaitable[None]]) -> None:
+    async def one(symbol: str) -> None:
+        started = ctx.clock()
+        try:
+            await fetch_store(symbol)
+            ctx.mark_caught_up(stream, symbol, started)
+        except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
+            await ctx.record_error(job, symbol, exc, stream=stream)
+    await asyncio.gather(*(one(s) for s in symbols))
+
+
+async def poll_depth(ctx: LiveContext) -> None:
+    limit = ctx.settings.depth_limit
+
+    async def one(symbol: str) -> None:
+        snapshot = await ctx.client.depth(symbol, limit)
+        await ctx.db(_store_depth, ctx.engine, snapshot, limit)
+    await _each(ctx, "depth", "depth", ctx.trading(), one)
+
+
+def _store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int) -> None:
+    with transaction(engine) as conn:
+        write_depth(conn, snapshot, limit=limit)
+    metrics.ROWS_UPSERTED.labels("depth_snapshots").inc()
+    metrics.NEWEST_ROW.labels("depth", snapshot.symbol).set(snapshot.captured_at.timestamp())
+
+
+async def poll_tickers(ctx: LiveContext) -> None:
+    symbols = ctx.trading()
+    if not symbols:
+        return
+    if all_symbols_is_cheaper(ep.TICKER_24HR, len(symbols)):
+        started = ctx.clock()
+        try:
+            wanted = set(symbols)
+            tickers = [t for t in await ctx.client.ticker_24hr() if t.symbol in wanted]
+            await ctx.db(_store_tickers, ctx.engine, tickers)
+            for t in tickers:
+                ctx.mark_caught_up("tickers", t.symbol, started)
+        except Exception as exc:  # noqa: BLE001
+            await ctx.record_error("tickers", None, exc)
+        return
+
+    async def one(symbol: str) -> None:
+        await ctx.db(_store_tickers, ctx.engine, await ctx.client.ticker_24hr(symbol))
+    await _each(ctx, "tickers", "tickers", symbols, one)
+
+
+def _store_tickers(engine: Engine, tickers: list[Ticker24h]) -> None:
+    with transaction(engine) as conn:
+        write_tickers(conn, tickers)
+        set_strike_prices(conn, tickers)
+    metrics.ROWS_UPSERTED.labels("tickers_24hr").inc(len(tickers))
+    for t in tickers:
+        metrics.NEWEST_ROW.labels("tickers", t.symbol).set(t.captured_at.timestamp())
+
+
+async def poll_avg_price(ctx: LiveContext) -> None:
+    async def one(symbol: str) -> None:
+        price = await ctx.client.avg_price(symbol)
+        await ctx.db(_write, ctx.engine, write_avg_prices, [price], "avg_prices")
+    await _each(ctx, "avg_price", "avg_price", ctx.trading(), one)
+
+
+async def poll_book_ticker(ctx: LiveContext) -> None:
+    symbols = ctx.trading()
+    if not symbols:
+        return
+    if all_symbols_is_cheaper(ep.BOOK_TICKER, len(symbols)):
+        try:
+            wanted = set(symbols)
+            rows = [b for b in await ctx.client.book_ticker() if b.symbol in wanted]
+            await ctx.db(_write, ctx.engine, write_book_tickers, rows, "book_tickers")
+        except Exception as exc:  # noqa: BLE001
+            await ctx.record_error("book_ticker", None, exc)
+        return
+
+    async def one(symbol: str) -> None:
+        await ctx.db(_write, ctx.engine, write_book_tickers, await ctx.client.book_ticker(symbol), "book_tickers")
+    await _each(ctx, "book_ticker", "book_ticker", symbols, one)
+
+
+def _write(engine: Engine, writer, rows, table: str) -> None:
+    with transaction(engine) as conn:
+        writer(conn, rows)
+    metrics.ROWS_UPSERTED.labels(table).inc(len(rows))

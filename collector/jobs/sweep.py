@@ -1,0 +1,43 @@
+"""The final sweep of an expired symbol: once every history stream (trades, klines per interval)
+has caught up in a poll that began after the expiry, the symbol is marked swept and no longer
+polled. Its rows stay; nothing is deleted."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from collector.jobs.context import LiveContext
+
+log = logging.getLogger("collector.jobs.sweep")
+SETTLE = timedelta(seconds=2)  # trades of the last instant before expiry may still be in flight
+
+
+def history_streams(ctx: LiveContext) -> set[str]:
+    keys = set()
+    if "trades" in ctx.settings.streams:
+        keys.add("trades")
+    if "klines" in ctx.settings.streams:
+        keys.update(f"klines {iv}" for iv in ctx.settings.kline_intervals)
+    return keys
+
+
+async def note_final(ctx: LiveContext, symbol: str, stream: str, poll_started: float) -> None:
+    """``stream`` caught up for ``symbol`` in a poll that started at ``poll_started`` (host time)."""
+    sym = ctx.symbols.get(symbol)
+    if sym is None or sym.swept or sym.expiry is None:
+        return
+    started = datetime.fromtimestamp(poll_started + ctx.client.governor.offset, UTC)
+    if started < sym.expiry + SETTLE:
+        return
+    done = ctx.final.setdefault(symbol, set())
+    done.add(stream)
+    if history_streams(ctx) <= done:
+        from collector.jobs.symbols import mark_swept
+
+        await ctx.db(mark_swept, ctx.engine, symbol, ctx.now())
+        sym.swept = True
+        ctx.final.pop(symbol, None)
+        log.info("final sweep of expired %s done; no longer polled", symbol)
+        if ctx.on_symbols_changed is not None:
+            ctx.on_symbols_changed()

@@ -1,0 +1,55 @@
+"""Symbol refresh: optionInfo + exchangeInfo → option_symbols, and the daemon's symbol set.
+
+New symbols are collected from this refresh on; symbols no longer listed are marked delisted
+(never deleted); expired symbols keep being polled for trades and klines until their final sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine, select
+
+from collector.jobs.context import LiveContext, Symbol
+from collector.store.db import transaction
+from collector.store.models import OptionSymbolRow
+from collector.store.write import write_symbols
+
+log = logging.getLogger("collector.jobs.symbols")
+SYMBOLS = OptionSymbolRow.__table__
+
+
+async def refresh_symbols(ctx: LiveContext) -> dict[str, list[str]]:
+    listed = (await ctx.client.exchange_info()).option_symbols
+    infos = await ctx.client.option_info()
+    now = ctx.now()
+    changes = await ctx.db(_store, ctx.engine, infos, listed, now)
+    before = set(ctx.with_history())
+    ctx.symbols = await ctx.db(load_symbols, ctx.engine)
+    after = set(ctx.with_history())
+    if changes["new"]:
+        log.info("new symbols: %s", ", ".join(changes["new"]))
+    if changes["delisted"]:
+        log.info("delisted (kept, no longer polled): %s", ", ".join(changes["delisted"]))
+    if before != after and ctx.on_symbols_changed is not None:
+        ctx.on_symbols_changed()
+    return changes
+
+
+def _store(engine: Engine, infos, listed, now) -> dict[str, list[str]]:
+    with transaction(engine) as conn:
+        return write_symbols(conn, infos, listed, now=now)
+
+
+def load_symbols(engine: Engine) -> dict[str, Symbol]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(SYMBOLS.c.symbol, SYMBOLS.c.expiry_time, SYMBOLS.c.listed,
+                                   SYMBOLS.c.final_sweep_at)).all()
+    return {r.symbol: Symbol(r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None) for r in rows}
+
+
+def mark_swept(engine: Engine, symbol: str, at) -> None:
+    from sqlalchemy import update
+
+    with transaction(engine) as conn:
+        conn.execute(update(SYMBOLS).where(SYMBOLS.c.symbol == symbol).values(final_sweep_at=at))
