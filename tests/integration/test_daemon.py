@@ -1,0 +1,188 @@
+"""The daemon against a live simulator, with symbols listed and expiring during the run.
+
+After the run, the database must hold every trade up to shortly before the end exactly once,
+closed klines equal to the exchange's, depth and tickers at the configured cadence, and the
+exchange must have seen no 429. The second case restarts PostgreSQL mid-run with faults on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, text
+
+from collector.config import load_settings
+from collector.daemon import run_daemon
+from collector.simulator import FaultConfig, SimConfig, Simulator
+from collector.store.db import make_engine
+from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
+
+LISTING = 30  # seconds between listings; 4 symbols at once -> each lives 2 minutes
+SIM = dict(seed=5, history_days=0.05, symbols=4, trades_per_minute=40, silent_share=0.0,
+           listing_interval_s=LISTING, grace_s=90)
+POLL = dict(trades_poll_seconds=2.0, klines_poll_seconds=4.0, depth_poll_seconds=5.0,
+            tickers_poll_seconds=5.0, symbols_refresh_seconds=6.0, lookback_hours=0.05,
+            kline_intervals=["1m"], metrics_port=0, http_read_timeout=2.0, max_retries=8)
+LOOKBACK = timedelta(hours=0.05)
+
+
+def ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def daemon_settings(sim: Simulator, db_url: str):
+    return load_settings(None, {"exchange_url": sim.base_url, "api_key": "daemontest1", "database_url": db_url,
+                                **POLL}, defaults_file=None)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+async def until(predicate, timeout: float, what: str) -> None:
+    await asyncio.to_thread(wait_until, predicate, timeout, what)
+
+
+def count(engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def check_against_truth(engine, sim: Simulator, started: datetime, stopped: datetime) -> dict:
+    market = sim.market
+    with engine.connect() as conn:
+        symbols = conn.execute(select(OptionSymbolRow.__table__)).mappings().all()
+        t = TradeRow.__table__
+        stored = {}
+        for r in conn.execute(select(t.c.symbol, t.c.trade_id, t.c.price, t.c.qty, t.c.time, t.c.buyer_maker)):
+            stored[(r.symbol, r.trade_id)] = (r.price, r.qty, ms(r.time), r.buyer_maker)
+        k = KlineRow.__table__
+        klines = {(r.symbol, ms(r.open_time)): r for r in conn.execute(select(k).where(k.c.is_closed))}
+    cutoff = stopped - timedelta(seconds=6)
+    expected_trades = 0
+    for sym in symbols:
+        name = sym["symbol"]
+        since = sym["first_seen"] - LOOKBACK + timedelta(seconds=10)
+        truth = {(name, x["id"]): (Decimal(x["price"]), Decimal(x["qty"]), x["time"], x["buyerMaker"])
+                 for x in market.trades(name, ms(since), ms(cutoff))}
+        mine = {key: v for key, v in stored.items() if key[0] == name and since <= datetime.fromtimestamp(
+            v[2] / 1000, UTC) < cutoff}
+        assert mine == truth, f"{name}: {len(set(truth) - set(mine))} missing, {len(set(mine) - set(truth))} extra"
+        expected_trades += len(truth)
+        # Nothing stored that the exchange does not hold, whatever the time.
+        all_truth = {x["id"] for x in market.trades(name, 0, ms(stopped) + 1)}
+        assert {tid for (s, tid) in stored if s == name} <= all_truth
+        for (s, open_ms), row in klines.items():
+            if s != name:
+                continue
+            [truth_k] = market.klines(name, "1m", open_ms, open_ms + 1, ms(stopped))
+            assert (row.open, row.high, row.low, row.close, row.volume, row.trade_count) == (
+                Decimal(truth_k[1]), Decimal(truth_k[2]), Decimal(truth_k[3]), Decimal(truth_k[4]),
+                Decimal(truth_k[5]), int(truth_k[8])), (name, open_ms)
+        # Closed 1m klines are gap-free from the first stored one to shortly before the end.
+        opens = sorted(o for (s, o) in klines if s == name)
+        if opens:
+            end = min(ms(cutoff) - 120_000, ms(sym["expiry_time"]) if sym["expiry_time"] else ms(cutoff))
+            want = [o for o in range(opens[0], end, 60_000)]
+            assert [o for o in opens if o < end] == want, name
+    return {"symbols": symbols, "trades": expected_trades}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("trouble", ["calm", "db-restart-and-faults"])
+async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
+    if trouble != "calm" and not pg_server.can_restart:
+        pytest.skip("restarting the database needs the embedded test server")
+    engine = make_engine(db_url)
+    async with Simulator(SimConfig(**SIM), port=0) as sim:
+        stop = asyncio.Event()
+        started_fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        begun = datetime.now(UTC)
+        daemon = asyncio.create_task(run_daemon(daemon_settings(sim, db_url), stop=stop, started=started_fut,
+                                                announce=lambda m: None))
+        running = await asyncio.wait_for(started_fut, 60)
+        first_symbols = set(running.ctx.symbols)
+
+        if trouble != "calm":
+            sim.faults = FaultConfig(server_error_rate=0.05, drop_rate=0.02, truncate_rate=0.02,
+                                     slow_rate=0.02, slow_delay_s=3.0, ids_as_numbers_rate=0.3,
+                                     numbers_as_json_rate=0.3, depth_legacy_rate=0.3)
+            await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
+            await asyncio.to_thread(pg_server.restart)
+            restarted_at = datetime.now(UTC)
+
+        # Run until symbols were both listed and swept after expiry during the run.
+        def lifecycle_seen() -> bool:
+            with engine.connect() as conn:
+                new = conn.execute(text("SELECT count(*) FROM option_symbols WHERE first_seen > :t"),
+                                   {"t": begun + timedelta(seconds=5)}).scalar()
+                swept = conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at > :t "
+                                          "AND expiry_time > :t"), {"t": begun}).scalar()
+            return new >= 2 and swept >= 2
+        await until(lifecycle_seen, 240, "symbols listed and swept during the run")
+        if trouble != "calm":
+            await until(lambda: count(engine, "SELECT count(*) FROM trades WHERE time > now() - interval '5 seconds'")
+                        > 0, 60, "trades stored after the database restart")
+        stop.set()
+        assert await asyncio.wait_for(daemon, 15) == 0
+        stopped = datetime.now(UTC)
+
+        result = check_against_truth(engine, sim, begun, stopped)
+        assert result["trades"] > 200
+        assert {s["symbol"] for s in result["symbols"]} > first_symbols
+        assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
+        if trouble != "calm":
+            assert restarted_at < stopped
+            assert sum(sim.stats.faults.values()) > 0  # the faults did happen
+
+        # Depth snapshots and tickers at the configured cadence for a symbol trading all along.
+        run_seconds = (stopped - begun).total_seconds()
+        with engine.connect() as conn:
+            per_symbol = conn.execute(text(
+                "SELECT symbol, count(*) FROM depth_snapshots GROUP BY symbol ORDER BY 2 DESC LIMIT 1")).one()
+            tickers = conn.execute(text(
+                "SELECT count(*) FROM tickers_24hr WHERE symbol = :s"), {"s": per_symbol[0]}).scalar()
+        expected = run_seconds / POLL["depth_poll_seconds"]
+        slack = 0.6 if trouble == "calm" else 0.4  # a restart or a fault costs some snapshots
+        assert expected * slack <= per_symbol[1] <= expected + 2
+        assert expected * slack <= tickers <= expected + 2
+    engine.dispose()
+
+
+def test_sigterm_exits_zero_within_seconds(db_url, tmp_path):
+    """The real command: SIGTERM while it works, exit code 0 within a few seconds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
+    env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_METRICS_PORT="0", COLLECTOR_TRADES_POLL_SECONDS="1")
+    with subprocess.Popen([sys.executable, "-m", "collector", "run", "--simulate", "--sim-symbols", "6"],
+                          env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as proc:
+        _sigterm_while_working(proc, db_url)
+
+
+def _sigterm_while_working(proc: subprocess.Popen, db_url: str) -> None:
+    try:
+        for line in proc.stderr:  # wait for the daemon to say it is collecting
+            if line.startswith("collecting "):
+                break
+        engine = make_engine(db_url)
+        wait_until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
+        engine.dispose()
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - sent < 8
+    finally:
+        if proc.poll() is None:
+            proc.kill()
