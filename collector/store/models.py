@@ -235,3 +235,40 @@ class JobErrorRow(Base):
 
 
 metadata = Base.metadata
+
+
+# --- Several collectors on one database (see collector/coordination.py) -------------------
+
+
+class NodeRow(Base):
+    """A running daemon, known by its heartbeat. Dead when the heartbeat is older than the TTL."""
+
+    __tablename__ = "collector_nodes"
+
+    node: Mapped[str] = mapped_column(Text, primary_key=True)  # host:pid:random
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    egress: Mapped[str] = mapped_column(Text)  # which weight budget it spends (one per egress IP)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    heartbeat_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LeaseRow(Base):
+    """Who polls a symbol: exactly one holder while ``expires_at`` is in the future."""
+
+    __tablename__ = "collector_leases"
+
+    resource: Mapped[str] = mapped_column(Text, primary_key=True)  # "symbol:<name>"
+    holder: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WeightBudgetRow(Base):
+    """Request weight claimed per egress IP and exchange window, shared by every daemon on it."""
+
+    __tablename__ = "weight_budget"
+
+    egress: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    claimed: Mapped[int] = mapped_column(Integer, server_default="0")
