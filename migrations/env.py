@@ -8,6 +8,7 @@ is configured).
 from alembic import context
 
 from collector.store.models import metadata
+from collector.store.partitions import include_name
 
 config = context.config
 target_metadata = metadata
@@ -20,6 +21,7 @@ def _configure(connection) -> None:
         compare_type=True,
         compare_server_default=False,
         include_schemas=False,
+        include_name=include_name,  # monthly partitions are not tables of the models
         transaction_per_migration=True,
     )
 

@@ -89,18 +89,27 @@ class KlineRow(Base):
     is_closed: Mapped[bool] = mapped_column(Boolean, server_default="true")  # false: partial, will change
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
+    # Monthly partitions, created ahead by the daemon (collector/store/partitions.py).
+    __table_args__ = ({"postgresql_partition_by": "RANGE (open_time)"},)
+
 
 class TradeRow(Base):
+    """The natural key is (symbol, trade_id). The table is partitioned by month of ``time``, and
+    PostgreSQL wants the partition key in every unique constraint, so the primary key is
+    (symbol, trade_id, time): a trade's time never changes, so (symbol, trade_id) stays unique in
+    practice, and lookups by (symbol, trade_id) use the key's prefix (docs/operations.md)."""
+
     __tablename__ = "trades"
 
     symbol: Mapped[str] = mapped_column(Text, primary_key=True)
     trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     price: Mapped[Decimal]
     qty: Mapped[Decimal]
-    time: Mapped[datetime]
+    time: Mapped[datetime] = mapped_column(primary_key=True)
     buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
 
-    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"),)
+    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"),
+                      {"postgresql_partition_by": "RANGE (time)"})
 
 
 class DepthSnapshotRow(Base):

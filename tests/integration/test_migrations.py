@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from collector.store.db import make_engine
 from collector.store.migrate import head_revision, upgrade
 from collector.store.models import metadata
+from collector.store.partitions import include_name
 
 CONTRACT = {
     "option_symbols": (["symbol"], {"option_type", "expiry_time", "strike_price", "status",
@@ -20,7 +21,8 @@ CONTRACT = {
     "klines": (["symbol", "interval", "open_time"], {
         "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trade_count",
         "taker_buy_base_volume", "taker_buy_quote_volume"}),
-    "trades": (["symbol", "trade_id"], {"price", "qty", "time", "buyer_maker"}),
+    # (symbol, trade_id) is the natural key; `time` joins it because trades is partitioned by it.
+    "trades": (["symbol", "trade_id", "time"], {"price", "qty", "time", "buyer_maker"}),
     "depth_snapshots": (["id"], {"symbol", "captured_at", "last_update_id"}),
     "depth_levels": (["snapshot_id", "side", "level"], {"price", "qty"}),
     "tickers_24hr": (["symbol", "captured_at"], {
@@ -41,7 +43,8 @@ def test_upgrade_head_matches_models(empty_db_url):
     try:
         assert upgrade(engine) == (None, head_revision())
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+            opts = {"compare_type": True, "include_name": include_name}  # as migrations/env.py
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
         assert diff == []
     finally:
         engine.dispose()
