@@ -175,30 +175,25 @@ async def phase(base: str, paths: list[str], kind: str, args) -> tuple[int, int,
 
 
 # ---- the run ------------------------------------------------------------------------------------
-async def hello_baseline(args) -> float:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(pinned([sys.executable, "-c", HELLO, str(port)], SERVER_CORE),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await wait_up(base, time.monotonic() + 30)
-        n, _, bad, dt = await phase(base, ["/api/v1/ping"], "small", args)
-        assert bad == 0, "hello server answered non-200"
-        return n / dt
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | None]], float]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | None, float]], float]:
+    """(name, requests, requests/s, rows/s or None, hello requests/s measured just before) per phase."""
+    port, hello_port = free_port(), free_port()
+    base, hello_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{hello_port}"
     cmd = [sys.executable, "-m", "collector.simulator", "--port", str(port), "--weight-limit", "0",
            "--history-days", str(args.history_days), "--trades-per-minute", str(args.trades_per_minute)]
     proc = subprocess.Popen(pinned(cmd, SERVER_CORE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results: list[tuple[str, int, float, float | None]] = []
+    hello = subprocess.Popen(pinned([sys.executable, "-c", HELLO, str(hello_port)], SERVER_CORE),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results: list[tuple[str, int, float, float | None, float]] = []
+
+    async def baseline() -> float:  # the machine is shared: measure the yardstick next to each phase
+        n, _, bad, dt = await phase(hello_base, ["/api/v1/ping"], "small", args)
+        assert bad == 0, "hello server answered non-200"
+        return n / dt
+
     try:
         await wait_up(base, time.monotonic() + 30)
+        await wait_up(hello_base, time.monotonic() + 30)
         t_warm = time.monotonic()
         async with aiohttp.ClientSession() as s:  # let the server fold its history first
             while time.monotonic() < t_warm + 300:
@@ -233,9 +228,10 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
             ("bookTicker, 1 symbol", [f"/api/v1/option/ticker/bookTicker?symbol={x}" for x in syms]),
         ]
         for name, paths in small:
+            h = await baseline()
             n, _, bad, dt = await phase(base, paths, "small", args)
             assert bad == 0, f"{name}: {bad} non-200 answers"
-            results.append((name, n, n / dt, None))
+            results.append((name, n, n / dt, None, h))
         # Full pages spread over the whole history (mostly cold minutes), 2000 distinct requests.
         hist = []
         for i in range(2000):
@@ -246,35 +242,33 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
               for i in range(24)]
         for name, paths, kind in (("historicalTrades limit=500", hist, "trades"),
                                   ("klines limit=1000 (1m/3m/5m)", kl, "klines")):
+            h = await baseline()
             n, rows, bad, dt = await phase(base, paths, kind, args)
             assert bad == 0, f"{name}: {bad} non-200 answers"
-            results.append((name, n, n / dt, rows / dt))
+            results.append((name, n, n / dt, rows / dt, h))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for p in (proc, hello):
+            p.terminate()
+            p.wait(timeout=10)
     return results, warm_s
 
 
 async def run(args) -> str:
-    hello_before = await hello_baseline(args)
     results, warm_s = await simulator_phases(args)
-    hello_after = await hello_baseline(args)
-    hello = (hello_before + hello_after) / 2
     tool = (f"wrk ({args.threads} thread, {args.connections} connections) pinned to core {LOAD_CORE}"
             if args.use_wrk else f"aiohttp client in the benchmark process ({args.connections} concurrent)")
     lines = [
         f"Servers pinned to core {SERVER_CORE}, load from {tool}, {args.seconds:g} s per phase, loopback, "
         f"limits lifted; history {args.history_days:g} d at {args.trades_per_minute:g} trades/min/symbol "
-        f"(folded in {warm_s:.1f} s before measuring). Baseline: a bare aiohttp server answering `{{}}`, "
-        f"measured before and after the simulator in the same run ({hello_before:,.0f} and "
-        f"{hello_after:,.0f} req/s).",
+        f"(folded in {warm_s:.1f} s before measuring). Baseline: a bare aiohttp server answering `{{}}` "
+        "(same core, same runner options), measured with the same load just before each phase.",
         "",
-        "| request | requests | requests/s | vs bare aiohttp | rows/s |",
-        "|---|---:|---:|---:|---:|",
-        f"| bare aiohttp hello (baseline) | | {hello:,.0f} | 1.00 | |",
+        "| request | requests | requests/s | bare aiohttp req/s (just before) | vs bare | rows/s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, n, rps, rows in results:
-        lines.append(f"| {name} | {n} | {rps:,.0f} | {rps / hello:.2f} | {'' if rows is None else f'{rows:,.0f}'} |")
+    for name, n, rps, rows, hello in results:
+        lines.append(f"| {name} | {n} | {rps:,.0f} | {hello:,.0f} | {rps / hello:.2f} | "
+                     f"{'' if rows is None else f'{rows:,.0f}'} |")
     lines += ["", "historicalTrades pages start at ids spread over all history (2000 distinct pages, mostly "
               "cold minutes); klines pages are the most recent 1000 rows of the 8 oldest symbols.",
               "Issue 3's goal: ≥ 2000 req/s for small answers, ≥ 100k rows/s for full pages."]

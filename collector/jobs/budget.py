@@ -20,6 +20,7 @@ from collector.exchange import endpoints as ep
 PLAN_SHARE = 0.9
 MAX_STRETCH = 20.0  # no job is stretched beyond 20x its configured interval
 STEP = 1.25
+PARTITIONS_SECONDS = 3600.0  # monthly partitions created ahead (jobs/partitions.py)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpe
     if "book_ticker" in s.streams:
         specs.append(JobSpec("book_ticker", "book_ticker", s.book_ticker_poll_seconds,
                              min(ep.BOOK_TICKER.weight_all, ep.BOOK_TICKER.weight * n_trading)))
+    specs.append(JobSpec("partitions", "partitions", PARTITIONS_SECONDS, 0))  # database upkeep
     return specs
 
 
@@ -80,7 +82,7 @@ def plan(specs: list[JobSpec], limit_per_minute: float) -> Plan:
     """Stretch the least urgent jobs (x1.25 at a time, up to x20) until the schedule fits."""
     budget = limit_per_minute * PLAN_SHARE
     seconds = {s.name: s.base_seconds for s in specs}
-    for spec in sorted(specs, key=_urgency):
+    for spec in sorted((s for s in specs if s.weight_per_run), key=_urgency):  # weightless: no gain
         if spec.stream == "symbols":
             continue
         while need(specs, seconds) > budget and seconds[spec.name] * STEP <= spec.base_seconds * MAX_STRETCH:

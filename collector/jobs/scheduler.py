@@ -20,6 +20,7 @@ from collector import metrics
 from collector.jobs import budget
 from collector.jobs.context import LiveContext
 from collector.jobs.klines import poll_klines
+from collector.jobs.partitions import maintain_partitions
 from collector.jobs.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
 from collector.jobs.symbols import refresh_symbols
 from collector.jobs.trades import poll_trades
@@ -30,6 +31,7 @@ log = logging.getLogger("collector.scheduler")
 def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]]:
     funcs: dict[str, Callable[[], Awaitable[object]]] = {
         "symbols": partial(refresh_symbols, ctx),
+        "partitions": partial(maintain_partitions, ctx),
         "trades": partial(poll_trades, ctx),
         "depth": partial(poll_depth, ctx),
         "tickers": partial(poll_tickers, ctx),

@@ -453,13 +453,21 @@ class Market:
             parts.append(mid)
         if tail:
             parts.append(_fold(tail))
-        if not parts:
-            return None
-        o = parts[0][0]
-        c = parts[-1][3]
-        return (o, max(p[1] for p in parts), min(p[2] for p in parts), c, sum(p[4] for p in parts),
-                sum(p[5] for p in parts), sum(p[6] for p in parts), sum(p[7] for p in parts),
-                sum(p[8] for p in parts))
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        o, h, lo, c, v, qv, n, tbv, tbq = parts[0]
+        for p in parts[1:]:
+            if p[1] > h:
+                h = p[1]
+            if p[2] < lo:
+                lo = p[2]
+            c = p[3]
+            v += p[4]
+            qv += p[5]
+            n += p[6]
+            tbv += p[7]
+            tbq += p[8]
+        return (o, h, lo, c, v, qv, n, tbv, tbq)
 
     def _mid(self, k: int, s: _Series, i: int, j: int) -> tuple | None:
         """Fold of the closed minutes i..j-1 of series s (immutable once folded: cached)."""
