@@ -290,27 +290,32 @@ class Market:
         return got
 
     def _generate(self, opt: Option, m: int) -> list[Trade]:
+        """The trades of opt in minute m. The RNG draws (their order included) define the market:
+        keep them exactly as they are (expovariate(1.0) is inlined as -log(1 - random()))."""
         lo = max(m * MINUTE, self._trade_start(opt))
         hi = min((m + 1) * MINUTE, opt.expiry)
         if opt.silent or lo >= hi or opt.rate <= 0:
             return []
-        rng = random.Random((self.cfg.seed << 64) ^ (opt.k << 36) ^ m)
-        rnd = rng.random
+        rnd = random.Random((self.cfg.seed << 64) ^ (opt.k << 36) ^ m).random
+        log = math.log
         mean_gap = MINUTE / opt.rate
         times: list[int] = []
-        t = m * MINUTE + rng.expovariate(1.0) * mean_gap
+        add = times.append
+        t = m * MINUTE + -log(1.0 - rnd()) * mean_gap
         end = (m + 1) * MINUTE
         while t < end:
             ti = int(t)
-            times.append(ti)
+            add(ti)
             if rnd() < 0.12:  # a taker sweeping several levels: same millisecond
-                times.append(ti)
+                add(ti)
                 if rnd() < 0.3:
-                    times.append(ti)
-            t += rng.expovariate(1.0) * mean_gap
+                    add(ti)
+            t += -log(1.0 - rnd()) * mean_gap
         trades: list[Trade] = []
-        slot = (opt.k % self.cfg.symbols) * 4
+        keep = trades.append
+        base = (opt.k % self.cfg.symbols) * 4 - ID_EPOCH * self._id_mult
         mult = self._id_mult
+        whole = lo == m * MINUTE and hi == end
         prev = -1
         seq = 0
         fair = opt.fair_ticks(m * MINUTE + 30_000)
@@ -324,8 +329,8 @@ class Market:
             price = int(fair * (1.0 + 0.004 * (rnd() + rnd() + rnd() - 1.5)))
             qty = 1 + int(rnd() * rnd() * 60)
             bm = rnd() < 0.5
-            if lo <= ti < hi:
-                trades.append(((ti - ID_EPOCH) * mult + slot + seq, max(price, 1), qty, ti, bm))
+            if whole or lo <= ti < hi:
+                keep((ti * mult + base + seq, price if price > 1 else 1, qty, ti, bm))
         return trades
 
     def _time_of_id(self, trade_id: int) -> int:
