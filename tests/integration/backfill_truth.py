@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, text
 
 from collector.simulator import Simulator
 from collector.store.models import TradeRow
-from test_backfill import ms, stored_klines, truth_klines, truth_trades
+from tests.integration.test_backfill import ms, stored_klines, truth_klines, truth_trades
 
 API_KEY = "testkey123456"
 INTERVALS = ("1m", "1h")
@@ -49,7 +49,7 @@ def assert_equals_truth(engine: Engine, sim: Simulator, symbols: list[str], star
                         now_ms: int) -> tuple[int, int]:
     """Trades and klines (1m, 1h) equal the simulator's, no duplicates, every checkpoint complete
     and its row counter equal to the rows stored (nothing was written twice). Returns the counts."""
-    from test_backfill import stored_trades
+    from tests.integration.test_backfill import stored_trades
 
     market = sim.market
     expected_trades = truth_trades(market, symbols, start, end)

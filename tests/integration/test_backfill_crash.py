@@ -16,9 +16,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
+from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
 from collector.simulator import SimConfig, Simulator
-from test_backfill import window
+from tests.integration.test_backfill import window
 
 # ~390k trades over the window on 18 listed symbols (some expired inside it, a quarter silent).
 SIM = dict(seed=23, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=500,

@@ -1,0 +1,172 @@
+"""The backfill against a misbehaving exchange: the data must still equal the exchange's.
+
+1. Faults on (5xx JSON and HTML, answers slower than the read timeout, dropped connections,
+   truncated JSON, representation variants): the real CLI, first with no retries (tasks fail and
+   the run says so: exit 1, failed tasks named, `collector_runs` row 'failed' with the errors),
+   then again with retries: complete and equal, row for row.
+2. A 429 storm: another client on the same IP burns the weight budget while the backfill runs.
+   The backfill is still exact, nothing of ours arrives while the exchange told us to wait, and
+   the IP is never banned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from tests.integration.backfill_truth import API_KEY, INTERVALS, assert_equals_truth, backfill_cmd, cli_env, tail
+from collector.backfill import BackfillPlan, run_backfill
+from collector.config import load_settings
+from collector.errors import TransientError
+from collector.simulator import FaultConfig, SimConfig, Simulator
+from collector.runtime import connect_exchange
+from tests.integration.test_backfill import window
+
+SIM = dict(seed=31, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=40,
+           listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
+FAULTS = "5xx=0.05,html=0.5,slow=0.03,delay=1.5,drop=0.03,truncate=0.04,variants,seed=4"
+READ_TIMEOUT = "0.4"  # below the slow answers' delay: every slow answer is a read timeout
+
+
+async def run_cli(cmd, env, log_path, timeout=120) -> int:
+    with open(log_path, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+        try:
+            return await asyncio.wait_for(proc.wait(), timeout=timeout)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_faults_fail_tasks_visibly_then_retries_make_it_exact(db_url, engine, tmp_path):
+    async with Simulator(SimConfig(**SIM), port=0) as sim:
+        sim.clock.freeze()
+        now = sim.clock.now_ms()
+        start, end = window(now)
+        symbols = sim.market.listed_symbols(now)
+        cmd = backfill_cmd(start, end, symbols)
+        sim.faults = FaultConfig.parse(FAULTS)
+
+        # No retries: some tasks must fail, and the run must say so.
+        env = cli_env(db_url, sim, COLLECTOR_HTTP_READ_TIMEOUT=READ_TIMEOUT, COLLECTOR_MAX_RETRIES="0",
+                      COLLECTOR_BACKFILL_BATCH_ROWS="500")
+        rc = await run_cli(cmd, env, tmp_path / "first.log")
+        out = (tmp_path / "first.log").read_text()
+        assert rc == 1, tail(tmp_path / "first.log")
+        assert "failed" in out and "ExchangeUnavailable" in out
+        with engine.connect() as conn:
+            run = conn.execute(text("SELECT status, error, counts FROM collector_runs WHERE kind = 'backfill'")).one()
+            incomplete = conn.execute(text("SELECT count(*) FROM checkpoints WHERE NOT complete")).scalar()
+        assert run.status == "failed" and run.counts["failed_tasks"] > 0
+        assert "ExchangeUnavailable" in run.error
+        total_tasks = len(symbols) * (1 + len(INTERVALS))
+        assert run.counts["failed_tasks"] < total_tasks  # the others got through
+        assert incomplete + run.counts["failed_tasks"] > 0
+
+        # Same faults, retries allowed: resumes and ends exact.
+        env["COLLECTOR_MAX_RETRIES"] = "12"
+        rc = await run_cli(cmd, env, tmp_path / "second.log")
+        assert rc == 0, tail(tmp_path / "second.log")
+        faults = dict(sim.stats.faults)
+        # Every kind of fault was actually served (or this test proves less than it says).
+        assert {"5xx", "slow", "drop", "truncate"} <= faults.keys(), faults
+        trades, klines = assert_equals_truth(engine, sim, symbols, start, end, now)
+        assert trades > 10_000 and klines > 500
+        with engine.connect() as conn:
+            last = conn.execute(text("SELECT status, counts FROM collector_runs ORDER BY id DESC LIMIT 1")).one()
+        assert last.status == "ok" and last.counts["failed_tasks"] == 0
+
+
+# --- 429 storm ----------------------------------------------------------------------------------
+
+STORM_SIM = dict(seed=37, history_days=0.25, symbols=6, weight_limit=600, raw_limit=0, trades_per_minute=80,
+                 listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600, ban_base_s=3)
+
+
+class Spy:
+    """Wraps the simulator's request handling: which of our requests arrived while the IP was told
+    to wait or was banned (the limiter counts those in ``whileLimited`` before any await)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.ours = self.ours_limited = self.ours_429 = self.others = self.others_429 = 0
+        self.violated = asyncio.Event()  # ours arrived while the IP had to wait, or a ban
+        original = sim._serve
+
+        async def serve(request, name, fn, weight):
+            ours = request.headers.get("X-JEX-APIKEY") == API_KEY
+            before = sim.stats.while_limited
+            response = await original(request, name, fn, weight)
+            limited = sim.stats.while_limited > before  # no await between: this request's verdict
+            if ours:
+                self.ours += 1
+                self.ours_limited += limited
+                self.ours_429 += response.status == 429
+                if limited:
+                    self.violated.set()
+            else:
+                self.others += 1
+                self.others_429 += response.status == 429
+            if sim.stats.bans:
+                self.violated.set()
+            return response
+
+        sim._serve = serve
+
+
+async def neighbour(base_url: str, stop: asyncio.Event) -> int:
+    """Another collector on the same IP (its own client and weight governor, like the daemon
+    running beside a backfill), spending back to back on all-symbol 24hr tickers (weight 40)."""
+    sent = 0
+    settings = load_settings(None, {"exchange_url": base_url}, defaults_file=None)
+    async with connect_exchange(settings) as client:
+        while not stop.is_set():
+            with contextlib.suppress(TransientError):
+                await client.ticker_24hr()
+            sent += 1
+    return sent
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "Known gap (reported to the lead): two weight governors on one IP both spend their whole budget at "
+    "the start of each window; the second burst overflows the IP's limit with up to one request per "
+    "task in flight, so several of ours arrive during the 429 wait and the IP is banned. Needs pacing "
+    "or an in-flight cap in the governor (collector/exchange/ratelimit.py), or the shared budget."))
+async def test_429_storm_from_a_neighbour_collector_backfill_exact_never_sends_while_told_to_wait(engine):
+    async with Simulator(SimConfig(**STORM_SIM), port=0) as sim:
+        # Running clock (the limiter's windows must turn); the window ends over an hour ago, so
+        # its truth does not change while we run.
+        now = sim.clock.now_ms()
+        start, end = window(now)
+        start = end - timedelta(minutes=50)
+        symbols = sim.market.listed_symbols(now)
+        spy = Spy(sim)
+        stop = asyncio.Event()
+        other = asyncio.create_task(neighbour(sim.base_url, stop))
+        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": API_KEY}, defaults_file=None)
+        async with connect_exchange(settings) as client:
+            plan = BackfillPlan(start, end, symbols, intervals=INTERVALS, batch_rows=500)
+            backfill = asyncio.create_task(run_backfill(client, engine, plan))
+            violated = asyncio.create_task(spy.violated.wait())
+            try:
+                # Fail at the first request of ours inside a wait (or a ban), not minutes later.
+                await asyncio.wait({backfill, violated}, timeout=240, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.set()
+                for t in (backfill, violated):
+                    t.cancel()
+                await asyncio.gather(backfill, violated, return_exceptions=True)
+                other_requests = await other
+        counts = {k: v for k, v in vars(spy).items() if k not in ("sim", "violated")}
+        assert not spy.violated.is_set(), (counts, sim.stats.status_429, sim.stats.status_418, sim.stats.bans)
+        summary = backfill.result()
+        assert not summary.failed and not summary.incomplete
+        assert_equals_truth(engine, sim, symbols, start, end, sim.clock.now_ms())
+        assert other_requests > 20 and spy.others > 20
+        assert sim.stats.status_418 == 0 and spy.ours_limited == 0
