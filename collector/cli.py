@@ -153,6 +153,10 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
         db = open_db(ctx, pool_size=8)
         try:
             upgrade(db.engine)
+            if cfg.shared_budget:  # spend the same weight budget as daemons behind this IP
+                from collector.daemon import shared_allowance
+
+                client.allowance = shared_allowance(db.engine, cfg.egress, client)
             plan = BackfillPlan(window[0], window[1], symbols or await listed_symbols(client), streams,
                                 intervals, cfg.backfill_batch_rows)
             reporter = RichReporter(console) if _sys.stderr.isatty() else LogReporter()

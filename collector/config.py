@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     depth_limit: Literal[5, 10, 20, 50, 60] = 20
     lookback_hours: float = Field(1.0, ge=0)
 
+    # Several collectors on one database (collector/coordination.py)
+    coordination: bool = True  # leases on symbols through the database
+    lease_ttl_seconds: float = Field(15.0, ge=3)
+    shared_budget: bool = True  # one weight budget per egress IP, shared through the database
+    egress: str = "default"  # name of the egress IP whose budget this process spends
+
     # Backfill
     backfill_batch_rows: int = Field(5000, ge=100)
 

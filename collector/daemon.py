@@ -22,6 +22,7 @@ from collector import health, metrics
 from collector.config import Settings
 from collector.errors import CollectorError, ConfigError, ExchangeRejected, TransientError
 from collector.jobs.context import LiveContext
+from collector.jobs.leases import balance_leases
 from collector.jobs.scheduler import Schedule
 from collector.jobs.symbols import refresh_symbols
 from collector.runtime import make_client
@@ -81,19 +82,28 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                 await client.sync_time()
             await _retry_forever(f"exchange {settings.exchange_url}", handshake, stop)
             ctx = LiveContext(client, db.engine, settings)
+            _coordinate(ctx, db)
             runner = await health.serve(ctx, settings.metrics_host, settings.metrics_port)
             port = health.bound_port(runner)
             try:
                 await _retry_forever("symbol refresh", lambda: refresh_symbols(ctx), stop)
+                if ctx.leases is not None:
+                    await _retry_forever("leases", lambda: balance_leases(ctx), stop)
                 schedule = Schedule(ctx)
                 schedule.start()
-                announce(f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
-                         f"metrics on http://{settings.metrics_host}:{port}/metrics")
-                if started is not None and not started.done():
-                    started.set_result(Running(ctx, schedule, port))
-                await _summaries(ctx, stop)
-                log.info("stopping: letting running jobs finish (up to %gs)", SHUTDOWN_GRACE)
-                await schedule.shutdown(SHUTDOWN_GRACE)
+                try:
+                    announce(f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
+                             f"metrics on http://{settings.metrics_host}:{port}/metrics")
+                    if started is not None and not started.done():
+                        started.set_result(Running(ctx, schedule, port))
+                    await _summaries(ctx, stop)
+                    log.info("stopping: letting running jobs finish (up to %gs)", SHUTDOWN_GRACE)
+                    await schedule.shutdown(SHUTDOWN_GRACE)
+                    if ctx.leases is not None:  # hand our symbols over now rather than after the TTL
+                        with contextlib.suppress(CollectorError):
+                            await asyncio.to_thread(ctx.leases.release_all)
+                finally:
+                    schedule.abort()  # whatever ended us, no job may outlive the session it uses
             finally:
                 await runner.cleanup()
     except asyncio.CancelledError:
@@ -108,6 +118,26 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
             db.close()
     log.info("stopped")
     return 0
+
+
+def _coordinate(ctx: LiveContext, db: Database) -> None:
+    """Leases and the shared weight budget, as configured (both on by default)."""
+    from collector.coordination import Leases, node_id
+
+    settings, client = ctx.settings, ctx.client
+    if settings.coordination:
+        ctx.leases = Leases(db.engine, node_id(), settings.egress, settings.lease_ttl_seconds)
+    if settings.shared_budget:
+        client.allowance = shared_allowance(db.engine, settings.egress, client)
+
+
+def shared_allowance(engine, egress: str, client):
+    from collector.coordination import SharedAllowance
+
+    def limit() -> tuple[int, float]:
+        stats = client.governor.stats()
+        return stats.effective_limit or 1, stats.weight_window_seconds or 60.0
+    return SharedAllowance(engine, egress, limit=limit, server_time=client.governor.server_time)
 
 
 async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:

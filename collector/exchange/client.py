@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
@@ -78,6 +78,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+class Allowance(Protocol):
+    """Weight granted by something outside this process (a budget shared per egress IP)."""
+
+    async def take(self, weight: int) -> None: ...
+
+
 class JexClient:
     def __init__(
         self,
@@ -95,6 +101,7 @@ class JexClient:
         max_ban_wait: float = 300,
         recv_window: int = 5000,
         rng: random.Random | None = None,
+        allowance: Allowance | None = None,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
@@ -110,6 +117,8 @@ class JexClient:
         self.max_ban_wait = max_ban_wait
         self.recv_window = recv_window
         self._rng = rng or random.Random()
+        # Weight shared with other processes behind the same IP (see collector.coordination).
+        self.allowance = allowance
         self.retries = 0  # retries made over the client's life, all endpoints
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)
 
@@ -170,6 +179,8 @@ class JexClient:
                 raise ConfigError(f"{endpoint.name} needs an API key (COLLECTOR_API_KEY)")
             headers["X-JEX-APIKEY"] = self.api_key
         items = [(k, v) for k, v in params.items() if v is not None]
+        if self.allowance is not None and self.governor.configured:
+            await self.allowance.take(weight)
         async with self.governor.slot(weight, priority) as reservation:
             if endpoint.security is Security.SIGNED:
                 items = self._signed(items)

@@ -52,17 +52,29 @@ class LiveContext:
     caught_up: dict[tuple[str, str], float] = field(default_factory=dict)
     db_ok: bool = True
     final: dict[str, set[str]] = field(default_factory=dict)  # expired symbol -> streams swept
+    owned: set[str] | None = None  # symbols this node holds leases on; None: no coordination
+    leases: Any = None  # collector.coordination.Leases when several daemons share the work
     on_symbols_changed: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
+    def _mine(self, name: str) -> bool:
+        return self.owned is None or name in self.owned
+
     def trading(self) -> list[str]:
+        """Trading symbols this node polls (snapshots: depth, tickers, ...)."""
         now = self.now()
-        return sorted(s.name for s in self.symbols.values() if s.trading(now))
+        return sorted(s.name for s in self.symbols.values() if s.trading(now) and self._mine(s.name))
 
     def with_history(self) -> list[str]:
+        """Symbols this node polls for trades and klines (trading, or awaiting a final sweep)."""
+        now = self.now()
+        return sorted(s.name for s in self.symbols.values() if s.needs_history(now) and self._mine(s.name))
+
+    def candidates(self) -> list[str]:
+        """Every symbol some node must poll: what the leases are shared over."""
         now = self.now()
         return sorted(s.name for s in self.symbols.values() if s.needs_history(now))
 

@@ -20,6 +20,7 @@ from collector import metrics
 from collector.jobs import budget
 from collector.jobs.context import LiveContext
 from collector.jobs.klines import poll_klines
+from collector.jobs.leases import balance_leases
 from collector.jobs.partitions import maintain_partitions
 from collector.jobs.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
 from collector.jobs.symbols import refresh_symbols
@@ -37,6 +38,7 @@ def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]
         "tickers": partial(poll_tickers, ctx),
         "avg_price": partial(poll_avg_price, ctx),
         "book_ticker": partial(poll_book_ticker, ctx),
+        "leases": partial(balance_leases, ctx),
     }
     for iv in ctx.settings.kline_intervals:
         funcs[f"klines {iv}"] = partial(poll_klines, ctx, iv)
@@ -57,13 +59,20 @@ class Schedule:
         ctx.on_symbols_changed = self.replan
 
     def _specs(self) -> list[budget.JobSpec]:
-        return budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(self.ctx.with_history()))
+        specs = budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(self.ctx.with_history()))
+        if self.ctx.leases is not None:
+            specs.append(budget.JobSpec("leases", "leases", self.ctx.settings.lease_ttl_seconds / 3, 0))
+        return specs
 
     def _limit(self) -> float:
+        """Weight per minute this node may plan for: its share of the symbols' share of the limit."""
         stats = self.ctx.client.governor.stats()
         per_window = stats.effective_limit or 0
         window = stats.weight_window_seconds or 60.0
-        return per_window * 60.0 / window
+        share = 1.0
+        if self.ctx.owned is not None:  # a node between leases still refreshes symbols: never zero
+            share = max(0.05, len(self.ctx.owned) / max(1, len(self.ctx.candidates())))
+        return per_window * 60.0 / window * share
 
     def start(self) -> None:
         self.plan = budget.plan(self._specs(), self._limit())
@@ -150,6 +159,13 @@ class Schedule:
             if still:
                 await asyncio.gather(*still, return_exceptions=True)
         self.scheduler.shutdown(wait=False)
+
+    def abort(self) -> None:
+        """Stop at once (after shutdown this does nothing): cancel every running job."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in list(self.running):
+            task.cancel()
 
 
 def _now():

@@ -60,7 +60,8 @@ def count(engine, sql: str) -> int:
         return conn.execute(text(sql)).scalar()
 
 
-def check_against_truth(engine, sim: Simulator, started: datetime, stopped: datetime) -> dict:
+def check_against_truth(engine, sim: Simulator, started: datetime, stopped: datetime, settle: float = 6.0) -> dict:
+    """Trades before ``stopped - settle`` (a poll interval and then some) must all be stored."""
     market = sim.market
     with engine.connect() as conn:
         symbols = conn.execute(select(OptionSymbolRow.__table__)).mappings().all()
@@ -70,7 +71,7 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
             stored[(r.symbol, r.trade_id)] = (r.price, r.qty, ms(r.time), r.buyer_maker)
         k = KlineRow.__table__
         klines = {(r.symbol, ms(r.open_time)): r for r in conn.execute(select(k).where(k.c.is_closed))}
-    cutoff = stopped - timedelta(seconds=6)
+    cutoff = stopped - timedelta(seconds=settle)
     expected_trades = 0
     for sym in symbols:
         name = sym["symbol"]

@@ -1,0 +1,120 @@
+"""Three daemons, one simulator, one database; one of them dies mid-run.
+
+Checks: data equal to the simulator's truth; no (stream, symbol) polled by two daemons at the same
+time; every minute window within the shared weight budget; zero 429s; the dead daemon's symbols
+taken over within a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from collector.config import load_settings
+from collector.daemon import run_daemon
+from collector.jobs import klines as klines_job
+from collector.jobs import trades as trades_job
+from collector.simulator import SimConfig, Simulator
+from collector.store.db import make_engine
+from tests.integration.test_daemon import POLL, check_against_truth, count, until
+
+SIM = dict(seed=9, history_days=0.05, symbols=6, trades_per_minute=40, silent_share=0.0,
+           listing_interval_s=30, grace_s=90, weight_limit=600)
+TTL = 6.0
+
+
+def settings_for(sim: Simulator, db_url: str, n: int):
+    return load_settings(None, {"exchange_url": sim.base_url, "api_key": f"node{n}key", "database_url": db_url,
+                                **POLL, "lease_ttl_seconds": TTL}, defaults_file=None)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_three_daemons_share_the_work(db_url, monkeypatch):
+    polls: list[tuple[str, str, str, float, float]] = []  # node, stream, symbol, start, end
+
+    def recorded(stream: str, fn):
+        async def wrapper(ctx, symbol, *args):
+            start = time.monotonic()
+            try:
+                return await fn(ctx, symbol, *args)
+            finally:
+                polls.append((ctx.leases.node, f"{stream} {' '.join(args)}".strip(), symbol, start, time.monotonic()))
+        return wrapper
+
+    monkeypatch.setattr(trades_job, "poll_symbol_trades", recorded("trades", trades_job.poll_symbol_trades))
+    monkeypatch.setattr(klines_job, "poll_symbol_klines", recorded("klines", klines_job.poll_symbol_klines))
+
+    engine = make_engine(db_url)
+    async with Simulator(SimConfig(**SIM), port=0) as sim:
+        begun = datetime.now(UTC)
+        stops = [asyncio.Event() for _ in range(3)]
+        futures = [asyncio.get_running_loop().create_future() for _ in range(3)]
+        tasks = [asyncio.create_task(run_daemon(settings_for(sim, db_url, i), stop=stops[i], started=futures[i],
+                                                announce=lambda m: None)) for i in range(3)]
+        running = [await asyncio.wait_for(f, 60) for f in futures]
+        nodes = [r.ctx.leases.node for r in running]
+
+        def balanced() -> bool:  # every node holds a share, no symbol twice, and each has polled
+            owned = [r.ctx.owned or set() for r in running]
+            total = set().union(*owned)
+            return all(owned) and sum(len(o) for o in owned) == len(total) == len(running[0].ctx.candidates()) \
+                and {n for n, *_ in polls} == set(nodes)
+        await until(balanced, 90, "the symbols shared out between three daemons, each polling")
+
+        # Kill one: no clean stop, its leases stay until they expire.
+        victim = running[0]
+        victim_symbols = set(victim.ctx.owned)
+        tasks[0].cancel()
+        killed_at = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+
+        def taken_over() -> bool:
+            owned = set().union(*(r.ctx.owned or set() for r in running[1:]))
+            return victim_symbols & set(running[1].ctx.candidates()) <= owned
+        await until(taken_over, 4 * TTL, "the dead daemon's symbols taken over")
+        takeover = time.monotonic() - killed_at
+        assert takeover <= TTL + TTL / 3 + 2
+
+        killed_wall = datetime.now(UTC)
+
+        def lifecycle_seen() -> bool:  # symbols expired after the kill and were swept by the others
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at IS NOT NULL "
+                                         "AND expiry_time > :t"), {"t": killed_wall}).scalar() >= 2
+        await until(lifecycle_seen, 240, "symbols expiring after the kill and swept")
+        for stop in stops[1:]:
+            stop.set()
+        assert await asyncio.wait_for(asyncio.gather(*tasks[1:]), 20) == [0, 0]
+        stopped = datetime.now(UTC)
+
+        # Each node plans within its share of the budget, so polls are sparser: settle longer.
+        check_against_truth(engine, sim, begun, stopped, settle=20.0)
+        assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
+        limit = SIM["weight_limit"]
+        assert max(sim.stats.weight["127.0.0.1"].values()) <= limit
+        with engine.connect() as conn:
+            claimed = conn.execute(text("SELECT max(claimed) FROM weight_budget")).scalar()
+            leftover = conn.execute(text("SELECT count(*) FROM collector_leases WHERE holder <> ''")).scalar()
+        assert claimed <= limit * 0.95
+        assert leftover <= len(victim_symbols)  # the clean stops handed theirs over
+
+    engine.dispose()
+    # No (stream, symbol) was polled by two daemons at the same time.
+    by_key = defaultdict(list)
+    for node, stream, symbol, start, end in polls:
+        by_key[(stream, symbol)].append((start, end, node))
+    overlaps = []
+    for key, spans in by_key.items():
+        spans.sort()
+        for (s1, e1, n1), (s2, e2, n2) in zip(spans, spans[1:]):
+            if n1 != n2 and s2 < e1:
+                overlaps.append((key, n1, n2))
+    assert not overlaps, overlaps[:5]
+    assert len({n for n, *_ in polls}) == 3 and set(nodes) == {n for n, *_ in polls}
