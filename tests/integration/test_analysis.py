@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from analyst_data import T0, T1, market, ms, populate
+from tests.integration.analyst_data import T0, T1, market, ms, populate
 
 from collector import analysis
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from analyst_data import T0, T1, populate
+from tests.integration.analyst_data import T0, T1, populate
 from sqlalchemy import text
 
 from collector.domain import Trade

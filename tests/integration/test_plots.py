@@ -6,7 +6,7 @@ import struct
 from datetime import timedelta
 
 import pytest
-from analyst_data import T0, populate
+from tests.integration.analyst_data import T0, populate
 
 from collector import analysis, plots
 from collector.cli import main

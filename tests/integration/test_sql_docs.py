@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from analyst_data import execute, ms, populate
+from tests.integration.analyst_data import execute, ms, populate
 from sqlalchemy import inspect, text
 
 from collector.simulator import Market, SimConfig

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from analyst_data import T0, T1, execute, populate
+from tests.integration.analyst_data import T0, T1, execute, populate
 
 from collector import status
 from collector.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from analyst_data import T0, T1, execute, populate
+from tests.integration.analyst_data import T0, T1, execute, populate
 
 from collector.errors import ConfigError
 from collector.store import checkpoints
