@@ -62,7 +62,7 @@ def _bound(month: date) -> str:
 
 
 def _exists(conn: Connection, name: str) -> bool:
-    return conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": f"public.{name}"}).scalar()
+    return conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar()
 
 
 def create_default_partition(conn: Connection, table: str) -> None:
@@ -135,7 +135,7 @@ def monthly_partitions(conn: Connection, table: str) -> dict[date, str]:
     """``table``'s attached monthly partitions, by month."""
     names = conn.execute(text(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(:t)"), {"t": f"public.{table}"}).scalars()
+        "WHERE i.inhparent = to_regclass(:t)"), {"t": table}).scalars()
     found = {}
     for name in names:
         m = _CHILD.match(name)
