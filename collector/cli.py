@@ -117,6 +117,55 @@ def run_command(
     raise typer.Exit(code)
 
 
+@app.command("symbols")
+def symbols_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
+) -> None:
+    """List the exchange's option symbols: type, strike, expiry, status (weight 2, or 42 with strikes)."""
+    import asyncio
+    import json
+
+    from collector.cliutil import settings
+
+    cfg = settings(ctx, exchange_url=exchange_url)
+    rows = asyncio.run(_symbols(cfg))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} option symbols at {cfg.exchange_url}")
+    for col in ("symbol", "type", "strike", "expiry (UTC)", "status"):
+        table.add_column(col, justify="right" if col == "strike" else "left")
+    for r in rows:
+        table.add_row(r["symbol"], r["type"] or "", r["strike"] or "", r["expiry"] or "", r["status"])
+    Console(soft_wrap=True).print(table)
+
+
+async def _symbols(cfg) -> list[dict]:
+    from collector.runtime import connect_exchange
+
+    async with connect_exchange(cfg, startup_retries=2) as client:
+        infos = {o.symbol: o for o in await client.option_info()}
+        listed = {s.symbol: s for s in (await client.exchange_info()).option_symbols}
+        strikes = {t.symbol: t.strike_price for t in await client.ticker_24hr()}
+    out = []
+    for name in sorted(set(infos) | set(listed)):
+        info, entry = infos.get(name), listed.get(name)
+        out.append({
+            "symbol": name,
+            "type": info.option_type if info else None,
+            "strike": str(strikes[name]) if strikes.get(name) is not None else None,
+            "expiry": info.expiry_time.isoformat() if info and info.expiry_time else None,
+            "status": (info.status if info else entry.status),
+        })
+    return out
+
+
 @app.command("backfill")
 def backfill_command(
     ctx: typer.Context,
