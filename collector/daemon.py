@@ -83,6 +83,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
             await _retry_forever(f"exchange {settings.exchange_url}", handshake, stop)
             ctx = LiveContext(client, db.engine, settings)
             _coordinate(ctx, db)
+            run_id = await asyncio.to_thread(_begin_run, db.engine, settings)
             runner = await health.serve(ctx, settings.metrics_host, settings.metrics_port)
             port = health.bound_port(runner)
             try:
@@ -104,6 +105,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                             await asyncio.to_thread(ctx.leases.release_all)
                 finally:
                     schedule.abort()  # whatever ended us, no job may outlive the session it uses
+                    with contextlib.suppress(Exception):  # the database may be the reason we stop
+                        await asyncio.to_thread(_finish_run, db.engine, run_id, stop.is_set())
             finally:
                 await runner.cleanup()
     except asyncio.CancelledError:
@@ -118,6 +121,44 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
             db.close()
     log.info("stopped")
     return 0
+
+
+def _begin_run(engine, settings: Settings) -> int:
+    """A collector_runs row for this daemon: what it was told to do (never secrets)."""
+    import os
+    import socket
+
+    from sqlalchemy import insert
+
+    from collector.store.db import transaction
+    from collector.store.models import RunRow
+
+    args = {"exchange_url": settings.exchange_url, "streams": settings.streams,
+            "kline_intervals": settings.kline_intervals}
+    with transaction(engine) as conn:
+        return conn.execute(insert(RunRow.__table__).values(
+            kind="run", host=socket.gethostname(), pid=os.getpid(), args=args,
+        ).returning(RunRow.__table__.c.id)).scalar_one()
+
+
+def _finish_run(engine, run_id: int, clean: bool) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from collector.store.db import transaction
+    from collector.store.models import RunRow
+
+    counts = {}
+    for metric in (metrics.ROWS_UPSERTED, metrics.JOB_FAILURES):
+        for m in metric.collect():
+            for sample in m.samples:
+                if sample.name.endswith("_total"):
+                    key = "/".join(sample.labels.values())
+                    counts[f"{m.name}:{key}"] = int(sample.value)
+    with transaction(engine) as conn:
+        conn.execute(update(RunRow.__table__).where(RunRow.__table__.c.id == run_id).values(
+            finished_at=datetime.now(UTC), status="ok" if clean else "interrupted", counts=counts))
 
 
 def _coordinate(ctx: LiveContext, db: Database) -> None:

@@ -143,6 +143,9 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
 
         result = check_against_truth(engine, sim, begun, stopped)
         assert result["trades"] > 200
+        with engine.connect() as conn:  # the run is logged with its counts
+            run = conn.execute(text("SELECT status, counts FROM collector_runs WHERE kind = 'run'")).one()
+        assert run.status == "ok" and run.counts["jex_rows_upserted:trades"] >= result["trades"]
         assert {s["symbol"] for s in result["symbols"]} > first_symbols
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
         if trouble != "calm":
