@@ -190,9 +190,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--limit", type=int, default=1200)
-    ap.add_argument("--minutes", type=int, default=240, help="window length, phase 1")
+    ap.add_argument("--minutes", type=int, default=280, help="window length, phase 1")
     ap.add_argument("--trades-per-minute", type=float, default=300, help="phase 1")
-    ap.add_argument("--big-trades-per-minute", type=float, default=700, help="phase 2")
+    ap.add_argument("--big-trades-per-minute", type=float, default=1600, help="phase 2 (~2.1M trades)")
     ap.add_argument("--big-minutes", type=int, default=260, help="window length, phase 2")
     args = ap.parse_args()
     server = None
@@ -222,7 +222,7 @@ and {lim['klines']:,} klines (1m, 1h), {lim['wall']:.0f} s wall, {lim['failed']}
 | 429 / 418 answers | {lim['s429']} / {lim['s418']} | 0 |
 | paging requests ÷ minimum (ceil(trades/500) per symbol + ceil(klines/1000) per symbol and interval = {lim['pages']}) | {eff} / {lim['pages']} = **{eff / lim['pages']:.3f}** | ≤ 1.05 |
 | bisection probes (separate) | {lim['probes']} ({lim['probes'] / max(1, lim['tasks'] // 3):.1f} per symbol) | few |
-| all HTTP requests (with exchangeInfo, time, key check) | {lim['all_requests']} | |
+| all HTTP requests of the run (after startup) | {lim['all_requests']} | |
 
 With margin 0.05 the governor never plans past 95% of the announced limit, so 0.95 is the
 ceiling of this ratio by construction; the figure above is measured at the configured margin.
