@@ -27,7 +27,7 @@ from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
 
 LISTING = 30  # seconds between listings; 4 symbols at once -> each lives 2 minutes
 SIM = dict(seed=5, history_days=0.05, symbols=4, trades_per_minute=40, silent_share=0.0,
-           listing_interval_s=LISTING, grace_s=90)
+           listing_interval_s=LISTING, grace_s=600)
 POLL = dict(trades_poll_seconds=2.0, klines_poll_seconds=4.0, depth_poll_seconds=5.0,
             tickers_poll_seconds=5.0, symbols_refresh_seconds=6.0, lookback_hours=0.05,
             kline_intervals=["1m"], metrics_port=0, http_read_timeout=2.0, max_retries=8)

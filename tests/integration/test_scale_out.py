@@ -24,7 +24,7 @@ from collector.store.db import make_engine
 from tests.integration.test_daemon import POLL, check_against_truth, count, until
 
 SIM = dict(seed=9, history_days=0.05, symbols=6, trades_per_minute=40, silent_share=0.0,
-           listing_interval_s=30, grace_s=90, weight_limit=600)
+           listing_interval_s=30, grace_s=600, weight_limit=600)
 TTL = 6.0
 
 
