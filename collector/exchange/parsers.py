@@ -33,6 +33,8 @@ from collector.errors import ParseError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MISSING = object()
+BIGINT = 2 ** 63  # every integer column is a BIGINT: [-2**63, 2**63)
+MAX_EXPONENT = 100  # |decimal| within [1e-100, 1e100), or 0: beyond is no price, quantity or volume
 _OPTION_TYPES = {"LONGS": "CALL", "SHORTS": "PUT", "CALL": "CALL", "PUT": "PUT"}
 _RATE_UNITS = {"second", "minute", "hour", "day"}
 
@@ -53,6 +55,9 @@ def to_decimal(value: Any, endpoint: str, field: str, *, signed: bool = True) ->
         result = Decimal(value)
     if not result.is_finite():
         raise ParseError(endpoint, field, f"not finite: {value!r}")
+    if result and not -MAX_EXPONENT <= result.adjusted() < MAX_EXPONENT:
+        # No price or quantity is anywhere near this; PostgreSQL's NUMERIC would overflow on some.
+        raise ParseError(endpoint, field, f"absurd magnitude: {_short(value)}")
     if not signed and result < 0:
         raise ParseError(endpoint, field, f"negative: {value!r}")
     return result
@@ -63,15 +68,34 @@ def to_int(value: Any, endpoint: str, field: str) -> int:
     if isinstance(value, bool):
         raise ParseError(endpoint, field, "expected an integer, got bool")
     if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+        result = value
+    elif isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and text.isascii():
-            return int(text)
-        raise ParseError(endpoint, field, f"not an integer: {value!r}")
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return int(value)
-    raise ParseError(endpoint, field, f"expected an integer, got {value!r}")
+        if not (text.lstrip("-").isdigit() and text.isascii() and len(text) <= 20):
+            raise ParseError(endpoint, field, f"not an integer: {_short(value)}")
+        result = int(text)
+    elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20 \
+            and value == value.to_integral_value():
+        result = int(value)
+    else:
+        raise ParseError(endpoint, field, f"expected an integer, got {_short(value)}")
+    if not -BIGINT <= result < BIGINT:  # every integer is stored as a BIGINT
+        raise ParseError(endpoint, field, f"out of the 64-bit range: {_short(value)}")
+    return result
+
+
+def to_id(value: Any, endpoint: str, field: str) -> int:
+    """An exchange id (trade id, update id): an integer >= 0."""
+    result = to_int(value, endpoint, field)
+    if result < 0:
+        raise ParseError(endpoint, field, f"negative id: {result}")
+    return result
+
+
+def _short(value: Any) -> str:
+    """repr() of a hostile value, cut so an error stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def ms_to_datetime(value: Any, endpoint: str, field: str) -> datetime:
@@ -228,7 +252,7 @@ def parse_depth(payload: Any, symbol: str, captured_at: datetime) -> DepthSnapsh
     return DepthSnapshot(
         symbol=symbol,
         captured_at=captured_at,
-        last_update_id=None if last_id is None else to_int(last_id, ep, "lastUpdateId"),
+        last_update_id=None if last_id is None else to_id(last_id, ep, "lastUpdateId"),
         bids=_levels(_get(obj, "bids", ep), ep, "bids"),
         asks=_levels(_get(obj, "asks", ep), ep, "asks"),
     )
@@ -252,7 +276,7 @@ def parse_recent_trades(payload: Any, symbol: str) -> list[RecentTrade]:
             price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
             qty=to_decimal(_get(obj, "qty", ep), ep, "qty"),  # contract sells are negative
             time=ms_to_datetime(_get(obj, "time", ep), ep, "time"),
-            trade_id=None if trade_id is None else to_int(trade_id, ep, "id"),
+            trade_id=None if trade_id is None else to_id(trade_id, ep, "id"),
             buyer_maker=_buyer_maker(obj, ep),
         ))
     return result
@@ -266,7 +290,7 @@ def parse_historical_trades(payload: Any, symbol: str) -> list[Trade]:
         obj = _obj(item, ep, f"[{i}]")
         result.append(Trade(
             symbol=symbol,
-            trade_id=to_int(_get(obj, "id", ep), ep, "id"),
+            trade_id=to_id(_get(obj, "id", ep), ep, "id"),
             price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
             qty=to_decimal(_get(obj, "qty", ep), ep, "qty"),
             time=ms_to_datetime(_get(obj, "time", ep), ep, "time"),
