@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     weight_margin: float = Field(0.05, ge=0.0, le=0.5)
     http_connect_timeout: float = Field(5.0, gt=0)
     http_read_timeout: float = Field(15.0, gt=0)
+    http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_retries: int = Field(5, ge=0, le=50)
     max_ban_wait_seconds: float = Field(600.0, ge=0)
 

@@ -32,6 +32,7 @@ def make_client(session: aiohttp.ClientSession, settings: Settings,
         read_timeout=settings.http_read_timeout,
         max_retries=settings.max_retries,
         max_ban_wait=settings.max_ban_wait_seconds,
+        max_body_bytes=settings.http_max_body_bytes,
     )
 
 

@@ -38,7 +38,7 @@ from collector.domain import (
     Ticker24h,
     Trade,
 )
-from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, RateLimited
+from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, ParseError, RateLimited
 from collector.exchange import endpoints as ep
 from collector.exchange import parsers
 from collector.exchange.endpoints import Endpoint, Security
@@ -52,6 +52,20 @@ TRANSIENT_CODES = frozenset({-1001, -1006, -1007, -1016})
 _BANNED_UNTIL = re.compile(r"banned until (\d+)", re.IGNORECASE)
 _DEFAULT_BAN = 120.0  # bans start at 2 minutes; used when a 418 says nothing about its end
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_BODY_BYTES = 32 * 1024 * 1024  # far above any real answer (a 1000-kline page is ~0.2 MB)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: which of two values is meant is anyone's guess."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+    return obj
 
 
 def _reject_constant(name: str) -> Decimal:
@@ -102,6 +116,7 @@ class JexClient:
         recv_window: int = 5000,
         rng: random.Random | None = None,
         allowance: Allowance | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
@@ -116,6 +131,7 @@ class JexClient:
         self.backoff_cap = backoff_cap
         self.max_ban_wait = max_ban_wait
         self.recv_window = recv_window
+        self.max_body_bytes = max_body_bytes  # a larger answer is refused as it streams in
         self._rng = rng or random.Random()
         # Weight shared with other processes behind the same IP (see collector.coordination).
         self.allowance = allowance
@@ -193,7 +209,7 @@ class JexClient:
                 async with self.session.request(method, url, headers=headers, timeout=self.timeout,
                                                 allow_redirects=False) as resp:
                     status_label = str(resp.status)
-                    body = await resp.read()
+                    body = await self._read_body(resp, endpoint.name)
                     status, resp_headers = resp.status, resp.headers
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise ExchangeUnavailable(f"{endpoint.name}: {type(exc).__name__}: {exc}",
@@ -202,6 +218,19 @@ class JexClient:
                 metrics.EXCHANGE_REQUESTS.labels(endpoint.name, status_label).inc()
                 metrics.EXCHANGE_LATENCY.labels(endpoint.name).observe(time.perf_counter() - started)
         return self._interpret(endpoint, status, resp_headers, body, reservation)
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, name: str) -> bytes:
+        """The body, refused (ParseError, nothing kept) once it exceeds ``max_body_bytes``."""
+        cap = self.max_body_bytes
+        if resp.content_length is not None and resp.content_length > cap:
+            raise ParseError(name, "<body>", f"larger than {cap} bytes (Content-Length {resp.content_length})")
+        chunks, size = [], 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                raise ParseError(name, "<body>", f"larger than {cap} bytes; refused unread")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _signed(self, items: list[tuple[str, object]]) -> list[tuple[str, object]]:
         if not (self.api_key and self.api_secret):
@@ -248,7 +277,10 @@ class JexClient:
     def _decode(name: str, body: bytes, status: int) -> Any:
         # Content-Type is not checked: the body decides (a JSON body under text/plain is still JSON).
         try:
-            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant,
+                              object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise ParseError(name, str(exc), "duplicate key in a JSON object") from None
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             raise ExchangeUnavailable(f"{name}: body is not JSON ({len(body)} bytes): {exc}",
                                       endpoint=name, status=status) from exc

@@ -1,0 +1,312 @@
+"""Hostile exchange answers: huge bodies, deeply nested JSON, wrong types in every field, negative
+and absurd numbers, duplicate keys. Each is refused with a clear error and nothing from it is
+stored; the daemon records the job error, keeps running, and collects again once the exchange
+behaves.
+
+A small aiohttp server in the test sits in front of the real simulator: it forwards every request,
+and while ``hostile`` is set it answers the data endpoints with the hostile body instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+
+from collector.errors import CollectorError, ExchangeUnavailable, ParseError
+from collector.exchange import JexClient
+from collector.exchange.endpoints import HISTORICAL_TRADES
+
+TRADE = {"id": "7", "price": "12.5", "qty": "0.3", "quoteQty": "3.75", "time": 1_700_000_000_000,
+         "isBuyerMaker": True}
+KLINE = [1_700_000_000_000, "1", "2", "0.5", "1.5", "10", 1_700_000_059_999, "15", 3, "5", "7.5", "0"]
+
+
+def _with(obj: dict, key: str, value) -> list[dict]:
+    return [{**obj, key: value}]
+
+
+def _kline_with(idx: int, value) -> list[list]:
+    row = list(KLINE)
+    row[idx] = value
+    return [row]
+
+
+WRONG_TYPES = [[], {}, True, None, "", "abc", 1.5e308]
+# (name, endpoint path, body bytes)
+CASES: list[tuple[str, str, bytes]] = []
+for field in ("id", "price", "qty", "time"):
+    for i, bad in enumerate(WRONG_TYPES):
+        if field == "qty" and bad is None:
+            continue  # a missing/None qty is still refused below via "abc" etc.; keep the table honest
+        CASES.append((f"trade-{field}-{i}", "/api/v1/option/historicalTrades",
+                      json.dumps(_with(TRADE, field, bad)).encode()))
+CASES.append(("trade-isBuyerMaker-str", "/api/v1/option/historicalTrades",
+              json.dumps(_with(TRADE, "isBuyerMaker", "yes")).encode()))
+for idx in (0, 1, 2, 3, 4, 5, 6, 8):
+    for i, bad in enumerate(([], {}, True, "abc")):
+        CASES.append((f"kline-{idx}-{i}", "/api/v1/option/klines", json.dumps(_kline_with(idx, bad)).encode()))
+ABSURD = [
+    ("trade-negative-price", _with(TRADE, "price", "-1")),
+    ("trade-negative-id", _with(TRADE, "id", -5)),
+    ("trade-negative-time", _with(TRADE, "time", -1)),
+    ("trade-time-year-3-million", _with(TRADE, "time", 10 ** 20)),
+    ("trade-price-1e999999", _with(TRADE, "price", "1e999999")),
+    ("trade-price-nan", _with(TRADE, "price", "NaN")),
+    ("trade-price-inf", _with(TRADE, "price", "Infinity")),
+    ("trade-id-huge", _with(TRADE, "id", 10 ** 30)),
+    ("kline-negative-count", [KLINE[:8] + [-3] + KLINE[9:]]),
+    ("kline-negative-volume", _kline_with(5, "-10")),
+    ("kline-open-time-absurd", _kline_with(0, 10 ** 22)),
+]
+for name, payload in ABSURD:
+    path = "/api/v1/option/klines" if name.startswith("kline") else "/api/v1/option/historicalTrades"
+    CASES.append((name, path, json.dumps(payload).encode()))
+CASES += [
+    ("trade-duplicate-price", "/api/v1/option/historicalTrades",
+     b'[{"id": "7", "price": "12.5", "price": "99", "qty": "0.3", "time": 1700000000000}]'),
+    ("trade-duplicate-id", "/api/v1/option/historicalTrades",
+     b'[{"id": "7", "id": "8", "price": "12.5", "qty": "0.3", "time": 1700000000000}]'),
+    ("kline-body-object-dup", "/api/v1/option/klines", b'{"code": 0, "code": 1}'),
+    ("nested-list", "/api/v1/option/historicalTrades", b"[" * 200_000 + b"]" * 200_000),
+    ("nested-object", "/api/v1/option/klines", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+    ("not-a-list", "/api/v1/option/historicalTrades", b'"trades"'),
+    ("truncated", "/api/v1/option/historicalTrades", json.dumps([TRADE] * 50).encode()[:-7]),
+    ("binary", "/api/v1/option/klines", bytes(range(256)) * 10),
+]
+
+
+@asynccontextmanager
+async def serve(handler: Callable[[web.Request], object]) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def fixed(body: bytes) -> Callable[[web.Request], web.Response]:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+    return handler
+
+
+async def call(client: JexClient, path: str):
+    if path.endswith("klines"):
+        return await client.klines("BTC-1-C", "1m")
+    return await client.historical_trades("BTC-1-C", from_id=1)
+
+
+@pytest.mark.parametrize(("name", "path", "body"), CASES, ids=[c[0] for c in CASES])
+async def test_client_refuses_hostile_body_with_a_clear_error(name, path, body):
+    async with serve(fixed(body)) as url, aiohttp.ClientSession() as session:
+        client = JexClient(session, url, api_key="hostile1", max_retries=0)
+        with pytest.raises(CollectorError) as info:
+            await call(client, path)
+    assert isinstance(info.value, ParseError | ExchangeUnavailable), info.value
+    message = str(info.value)
+    assert message.startswith(("historicalTrades", "klines")), message  # names the endpoint
+    assert "\n" not in message and len(message) < 600, message  # one clear line, not a dump
+    if "duplicate" in name:
+        assert isinstance(info.value, ParseError) and "duplicate" in message
+
+
+async def test_huge_body_is_refused_without_reading_it_all():
+    """A body above the cap is refused as it streams in (never buffered whole), also without a
+    Content-Length; a body under the cap is fine."""
+    chunk = (json.dumps(TRADE) + ",").encode() * 1000  # ~100 kB
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            await resp.write(b"[")
+            for _ in range(int(request.query.get("chunks", "1000"))):  # up to ~100 MB
+                await resp.write(chunk)
+            await resp.write(json.dumps(TRADE).encode() + b"]")
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass  # the client hung up, as it should
+        return resp
+
+    async with serve(streamed) as url, aiohttp.ClientSession() as session:
+        client = JexClient(session, url, api_key="hostile1", max_retries=0, max_body_bytes=1_000_000)
+        with pytest.raises(ParseError, match=r"historicalTrades: .*larger than 1000000 bytes"):
+            await client.historical_trades("BTC-1-C", from_id=1)
+        # 5 chunks (~0.5 MB) is under the cap: decoded normally.
+        payload = await client.request(HISTORICAL_TRADES, {"symbol": "X", "chunks": 5})
+        assert len(payload) == 5001
+
+    async def with_length(request: web.Request) -> web.Response:
+        return web.Response(body=b"[" + b"0," * 600_000 + b"0]", content_type="application/json")
+
+    async with serve(with_length) as url, aiohttp.ClientSession() as session:
+        client = JexClient(session, url, api_key="hostile1", max_retries=0, max_body_bytes=1_000_000)
+        with pytest.raises(ParseError, match="larger than 1000000 bytes"):
+            await client.klines("BTC-1-C", "1m")
+
+
+def test_default_body_cap_is_configured_and_generous():
+    from collector.config import load_settings
+    from collector.runtime import make_client
+
+    settings = load_settings(None, {})
+    assert settings.http_max_body_bytes >= 16 * 1024 * 1024  # a full exchangeInfo is far below this
+    client = make_client(None, load_settings(None, {"http_max_body_bytes": 12345}))  # type: ignore[arg-type]
+    assert client.max_body_bytes == 12345
+
+
+# --- the daemon ------------------------------------------------------------------------------------
+
+HOSTILE_DAEMON = [
+    ("huge", None),
+    ("nested", b"[" * 200_000 + b"]" * 200_000),
+    ("wrong-types", None),
+    ("negative", None),
+    ("duplicate-keys", None),
+]
+DATA_PATHS = ("/api/v1/option/historicalTrades", "/api/v1/option/klines", "/api/v1/option/depth",
+              "/api/v1/option/ticker/24hr", "/api/v1/option/trades")
+
+
+def hostile_body(kind: str, path: str) -> bytes:
+    if kind == "huge":
+        return b"[" + b"0," * 1_500_000 + b"0]"  # 3 MB against a 1 MB cap
+    if kind == "nested":
+        return b"[" * 200_000 + b"]" * 200_000
+    if path.endswith("klines"):
+        row = {"wrong-types": [{}, [], True, "x", None, "1", 2, "3", "4", "5", "6", "7"],
+               "negative": _kline_with(5, "-10")[0], "duplicate-keys": None}[kind]
+        if row is None:
+            return b'[{"0": 1, "0": 2}]'
+        return json.dumps([row]).encode()
+    if path.endswith("depth"):
+        return {"wrong-types": b'{"lastUpdateId": "x", "bids": {}, "asks": 3}',
+                "negative": b'{"lastUpdateId": 5, "bids": [["-1", "2"]], "asks": [["1", "-2"]]}',
+                "duplicate-keys": b'{"lastUpdateId": 5, "bids": [], "bids": [["1", "1"]], "asks": []}'}[kind]
+    if path.endswith("24hr"):
+        return {"wrong-types": b'[{"symbol": 5, "lastPrice": [], "openTime": "x", "closeTime": {}}]',
+                "negative": b'[{"symbol": "S", "lastPrice": "-1", "volume": "-3", "openTime": -1, "closeTime": -2}]',
+                "duplicate-keys": b'[{"symbol": "S", "symbol": "T", "lastPrice": "1"}]'}[kind]
+    return {"wrong-types": json.dumps([{k: [] for k in TRADE}]).encode(),
+            "negative": json.dumps(_with(TRADE, "price", "-4")).encode(),
+            "duplicate-keys": b'[{"id": "1", "id": "2", "price": "1", "qty": "1", "time": 1700000000000}]'}[kind]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url, engine, caplog):
+    from collector.config import load_settings
+    from collector.daemon import run_daemon
+    from collector.simulator import SimConfig, Simulator
+
+    caplog.set_level(logging.WARNING)
+    state = {"kind": None, "served": 0}
+    async with Simulator(SimConfig(seed=9, history_days=0.05, symbols=3, trades_per_minute=60,
+                                   silent_share=0.0, listing_interval_s=3600), port=0) as sim, \
+            aiohttp.ClientSession() as upstream:
+
+        async def proxy(request: web.Request) -> web.Response:
+            kind = state["kind"]
+            if kind is not None and request.path in DATA_PATHS:
+                state["served"] += 1
+                return web.Response(body=hostile_body(kind, request.path), content_type="application/json")
+            async with upstream.request(request.method, sim.base_url + request.path_qs,
+                                        headers={k: v for k, v in request.headers.items()
+                                                 if k.lower() not in ("host", "content-length")}) as r:
+                body = await r.read()
+                headers = {k: v for k, v in r.headers.items()
+                           if k.lower().startswith("x-") or k.lower() in ("retry-after", "content-type")}
+                return web.Response(body=body, status=r.status, headers=headers)
+
+        async with serve(proxy) as url:
+            settings = load_settings(None, {
+                "exchange_url": url, "api_key": "hostile1", "database_url": db_url, "metrics_port": 0,
+                "trades_poll_seconds": 1.0, "klines_poll_seconds": 1.0, "depth_poll_seconds": 1.0,
+                "tickers_poll_seconds": 1.0, "symbols_refresh_seconds": 30.0, "lookback_hours": 0.02,
+                "kline_intervals": ["1m"], "max_retries": 1, "http_max_body_bytes": 1_000_000,
+            }, defaults_file=None)
+            stop = asyncio.Event()
+            started: asyncio.Future = asyncio.get_running_loop().create_future()
+            daemon = asyncio.create_task(run_daemon(settings, stop=stop, started=started, announce=lambda m: None))
+            try:
+                await asyncio.wait_for(started, 60)
+                await until(engine, "SELECT count(*) FROM trades", lambda n: n > 0, "first trades")
+                for kind, _ in HOSTILE_DAEMON:
+                    await asyncio.to_thread(quiesce, engine)
+                    before = await asyncio.to_thread(data_counts, engine)
+                    errors_before = await asyncio.to_thread(scalar, engine, "SELECT count(*) FROM job_errors")
+                    state["kind"], state["served"] = kind, 0
+                    # Every stream fails at least once, recorded in the database with its class.
+                    await until(engine, "SELECT count(DISTINCT job) FROM job_errors WHERE id > "
+                                f"{int(errors_before)}", lambda n: n >= 4, f"job errors for {kind}")
+                    during = await asyncio.to_thread(data_counts, engine)
+                    state["kind"] = None
+                    assert not daemon.done(), daemon
+                    # Nothing from a hostile answer was stored (rows can only come from answers).
+                    assert during == before, (kind, before, during)
+                    # And the next polls work again.
+                    await until(engine, "SELECT count(*) FROM depth_snapshots",
+                                lambda n, b=before["depth_snapshots"]: n > b, f"depth again after {kind}")
+                    with engine.connect() as conn:
+                        classes = {r[0] for r in conn.execute(text(
+                            "SELECT DISTINCT error_class FROM job_errors WHERE id > :i"), {"i": errors_before})}
+                    assert classes <= {"ParseError", "ExchangeUnavailable"}, (kind, classes)
+            finally:
+                stop.set()
+                code = await asyncio.wait_for(daemon, 30)
+            assert code == 0
+    text_log = caplog.text
+    assert "larger than 1000000 bytes" in text_log
+    assert "duplicate key" in text_log
+    assert "body is not JSON" in text_log  # the nested one
+    assert "Traceback" not in text_log
+    with engine.connect() as conn:  # nothing absurd made it in
+        assert conn.execute(text("SELECT count(*) FROM trades WHERE price < 0 OR qty < 0")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM klines WHERE volume < 0")).scalar() == 0
+
+
+def scalar(engine, sql: str):
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
+def data_counts(engine) -> dict[str, int]:
+    return {t: scalar(engine, f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed table names
+            for t in ("trades", "klines", "depth_snapshots", "tickers_24hr")}
+
+
+def quiesce(engine) -> None:
+    """Wait until no transaction of the daemon is open (so 'before' is not taken mid-commit)."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        n = scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND state LIKE 'idle in transaction%' OR (state = 'active' AND pid <> pg_backend_pid() "
+                           "AND datname = current_database())")
+        if not n:
+            return
+        time.sleep(0.05)
+
+
+async def until(engine, sql: str, ok, what: str, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not ok(await asyncio.to_thread(scalar, engine, sql)):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
