@@ -6,9 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+
+from collector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 # Several collectors may start at once; only one of them migrates, the others wait for it.
@@ -36,6 +39,9 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         before = current_revision(conn)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        try:
+            command.upgrade(cfg, revision)
+        except CommandError as exc:  # e.g. an unknown revision: the operator's input, one line
+            raise ConfigError(f"cannot upgrade to {revision!r}: {exc}") from None
         after = current_revision(conn)
     return before, after
