@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, text
 
+from collector.domain import INTERVALS
 from collector.errors import ConfigError
 
 # Rows fetched per round trip: Python objects exist for this many rows at a time. Row groups are
@@ -136,6 +137,8 @@ def export(engine: Engine, table: str, path: str | os.PathLike, fmt: str = "parq
         raise ConfigError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if start is not None and end is not None and start >= end:
         raise ConfigError("--start must be before --end")
+    if interval is not None and interval not in INTERVALS:
+        raise ConfigError(f"unknown interval {interval!r}; choose from {', '.join(INTERVALS)}")
     target = Path(path)
     if not target.parent.is_dir():
         raise ConfigError(f"output directory {target.parent} does not exist")
