@@ -132,18 +132,23 @@ def plan_tasks(plan: BackfillPlan) -> list[Task]:
     return tasks
 
 
+def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
+    """What can be checked without the exchange: run before connecting, so bad input is one line."""
+    unknown_streams = [s for s in streams if s not in BACKFILL_STREAMS]
+    if unknown_streams:
+        raise ConfigError(f"unknown stream {unknown_streams[0]!r}; backfill knows {', '.join(BACKFILL_STREAMS)}")
+    if "trades" in streams and not has_api_key:
+        raise ConfigError("trades need option/historicalTrades, which needs an API key: set COLLECTOR_API_KEY")
+    bad_intervals = [i for i in intervals if i not in INTERVALS]
+    if bad_intervals:
+        raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
+
+
 async def validate(client: JexClient, plan: BackfillPlan) -> tuple[list, list]:
     """Check the plan against the exchange before anything is written; return its symbol lists."""
     if plan.start >= plan.end:
         raise ConfigError("--start must be before --end")
-    unknown_streams = [s for s in plan.streams if s not in BACKFILL_STREAMS]
-    if unknown_streams:
-        raise ConfigError(f"unknown stream {unknown_streams[0]!r}; backfill knows {', '.join(BACKFILL_STREAMS)}")
-    if "trades" in plan.streams and not client.api_key:
-        raise ConfigError("trades need option/historicalTrades, which needs an API key: set COLLECTOR_API_KEY")
-    bad_intervals = [i for i in plan.intervals if i not in INTERVALS]
-    if bad_intervals:
-        raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
+    check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key))
     listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols
     infos = await client.option_info(priority=Priority.BACKFILL)
     known = {s.symbol for s in listed} | {o.symbol for o in infos}

@@ -186,7 +186,11 @@ def backfill_command(
     window = parse_window(start, end)
     cfg = settings(ctx, exchange_url=exchange_url)
     stream_list = tuple(s.strip() for s in streams.split(",") if s.strip())
-    asyncio.run(_backfill(ctx, cfg, window, symbol or [], stream_list, tuple(interval or cfg.kline_intervals)))
+    from collector.backfill import check_inputs
+
+    intervals = tuple(interval or cfg.kline_intervals)
+    check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None)
+    asyncio.run(_backfill(ctx, cfg, window, symbol or [], stream_list, intervals))
 
 
 async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
