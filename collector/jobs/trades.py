@@ -56,14 +56,10 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
         pages = trade_pages(ctx.client, symbol, located.first_id, priority=Priority.LIVE,
                             first_page=located.page)
     stored = 0
-    batch: list[Trade] = []
+    # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
+    # what it fetched, so the next poll continues instead of starting over.
     async for page in pages:
-        batch.extend(page)
-        if len(batch) >= ctx.settings.backfill_batch_rows:
-            stored += await ctx.db(_store, ctx.engine, symbol, batch, None)
-            batch = []
-    if batch:
-        stored += await ctx.db(_store, ctx.engine, symbol, batch, None)
+        stored += await ctx.db(_store, ctx.engine, symbol, page, None)
     ctx.mark_caught_up(STREAM, symbol, started)
     await note_final(ctx, symbol, STREAM, started)
     return stored
