@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from collector import metrics
+from collector.errors import ConfigError
 from collector.jobs.context import LiveContext
 
 
@@ -76,7 +77,12 @@ async def serve(ctx: LiveContext, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(make_app(ctx), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # port taken, address not local: the operator must choose another
+        await runner.cleanup()
+        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
+                          "(set COLLECTOR_METRICS_PORT or --metrics-port)") from None
     return runner
 
 

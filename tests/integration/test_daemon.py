@@ -190,3 +190,19 @@ def _sigterm_while_working(proc: subprocess.Popen, db_url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_metrics_port_in_use_is_one_line_and_exit_2(db_url, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
+        env.update(COLLECTOR_DATABASE_URL=db_url)
+        done = subprocess.run([sys.executable, "-m", "collector", "run", "--simulate", "--metrics-port", str(port)],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("collector: error:")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "Traceback" not in done.stderr
