@@ -7,18 +7,32 @@ The exchange counts weight (and raw requests) in fixed windows aligned to its cl
 (``floor(server_time / window)``), so this does too, on host time plus the measured server-time
 offset. A request granted at server time ``t`` is charged to every window that meets
 ``[t - guard, t + guard]``: near a boundary we cannot know on which side the exchange will count
-it, so it must fit on both. When work is queued the budget is spent early in each window, so the
-guard costs a fraction of a second per window, not budget.
+it, so it must fit on both.
+
+Pacing: the weight budget is not spent in a burst. By the moment a fraction ``f`` of a window has
+passed, at most ``cap * min(1, burst + f)`` is granted in it (``burst`` 0.1 by default). Two
+collectors behind one IP, each with its own governor, used to both spend everything at the start
+of each window: the second burst went out before any header could tell of the first, overflowed
+the IP's limit, and what was still in flight arrived during the 429's wait (then 418). Paced, each
+sends a little at a time, so the other's spending shows in a header before much more goes out.
+The line reaches ``cap`` a tenth of a window before the end, so queued work still uses the whole
+budget. A governor configured mid-window paces that window from then (what it held before is
+unknown). The raw-request budget is not paced.
 
 Every request reserves its weight before it is sent (``async with governor.slot(w, prio)``).
 ``observe`` reconciles the local count with ``X-MBX-USED-WEIGHT-1M`` (or the header for the
 configured interval): a higher count means someone else spends from the same IP, so adopt it.
-A lower count is ignored: our in-flight requests are not in it yet.
+The excess is what they spent since we last knew; they may spend that much again before we hear
+of it, so the largest excess is kept free (``cap = effective - reserve``, at most half the budget)
+in that window and the next. A lower count is ignored: our in-flight requests are not in it yet.
+Requests granted before ``configure`` (exchangeInfo itself) are charged to their window then.
 
-429 → ``pause``: nobody sends until Retry-After has passed. 418 → ``ban``: nobody sends until the
-ban ends. Waiters are served LIVE before BACKFILL, FIFO within a priority, head-of-line: a big
-request is not starved by small ones behind it, though smaller ones may use the rest of a window
-the blocked head could not use anyway (backfilling), so queued work fills each window.
+429 → ``pause``: nothing new is granted until Retry-After has passed (and the window is counted
+full), so only requests already in flight can arrive during the wait. 418 → ``ban``: nobody sends
+until the ban ends. Waiters are served LIVE before BACKFILL, FIFO within a priority, head-of-line:
+a big request is not starved by small ones behind it (while it waits for the pacing line nobody
+jumps it), though smaller ones may use the rest of a window the blocked head cannot use at all
+(backfilling, up to the line), so queued work fills each window.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _WEIGHT_TYPES = {"requestsweight", "request_weight"}
 _RAW_TYPES = {"rawrequests", "raw_requests"}
+_SLACK = 1e-6  # float tolerance when comparing with the pacing line
 _MIN_DELAY = 0.001  # floor for timer delays, so float rounding cannot make a busy loop
 
 
@@ -53,32 +68,83 @@ class Priority(enum.IntEnum):
 
 @dataclass
 class _Budget:
-    """One limit counted in fixed windows: window index → units used."""
+    """One limit counted in fixed windows: window index → units used.
+
+    ``burst`` paces the budget (None: not paced): by the moment a fraction ``f`` of window ``i``
+    has passed, at most ``cap(i) * min(1, burst + f)`` may have been granted in it. ``jumps``
+    records, per window, the largest amount a response header showed beyond our own count (what
+    others on the IP spent between two of our observations); ``cap`` keeps that much free.
+    """
 
     name: str
     limit: int
     effective: int
     window: float
+    burst: float | None = None
+    since: float = -math.inf  # server time the governor started counting: the line starts there
     used: dict[int, int] = field(default_factory=dict)
+    jumps: dict[int, int] = field(default_factory=dict)
 
     def indices(self, t: float, guard: float) -> range:
         return range(math.floor((t - guard) / self.window), math.floor((t + guard) / self.window) + 1)
 
+    def reserve(self, i: int) -> int:
+        """Budget kept free for others seen on the IP in this window or the one before."""
+        return min(max(self.jumps.get(i, 0), self.jumps.get(i - 1, 0)), self.effective // 2)
+
+    def cap(self, i: int) -> int:
+        return self.effective - self.reserve(i)
+
+    def allowed(self, i: int, t: float) -> float:
+        """Units window ``i`` may have granted by server time ``t`` (the pacing line)."""
+        cap = self.cap(i)
+        if self.burst is None:
+            return cap
+        elapsed = min(1.0, max(0.0, (t - self.start(i)) / self.window))
+        return cap * min(1.0, self.burst + elapsed)
+
+    def start(self, i: int) -> float:
+        """Where window ``i``'s line starts: its beginning, or when we started if that was later
+        (what was spent in it before we knew is unknown: no catching up in a burst)."""
+        return max(i * self.window, self.since)
+
     def fits(self, t: float, guard: float, units: int) -> bool:
-        counts = [self.used.get(i, 0) for i in self.indices(t, guard)]
-        # A request bigger than the whole effective budget may go alone into empty windows.
-        return all(c + units <= self.effective for c in counts) or all(c == 0 for c in counts)
+        counts = [(i, self.used.get(i, 0)) for i in self.indices(t, guard)]
+        if all(c + units <= self.allowed(i, t) + _SLACK for i, c in counts):
+            return True
+        # A request bigger than the whole budget may go alone into empty windows.
+        return all(c == 0 and units > self.cap(i) for i, c in counts)
+
+    def line_time(self, i: int, units: int) -> float:
+        """Server time from which ``units`` more fit under window ``i``'s pacing line; inf if never."""
+        need = self.used.get(i, 0) + units
+        cap = self.cap(i)
+        if need > cap:
+            return math.inf
+        if self.burst is None:
+            return i * self.window
+        return self.start(i) + max(0.0, need / cap - self.burst) * self.window
 
     def charge(self, t: float, guard: float, units: int) -> None:
         for i in self.indices(t, guard):
             self.used[i] = self.used.get(i, 0) + units
+        self.forget(t)
+
+    def forget(self, t: float) -> None:
         current = math.floor(t / self.window)
-        for old in [i for i in self.used if i < current - 1]:
-            del self.used[old]
+        for counts in (self.used, self.jumps):
+            for old in [i for i in counts if i < current - 1]:
+                del counts[old]
 
     def next_change(self, t: float, guard: float) -> float:
         """Server time at which the oldest window leaves the guard band."""
         return (math.floor((t - guard) / self.window) + 1) * self.window + guard
+
+    def wait(self, t: float, guard: float, units: int) -> float:
+        """Server time at which ``units`` may fit (a lower bound: the caller checks again)."""
+        blocking = [i for i in self.indices(t, guard) if self.used.get(i, 0) + units > self.allowed(i, t) + _SLACK]
+        paced = max((self.line_time(i, units) for i in blocking), default=math.inf)
+        return min(self.next_change(t, guard), paced)
 
     def current(self, t: float) -> int:
         return self.used.get(math.floor(t / self.window), 0)
@@ -132,11 +198,15 @@ def _interval_suffix(window: float) -> str:
 
 
 class WeightGovernor:
-    def __init__(self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25) -> None:
+    def __init__(self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25,
+                 burst: float = 0.1) -> None:
         if not 0 <= margin < 1:
             raise ValueError("margin must be in [0, 1)")
+        if not 0 < burst <= 1:
+            raise ValueError("burst must be in (0, 1]")
         self.margin = margin
         self.guard = guard
+        self.burst = burst  # share of the weight budget that may go at once at a window's start
         self.clock: Clock = clock or SystemClock()
         self.offset = 0.0  # server time - host time, seconds
         self._weight: _Budget | None = None
@@ -150,6 +220,7 @@ class WeightGovernor:
         self._wait_seconds = 0.0
         self._granted = {p: 0 for p in Priority}
         self._adopted = 0
+        self._unconfigured: list[tuple[float, int]] = []  # (host time, weight) granted before limits
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -165,6 +236,8 @@ class WeightGovernor:
             budget = _Budget(rl.rate_limit_type, rl.limit, _effective(rl.limit, self.margin), rl.window_seconds)
             # Several entries of one kind: the tightest per second wins (not expected on JEX).
             if kind in _WEIGHT_TYPES and (weight is None or budget.limit / budget.window < weight.limit / weight.window):
+                budget.burst = self.burst
+                budget.since = self.server_time()
                 weight = budget
             elif kind in _RAW_TYPES and (raw is None or budget.limit / budget.window < raw.limit / raw.window):
                 raw = budget
@@ -173,7 +246,14 @@ class WeightGovernor:
         # Keep what was already counted in the current windows.
         for new, old in ((weight, self._weight), (raw, self._raw)):
             if new is not None and old is not None and new.window == old.window:
-                new.used = old.used
+                new.used, new.jumps, new.since = old.used, old.jumps, old.since
+        # What went out before the limits were known (exchangeInfo itself) counts too; otherwise
+        # its weight would show in the first headers as someone else's.
+        for host_time, units in self._unconfigured:
+            weight.charge(host_time + self.offset, self.guard, units)
+            if raw is not None:
+                raw.charge(host_time + self.offset, self.guard, 1)
+        self._unconfigured.clear()
         self._weight, self._raw = weight, raw
         metrics.WEIGHT_LIMIT.set(weight.limit)
         metrics.WEIGHT_EFFECTIVE_LIMIT.set(weight.effective)
@@ -251,10 +331,15 @@ class WeightGovernor:
         index = math.floor(now / self._weight.window)
         if reservation is not None and reservation.window is not None and reservation.window != index:
             return  # answered in a later window than it was granted in: which one it counts in is unknown
-        if used > self._weight.used.get(index, 0):
+        counted = self._weight.used.get(index, 0)
+        if used > counted:
+            # Others spent ``used - counted`` since we last knew: keep that much free for them.
             self._adopted += 1
             self._weight.used[index] = used
+            self._weight.jumps[index] = max(self._weight.jumps.get(index, 0), used - counted)
+            self._weight.forget(now)
             metrics.WEIGHT_USED.set(used)
+            self._pump()
 
     def pause(self, retry_after: float | None) -> float:
         """After a 429: nothing is sent before Retry-After (or the window's end when absent)."""
@@ -299,7 +384,7 @@ class WeightGovernor:
         delay = 0.0
         for budget, units in ((self._weight, weight), (self._raw, 1)):
             if budget is not None and not budget.fits(server_now, self.guard, units):
-                delay = max(delay, budget.next_change(server_now, self.guard) - server_now, _MIN_DELAY)
+                delay = max(delay, budget.wait(server_now, self.guard, units) - server_now, _MIN_DELAY)
         return delay
 
     def _pump(self) -> None:
@@ -318,7 +403,7 @@ class WeightGovernor:
             self._grant(waiter, now)
         if waiter is not None and math.isfinite(delay) and self._weight is not None \
                 and max(self._paused_until, self._banned_until) <= now:
-            self._backfill(waiter, now)
+            delay = min(delay, self._backfill(waiter, now))
         if self._paused_until and now >= self._paused_until:
             self._paused_until = 0.0
             metrics.EXCHANGE_PAUSED_UNTIL.set(0)
@@ -330,28 +415,36 @@ class WeightGovernor:
             metrics.GOVERNOR_QUEUED.labels(p.name).set(len(self._queues[p]))
         self._arm(delay)
 
-    def _backfill(self, head: _Waiter, now: float) -> None:
+    def _backfill(self, head: _Waiter, now: float) -> float:
         """Let smaller requests use what is left of a window the blocked head cannot use.
 
-        Only outside the guard band: then they charge the current window alone, and the head
-        still gets the next window exactly when it would have. Without this, a weight-40 request
-        at the head would leave up to 39 units of every window unused.
+        Only when the head cannot go in this window at all (pacing aside: it is never jumped while
+        it waits for the pacing line), and only outside the guard band: then they charge the
+        current window alone, and the head still gets the next window exactly when it would have.
+        Without this, a weight-40 request at the head would leave up to 39 units of every window
+        unused. Returns the seconds until the pacing line lets the next of them go (inf: none).
         """
         server_now = now + self.offset
         w, raw = self._weight, self._raw
         assert w is not None
         if len(w.indices(server_now, self.guard)) != 1:
-            return
+            return math.inf
+        index = math.floor(server_now / w.window)
+        if w.used.get(index, 0) + head.weight <= w.cap(index):
+            return math.inf  # the head still gets this window once the pacing line allows
+        later = math.inf
         for p in Priority:
             for waiter in list(self._queues[p]):
                 if waiter is head or waiter.future.done():
                     continue
-                if w.used.get(math.floor(server_now / w.window), 0) + waiter.weight > w.effective:
+                if w.used.get(index, 0) + waiter.weight > w.allowed(index, server_now) + _SLACK:
+                    later = min(later, w.line_time(index, waiter.weight))
                     continue
                 if raw is not None and not raw.fits(server_now, self.guard, 2):  # keep one for the head
-                    return
+                    return math.inf
                 self._queues[p].remove(waiter)
                 self._grant(waiter, now)
+        return max(later - server_now, _MIN_DELAY) if math.isfinite(later) else math.inf
 
     def _head(self) -> _Waiter | None:
         for p in Priority:
@@ -365,7 +458,10 @@ class WeightGovernor:
     def _grant(self, waiter: _Waiter, now: float) -> None:
         server_now = now + self.offset
         window = None
-        if self._weight is not None:
+        if self._weight is None:
+            self._unconfigured.append((now, waiter.weight))
+            del self._unconfigured[:-100]  # bootstrap is one request at a time; keep it bounded
+        else:
             self._weight.charge(server_now, self.guard, waiter.weight)
             window = math.floor(server_now / self._weight.window)
             metrics.WEIGHT_USED.set(self._weight.current(server_now))

@@ -133,11 +133,6 @@ async def neighbour(base_url: str, stop: asyncio.Event) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "Known gap (reported to the lead): two weight governors on one IP both spend their whole budget at "
-    "the start of each window; the second burst overflows the IP's limit with up to one request per "
-    "task in flight, so several of ours arrive during the 429 wait and the IP is banned. Needs pacing "
-    "or an in-flight cap in the governor (collector/exchange/ratelimit.py), or the shared budget."))
 async def test_429_storm_from_a_neighbour_collector_backfill_exact_never_sends_while_told_to_wait(engine):
     async with Simulator(SimConfig(**STORM_SIM), port=0) as sim:
         # Running clock (the limiter's windows must turn); the window ends over an hour ago, so
@@ -168,5 +163,6 @@ async def test_429_storm_from_a_neighbour_collector_backfill_exact_never_sends_w
         summary = backfill.result()
         assert not summary.failed and not summary.incomplete
         assert_equals_truth(engine, sim, symbols, start, end, sim.clock.now_ms())
-        assert other_requests > 20 and spy.others > 20
+        # The neighbour really competed: more than half a window's budget in weight-40 calls.
+        assert other_requests > 8 and spy.others > 8
         assert sim.stats.status_418 == 0 and spy.ours_limited == 0

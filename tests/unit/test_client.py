@@ -137,7 +137,7 @@ async def test_numbers_are_decoded_as_decimal_never_float(session):
 
 async def test_weights_reserved_per_endpoint(session):
     async with serve(lambda r: EXCHANGE_INFO if r.path.endswith("exchangeInfo") else []) as (_, url):
-        gov = WeightGovernor(margin=0)
+        gov = WeightGovernor(margin=0, burst=1)  # unpaced: this test is about weights, not pacing
         client = make(session, url, governor=gov, api_key="K")
         info = await client.configure_limits()
         assert gov.configured and gov.stats().weight_limit == 100 and info.option_symbols[0].symbol == "BTCCALLM"

@@ -1,4 +1,8 @@
-"""The weight governor on a fake clock: time only moves when a test says so."""
+"""The weight governor on a fake clock: time only moves when a test says so.
+
+Tests about something other than pacing build the governor with ``burst=1`` (the whole window's
+budget may go at once) so that their numbers stay simple; pacing has its own tests below.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ async def test_bootstrap_allows_one_request_at_a_time():
 @pytest.mark.parametrize("spelling", ["jex", "binance"])
 async def test_budget_per_window_with_margin(spelling):
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0.05, clock=clock)
+    gov = WeightGovernor(margin=0.05, clock=clock, burst=1)
     gov.configure(limits(60, spelling=spelling))
     assert gov.stats().effective_limit == 57
     done: list = []
@@ -67,9 +71,180 @@ async def test_budget_per_window_with_margin(spelling):
     assert gov.stats().waits == 43
 
 
-async def test_no_hard_coded_limit_and_configure_keeps_count():
+def line(effective: int, t: float, burst: float = 0.1) -> int:
+    """What may have been granted by time ``t`` in the window that started at T0."""
+    return int(effective * min(1.0, burst + (t - T0) / 60) + 1e-9)
+
+
+async def configured_before(clock: ManualClock, gov: WeightGovernor, limit: int) -> None:
+    """Configure in the previous window, then move to T0 + 1: the window at T0 is paced from its start."""
+    clock.now = T0 - 5
+    gov.configure(limits(limit))
+    await clock.advance(6)
+
+
+async def test_pacing_grants_the_budget_along_the_line_not_in_a_burst():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0, clock=clock)  # default burst 0.1
+    await configured_before(clock, gov, 100)
+    done: list = []
+    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(300)]
+    await settle()
+    assert len(done) == 11  # 100 * (0.1 + 1/60): not the whole window's 100
+    seen = {}
+    for _ in range(int(58 / 0.5)):  # each instant to the window's end: on the line, never above
+        await clock.advance(0.5)
+        assert len(done) == gov.stats().weight_used == line(100, clock.now), clock.now - T0
+        seen[round(clock.now - T0, 1)] = len(done)
+    assert seen[6.0] == 20 and seen[30.0] == 60 and seen[53.5] == 99 and seen[54.0] == 100
+    assert seen[59.0] == 100  # the line is flat at the budget for the window's last tenth
+    await clock.advance(1.5)  # T0 + 60.5: next window, past the guard band: its burst share only
+    assert len(done) == 100 + line(100, clock.now - 60)
+    await clock.advance(60)
+    assert len(done) == 200 + line(100, clock.now - 120)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_pacing_uses_the_whole_budget_of_a_window_with_margin():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0.05, clock=clock, burst=0.15)
+    await configured_before(clock, gov, 60)
+    done: list = []
+    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
+    await settle()
+    assert len(done) == line(57, clock.now, 0.15) == 9
+    await clock.advance(20)
+    assert len(done) == line(57, clock.now, 0.15) == 28
+    await clock.advance(38)  # T0 + 59: all 57 of the window, none more
+    assert len(done) == 57
+    await clock.advance(1.5)
+    assert len(done) == 57 + line(57, clock.now - 60, 0.15)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_pacing_does_not_let_small_requests_jump_a_big_head():
     clock = FakeClock(T0 + 1)
     gov = WeightGovernor(margin=0, clock=clock)
+    await configured_before(clock, gov, 100)
+    order: list = []
+    big = asyncio.create_task(take(gov, 40, log=order))
+    await settle()
+    smalls = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, log=order)) for _ in range(100)]
+    await settle()
+    assert order == []  # 40 > the line (11) yet; it fits the window, so nobody jumps it
+    await clock.advance(16.9)  # T0 + 17.9: line 39.8
+    assert order == []
+    await clock.advance(0.2)  # T0 + 18.1: line 40.2
+    assert order == [(Priority.LIVE, 40)]
+    await clock.advance(12)  # T0 + 30.1: line 60.2: the small ones follow the line
+    assert len(order) == 1 + 20
+    await clock.advance(29)
+    assert len(order) == 1 + 60 and gov.stats().weight_used == 100
+    await clock.advance(61)
+    await asyncio.gather(big, *smalls)
+
+
+async def test_pacing_lets_small_requests_use_what_a_big_head_cannot_along_the_line():
+    clock = FakeClock(T0 + 40)
+    gov = WeightGovernor(margin=0, clock=clock)
+    await configured_before(clock, gov, 100)
+    await clock.advance(39)
+    await take(gov, 70)  # line at T0 + 40 is 76
+    order: list = []
+    big = asyncio.create_task(take(gov, 40, log=order))  # 70 + 40 > 100: not in this window
+    await settle()
+    smalls = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, log=order)) for _ in range(40)]
+    await settle()
+    assert len(order) == 6  # up to the line (76), not to the budget (100)
+    await clock.advance(10)  # T0 + 50: line 93
+    assert len(order) == 23
+    await clock.advance(5)  # T0 + 55: line 100
+    assert len(order) == 30 and (Priority.LIVE, 40) not in order
+    await clock.advance(5.5)  # next window: the head is first, once the line reaches 40 (T0 + 78)
+    assert len(order) == 30
+    await clock.advance(17.4)
+    assert len(order) == 30
+    await clock.advance(0.2)
+    assert order[30:] == [(Priority.LIVE, 40)]
+    await clock.advance(60)
+    await asyncio.gather(big, *smalls)
+
+
+async def test_started_mid_window_the_line_starts_then_not_at_the_window_start():
+    clock = FakeClock(T0 + 50)
+    gov = WeightGovernor(margin=0, clock=clock)
+    gov.configure(limits(100))  # what the window already holds is unknown: no catching up
+    done: list = []
+    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
+    await settle()
+    assert len(done) == 10  # the burst share, not the 93 the line is at for the window
+    await clock.advance(6)  # T0 + 56: 10% of a window later
+    assert len(done) == 20
+    await clock.advance(4.5)  # T0 + 60.5: a new window, paced from its start as usual
+    assert len(done) == 26 + 10  # 26 by T0 + 59.75; the guard band then charges both windows
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_requests_before_configure_are_counted_in_their_window():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    await take(gov, 10)  # exchangeInfo itself, before the limits are known
+    gov.configure(limits(100))
+    assert gov.stats().weight_used == 10
+    async with gov.slot(1) as r:
+        pass
+    gov.observe({"X-MBX-USED-WEIGHT-1M": "11"}, r)  # ours alone: nobody else is on the IP
+    assert gov.stats().adopted_from_header == 0
+
+
+async def test_others_seen_in_headers_keep_room_free_for_them():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    gov.configure(limits(100))
+    async with gov.slot(5) as r:
+        pass
+    gov.observe({"X-MBX-USED-WEIGHT-1M": "45"}, r)  # someone else spent 40 since we last knew
+    assert gov.stats().weight_used == 45
+    done: list = []
+    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
+    await settle()
+    # they may spend about as much again before we hear of it: keep 40 free, not the margin alone
+    assert gov.stats().weight_used == 60 and len(done) == 15
+    await clock.advance(60)  # next window: still expected
+    assert len(done) == 15 + 60
+    await clock.advance(60)  # not seen for a whole window: the room is ours again
+    assert len(done) == 15 + 60 + 100
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_room_kept_for_others_is_at_most_half_the_budget():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    gov.configure(limits(100))
+    async with gov.slot(1) as r:
+        pass
+    gov.observe({"X-MBX-USED-WEIGHT-1M": "99"}, r)
+    await clock.advance(60)
+    done: list = []
+    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(100)]
+    await settle()
+    assert len(done) == 50
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_no_hard_coded_limit_and_configure_keeps_count():
+    clock = FakeClock(T0 + 1)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(10))
     for _ in range(4):
         await take(gov, 2)
@@ -96,7 +271,7 @@ async def test_raw_request_limit_applies_too():
 
 async def test_request_near_window_end_counts_in_both_windows():
     clock = FakeClock(T0 + 59.9)  # 0.1 s before the boundary; guard is 0.25 s
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(10))
     await take(gov, 4)
     await clock.advance(0.5)  # next window, past the guard
@@ -111,7 +286,7 @@ async def test_request_near_window_end_counts_in_both_windows():
 
 async def test_window_follows_server_clock_offset():
     clock = FakeClock(T0 + 30)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.set_time_offset(29.0)  # server clock is 29 s ahead: 1 s before its minute ends
     gov.configure(limits(2))
     await take(gov, 2)
@@ -127,7 +302,7 @@ async def test_window_follows_server_clock_offset():
 
 async def test_live_goes_before_backfill():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(3))
     await take(gov, 3)
     order: list = []
@@ -146,7 +321,7 @@ async def test_live_goes_before_backfill():
 
 async def test_big_request_is_not_starved_and_small_ones_use_the_rest():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(40))
     await take(gov, 10)
     order: list = []
@@ -165,7 +340,7 @@ async def test_big_request_is_not_starved_and_small_ones_use_the_rest():
 
 async def test_no_backfill_in_the_guard_band():
     clock = FakeClock(T0 + 50)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(40))
     await take(gov, 10)
     await clock.advance(9.9)  # 0.1 s before the boundary
@@ -246,7 +421,7 @@ async def test_ban_blocks_everything_until_it_ends(caplog):
 
 async def test_cancelled_waiter_leaves_the_queue():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=1)
     gov.configure(limits(1))
     await take(gov, 1)
     doomed = asyncio.create_task(take(gov, 1))
