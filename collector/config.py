@@ -58,6 +58,7 @@ class Settings(BaseSettings):
 
     # The exchange client
     weight_margin: float = Field(0.05, ge=0.0, le=0.5)
+    weight_burst: float = Field(0.5, gt=0.0, le=1.0)
     http_connect_timeout: float = Field(5.0, gt=0)
     http_read_timeout: float = Field(15.0, gt=0)
     http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)

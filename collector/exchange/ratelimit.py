@@ -10,13 +10,14 @@ offset. A request granted at server time ``t`` is charged to every window that m
 it, so it must fit on both.
 
 Pacing: the weight budget is not spent in a burst. By the moment a fraction ``f`` of a window has
-passed, at most ``cap * min(1, burst + f)`` is granted in it (``burst`` 0.1 by default). Two
+passed, at most ``cap * min(1, burst + f)`` is granted in it (``burst`` 0.5 by default). Two
 collectors behind one IP, each with its own governor, used to both spend everything at the start
 of each window: the second burst went out before any header could tell of the first, overflowed
 the IP's limit, and what was still in flight arrived during the 429's wait (then 418). Paced, each
 sends a little at a time, so the other's spending shows in a header before much more goes out.
-The line reaches ``cap`` a tenth of a window before the end, so queued work still uses the whole
-budget. A governor configured mid-window paces that window from then (what it held before is
+The line reaches ``cap`` once ``f = 1 - burst``, so queued work still uses the whole budget; at
+0.5, two collectors bursting together on one IP still fit within its limit, while a short job
+waits at most half a window. A governor configured mid-window paces that window from then (what it held before is
 unknown). The raw-request budget is not paced.
 
 Every request reserves its weight before it is sent (``async with governor.slot(w, prio)``).
@@ -199,7 +200,7 @@ def _interval_suffix(window: float) -> str:
 
 class WeightGovernor:
     def __init__(self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25,
-                 burst: float = 0.1) -> None:
+                 burst: float = 0.5) -> None:
         if not 0 <= margin < 1:
             raise ValueError("margin must be in [0, 1)")
         if not 0 < burst <= 1:

@@ -85,7 +85,7 @@ async def configured_before(clock: ManualClock, gov: WeightGovernor, limit: int)
 
 async def test_pacing_grants_the_budget_along_the_line_not_in_a_burst():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)  # default burst 0.1
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     await configured_before(clock, gov, 100)
     done: list = []
     tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(300)]
@@ -128,7 +128,7 @@ async def test_pacing_uses_the_whole_budget_of_a_window_with_margin():
 
 async def test_pacing_does_not_let_small_requests_jump_a_big_head():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     await configured_before(clock, gov, 100)
     order: list = []
     big = asyncio.create_task(take(gov, 40, log=order))
@@ -150,7 +150,7 @@ async def test_pacing_does_not_let_small_requests_jump_a_big_head():
 
 async def test_pacing_lets_small_requests_use_what_a_big_head_cannot_along_the_line():
     clock = FakeClock(T0 + 40)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     await configured_before(clock, gov, 100)
     await clock.advance(39)
     await take(gov, 70)  # line at T0 + 40 is 76
@@ -176,7 +176,7 @@ async def test_pacing_lets_small_requests_use_what_a_big_head_cannot_along_the_l
 
 async def test_started_mid_window_the_line_starts_then_not_at_the_window_start():
     clock = FakeClock(T0 + 50)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     gov.configure(limits(100))  # what the window already holds is unknown: no catching up
     done: list = []
     tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
@@ -258,7 +258,7 @@ async def test_no_hard_coded_limit_and_configure_keeps_count():
 
 async def test_raw_request_limit_applies_too():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     gov.configure(limits(1000, raw=5))
     for _ in range(5):
         await take(gov, 1)
@@ -356,7 +356,7 @@ async def test_no_backfill_in_the_guard_band():
 
 async def test_header_higher_than_local_count_is_adopted():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     gov.configure(limits(100))
     async with gov.slot(1) as r:
         pass
@@ -377,7 +377,7 @@ async def test_header_higher_than_local_count_is_adopted():
 
 async def test_header_from_an_earlier_window_is_ignored():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     gov.configure(limits(100))
     async with gov.slot(1) as r:
         await clock.advance(60)  # the answer comes in the next window
@@ -387,7 +387,7 @@ async def test_header_from_an_earlier_window_is_ignored():
 
 async def test_pause_after_429_blocks_everyone_until_retry_after():
     clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock)
+    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
     gov.configure(limits(1000))
     gov.pause(7.0)
     assert gov.stats().paused_until == T0 + 8
