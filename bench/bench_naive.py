@@ -111,6 +111,10 @@ def run_ours(db_url: str, url: str, symbols, start: datetime, end: datetime) -> 
 
 # --- naive --------------------------------------------------------------------------------------
 
+class NaiveGaveUp(Exception):
+    """What ended the naive run, with the exchange's answer."""
+
+
 class Naive:
     def __init__(self, url: str, budget_s: float) -> None:
         self.url = url
@@ -136,8 +140,8 @@ class Naive:
                     continue
                 if exc.code == 418:
                     self.s418 += 1
-                    raise
-                raise
+                body = exc.read()[:200].decode(errors="replace")
+                raise NaiveGaveUp(f"HTTP {exc.code} {body} for {path.split('?')[0]}") from exc
 
 
 def run_naive(db_url: str, url: str, symbols, start: datetime, end: datetime, budget_s: float) -> dict:
@@ -181,7 +185,7 @@ def run_naive(db_url: str, url: str, symbols, start: datetime, end: datetime, bu
                     df.insert(0, "interval", iv)
                     df.insert(0, "symbol", symbol)
                     df.to_sql("naive_klines", engine, if_exists="append", index=False)
-    except (TimeoutError, urllib.error.HTTPError) as exc:
+    except (TimeoutError, NaiveGaveUp) as exc:
         naive.gave_up = f"{type(exc).__name__}: {exc}"
     wall = time.monotonic() - t0
     with engine.begin() as conn:  # an empty run still has tables to compare
