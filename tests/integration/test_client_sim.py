@@ -74,7 +74,9 @@ def full_windows(sim: Simulator) -> list[int]:
 async def test_queued_work_uses_the_budget_without_a_429(session, mode):
     limit = 60
     async with Simulator(SimConfig(seed=1, weight_limit=limit)) as sim:
-        client = await governed(session, sim, warp=mode == "warp")
+        # Margin 0.03: the ceiling is 97% of the announced limit, so "at least 95% used" is measured
+        # with slack; at 0.05 the goal is the ceiling itself and one late slot on a loaded machine fails.
+        client = await governed(session, sim, warp=mode == "warp", margin=0.03)
         clock = client.governor.clock
         symbols = [s.symbol for s in (await client.exchange_info()).option_symbols if s.status == "TRADING"]
         windows = 5 if mode == "warp" else 2
