@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -47,7 +47,7 @@ SETTLE = timedelta(seconds=2)
 class BackfillPlan:
     start: datetime
     end: datetime
-    symbols: Sequence[str]
+    symbols: Sequence[str] = ()  # none: every option symbol the exchange lists
     streams: Sequence[str] = BACKFILL_STREAMS
     intervals: Sequence[str] = ("1m",)
     batch_rows: int = 5000
@@ -144,14 +144,20 @@ def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
         raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
 
 
-async def validate(client: JexClient, plan: BackfillPlan) -> tuple[list, list]:
-    """Check the plan against the exchange before anything is written; return its symbol lists."""
+async def validate(client: JexClient, plan: BackfillPlan) -> tuple[BackfillPlan, list, list]:
+    """Check the plan against the exchange before anything is written.
+
+    Returns the plan with its symbols resolved (none given: every option symbol the exchange lists,
+    expired ones still listed included) and the exchange's two symbol lists, each fetched once.
+    """
     if plan.start >= plan.end:
         raise ConfigError("--start must be before --end")
     check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key))
     listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols
     infos = await client.option_info(priority=Priority.BACKFILL)
     known = {s.symbol for s in listed} | {o.symbol for o in infos}
+    if not plan.symbols:
+        plan = replace(plan, symbols=sorted(known))
     unknown = [s for s in plan.symbols if s not in known]
     if unknown:
         raise ConfigError(f"unknown symbol {unknown[0]!r}: the exchange lists {len(known)} option symbols "
@@ -164,21 +170,14 @@ async def validate(client: JexClient, plan: BackfillPlan) -> tuple[list, list]:
             if exc.code in FATAL_CODES:
                 raise ConfigError(f"the exchange refused the API key: {exc}") from exc
             raise
-    return list(infos), list(listed)
-
-
-async def listed_symbols(client: JexClient) -> list[str]:
-    """Every option symbol the exchange lists, expired ones still listed included."""
-    listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols
-    infos = await client.option_info(priority=Priority.BACKFILL)
-    return sorted({s.symbol for s in listed} | {o.symbol for o in infos})
+    return plan, list(infos), list(listed)
 
 
 async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                        reporter: Reporter | None = None, concurrency: int = 64) -> BackfillSummary:
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
-    infos, listed = await validate(client, plan)
+    plan, infos, listed = await validate(client, plan)
     started = time.monotonic()
     requests0, retries0 = client.requests_sent, client.retries
     tasks = plan_tasks(plan)

@@ -196,7 +196,7 @@ def backfill_command(
 async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
     import sys as _sys
 
-    from collector.backfill import BackfillPlan, listed_symbols, run_backfill
+    from collector.backfill import BackfillPlan, run_backfill
     from collector.cliutil import console
     from collector.progress import LogReporter, RichReporter, summary_table
     from collector.runtime import connect_exchange
@@ -210,7 +210,7 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
                 from collector.daemon import shared_allowance
 
                 client.allowance = shared_allowance(db.engine, cfg.egress, client)
-            plan = BackfillPlan(window[0], window[1], symbols or await listed_symbols(client), streams,
+            plan = BackfillPlan(window[0], window[1], symbols, streams,
                                 intervals, cfg.backfill_batch_rows)
             reporter = RichReporter(console) if _sys.stderr.isatty() else LogReporter()
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, select, text
 
-from collector.backfill import BackfillPlan, listed_symbols, run_backfill
+from collector.backfill import BackfillPlan, run_backfill
 from collector.config import load_settings
 from collector.runtime import connect_exchange
 from collector.simulator import Market, SimConfig, Simulator
@@ -82,10 +82,14 @@ async def test_backfill_equals_exchange_row_for_row(frozen_sim, engine):
     now = sim.clock.now_ms()
     start, end = window(now)
     async with connect_exchange(settings_for(sim)) as client:
-        symbols = await listed_symbols(client)
-        plan = BackfillPlan(start, end, symbols, intervals=("1m", "1h"), batch_rows=700)
+        served = dict(sim.stats.by_endpoint)
+        plan = BackfillPlan(start, end, intervals=("1m", "1h"), batch_rows=700)  # no symbols: all listed
         summary = await run_backfill(client, engine, plan)
     assert not summary.failed and not summary.incomplete
+    symbols = sorted({t.symbol for t in summary.tasks})
+    assert symbols == sorted(sim.market.listed_symbols(now))
+    for listing in ("/api/v1/exchangeInfo", "/api/v1/optionInfo"):  # the listing is fetched once
+        assert sim.stats.by_endpoint[listing] - served.get(listing, 0) == 1, listing
 
     market = sim.market
     options = [market.option(s) for s in symbols]
