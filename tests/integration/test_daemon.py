@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import select, text
 
 from collector.config import load_settings
-from collector.daemon import run_daemon
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
 from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
+from tests.integration.daemons import running_daemon
 
 LISTING = 30  # seconds between listings; 4 symbols at once -> each lives 2 minutes
 SIM = dict(seed=5, history_days=0.05, symbols=4, trades_per_minute=40, silent_share=0.0,
@@ -109,37 +109,32 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
         pytest.skip("restarting the database needs the embedded test server")
     engine = make_engine(db_url)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
-        stop = asyncio.Event()
-        started_fut: asyncio.Future = asyncio.get_running_loop().create_future()
         begun = datetime.now(UTC)
-        daemon = asyncio.create_task(run_daemon(daemon_settings(sim, db_url), stop=stop, started=started_fut,
-                                                announce=lambda m: None))
-        running = await asyncio.wait_for(started_fut, 60)
-        first_symbols = set(running.ctx.symbols)
+        async with running_daemon(daemon_settings(sim, db_url), stop_timeout=15) as daemon:
+            first_symbols = set(daemon.running.ctx.symbols)
 
-        if trouble != "calm":
-            sim.faults = FaultConfig(server_error_rate=0.05, drop_rate=0.02, truncate_rate=0.02,
-                                     slow_rate=0.02, slow_delay_s=3.0, ids_as_numbers_rate=0.3,
-                                     numbers_as_json_rate=0.3, depth_legacy_rate=0.3)
-            await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
-            await asyncio.to_thread(pg_server.restart)
-            restarted_at = datetime.now(UTC)
+            if trouble != "calm":
+                sim.faults = FaultConfig(server_error_rate=0.05, drop_rate=0.02, truncate_rate=0.02,
+                                         slow_rate=0.02, slow_delay_s=3.0, ids_as_numbers_rate=0.3,
+                                         numbers_as_json_rate=0.3, depth_legacy_rate=0.3)
+                await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
+                await asyncio.to_thread(pg_server.restart)
+                restarted_at = datetime.now(UTC)
 
-        # Run until symbols were both listed and swept after expiry during the run.
-        def lifecycle_seen() -> bool:
-            with engine.connect() as conn:
-                new = conn.execute(text("SELECT count(*) FROM option_symbols WHERE first_seen > :t"),
-                                   {"t": begun + timedelta(seconds=5)}).scalar()
-                swept = conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at > :t "
-                                          "AND expiry_time > :t"), {"t": begun}).scalar()
-            return new >= 2 and swept >= 2
-        await until(lifecycle_seen, 240, "symbols listed and swept during the run")
-        if trouble != "calm":
-            await until(lambda: count(engine, "SELECT count(*) FROM trades WHERE time > now() - interval '5 seconds'")
-                        > 0, 60, "trades stored after the database restart")
-        stop.set()
-        assert await asyncio.wait_for(daemon, 15) == 0
-        stopped = datetime.now(UTC)
+            # Run until symbols were both listed and swept after expiry during the run.
+            def lifecycle_seen() -> bool:
+                with engine.connect() as conn:
+                    new = conn.execute(text("SELECT count(*) FROM option_symbols WHERE first_seen > :t"),
+                                       {"t": begun + timedelta(seconds=5)}).scalar()
+                    swept = conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at > :t "
+                                              "AND expiry_time > :t"), {"t": begun}).scalar()
+                return new >= 2 and swept >= 2
+            await until(lifecycle_seen, 240, "symbols listed and swept during the run")
+            if trouble != "calm":
+                await until(lambda: count(engine, "SELECT count(*) FROM trades WHERE time > now() - "
+                                                  "interval '5 seconds'") > 0,
+                            60, "trades stored after the database restart")
+        stopped = datetime.now(UTC)  # the daemon has exited 0
 
         result = check_against_truth(engine, sim, begun, stopped)
         assert result["trades"] > 200

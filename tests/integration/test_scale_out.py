@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import text
 
 from collector.config import load_settings
-from collector.daemon import run_daemon
 from collector.jobs import klines as klines_job
 from collector.jobs import trades as trades_job
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
+from tests.integration.daemons import running_daemons
 from tests.integration.test_daemon import POLL, check_against_truth, count, until
 
 SIM = dict(seed=9, history_days=0.05, symbols=6, trades_per_minute=40, silent_share=0.0,
@@ -53,46 +53,40 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
     engine = make_engine(db_url)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         begun = datetime.now(UTC)
-        stops = [asyncio.Event() for _ in range(3)]
-        futures = [asyncio.get_running_loop().create_future() for _ in range(3)]
-        tasks = [asyncio.create_task(run_daemon(settings_for(sim, db_url, i), stop=stops[i], started=futures[i],
-                                                announce=lambda m: None)) for i in range(3)]
-        running = [await asyncio.wait_for(f, 60) for f in futures]
-        nodes = [r.ctx.leases.node for r in running]
+        async with running_daemons([settings_for(sim, db_url, i) for i in range(3)], stop_timeout=20) as daemons:
+            running = [d.running for d in daemons]
+            nodes = [r.ctx.leases.node for r in running]
 
-        def balanced() -> bool:  # every node holds a share, no symbol twice, and each has polled
-            owned = [r.ctx.owned or set() for r in running]
-            total = set().union(*owned)
-            return all(owned) and sum(len(o) for o in owned) == len(total) == len(running[0].ctx.candidates()) \
-                and {n for n, *_ in polls} == set(nodes)
-        await until(balanced, 90, "the symbols shared out between three daemons, each polling")
+            def balanced() -> bool:  # every node holds a share, no symbol twice, and each has polled
+                owned = [r.ctx.owned or set() for r in running]
+                total = set().union(*owned)
+                return all(owned) and sum(len(o) for o in owned) == len(total) == len(running[0].ctx.candidates()) \
+                    and {n for n, *_ in polls} == set(nodes)
+            await until(balanced, 90, "the symbols shared out between three daemons, each polling")
 
-        # Kill one: no clean stop, its leases stay until they expire.
-        victim = running[0]
-        victim_symbols = set(victim.ctx.owned)
-        tasks[0].cancel()
-        killed_at = time.monotonic()
-        with pytest.raises(asyncio.CancelledError):
-            await tasks[0]
+            # Kill one: no clean stop, its leases stay until they expire.
+            victim = running[0]
+            victim_symbols = set(victim.ctx.owned)
+            daemons[0].task.cancel()
+            killed_at = time.monotonic()
+            with pytest.raises(asyncio.CancelledError):
+                await daemons[0].task
 
-        def taken_over() -> bool:
-            owned = set().union(*(r.ctx.owned or set() for r in running[1:]))
-            return victim_symbols & set(running[1].ctx.candidates()) <= owned
-        await until(taken_over, 4 * TTL, "the dead daemon's symbols taken over")
-        takeover = time.monotonic() - killed_at
-        assert takeover <= TTL + TTL / 3 + 2
+            def taken_over() -> bool:
+                owned = set().union(*(r.ctx.owned or set() for r in running[1:]))
+                return victim_symbols & set(running[1].ctx.candidates()) <= owned
+            await until(taken_over, 4 * TTL, "the dead daemon's symbols taken over")
+            takeover = time.monotonic() - killed_at
+            assert takeover <= TTL + TTL / 3 + 2
 
-        killed_wall = datetime.now(UTC)
+            killed_wall = datetime.now(UTC)
 
-        def lifecycle_seen() -> bool:  # symbols expired after the kill and were swept by the others
-            with engine.connect() as conn:
-                return conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at IS NOT NULL "
-                                         "AND expiry_time > :t"), {"t": killed_wall}).scalar() >= 2
-        await until(lifecycle_seen, 240, "symbols expiring after the kill and swept")
-        for stop in stops[1:]:
-            stop.set()
-        assert await asyncio.wait_for(asyncio.gather(*tasks[1:]), 20) == [0, 0]
-        stopped = datetime.now(UTC)
+            def lifecycle_seen() -> bool:  # symbols expired after the kill and were swept by the others
+                with engine.connect() as conn:
+                    return conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at IS NOT NULL "
+                                             "AND expiry_time > :t"), {"t": killed_wall}).scalar() >= 2
+            await until(lifecycle_seen, 240, "symbols expiring after the kill and swept")
+        stopped = datetime.now(UTC)  # the other two have stopped cleanly, both with exit code 0
 
         # Each node plans within its share of the budget, so polls are sparser: settle longer.
         check_against_truth(engine, sim, begun, stopped, settle=20.0)

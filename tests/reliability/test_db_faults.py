@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from collector.daemon import run_daemon
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
+from tests.integration.daemons import running_daemon
 from tests.integration.test_daemon import SIM, check_against_truth, daemon_settings, until
 from tests.reliability.test_crash_anywhere import checkpoints_never_ahead
 
@@ -34,27 +34,21 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
     engine = make_engine(db_url)
     rng = random.Random(77)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
-        stop = asyncio.Event()
-        started: asyncio.Future = asyncio.get_running_loop().create_future()
         begun = datetime.now(UTC)
-        daemon = asyncio.create_task(run_daemon(daemon_settings(sim, db_url), stop=stop, started=started,
-                                                announce=lambda m: None))
-        await asyncio.wait_for(started, 60)
-        await until(lambda: _count(engine) > 0, 60, "first trades")
-        killed = 0
-        for _ in range(15):  # chaos: random gaps between rounds of terminations
-            await asyncio.sleep(rng.uniform(0.2, 2.0))
-            killed += await asyncio.to_thread(terminate_others, engine)
-            await asyncio.to_thread(checkpoints_never_ahead, engine)
-        if pg_server.can_restart:
-            await asyncio.to_thread(pg_server.restart)
-            engine.dispose()
-        before = await asyncio.to_thread(_count, engine)
-        await until(lambda: _count(engine) > before, 90, "trades stored after the faults")
-        await asyncio.sleep(8)  # a few more polls, so the tail after the faults is covered too
-        stop.set()
-        assert await asyncio.wait_for(daemon, 30) == 0
-        stopped = datetime.now(UTC)
+        async with running_daemon(daemon_settings(sim, db_url), stop_timeout=30):
+            await until(lambda: _count(engine) > 0, 60, "first trades")
+            killed = 0
+            for _ in range(15):  # chaos: random gaps between rounds of terminations
+                await asyncio.sleep(rng.uniform(0.2, 2.0))
+                killed += await asyncio.to_thread(terminate_others, engine)
+                await asyncio.to_thread(checkpoints_never_ahead, engine)
+            if pg_server.can_restart:
+                await asyncio.to_thread(pg_server.restart)
+                engine.dispose()
+            before = await asyncio.to_thread(_count, engine)
+            await until(lambda: _count(engine) > before, 90, "trades stored after the faults")
+            await asyncio.sleep(8)  # a few more polls, so the tail after the faults is covered too
+        stopped = datetime.now(UTC)  # the daemon has exited 0
         result = check_against_truth(engine, sim, begun, stopped)
         checkpoints_never_ahead(engine)
         assert killed >= 10, killed

@@ -9,7 +9,6 @@ the log says what happened.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -19,10 +18,10 @@ from sqlalchemy import text
 
 from collector.backfill import BackfillPlan, run_backfill
 from collector.config import load_settings
-from collector.daemon import run_daemon
 from collector.runtime import connect_exchange
 from collector.simulator import Clock, SimConfig, Simulator
 from tests.integration.backfill_truth import assert_equals_truth
+from tests.integration.daemons import running_daemon
 from tests.integration.test_daemon import POLL, until
 
 KEY = "faultkey123"
@@ -108,21 +107,16 @@ async def test_symbols_vanishing_from_exchange_info_are_kept_and_marked(db_url, 
     engine = make_engine(db_url)
     caplog.set_level(logging.INFO)
     async with Simulator(cfg, port=0) as sim:
-        stop = asyncio.Event()
-        started = asyncio.get_running_loop().create_future()
         settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": KEY, "database_url": db_url,
                                         **POLL}, defaults_file=None)
-        daemon = asyncio.create_task(run_daemon(settings, stop=stop, started=started, announce=lambda m: None))
-        await asyncio.wait_for(started, 60)
 
         def delisted_with_rows() -> bool:
             with engine.connect() as conn:
                 return conn.execute(text(
                     "SELECT count(*) FROM option_symbols s WHERE NOT s.listed AND s.delisted_at IS NOT NULL "
                     "AND EXISTS (SELECT 1 FROM trades t WHERE t.symbol = s.symbol)")).scalar() >= 1
-        await until(delisted_with_rows, 180, "a symbol with stored trades to vanish and be marked delisted")
-        stop.set()
-        assert await asyncio.wait_for(daemon, 20) == 0
+        async with running_daemon(settings, stop_timeout=20):
+            await until(delisted_with_rows, 180, "a symbol with stored trades to vanish and be marked delisted")
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
     engine.dispose()
     assert any("delisted (kept, no longer polled)" in r.getMessage() for r in caplog.records)
