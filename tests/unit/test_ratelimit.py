@@ -12,7 +12,7 @@ import pytest
 
 from collector.domain import RateLimit
 from collector.exchange.clocks import ManualClock
-from collector.exchange.ratelimit import Priority, WeightGovernor
+from collector.exchange.ratelimit import Priority, Reservation, WeightGovernor
 
 T0 = 1_700_000_040.0  # a minute boundary: 1_700_000_040 % 60 == 0
 
@@ -35,10 +35,38 @@ def limits(weight: int, raw: int | None = None, spelling: str = "jex") -> list[R
     return result
 
 
+def governor(at: float = T0 + 1, *, margin: float = 0, burst: float = 1) -> tuple[ManualClock, WeightGovernor]:
+    """A governor on a fake clock at ``at``; by default no margin and no pacing (``burst=1``)."""
+    clock = FakeClock(at)
+    return clock, WeightGovernor(margin=margin, clock=clock, burst=burst)
+
+
 async def take(gov: WeightGovernor, weight: int, prio: Priority = Priority.LIVE, log: list | None = None):
     async with gov.slot(weight, prio):
         if log is not None:
             log.append((prio, weight))
+
+
+async def answered(gov: WeightGovernor, weight: int = 1) -> Reservation:
+    """A request that went out and came back: its reservation, for ``observe`` with its headers."""
+    async with gov.slot(weight) as r:
+        pass
+    return r
+
+
+async def queue(gov: WeightGovernor, n: int, weight: int = 1, prio: Priority = Priority.LIVE,
+                log: list | None = None) -> list[asyncio.Task]:
+    """``n`` requests sent at once; returns when they have got as far as they can without the clock moving."""
+    tasks = [asyncio.create_task(take(gov, weight, prio, log)) for _ in range(n)]
+    await settle()
+    return tasks
+
+
+async def drop(tasks: list[asyncio.Task]) -> None:
+    """The test is over: cancel the requests still waiting and wait until they are gone."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_bootstrap_allows_one_request_at_a_time():
@@ -55,13 +83,11 @@ async def test_bootstrap_allows_one_request_at_a_time():
 
 @pytest.mark.parametrize("spelling", ["jex", "binance"])
 async def test_budget_per_window_with_margin(spelling):
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0.05, clock=clock, burst=1)
+    clock, gov = governor(margin=0.05)
     gov.configure(limits(60, spelling=spelling))
     assert gov.stats().effective_limit == 57
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(100)]
-    await settle()
+    tasks = await queue(gov, 100, log=done)
     assert len(done) == 57 and gov.stats().weight_used == 57
     await clock.advance(58)  # still the same minute
     assert len(done) == 57
@@ -76,20 +102,18 @@ def line(effective: int, t: float, burst: float = 0.1) -> int:
     return int(effective * min(1.0, burst + (t - T0) / 60) + 1e-9)
 
 
-async def configured_before(clock: ManualClock, gov: WeightGovernor, limit: int) -> None:
-    """Configure in the previous window, then move to T0 + 1: the window at T0 is paced from its start."""
-    clock.now = T0 - 5
+async def paced(limit: int, *, margin: float = 0, burst: float = 0.1) -> tuple[ManualClock, WeightGovernor]:
+    """Configured in the previous window, now at T0 + 1: the window at T0 is paced from its start."""
+    clock, gov = governor(T0 - 5, margin=margin, burst=burst)
     gov.configure(limits(limit))
     await clock.advance(6)
+    return clock, gov
 
 
 async def test_pacing_grants_the_budget_along_the_line_not_in_a_burst():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
-    await configured_before(clock, gov, 100)
+    clock, gov = await paced(100)
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(300)]
-    await settle()
+    tasks = await queue(gov, 300, log=done)
     assert len(done) == 11  # 100 * (0.1 + 1/60): not the whole window's 100
     seen = {}
     for _ in range(int(58 / 0.5)):  # each instant to the window's end: on the line, never above
@@ -102,18 +126,13 @@ async def test_pacing_grants_the_budget_along_the_line_not_in_a_burst():
     assert len(done) == 100 + line(100, clock.now - 60)
     await clock.advance(60)
     assert len(done) == 200 + line(100, clock.now - 120)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await drop(tasks)
 
 
 async def test_pacing_uses_the_whole_budget_of_a_window_with_margin():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0.05, clock=clock, burst=0.15)
-    await configured_before(clock, gov, 60)
+    clock, gov = await paced(60, margin=0.05, burst=0.15)
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
-    await settle()
+    tasks = await queue(gov, 200, log=done)
     assert len(done) == line(57, clock.now, 0.15) == 9
     await clock.advance(20)
     assert len(done) == line(57, clock.now, 0.15) == 28
@@ -121,20 +140,14 @@ async def test_pacing_uses_the_whole_budget_of_a_window_with_margin():
     assert len(done) == 57
     await clock.advance(1.5)
     assert len(done) == 57 + line(57, clock.now - 60, 0.15)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await drop(tasks)
 
 
 async def test_pacing_does_not_let_small_requests_jump_a_big_head():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
-    await configured_before(clock, gov, 100)
+    clock, gov = await paced(100)
     order: list = []
-    big = asyncio.create_task(take(gov, 40, log=order))
-    await settle()
-    smalls = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, log=order)) for _ in range(100)]
-    await settle()
+    [big] = await queue(gov, 1, 40, log=order)
+    smalls = await queue(gov, 100, 1, Priority.BACKFILL, log=order)
     assert order == []  # 40 > the line (11) yet; it fits the window, so nobody jumps it
     await clock.advance(16.9)  # T0 + 17.9: line 39.8
     assert order == []
@@ -149,16 +162,12 @@ async def test_pacing_does_not_let_small_requests_jump_a_big_head():
 
 
 async def test_pacing_lets_small_requests_use_what_a_big_head_cannot_along_the_line():
-    clock = FakeClock(T0 + 40)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
-    await configured_before(clock, gov, 100)
+    clock, gov = await paced(100)
     await clock.advance(39)
     await take(gov, 70)  # line at T0 + 40 is 76
     order: list = []
-    big = asyncio.create_task(take(gov, 40, log=order))  # 70 + 40 > 100: not in this window
-    await settle()
-    smalls = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, log=order)) for _ in range(40)]
-    await settle()
+    [big] = await queue(gov, 1, 40, log=order)  # 70 + 40 > 100: not in this window
+    smalls = await queue(gov, 40, 1, Priority.BACKFILL, log=order)
     assert len(order) == 6  # up to the line (76), not to the budget (100)
     await clock.advance(10)  # T0 + 50: line 93
     assert len(order) == 23
@@ -175,123 +184,99 @@ async def test_pacing_lets_small_requests_use_what_a_big_head_cannot_along_the_l
 
 
 async def test_started_mid_window_the_line_starts_then_not_at_the_window_start():
-    clock = FakeClock(T0 + 50)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
+    clock, gov = governor(T0 + 50, burst=0.1)
     gov.configure(limits(100))  # what the window already holds is unknown: no catching up
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
-    await settle()
+    tasks = await queue(gov, 200, log=done)
     assert len(done) == 10  # the burst share, not the 93 the line is at for the window
     await clock.advance(6)  # T0 + 56: 10% of a window later
     assert len(done) == 20
     await clock.advance(4.5)  # T0 + 60.5: a new window, paced from its start as usual
     assert len(done) == 26 + 10  # 26 by T0 + 59.75; the guard band then charges both windows
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await drop(tasks)
 
 
 async def test_requests_before_configure_are_counted_in_their_window():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     await take(gov, 10)  # exchangeInfo itself, before the limits are known
     gov.configure(limits(100))
     assert gov.stats().weight_used == 10
-    async with gov.slot(1) as r:
-        pass
+    r = await answered(gov, 1)
     gov.observe({"X-MBX-USED-WEIGHT-1M": "11"}, r)  # ours alone: nobody else is on the IP
     assert gov.stats().adopted_from_header == 0
 
 
 async def test_others_seen_in_headers_keep_room_free_for_them():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(100))
-    async with gov.slot(5) as r:
-        pass
+    r = await answered(gov, 5)
     gov.observe({"X-MBX-USED-WEIGHT-1M": "45"}, r)  # someone else spent 40 since we last knew
     assert gov.stats().weight_used == 45
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(200)]
-    await settle()
+    tasks = await queue(gov, 200, log=done)
     # they may spend about as much again before we hear of it: keep 40 free, not the margin alone
     assert gov.stats().weight_used == 60 and len(done) == 15
     await clock.advance(60)  # next window: still expected
     assert len(done) == 15 + 60
     await clock.advance(60)  # not seen for a whole window: the room is ours again
     assert len(done) == 15 + 60 + 100
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await drop(tasks)
 
 
 async def test_room_kept_for_others_is_at_most_half_the_budget():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(100))
-    async with gov.slot(1) as r:
-        pass
+    r = await answered(gov, 1)
     gov.observe({"X-MBX-USED-WEIGHT-1M": "99"}, r)
     await clock.advance(60)
     done: list = []
-    tasks = [asyncio.create_task(take(gov, 1, log=done)) for _ in range(100)]
-    await settle()
+    tasks = await queue(gov, 100, log=done)
     assert len(done) == 50
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await drop(tasks)
 
 
 async def test_no_hard_coded_limit_and_configure_keeps_count():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(10))
     for _ in range(4):
         await take(gov, 2)
     gov.configure(limits(10))  # reconfigured (e.g. exchangeInfo refreshed): 8 already spent
-    blocked = asyncio.create_task(take(gov, 3))
-    await settle()
+    [blocked] = await queue(gov, 1, 3)
     assert not blocked.done() and gov.stats().weight_used == 8
     await clock.advance(60)
     assert blocked.done()
 
 
 async def test_raw_request_limit_applies_too():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
+    clock, gov = governor(burst=0.1)
     gov.configure(limits(1000, raw=5))
     for _ in range(5):
         await take(gov, 1)
-    blocked = asyncio.create_task(take(gov, 1))
-    await settle()
+    [blocked] = await queue(gov, 1)
     assert not blocked.done()  # raw window is 5 minutes, aligned to 300 s
     await clock.advance(300)
     assert blocked.done()
 
 
 async def test_request_near_window_end_counts_in_both_windows():
-    clock = FakeClock(T0 + 59.9)  # 0.1 s before the boundary; guard is 0.25 s
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor(T0 + 59.9)  # 0.1 s before the boundary; guard is 0.25 s
     gov.configure(limits(10))
     await take(gov, 4)
     await clock.advance(0.5)  # next window, past the guard
     assert gov.stats().weight_used == 4  # we could not know on which side the exchange counted it
     await take(gov, 6)
-    blocked = asyncio.create_task(take(gov, 1))
-    await settle()
+    [blocked] = await queue(gov, 1)
     assert not blocked.done()
     await clock.advance(60)
     assert blocked.done()
 
 
 async def test_window_follows_server_clock_offset():
-    clock = FakeClock(T0 + 30)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor(T0 + 30)
     gov.set_time_offset(29.0)  # server clock is 29 s ahead: 1 s before its minute ends
     gov.configure(limits(2))
     await take(gov, 2)
-    blocked = asyncio.create_task(take(gov, 1))
-    await settle()
+    [blocked] = await queue(gov, 1)
     assert not blocked.done()
     await clock.advance(1.0)  # server passes its minute boundary, plus the guard band
     await settle()
@@ -301,15 +286,12 @@ async def test_window_follows_server_clock_offset():
 
 
 async def test_live_goes_before_backfill():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(3))
     await take(gov, 3)
     order: list = []
-    tasks = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, order)) for _ in range(3)]
-    await settle()
-    tasks += [asyncio.create_task(take(gov, 1, Priority.LIVE, order)) for _ in range(3)]
-    await settle()
+    tasks = await queue(gov, 3, 1, Priority.BACKFILL, order)
+    tasks += await queue(gov, 3, 1, Priority.LIVE, order)
     assert order == []
     await clock.advance(60)
     assert order == [(Priority.LIVE, 1)] * 3
@@ -320,15 +302,12 @@ async def test_live_goes_before_backfill():
 
 
 async def test_big_request_is_not_starved_and_small_ones_use_the_rest():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(40))
     await take(gov, 10)
     order: list = []
-    big = asyncio.create_task(take(gov, 40, log=order))
-    await settle()
-    smalls = [asyncio.create_task(take(gov, 1, Priority.BACKFILL, log=order)) for _ in range(35)]
-    await settle()
+    [big] = await queue(gov, 1, 40, log=order)
+    smalls = await queue(gov, 35, 1, Priority.BACKFILL, log=order)
     # the big one cannot go before the next window; 30 small ones use what it cannot
     assert order == [(Priority.BACKFILL, 1)] * 30 and gov.stats().weight_used == 40
     await clock.advance(60)
@@ -339,8 +318,7 @@ async def test_big_request_is_not_starved_and_small_ones_use_the_rest():
 
 
 async def test_no_backfill_in_the_guard_band():
-    clock = FakeClock(T0 + 50)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor(T0 + 50)
     gov.configure(limits(40))
     await take(gov, 10)
     await clock.advance(9.9)  # 0.1 s before the boundary
@@ -355,11 +333,9 @@ async def test_no_backfill_in_the_guard_band():
 
 
 async def test_header_higher_than_local_count_is_adopted():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
+    clock, gov = governor(burst=0.1)
     gov.configure(limits(100))
-    async with gov.slot(1) as r:
-        pass
+    r = await answered(gov, 1)
     gov.observe({"X-Mbx-Used-Weight": "1", "x-mbx-used-weight-1m": "95"}, r)  # -1M wins; case-insensitive
     assert gov.stats().weight_used == 95 and gov.stats().adopted_from_header == 1
     gov.observe({"X-MBX-USED-WEIGHT-1M": "3"}, r)  # lower: our count stands
@@ -368,16 +344,14 @@ async def test_header_higher_than_local_count_is_adopted():
     assert gov.stats().weight_used == 97
     gov.observe({"X-MBX-USED-WEIGHT-1M": "garbage"})
     assert gov.stats().weight_used == 97
-    blocked = asyncio.create_task(take(gov, 4))
-    await settle()
+    [blocked] = await queue(gov, 1, 4)
     assert not blocked.done()
     await clock.advance(60)
     assert blocked.done()
 
 
 async def test_header_from_an_earlier_window_is_ignored():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
+    clock, gov = governor(burst=0.1)
     gov.configure(limits(100))
     async with gov.slot(1) as r:
         await clock.advance(60)  # the answer comes in the next window
@@ -386,8 +360,7 @@ async def test_header_from_an_earlier_window_is_ignored():
 
 
 async def test_pause_after_429_blocks_everyone_until_retry_after():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=0.1)
+    clock, gov = governor(burst=0.1)
     gov.configure(limits(1000))
     gov.pause(7.0)
     assert gov.stats().paused_until == T0 + 8
@@ -420,13 +393,10 @@ async def test_ban_blocks_everything_until_it_ends(caplog):
 
 
 async def test_cancelled_waiter_leaves_the_queue():
-    clock = FakeClock(T0 + 1)
-    gov = WeightGovernor(margin=0, clock=clock, burst=1)
+    clock, gov = governor()
     gov.configure(limits(1))
     await take(gov, 1)
-    doomed = asyncio.create_task(take(gov, 1))
-    after = asyncio.create_task(take(gov, 1))
-    await settle()
+    doomed, after = await queue(gov, 2)
     doomed.cancel()
     await settle()
     assert gov.stats().queued[Priority.LIVE] == 1
