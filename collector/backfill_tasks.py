@@ -1,0 +1,213 @@
+"""One backfill task's work: fetch a (symbol, stream, interval) window page by page and store it.
+
+Each task fetches into a bounded queue while a writer drains it in batches; every batch commits its
+rows and the task's checkpoint (scope ``backfill <start>/<end>``) in one transaction, so a crash
+loses at most the batch in flight. `collector.backfill` plans the tasks and runs them together.
+
+What is stored: klines whose open time lies in the window and which are closed (close time before
+the exchange's clock when fetched); trades whose time lies in the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy import Engine
+
+from collector.domain import Kline, Trade
+from collector.exchange.client import JexClient
+from collector.store import checkpoints
+from collector.store.db import transaction
+from collector.store.write import write_klines, write_trades
+from collector.sync import ONE_MS, Cost, kline_pages, locate_first_trade, trade_pages
+
+if TYPE_CHECKING:  # collector.backfill imports this module
+    from collector.backfill import BackfillPlan
+
+QUEUE_BATCHES = 2  # batches fetched ahead of the writer, per task: bounds memory
+# A window counts as finished only when it ended this long before the exchange's clock, so trades
+# of its last moments (and the offset between our clock estimate and the exchange's) cannot be missed.
+SETTLE = timedelta(seconds=2)
+
+
+@dataclass
+class Task:
+    symbol: str
+    stream: str
+    interval: str  # '' for trades
+    start: datetime
+    end: datetime
+    rows: int = 0  # stored by this run
+    covered_until: datetime | None = None  # everything before this is stored
+    cost: Cost = field(default_factory=Cost)
+    done: bool = False
+    complete: bool = False  # the whole window is stored (also across runs)
+    skipped: bool = False  # complete before this run started
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.symbol} {self.stream}{' ' + self.interval if self.interval else ''}"
+
+    @property
+    def fraction(self) -> float:
+        if self.complete:
+            return 1.0
+        if self.covered_until is None:
+            return 0.0
+        span = (self.end - self.start).total_seconds()
+        return min(1.0, max(0.0, (self.covered_until - self.start).total_seconds() / span))
+
+
+class Reporter(Protocol):
+    def started(self, tasks: Sequence[Task]) -> None: ...
+    def updated(self, task: Task) -> None: ...
+    def finished(self, task: Task) -> None: ...
+
+
+# --- klines -------------------------------------------------------------------------------------
+
+
+async def _run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
+                      reporter: Reporter) -> None:
+    # Resume after the last stored closed kline; a finished window was skipped before we got here.
+    start = task.start if task.covered_until is None else task.covered_until
+    server_now = _server_now(client)
+    met_open = False  # an unfinished kline inside the window: the window cannot be complete yet
+
+    async def batches() -> AsyncIterator[tuple[list[Kline], bool]]:
+        nonlocal met_open
+        batch: list[Kline] = []
+        async for page in kline_pages(client, task.symbol, task.interval, start, task.end, cost=task.cost):
+            closed = [k for k in page if k.close_time < server_now]
+            batch.extend(closed)
+            if len(closed) < len(page):  # reached the open kline: nothing after it is final
+                met_open = True
+                break
+            if len(batch) >= plan.batch_rows:
+                yield batch, False
+                batch = []
+        yield batch, True
+
+    def store(rows: list[Kline], last: bool) -> None:
+        _store_klines(engine, plan, task, rows, last and not met_open and task.end <= server_now)
+
+    await _drain(batches(), store, task, reporter)
+
+
+def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kline], complete: bool) -> None:
+    """Rows and checkpoint in one transaction. Complete: every kline of the window is stored and
+    closed (klines after a symbol's expiry simply do not exist)."""
+    covered = rows[-1].close_time + ONE_MS if rows else task.covered_until
+    with transaction(engine) as conn:
+        if rows:
+            write_klines(conn, rows)
+        checkpoints.save(conn, plan.scope, task.symbol, "klines", task.interval,
+                         last_time=covered, complete=complete, added_rows=len(rows))
+    task.rows += len(rows)
+    task.covered_until = task.end if complete else covered
+    task.complete = complete
+
+
+# --- trades -------------------------------------------------------------------------------------
+
+
+async def _run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
+                      reporter: Reporter) -> None:
+    scope_cp = await asyncio.to_thread(_load_cp, engine, plan.scope, task.symbol, "trades")
+    server_now = _server_now(client)
+
+    async def batches() -> AsyncIterator[tuple[list[Trade], bool]]:
+        if scope_cp is not None and scope_cp.last_trade_id is not None:
+            pages = trade_pages(client, task.symbol, scope_cp.last_trade_id + 1, cost=task.cost)
+        else:
+            located = await locate_first_trade(client, task.symbol, task.start, cost=task.cost)
+            if located.first_id is None:
+                yield [], True  # no trade in or after the window
+                return
+            pages = trade_pages(client, task.symbol, located.first_id, cost=task.cost,
+                                first_page=located.page)
+        batch: list[Trade] = []
+        async for page in pages:
+            inside = [t for t in page if task.start <= t.time < task.end]
+            batch.extend(inside)
+            if page[-1].time >= task.end:  # past the window: done
+                yield batch, True
+                return
+            if len(batch) >= plan.batch_rows:
+                yield batch, False
+                batch = []
+        yield batch, True  # the exchange has nothing newer
+
+    await _drain(batches(), lambda rows, last: _store_trades(engine, plan, task, rows, last, server_now),
+                 task, reporter)
+
+
+def _load_cp(engine: Engine, scope: str, symbol: str, stream: str, interval: str = ""):
+    with engine.connect() as conn:
+        return checkpoints.load(conn, scope, symbol, stream, interval)
+
+
+def _store_trades(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Trade], last: bool,
+                  server_now: datetime) -> None:
+    # The window is complete once we saw a trade at or after its end, or the exchange had nothing
+    # newer and the window ended before the exchange's clock when we started.
+    past_end = last and (task.end <= server_now)
+    with transaction(engine) as conn:
+        if rows:
+            write_trades(conn, rows)
+        checkpoints.save(conn, plan.scope, task.symbol, "trades",
+                         last_trade_id=rows[-1].trade_id if rows else None,
+                         last_time=rows[-1].time if rows else None,
+                         complete=past_end, added_rows=len(rows))
+    task.rows += len(rows)
+    if rows:
+        task.covered_until = rows[-1].time
+    if past_end:
+        task.complete = True
+        task.covered_until = task.end
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+async def _drain(batches: AsyncIterator[tuple[list, bool]], store, task: Task, reporter: Reporter) -> None:
+    """Fetch ahead into a bounded queue while the previous batch is written."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+
+    async def produce() -> None:
+        async for item in batches:
+            await queue.put(item)
+            reporter.updated(task)
+        await queue.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                producer.result()  # raises the fetch error
+                continue
+            item = getter.result()
+            if item is None:
+                break
+            rows, last = item
+            await asyncio.to_thread(store, rows, last)
+            reporter.updated(task)
+            if last:
+                break
+    finally:
+        if not producer.done():
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+
+def _server_now(client: JexClient) -> datetime:
+    """The exchange's clock less SETTLE: what is before it is final."""
+    return datetime.fromtimestamp(client.governor.server_time(), UTC) - SETTLE
