@@ -15,23 +15,25 @@ Four checks, each a kind of ``Problem`` with a half-open time range [start, end)
   or volume, other than by missing trades.
 - ``crossed_book``: a depth snapshot whose best bid is at or above its best ask.
 
-``--repair`` re-fetches each kline gap, trade hole and mismatch as its own backfill window (klines,
-or klines 1m and trades), then verifies again. Crossed books are evidence and are left as they are.
+What the checks compare the rows against (listing, expiry, the checkpoints' claims) is read in
+`collector.claims`. ``--repair`` re-fetches each kline gap, trade hole and mismatch as its own backfill
+window (`collector.repair`), then verifies again. Crossed books are evidence and are left as they are.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
+from collector.claims import _kline_claims, _Meta, _symbol_meta, _trade_claims
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
-from collector.store.checkpoints import LIVE
+from collector.repair import repair, repair_plans  # noqa: F401 - callers import them from here
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,51 +118,6 @@ def _symbols(conn: Connection, wanted: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-@dataclass(frozen=True)
-class _Meta:
-    first_seen: datetime | None
-    expiry: datetime | None
-
-
-def _symbol_meta(conn: Connection, symbols: list[str]) -> dict[str, _Meta]:
-    rows = conn.execute(text("SELECT symbol, first_seen, expiry_time FROM option_symbols "
-                             "WHERE symbol = ANY(:s)"), {"s": symbols})
-    meta = {r.symbol: _Meta(r.first_seen, r.expiry_time) for r in rows}
-    return {s: meta.get(s, _Meta(None, None)) for s in symbols}
-
-
-def _scope_window(scope: str) -> tuple[datetime, datetime] | None:
-    if not scope.startswith("backfill "):
-        return None
-    try:
-        a, b = scope.removeprefix("backfill ").split("/")
-        return datetime.fromisoformat(a), datetime.fromisoformat(b)
-    except ValueError:
-        return None
-
-
-def _kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], datetime]:
-    """(symbol, interval) -> the latest end a kline checkpoint vouches for."""
-    out: dict[tuple[str, str], datetime] = {}
-    rows = conn.execute(text("SELECT scope, symbol, interval, last_time, complete FROM checkpoints "
-                             "WHERE stream = 'klines' AND symbol = ANY(:s)"), {"s": symbols})
-    for r in rows:
-        if r.interval not in INTERVALS:
-            continue
-        window = _scope_window(r.scope)
-        if r.scope == LIVE and r.last_time is not None:
-            claimed = r.last_time + INTERVALS[r.interval]  # live: open time of the last closed kline
-        elif window and r.complete:
-            claimed = window[1]
-        elif window and r.last_time is not None:
-            claimed = r.last_time  # backfill: end of the last kline stored
-        else:
-            continue
-        key = (r.symbol, r.interval)
-        out[key] = max(out.get(key, claimed), claimed)
-    return out
-
-
 def check_kline_gaps(conn: Connection, symbols: list[str], meta: dict[str, _Meta],
                      claims: dict[tuple[str, str], datetime], start: datetime | None,
                      end: datetime | None, now: datetime, report: Report) -> list[Problem]:
@@ -214,38 +171,6 @@ def _grid_gaps(conn: Connection, symbol: str, interval: str, iv: timedelta, lo: 
             for a, b in gaps if a < b]
 
 
-def _trade_claims(conn: Connection, symbols: list[str], meta: dict[str, _Meta]) -> dict[str, list[tuple[datetime, datetime]]]:
-    """symbol -> merged ranges whose trades the checkpoints say are all stored."""
-    ranges: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
-    rows = conn.execute(text("SELECT scope, symbol, last_time, complete FROM checkpoints "
-                             "WHERE stream = 'trades' AND symbol = ANY(:s)"), {"s": symbols}).all()
-    live = [r for r in rows if r.scope == LIVE and r.last_time is not None]
-    firsts = {}
-    if live:
-        firsts = dict(conn.execute(text(
-            "SELECT s.symbol, (SELECT min(time) FROM trades t WHERE t.symbol = s.symbol) "
-            "FROM unnest(CAST(:s AS text[])) AS s(symbol)"), {"s": [r.symbol for r in live]}).all())
-    for r in rows:
-        window = _scope_window(r.scope)
-        if window and r.complete:
-            ranges[r.symbol].append(window)
-        elif window and r.last_time is not None:
-            ranges[r.symbol].append((window[0], r.last_time))  # trades at last_time may follow
-        elif r.scope == LIVE and r.last_time is not None and firsts.get(r.symbol) is not None:
-            ranges[r.symbol].append((firsts[r.symbol], r.last_time))
-    return {s: _merge(rs) for s, rs in ranges.items()}
-
-
-def _merge(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
-    for a, b in sorted(ranges):
-        if a >= b:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def check_trades(conn: Connection, claims: dict[str, list[tuple[datetime, datetime]]],
@@ -345,45 +270,3 @@ def check_crossed_books(conn: Connection, symbols: list[str], start: datetime | 
     return [Problem("crossed_book", r.symbol, r.captured_at, r.captured_at + timedelta(microseconds=1),
                     "", f"best bid {r.bid} >= best ask {r.ask}") for r in rows]
 
-
-# --- repair -------------------------------------------------------------------------------------
-
-
-def repair_plans(problems: Iterable[Problem]):
-    """One backfill plan per repairable range: exactly its time range, exactly its streams."""
-    from collector.backfill import BackfillPlan
-
-    wanted: dict[tuple[str, datetime, datetime], tuple[set[str], set[str]]] = {}
-    for p in problems:
-        if not p.repairable:
-            continue
-        streams, intervals = wanted.setdefault((p.symbol, p.start, p.end), (set(), set()))
-        streams.add("klines")
-        if p.kind == "kline_gap":
-            intervals.add(p.interval)
-        else:  # trades and their 1m klines disagree or are missing: fetch both again
-            streams.add("trades")
-            intervals.add("1m")
-    return [BackfillPlan(start, end, [symbol], streams=tuple(sorted(streams)),
-                         intervals=tuple(sorted(intervals, key=INTERVALS.__getitem__)))
-            for (symbol, start, end), (streams, intervals) in sorted(wanted.items())]
-
-
-async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurrency: int = 8) -> list:
-    """Re-fetch every repairable problem's range through the backfill; returns its summaries."""
-    import asyncio
-
-    from collector.backfill import run_backfill
-
-    plans = repair_plans(problems)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(plan):
-        # A window repaired before is marked complete: forget that, or the backfill would skip it.
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM checkpoints WHERE scope = :scope AND symbol = ANY(:s)"),
-                         {"scope": plan.scope, "s": list(plan.symbols)})
-        async with gate:
-            return await run_backfill(client, engine, plan)
-
-    return list(await asyncio.gather(*(one(p) for p in plans)))
