@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -24,6 +25,10 @@ from collector.config import normalise_database_url
 from collector.store.db import make_engine
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests judge results, not speed: a loaded machine's pause must not fail them.
+hypothesis_settings.register_profile("collector", deadline=None)
+hypothesis_settings.load_profile("collector")
 
 
 def _with_database(url: str, name: str) -> str:

@@ -112,7 +112,9 @@ async def test_queued_work_uses_the_budget_without_a_429(session, mode):
 
 async def test_faults_give_right_data_or_the_right_error(session):
     async with Simulator(SimConfig(seed=2, weight_limit=100_000, raw_limit=None)) as sim:
-        client = await governed(session, sim, warp=False, read_timeout=0.5, max_retries=10)
+        # The read timeout must sit well above a loaded machine's answer time (the first klines
+        # request of a symbol builds its history) and well below the slow fault's delay.
+        client = await governed(session, sim, warp=False, read_timeout=2.0, max_retries=10)
         symbols = [s.symbol for s in await client.option_info()][:8]
         end = datetime.fromtimestamp(sim.now_ms() // 60000 * 60, UTC) - timedelta(hours=1)
         start = end - timedelta(hours=3)
@@ -134,11 +136,11 @@ async def test_faults_give_right_data_or_the_right_error(session):
         clean = await fetch_all()
         assert any(clean) and client.retries == 0
         clean_klines = {sym: await client.klines(sym, "5m", start=start, end=end) for sym in symbols}
-        strict = await governed(session, sim, warp=False, read_timeout=0.5, max_retries=0)
+        strict = await governed(session, sim, warp=False, read_timeout=2.0, max_retries=0)
         calls["n"] = 0
         requests_before = sim.stats.requests
         sim.faults = FaultConfig(server_error_rate=0.2, drop_rate=0.05, truncate_rate=0.05, slow_rate=0.03,
-                                 slow_delay_s=1.0, depth_legacy_rate=0.5, ids_as_numbers_rate=0.5,
+                                 slow_delay_s=5.0, depth_legacy_rate=0.5, ids_as_numbers_rate=0.5,
                                  numbers_as_json_rate=0.5, seed=7)
         faulty = await fetch_all()
         assert faulty == clean  # every value identical, whatever the representation

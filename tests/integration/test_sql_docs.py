@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.integration.analyst_data import execute, ms, populate
+from tests.integration.analyst_data import ms, populate
 from sqlalchemy import inspect, text
 
 from collector.simulator import Market, SimConfig
@@ -36,9 +36,18 @@ def window():
 def test_every_block_runs_and_returns_rows(engine, window, n):
     start, end = window
     m = Market(SimConfig(seed=3, history_days=0.2, symbols=4, start_ms=ms(end)))
-    names = populate(engine, start=start, end=end, m=m)
-    execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time = :t", s=names[-1],
-            t=start + timedelta(minutes=30))  # one gap for the gap query to find
+    populate(engine, start=start, end=end, m=m)
+    # One gap for the gap query to find: a kline with neighbours on both sides (which symbols trade
+    # at that minute depends on the hour the test runs in).
+    t = start + timedelta(minutes=30)
+    with engine.begin() as conn:
+        deleted = conn.execute(text(
+            "DELETE FROM klines WHERE (symbol, interval, open_time) IN (SELECT k.symbol, k.interval, k.open_time "
+            "FROM klines k WHERE k.interval = '1m' AND k.open_time = :t AND EXISTS (SELECT 1 FROM klines b "
+            "WHERE b.symbol = k.symbol AND b.interval = '1m' AND b.open_time = :t - interval '1 minute') "
+            "AND EXISTS (SELECT 1 FROM klines a WHERE a.symbol = k.symbol AND a.interval = '1m' "
+            "AND a.open_time = :t + interval '1 minute') ORDER BY k.symbol LIMIT 1)"), {"t": t}).rowcount
+    assert deleted == 1
     with engine.connect() as conn:
         rows = conn.execute(text(BLOCKS[n])).all()
     assert rows, BLOCKS[n]
