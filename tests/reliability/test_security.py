@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -30,12 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 API_KEY = "KEYk3yK3Y-0123456789abcdef"
 API_SECRET = "SECRETs3cr3t-fedcba9876543210"
 DB_PASSWORD = "PASSWORDpa55w0rd-13579"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,6 +50,25 @@ def url_with_password(db_url: str):
     assert dbname
 
 
+async def until_rows(url: str, sql: str, timeout: float = 60) -> None:
+    """Until the query counts more rows than at the first look."""
+    engine = make_engine(url)
+    try:
+        loop = asyncio.get_running_loop()
+        first = await asyncio.to_thread(_scalar, engine, sql)
+        deadline = loop.time() + timeout
+        while await asyncio.to_thread(_scalar, engine, sql) <= first:
+            assert loop.time() < deadline, f"nothing new from {sql!r} in {timeout}s"
+            await asyncio.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def _scalar(engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar()
+
+
 def assert_clean(where: str, blob: str) -> None:
     for secret in (API_KEY, API_SECRET, DB_PASSWORD):
         assert secret not in blob, f"{secret[:6]}... leaked in {where}"
@@ -73,29 +85,44 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
                     COLLECTOR_DATA_DIR=str(tmp_path))
         outputs: dict[str, str] = {}
         for fmt in ("text", "json"):
-            port = free_port()
-            env = {**base, "COLLECTOR_LOG_FORMAT": fmt, "COLLECTOR_METRICS_PORT": str(port)}
+            # Port 0: the daemon binds a free port and names it in its "collecting" line.
+            env = {**base, "COLLECTOR_LOG_FORMAT": fmt, "COLLECTOR_METRICS_PORT": "0"}
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "collector", "run", env=env,
                                                         stdout=asyncio.subprocess.PIPE,
                                                         stderr=asyncio.subprocess.PIPE)
-            lines = []
-            while True:  # until it says it is collecting
-                line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
-                assert line, "daemon exited: " + "".join(lines)
-                lines.append(line)
-                if "collecting " in line:
-                    break
+            err: list[str] = []
+            out: list[str] = []
+            collecting = asyncio.get_running_loop().create_future()
+
+            async def drain(stream, lines: list[str], collecting=collecting) -> None:
+                # Read everything as it comes, in chunks (a DEBUG line can pass any line limit): an
+                # unread pipe fills and blocks the daemon.
+                while chunk := await stream.read(1 << 16):
+                    lines.append(chunk.decode(errors="replace"))
+                    if not collecting.done():
+                        found = re.search(r"collecting .*?metrics on http://127\.0\.0\.1:(\d+)/metrics",
+                                          "".join(lines))
+                        if found:
+                            collecting.set_result(int(found.group(1)))
+                if not collecting.done():
+                    collecting.set_exception(AssertionError("daemon exited: " + "".join(lines)[-3000:]))
+
+            readers = [asyncio.create_task(drain(proc.stderr, err)), asyncio.create_task(drain(proc.stdout, out))]
+            port = await asyncio.wait_for(collecting, 60)
             # the metrics server binds loopback only
             listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp")
                          if c.status == psutil.CONN_LISTEN}
             assert listening == {"127.0.0.1"}, listening
-            await asyncio.sleep(6)  # let it work a few polls (not synchronisation: any amount would do)
+            # Let it work: new rows stored through the password-bearing URL, so secrets had every chance
+            # to leak (the key's format is refused by the exchange, so trades fail: that error path too).
+            await until_rows(url_with_password, "SELECT count(*) FROM depth_snapshots")
             outputs[f"/metrics ({fmt})"] = await asyncio.to_thread(
                 lambda p=port: urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode())
             outputs[f"/healthz ({fmt})"] = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/healthz")
             proc.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-            outputs[f"daemon log ({fmt})"] = "".join(lines) + err.decode() + out.decode()
+            await asyncio.wait_for(proc.wait(), 30)
+            await asyncio.wait_for(asyncio.gather(*readers), 10)
+            outputs[f"daemon log ({fmt})"] = "".join(err) + "".join(out)
             assert proc.returncode == 0, outputs[f"daemon log ({fmt})"][-2000:]
         assert '"level": "DEBUG"' in outputs["daemon log (json)"]
         # Errors: a backfill refused by the exchange, a database that does not answer, config show.
