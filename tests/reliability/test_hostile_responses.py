@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -25,6 +24,7 @@ from sqlalchemy import text
 from collector.errors import CollectorError, ExchangeUnavailable, ParseError
 from collector.exchange import JexClient
 from collector.exchange.endpoints import HISTORICAL_TRADES
+from tests.loopback import serve
 
 TRADE = {"id": "7", "price": "12.5", "qty": "0.3", "quoteQty": "3.75", "time": 1_700_000_000_000,
          "isBuyerMaker": True}
@@ -83,21 +83,6 @@ CASES += [
     ("truncated", "/api/v1/option/historicalTrades", json.dumps([TRADE] * 50).encode()[:-7]),
     ("binary", "/api/v1/option/klines", bytes(range(256)) * 10),
 ]
-
-
-@asynccontextmanager
-async def serve(handler: Callable[[web.Request], object]) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def fixed(body: bytes) -> Callable[[web.Request], web.Response]:
@@ -212,8 +197,8 @@ def hostile_body(kind: str, path: str) -> bytes:
 @pytest.mark.timeout(300)
 async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url, engine, caplog):
     from collector.config import load_settings
-    from collector.daemon import run_daemon
     from collector.simulator import SimConfig, Simulator
+    from tests.integration.daemons import running_daemon
 
     caplog.set_level(logging.WARNING)
     state = {"kind": None, "served": 0}
@@ -241,11 +226,7 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                 "tickers_poll_seconds": 1.0, "symbols_refresh_seconds": 30.0, "lookback_hours": 0.02,
                 "kline_intervals": ["1m"], "max_retries": 1, "http_max_body_bytes": 1_000_000,
             }, defaults_file=None)
-            stop = asyncio.Event()
-            started: asyncio.Future = asyncio.get_running_loop().create_future()
-            daemon = asyncio.create_task(run_daemon(settings, stop=stop, started=started, announce=lambda m: None))
-            try:
-                await asyncio.wait_for(started, 60)
+            async with running_daemon(settings, stop_timeout=30) as daemon:  # stopped on leaving, even on a failure
                 await until(engine, "SELECT count(*) FROM trades", lambda n: n > 0, "first trades")
                 for kind, _ in HOSTILE_DAEMON:
                     before = await asyncio.to_thread(data_counts, engine)
@@ -255,7 +236,7 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                     await until(engine, "SELECT count(DISTINCT job) FROM job_errors WHERE id > "
                                 f"{int(errors_before)}", lambda n: n >= 4, f"job errors for {kind}")
                     state["kind"] = None
-                    assert not daemon.done(), daemon
+                    assert not daemon.task.done(), daemon.task
                     # Nothing from a hostile answer was stored. Counts cannot show it: an honest answer
                     # served just before the switch may still be committed during the hostile phase.
                     # Every stored row is checked against the simulator's truth instead.
@@ -267,10 +248,6 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                         classes = {r[0] for r in conn.execute(text(
                             "SELECT DISTINCT error_class FROM job_errors WHERE id > :i"), {"i": errors_before})}
                     assert classes <= {"ParseError", "ExchangeUnavailable"}, (kind, classes)
-            finally:
-                stop.set()
-                code = await asyncio.wait_for(daemon, 30)
-            assert code == 0
     text_log = caplog.text
     assert "larger than 1000000 bytes" in text_log
     assert "duplicate key" in text_log

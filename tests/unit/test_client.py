@@ -18,6 +18,7 @@ from aiohttp import web
 from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, ParseError, RateLimited
 from collector.exchange import JexClient, ManualClock, Priority, WeightGovernor, sign
 from collector.exchange.clocks import _settle
+from tests import loopback
 
 T0 = 1_700_000_040.0  # a minute boundary
 
@@ -57,17 +58,8 @@ class Server:
 @asynccontextmanager
 async def serve(handler) -> AsyncIterator[tuple[Server, str]]:
     server = Server(handler)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server._handle)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield server, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with loopback.serve(server._handle) as url:
+        yield server, url
 
 
 @pytest.fixture
