@@ -19,6 +19,14 @@ def data(engine):
     return populate(engine)
 
 
+def kline_minute(engine, symbol: str, trades: int, skip: int):
+    """Open time of the symbol's kline after ``skip`` others, counting only klines of ``trades`` or more trades."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT open_time FROM klines WHERE symbol = %s AND trade_count >= %s ORDER BY open_time "
+            "OFFSET %s LIMIT 1", (symbol, trades, skip)).scalar_one()
+
+
 def test_complete_data_is_clean(engine, data):
     report = verify(engine, now=T1)
     assert report.ok, report.problems
@@ -47,10 +55,7 @@ def test_deleted_klines_are_gaps_with_exact_ranges(engine, data):
 
 def test_deleted_trades_are_holes_not_mismatches(engine, data):
     sym = "EOS0106CALLW"
-    with engine.connect() as conn:
-        minute = conn.exec_driver_sql(
-            "SELECT open_time FROM klines WHERE symbol = %s AND trade_count >= 2 ORDER BY open_time "
-            "OFFSET 5 LIMIT 1", (sym,)).scalar_one()
+    minute = kline_minute(engine, sym, trades=2, skip=5)
     deleted = execute(engine, "DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b",
                       s=sym, a=minute, b=minute + 2 * M)
     assert deleted >= 2
@@ -70,10 +75,7 @@ def test_id_gaps_alone_are_not_holes(engine, data):
 
 def test_changed_kline_is_a_mismatch(engine, data):
     sym = "LTC0106CALLW"
-    with engine.connect() as conn:
-        minute = conn.exec_driver_sql(
-            "SELECT open_time FROM klines WHERE symbol = %s AND trade_count > 0 ORDER BY open_time "
-            "OFFSET 3 LIMIT 1", (sym,)).scalar_one()
+    minute = kline_minute(engine, sym, trades=1, skip=3)
     execute(engine, "UPDATE klines SET volume = volume + 1 WHERE symbol = :s AND interval = '1m' "
                     "AND open_time = :m", s=sym, m=minute)
     assert [(p.kind, p.start) for p in verify(engine, now=T1).problems] == [("kline_mismatch", minute)]

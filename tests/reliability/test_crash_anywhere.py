@@ -66,6 +66,14 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
     return "after-commit" if on_commit else "random"
 
 
+async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random, delay: tuple[float, float],
+                       on_commit: bool):
+    """One run of ``cmd`` logging to ``log_path``, killed as ``kill_at_random`` says: (process, how it ended)."""
+    with open(log_path, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+        return proc, await kill_at_random(proc, engine, rng, delay, on_commit)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
@@ -82,9 +90,8 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
         kills: list[tuple[str, int]] = []
         run = 0
         while len(kills) < BACKFILL_KILLS:
-            with open(tmp_path / f"bf{run}.log", "wb") as log:
-                proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-                how = await kill_at_random(proc, engine, rng, (1.0, 5.0), on_commit=run % 3 == 1)
+            proc, how = await run_and_kill(cmd, env, tmp_path / f"bf{run}.log", engine, rng, (1.0, 5.0),
+                                           on_commit=run % 3 == 1)
             run += 1
             if how == "finished":
                 assert proc.returncode == 0, tail(tmp_path / f"bf{run - 1}.log")
@@ -126,9 +133,8 @@ async def test_daemon_killed_anywhere_loses_nothing(db_url, tmp_path):
         kills: list[tuple[str, int]] = []
         run = 0
         while len(kills) < DAEMON_KILLS:
-            with open(tmp_path / f"run{run}.log", "wb") as log:
-                proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-                how = await kill_at_random(proc, engine, rng, (1.5, 7.0), on_commit=run % 3 == 1)
+            _, how = await run_and_kill(cmd, env, tmp_path / f"run{run}.log", engine, rng, (1.5, 7.0),
+                                        on_commit=run % 3 == 1)
             assert how != "finished", tail(tmp_path / f"run{run}.log")
             run += 1
             kills.append((how, await asyncio.to_thread(trade_count, engine)))
