@@ -27,6 +27,7 @@ from bench.report import database, write_section
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade
 
+# tests/integration/test_export_memory.py fills the same rows for its 300 MB check.
 FILL = """
 INSERT INTO trades (symbol, trade_id, price, qty, time, buyer_maker)
 SELECT 'SYM' || (i % 28), i,

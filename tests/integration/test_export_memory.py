@@ -13,18 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
+# The same rows as the export benchmark: prices with 4 or 8 decimals, some buyer_maker unknown.
+from bench.bench_export import FILL
 
-# The same rows as bench/bench_export.py: prices with 4 or 8 decimals, some buyer_maker unknown.
-FILL = """
-INSERT INTO trades (symbol, trade_id, price, qty, time, buyer_maker)
-SELECT 'SYM' || (i % 28), i,
-       CASE WHEN i % 5 = 0 THEN round((0.0001 + (i % 99991) / 1000.0)::numeric, 8)
-            ELSE round((0.0001 + (i % 99991) / 10000.0)::numeric, 4) END,
-       (1 + i % 60)::numeric,
-       TIMESTAMPTZ '2026-01-01 00:00+00' + i * interval '10 milliseconds',
-       CASE WHEN i % 7 = 0 THEN NULL ELSE i % 2 = 0 END
-FROM generate_series(1, :n) AS i
-"""
 ROWS = 1_000_000
 LIMIT = 300 * 2**20
 
