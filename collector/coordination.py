@@ -5,8 +5,9 @@ on a fair share of the symbols (ceil(symbols / live nodes)). A lease lives ``ttl
 renewed every ttl/3; a node that dies stops renewing and its symbols are claimed by the others once
 their leases expire, so takeover takes at most ttl + ttl/3. Claims are single conditional upserts
 (``... WHERE expires_at < now()``), so two nodes can never hold one symbol. When a node joins, the
-others release what exceeds their new share (with a short grace, so polls already running finish
-before anyone else may claim it).
+others hand over what exceeds their new share in two steps: they stop starting polls of it (still
+holding the lease), and release the lease only once their polls of it already running have ended,
+so no symbol is ever polled by two nodes at once (collector/jobs/leases.py).
 
 Shared weight budget: the exchange limits request weight per IP, so every process behind one
 egress IP spends one budget. Each window of the exchange has a row in ``weight_budget``; a process
@@ -31,7 +32,6 @@ from sqlalchemy import Engine, text
 from collector.store.db import transaction
 
 log = logging.getLogger("collector.coordination")
-RELEASE_GRACE_SECONDS = 3.0
 
 
 def node_id() -> str:
@@ -51,8 +51,9 @@ class Leases:
         self.egress = egress
         self.ttl = ttl
 
-    def balance(self, candidates: Iterable[str]) -> set[str]:
-        """Heartbeat, renew, release beyond the fair share, claim up to it; return what we hold."""
+    def balance(self, candidates: Iterable[str]) -> tuple[set[str], set[str]]:
+        """Heartbeat, renew, claim up to the fair share. Return (symbols to poll, symbols to hand
+        over): the latter are beyond the share, still held and renewed until ``release``."""
         wanted = sorted({_resource(s) for s in candidates})
         ttl = f"{self.ttl} seconds"
         with transaction(self.engine) as conn:
@@ -73,12 +74,9 @@ class Leases:
                 "WHERE holder = :n AND expires_at > now() RETURNING resource"),
                 {"n": self.node, "ttl": ttl}).scalars())
             share = math.ceil(len(wanted) / max(1, live))
+            extra: list[str] = []
             if len(mine) > share:
                 extra = sorted(mine, key=lambda r: _spread(r, self.node))[share:]
-                conn.execute(text(
-                    "UPDATE collector_leases SET holder = '', expires_at = now() + CAST(:g AS interval) "
-                    "WHERE holder = :n AND resource = ANY(:r)"),
-                    {"n": self.node, "r": extra, "g": f"{RELEASE_GRACE_SECONDS} seconds"})
                 mine = [r for r in mine if r not in set(extra)]
             elif len(mine) < share:
                 free = conn.execute(text(
@@ -97,7 +95,14 @@ class Leases:
                         {"r": resource, "n": self.node, "ttl": ttl}).scalar()
                     if got:
                         mine.append(got)
-        return {r.removeprefix("symbol:") for r in mine}
+        return {r.removeprefix("symbol:") for r in mine}, {r.removeprefix("symbol:") for r in extra}
+
+    def release(self, symbols: Iterable[str]) -> None:
+        """Hand symbols over now: claimable by any node at once."""
+        with transaction(self.engine) as conn:
+            conn.execute(text(
+                "UPDATE collector_leases SET holder = '', expires_at = now() WHERE holder = :n AND resource = ANY(:r)"),
+                {"n": self.node, "r": [_resource(s) for s in symbols]})
 
     def release_all(self) -> None:
         """On a clean stop: hand everything over at once instead of after the TTL."""

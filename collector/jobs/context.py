@@ -4,9 +4,10 @@ and the freshness bookkeeping that /metrics and /healthz read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,12 +57,40 @@ class LiveContext:
     leases: Any = None  # collector.coordination.Leases when several daemons share the work
     on_symbols_changed: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
+    _busy: dict[str, int] = field(default_factory=dict)  # polls running per symbol
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll ends
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def _mine(self, name: str) -> bool:
         return self.owned is None or name in self.owned
+
+    @contextlib.contextmanager
+    def polling(self, symbol: str) -> Iterator[bool]:
+        """Around one poll of a symbol: yields whether this node may poll it now.
+
+        Counting the poll and checking ownership happen together (no await between), so a lease
+        handed over after ``wait_idle`` saw the symbol idle can never have a poll of ours running.
+        """
+        self._busy[symbol] = self._busy.get(symbol, 0) + 1
+        try:
+            yield self._mine(symbol)
+        finally:
+            self._busy[symbol] -= 1
+            if not self._busy[symbol]:
+                del self._busy[symbol]
+            self._settled.set()
+
+    async def wait_idle(self, symbols: set[str], timeout: float) -> set[str]:
+        """Wait (at most ``timeout`` s) until none of ``symbols`` is being polled; return the idle ones."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(s in self._busy for s in symbols) and loop.time() < deadline:
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), deadline - loop.time())
+        return {s for s in symbols if s not in self._busy}
 
     def trading(self) -> list[str]:
         """Trading symbols this node polls (snapshots: depth, tickers, ...)."""

@@ -28,7 +28,9 @@ async def poll_klines(ctx: LiveContext, interval: str) -> None:
 
 async def _guarded(ctx: LiveContext, symbol: str, interval: str) -> None:
     try:
-        await poll_symbol_klines(ctx, symbol, interval)
+        with ctx.polling(symbol) as mine:
+            if mine:
+                await poll_symbol_klines(ctx, symbol, interval)
     except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
         await ctx.record_error(f"klines {interval}", symbol, exc, stream=STREAM, interval=interval)
 

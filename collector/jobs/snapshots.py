@@ -35,7 +35,10 @@ async def _each(ctx: LiveContext, job: str, stream: str, symbols: list[str],
     async def one(symbol: str) -> None:
         started = ctx.clock()
         try:
-            await fetch_store(symbol)
+            with ctx.polling(symbol) as mine:
+                if not mine:
+                    return
+                await fetch_store(symbol)
             ctx.mark_caught_up(stream, symbol, started)
         except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
             await ctx.record_error(job, symbol, exc, stream=stream)

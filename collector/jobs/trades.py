@@ -32,7 +32,9 @@ async def poll_trades(ctx: LiveContext) -> None:
 
 async def _guarded(ctx: LiveContext, symbol: str) -> None:
     try:
-        await poll_symbol_trades(ctx, symbol)
+        with ctx.polling(symbol) as mine:
+            if mine:
+                await poll_symbol_trades(ctx, symbol)
     except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
         await ctx.record_error("trades", symbol, exc, stream=STREAM)
 

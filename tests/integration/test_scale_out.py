@@ -71,13 +71,21 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
             killed_at = time.monotonic()
             with pytest.raises(asyncio.CancelledError):
                 await daemons[0].task
+            with engine.connect() as conn:  # the victim's leases end at their last renewal + TTL
+                expires = conn.execute(text("SELECT max(expires_at) FROM collector_leases WHERE holder = :n"),
+                                       {"n": victim.ctx.leases.node}).scalar()
 
             def taken_over() -> bool:
                 owned = set().union(*(r.ctx.owned or set() for r in running[1:]))
                 return victim_symbols & set(running[1].ctx.candidates()) <= owned
             await until(taken_over, 4 * TTL, "the dead daemon's symbols taken over")
             takeover = time.monotonic() - killed_at
-            assert takeover <= TTL + TTL / 3 + 2
+            # Documented bound: taken over within TTL + TTL/3 of the kill, i.e. within one balance
+            # period (TTL/3) of the leases' expiry. Measured from the expiry the database recorded, with
+            # 3 s for the survivors' thread pool on a loaded machine; the kill-relative figure is looser.
+            after_expiry = (datetime.now(UTC) - expires).total_seconds()
+            assert after_expiry <= TTL / 3 + 3, after_expiry
+            assert takeover <= TTL + TTL / 3 + 5, takeover
 
             killed_wall = datetime.now(UTC)
 
