@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select, text
 
 from collector.config import load_settings
+from collector.daemon import SHUTDOWN_GRACE
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
 from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
@@ -53,6 +54,17 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 async def until(predicate, timeout: float, what: str) -> None:
     await asyncio.to_thread(wait_until, predicate, timeout, what)
+
+
+async def until_on_loop(predicate, timeout: float, what: str) -> None:
+    """Like ``until``, but the predicate runs on the event loop's thread: for predicates that read
+    an in-process simulator's market, whose caches are not shared across threads."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
 
 
 def count(engine, sql: str) -> int:
@@ -130,13 +142,24 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
                                               "AND expiry_time > :t"), {"t": begun}).scalar()
                 return new >= 2 and swept >= 2
             await until(lifecycle_seen, 240, "symbols listed and swept during the run")
-            if trouble != "calm":
-                await until(lambda: count(engine, "SELECT count(*) FROM trades WHERE time > now() - "
-                                                  "interval '5 seconds'") > 0,
-                            60, "trades stored after the database restart")
+            # Everything the exchange had by now must arrive before the daemon is stopped; how long
+            # that takes depends on the faults and the machine's load, not on a fixed settle time.
+            target = datetime.now(UTC)
+
+            def up_to_target() -> dict:
+                now = datetime.now(UTC)
+                return check_against_truth(engine, sim, begun, now, settle=(now - target).total_seconds())
+
+            def caught_up() -> bool:
+                try:
+                    up_to_target()
+                except AssertionError:
+                    return False
+                return True
+            await until_on_loop(caught_up, 90, "everything before the target time stored")
         stopped = datetime.now(UTC)  # the daemon has exited 0
 
-        result = check_against_truth(engine, sim, begun, stopped)
+        result = up_to_target()
         assert result["trades"] > 200
         with engine.connect() as conn:  # the run is logged with its counts
             run = conn.execute(text("SELECT status, counts FROM collector_runs WHERE kind = 'run'")).one()
@@ -148,13 +171,15 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
             assert sum(sim.stats.faults.values()) > 0  # the faults did happen
 
         # Depth snapshots and tickers at the configured cadence for a symbol trading all along.
-        run_seconds = (stopped - begun).total_seconds()
         with engine.connect() as conn:
             per_symbol = conn.execute(text(
-                "SELECT symbol, count(*) FROM depth_snapshots GROUP BY symbol ORDER BY 2 DESC LIMIT 1")).one()
+                "SELECT d.symbol, count(*), min(s.first_seen), min(s.expiry_time) FROM depth_snapshots d "
+                "JOIN option_symbols s USING (symbol) GROUP BY d.symbol ORDER BY 2 DESC LIMIT 1")).one()
             tickers = conn.execute(text(
                 "SELECT count(*) FROM tickers_24hr WHERE symbol = :s"), {"s": per_symbol[0]}).scalar()
-        expected = run_seconds / POLL["depth_poll_seconds"]
+        # The symbol's own time trading within the run: symbols live for minutes here.
+        trading_seconds = (min(stopped, per_symbol[3] or stopped) - max(begun, per_symbol[2])).total_seconds()
+        expected = trading_seconds / POLL["depth_poll_seconds"]
         slack = 0.6 if trouble == "calm" else 0.4  # a restart or a fault costs some snapshots
         assert expected * slack <= per_symbol[1] <= expected + 2
         assert expected * slack <= tickers <= expected + 2
@@ -180,8 +205,10 @@ def _sigterm_while_working(proc: subprocess.Popen, db_url: str) -> None:
         engine.dispose()
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        assert proc.wait(timeout=15) == 0
-        assert time.monotonic() - sent < 8
+        assert proc.wait(timeout=20) == 0
+        # Running jobs get SHUTDOWN_GRACE to finish; the rest is closing connections and the
+        # interpreter, which a loaded machine slows down.
+        assert time.monotonic() - sent < SHUTDOWN_GRACE + 8
     finally:
         if proc.poll() is None:
             proc.kill()

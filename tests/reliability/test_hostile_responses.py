@@ -239,7 +239,7 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                     # Nothing from a hostile answer was stored. Counts cannot show it: an honest answer
                     # served just before the switch may still be committed during the hostile phase.
                     # Every stored row is checked against the simulator's truth instead.
-                    await asyncio.to_thread(assert_only_truth, engine, sim)
+                    assert_only_truth(engine, sim)  # on the loop's thread, like the simulator
                     # And the next polls work again.
                     await until(engine, "SELECT count(*) FROM depth_snapshots",
                                 lambda n, b=before["depth_snapshots"]: n > b, f"depth again after {kind}")
