@@ -68,6 +68,25 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _keys_surely_unique(body: bytes, payload: Any) -> bool:
+    """True only if no JSON object in ``body`` repeated a key; False means "not shown", not "repeated".
+
+    Every member of every object has its own ':' in the text, so ``body`` holds at least as many
+    ':' bytes as all its objects have members (more when strings contain ':'; in UTF-16/32 other
+    characters may contribute such bytes too). The decoded objects at the top (the body itself, or
+    the items of a top-level list) have at most that many entries between them, fewer if a key
+    repeated. When the two counts are equal there is no room left for a repeated key, nor for any
+    member of an object not counted (a nested one).
+    """
+    if type(payload) is dict:
+        entries = len(payload)
+    elif type(payload) is list:
+        entries = sum([len(item) for item in payload if type(item) is dict])
+    else:
+        entries = 0
+    return entries == body.count(b":")
+
+
 def _reject_constant(name: str) -> Decimal:
     return Decimal(name)  # NaN / Infinity reach the parser, which refuses them by field
 
@@ -276,6 +295,13 @@ class JexClient:
     @staticmethod
     def _decode(name: str, body: bytes, status: int) -> Any:
         # Content-Type is not checked: the body decides (a JSON body under text/plain is still JSON).
+        try:  # fast: C-built dicts, then a proof that no object had a repeated key
+            payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            pass  # the checked decode below says what is wrong, as it always did
+        else:
+            if _keys_surely_unique(body, payload):
+                return payload
         try:
             return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant,
                               object_pairs_hook=_unique_keys)
