@@ -56,14 +56,28 @@ async def until(predicate, timeout: float, what: str) -> None:
     await asyncio.to_thread(wait_until, predicate, timeout, what)
 
 
-async def until_on_loop(predicate, timeout: float, what: str) -> None:
-    """Like ``until``, but the predicate runs on the event loop's thread: for predicates that read
-    an in-process simulator's market, whose caches are not shared across threads."""
+def check_up_to(engine, sim: Simulator, started: datetime, target: datetime) -> dict:
+    """``check_against_truth`` with every trade before ``target`` required, and nothing stored at
+    any time that the exchange does not hold."""
+    now = datetime.now(UTC)
+    return check_against_truth(engine, sim, started, now, settle=(now - target).total_seconds())
+
+
+async def caught_up(engine, sim: Simulator, started: datetime, target: datetime, timeout: float,
+                    alive=lambda: True) -> None:
+    """Until ``check_up_to`` passes (bounded), while ``alive()`` holds. It runs on the event loop's
+    thread: it reads the in-process simulator's market, whose caches are not shared across threads."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+    while True:
+        try:
+            check_up_to(engine, sim, started, target)
+            return
+        except AssertionError as exc:
+            if loop.time() > deadline:
+                raise AssertionError(f"not caught up with {target:%H:%M:%S} in {timeout:g}s: "
+                                     f"{str(exc).splitlines()[0]}") from None
+        assert alive(), "the collector stopped before catching up"
         await asyncio.sleep(0.5)
 
 
@@ -145,21 +159,10 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble):
             # Everything the exchange had by now must arrive before the daemon is stopped; how long
             # that takes depends on the faults and the machine's load, not on a fixed settle time.
             target = datetime.now(UTC)
-
-            def up_to_target() -> dict:
-                now = datetime.now(UTC)
-                return check_against_truth(engine, sim, begun, now, settle=(now - target).total_seconds())
-
-            def caught_up() -> bool:
-                try:
-                    up_to_target()
-                except AssertionError:
-                    return False
-                return True
-            await until_on_loop(caught_up, 90, "everything before the target time stored")
+            await caught_up(engine, sim, begun, target, 90)
         stopped = datetime.now(UTC)  # the daemon has exited 0
 
-        result = up_to_target()
+        result = check_up_to(engine, sim, begun, target)
         assert result["trades"] > 200
         with engine.connect() as conn:  # the run is logged with its counts
             run = conn.execute(text("SELECT status, counts FROM collector_runs WHERE kind = 'run'")).one()

@@ -28,7 +28,7 @@ from collector.store.db import make_engine
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import SIM as DAEMON_SIM
-from tests.integration.test_daemon import check_against_truth
+from tests.integration.test_daemon import caught_up, check_up_to
 
 BACKFILL_KILLS = 10
 DAEMON_KILLS = 10
@@ -162,29 +162,10 @@ async def test_daemon_killed_anywhere_loses_nothing(db_url, tmp_path):
         chaos_over = datetime.now(UTC)
         with open(tmp_path / "final.log", "wb") as log:
             proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-
-            lag = ["nothing checked"]
-
-            def until_chaos_over() -> dict:  # every trade before chaos_over; nothing the exchange lacks
-                now = datetime.now(UTC)
-                return check_against_truth(engine, sim, begun, now, settle=(now - chaos_over).total_seconds())
-
-            def caught_up() -> bool:
-                try:
-                    until_chaos_over()
-                except AssertionError as exc:
-                    lag[0] = str(exc).splitlines()[0]
-                    return False
-                return True
-            deadline = time.monotonic() + 150
-            while not caught_up():  # on the loop's thread: it reads the in-process simulator's market
-                assert proc.returncode is None, tail(tmp_path / "final.log")
-                assert time.monotonic() < deadline, f"not caught up 150 s after the chaos ended: {lag[0]}"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 0.5)
+            await caught_up(engine, sim, begun, chaos_over, 150, alive=lambda: proc.returncode is None)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 20) == 0, tail(tmp_path / "final.log")
-        result = until_chaos_over()
+        result = check_up_to(engine, sim, begun, chaos_over)
         await asyncio.to_thread(checkpoints_never_ahead, engine)
         print(f"daemon kills (how, trades stored): {kills}; {result['trades']} trades checked")
         assert result["trades"] > 100

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.daemons import running_daemon
-from tests.integration.test_daemon import SIM, check_against_truth, daemon_settings, until
+from tests.integration.test_daemon import SIM, caught_up, check_up_to, daemon_settings, until
 from tests.reliability.test_crash_anywhere import checkpoints_never_ahead
 
 
@@ -47,9 +47,11 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
                 engine.dispose()
             before = await asyncio.to_thread(_count, engine)
             await until(lambda: _count(engine) > before, 90, "trades stored after the faults")
-            await asyncio.sleep(8)  # a few more polls, so the tail after the faults is covered too
-        stopped = datetime.now(UTC)  # the daemon has exited 0
-        result = check_against_truth(engine, sim, begun, stopped)
+            # Everything the exchange had when the faults ended arrives (polls may be stretched to
+            # fit the weight budget, so no fixed settle time would do).
+            faults_over = datetime.now(UTC)
+            await caught_up(engine, sim, begun, faults_over, 90)
+        result = check_up_to(engine, sim, begun, faults_over)  # the daemon has exited 0
         checkpoints_never_ahead(engine)
         assert killed >= 10, killed
         assert result["trades"] > 50
