@@ -178,7 +178,8 @@ ALLOWED = {
     "collector/status.py": {"bucket.format(c='open_time')", "bucket.format(c=col)", "c", "col", "t", "table"},
     "collector/store/partitions.py": {"PARTITIONED[table]", "_bound(cutoff)", "column", "default",
                                       "default_name(table)", "hi", "lo", "name", "table"},  # lo/hi: _bound(date)
-    "collector/store/upsert.py": {"_q(table.name)", "_q(tmp)", "cols"},
+    # as_text/as_stored: the table's own column names, quoted by _q, with fixed casts
+    "collector/store/upsert.py": {"_q(table.name)", "_q(tmp)", "as_stored", "as_text", "cols"},
     "collector/verify.py": {"MAX_REPORTED", "where"},  # a constant int; ':start'/':end' params
     "migrations/versions/0004_partition_trades_klines.py": {"cols", "column", "source", "suffix", "table"},
 }
