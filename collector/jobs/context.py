@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,6 +33,7 @@ class Symbol:
     expiry: datetime | None
     listed: bool = True
     swept: bool = False  # its final collection after expiry is done: no longer polled
+    first_seen: datetime | None = None  # when a refresh first stored it
 
     def trading(self, now: datetime) -> bool:
         return self.listed and (self.expiry is None or self.expiry > now)
@@ -91,6 +92,18 @@ class LiveContext:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), deadline - loop.time())
         return {s for s in symbols if s not in self._busy}
+
+    def history_start(self, name: str) -> datetime:
+        """Where the history of a symbol without a checkpoint starts: ``lookback_hours`` before it
+        was first seen, so a first poll that fails or comes late (database down, polls stretched)
+        does not move the start and leave a gap. A symbol first seen longer ago than that and never
+        polled since starts ``lookback_hours`` before now."""
+        lookback = timedelta(hours=self.settings.lookback_hours)
+        now = self.now()
+        seen = self.symbols[name].first_seen if name in self.symbols else None
+        if seen is not None and now - seen <= lookback:
+            return seen - lookback
+        return now - lookback
 
     def trading(self) -> list[str]:
         """Trading symbols this node polls (snapshots: depth, tickers, ...)."""

@@ -5,7 +5,7 @@ on every poll until it closes; the checkpoint only ever moves past closed klines
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
@@ -38,8 +38,7 @@ async def _guarded(ctx: LiveContext, symbol: str, interval: str) -> None:
 async def poll_symbol_klines(ctx: LiveContext, symbol: str, interval: str) -> int:
     started = ctx.clock()
     cp = await ctx.db(_load, ctx.engine, symbol, interval)
-    start = cp.last_time if cp is not None and cp.last_time is not None else \
-        ctx.now() - timedelta(hours=ctx.settings.lookback_hours)
+    start = cp.last_time if cp is not None and cp.last_time is not None else ctx.history_start(symbol)
     server_now = datetime.fromtimestamp(ctx.client.governor.server_time(), UTC)
     end = server_now + INTERVALS[interval]  # includes the open kline
     stored = 0

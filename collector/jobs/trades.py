@@ -1,14 +1,13 @@
 """Trades poll: for each symbol, historicalTrades from its checkpoint until caught up.
 
-A symbol seen for the first time starts ``lookback_hours`` back (located by interpolation search
-on fromId), so the daemon's history of it is gap-free from that point. Rows and the checkpoint
+A symbol seen for the first time starts ``lookback_hours`` before it was first seen (located by
+interpolation search on fromId), so the daemon's history of it is gap-free from that point. Rows and the checkpoint
 commit together; a crash or an outage just means the next poll catches up.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -46,8 +45,7 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     if cp is not None and cp.last_trade_id is not None:
         pages = trade_pages(ctx.client, symbol, cp.last_trade_id + 1, priority=Priority.LIVE)
     else:
-        since = cp.last_time if cp is not None and cp.last_time else \
-            ctx.now() - timedelta(hours=ctx.settings.lookback_hours)
+        since = cp.last_time if cp is not None and cp.last_time else ctx.history_start(symbol)
         located = await locate_first_trade(ctx.client, symbol, since, priority=Priority.LIVE)
         if located.first_id is None:
             # Nothing since then; remember where we looked so no later trade can slip before it.

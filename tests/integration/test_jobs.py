@@ -66,3 +66,31 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
     with engine.connect() as conn:
         rows = {tuple(r) for r in conn.execute(text("SELECT trade_id, price, qty FROM trades"))}
     assert rows == truth and len(truth) > 5000
+
+
+async def test_a_late_first_poll_starts_lookback_before_the_symbol_was_first_seen(engine):
+    """The first poll of a new symbol may fail or come late (database down, polls stretched): its
+    history still starts ``lookback_hours`` before the refresh first saw it, not before the poll."""
+    sim_cfg = SimConfig(seed=4, history_days=0.1, symbols=3, trades_per_minute=60, silent_share=0.0,
+                        weight_limit=0, raw_limit=0)
+    async with Simulator(sim_cfg, port=0) as sim:
+        sim.clock.freeze()
+        now = sim.clock.now_ms()
+        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "jobtest1", "lookback_hours": 0.25},
+                                 defaults_file=None)
+        symbol = max(sim.market.listed_symbols(now), key=lambda s: len(sim.market.trades(s, now - 3_600_000, now)))
+        first_seen = datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=10)  # seen, then no poll for 10 min
+        async with connect_exchange(settings) as client:
+            ctx = LiveContext(client, engine, settings, clock=lambda: now / 1000)
+            ctx.symbols = {symbol: Symbol(symbol, None, first_seen=first_seen)}
+            assert ctx.history_start(symbol) == first_seen - timedelta(minutes=15)
+            await poll_symbol_trades(ctx, symbol)
+            # Seen longer ago than the lookback and never polled: only the last lookback_hours.
+            ctx.symbols[symbol].first_seen = first_seen - timedelta(hours=1)
+            assert ctx.history_start(symbol) == datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=15)
+
+    start = first_seen - timedelta(minutes=15)
+    truth = {t["id"] for t in sim.market.trades(symbol, int(start.timestamp() * 1000), now + 1)}
+    with engine.connect() as conn:
+        rows = set(conn.execute(text("SELECT trade_id FROM trades")).scalars())
+    assert rows == truth and len(truth) > 10
