@@ -6,6 +6,7 @@ psycopg errors are mapped here (the store's boundary) to ``DatabaseUnavailable``
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,15 @@ class Database:
     embedded_dir: Path | None = None
     _server: Any = None
 
-    def close(self) -> None:
+    def close(self, wait: float = 10.0) -> None:
+        """Dispose of the pool once the connections worker threads still use are back (at most
+        ``wait`` seconds). A job cancelled at shutdown leaves its thread running; a connection it
+        returns to an already disposed pool is closed only by the garbage collector, unannounced
+        to the server."""
+        deadline = time.monotonic() + wait
+        checked_out = getattr(self.engine.pool, "checkedout", lambda: 0)
+        while checked_out() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.engine.dispose()
 
     @property
