@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, update
 
-from collector.backfill_tasks import Reporter, Task, _run_klines, _run_trades
+from collector.backfill_tasks import Reporter, Task, run_klines, run_trades
 from collector.domain import INTERVALS
 from collector.errors import ConfigError, ExchangeRejected
 from collector.exchange.client import JexClient
@@ -152,9 +152,9 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                 return
             try:
                 if task.stream == "klines":
-                    await _run_klines(client, engine, plan, task, reporter)
+                    await run_klines(client, engine, plan, task, reporter)
                 else:
-                    await _run_trades(client, engine, plan, task, reporter)
+                    await run_trades(client, engine, plan, task, reporter)
             except ExchangeRejected as exc:
                 task.error = f"{type(exc).__name__}: {exc}"
                 if exc.code in FATAL_CODES:

@@ -72,7 +72,7 @@ class Reporter(Protocol):
 # --- klines -------------------------------------------------------------------------------------
 
 
-async def _run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
+async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
                       reporter: Reporter) -> None:
     # Resume after the last stored closed kline; a finished window was skipped before we got here.
     start = task.start if task.covered_until is None else task.covered_until
@@ -116,7 +116,7 @@ def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kli
 # --- trades -------------------------------------------------------------------------------------
 
 
-async def _run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
+async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
                       reporter: Reporter) -> None:
     scope_cp = await asyncio.to_thread(_load_cp, engine, plan.scope, task.symbol, "trades")
     server_now = _server_now(client)

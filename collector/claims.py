@@ -18,16 +18,16 @@ from collector.store.checkpoints import LIVE
 
 
 @dataclass(frozen=True)
-class _Meta:
+class SymbolMeta:
     first_seen: datetime | None
     expiry: datetime | None
 
 
-def _symbol_meta(conn: Connection, symbols: list[str]) -> dict[str, _Meta]:
+def symbol_meta(conn: Connection, symbols: list[str]) -> dict[str, SymbolMeta]:
     rows = conn.execute(text("SELECT symbol, first_seen, expiry_time FROM option_symbols "
                              "WHERE symbol = ANY(:s)"), {"s": symbols})
-    meta = {r.symbol: _Meta(r.first_seen, r.expiry_time) for r in rows}
-    return {s: meta.get(s, _Meta(None, None)) for s in symbols}
+    meta = {r.symbol: SymbolMeta(r.first_seen, r.expiry_time) for r in rows}
+    return {s: meta.get(s, SymbolMeta(None, None)) for s in symbols}
 
 
 def _scope_window(scope: str) -> tuple[datetime, datetime] | None:
@@ -40,7 +40,7 @@ def _scope_window(scope: str) -> tuple[datetime, datetime] | None:
         return None
 
 
-def _kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], datetime]:
+def kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], datetime]:
     """(symbol, interval) -> the latest end a kline checkpoint vouches for."""
     out: dict[tuple[str, str], datetime] = {}
     rows = conn.execute(text("SELECT scope, symbol, interval, last_time, complete FROM checkpoints "
@@ -62,7 +62,7 @@ def _kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str],
     return out
 
 
-def _trade_claims(conn: Connection, symbols: list[str], meta: dict[str, _Meta]) -> dict[str, list[tuple[datetime, datetime]]]:
+def trade_claims(conn: Connection, symbols: list[str]) -> dict[str, list[tuple[datetime, datetime]]]:
     """symbol -> merged ranges whose trades the checkpoints say are all stored."""
     ranges: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     rows = conn.execute(text("SELECT scope, symbol, last_time, complete FROM checkpoints "

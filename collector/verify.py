@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
-from collector.claims import _kline_claims, _Meta, _symbol_meta, _trade_claims
+from collector.claims import SymbolMeta, kline_claims, symbol_meta, trade_claims
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
 from collector.repair import repair, repair_plans  # noqa: F401 - callers import them from here
@@ -93,10 +93,10 @@ def verify(engine: Engine, symbols: Sequence[str] | None = None, start: datetime
     # One snapshot for every check, so rows arriving meanwhile cannot make them disagree.
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         chosen = _symbols(conn, symbols)
-        meta = _symbol_meta(conn, chosen)
-        claims = _trade_claims(conn, chosen, meta)
-        kline_claims = _kline_claims(conn, chosen)
-        report.problems += check_kline_gaps(conn, chosen, meta, kline_claims, start, end, now, report)
+        meta = symbol_meta(conn, chosen)
+        claims = trade_claims(conn, chosen)
+        claimed_klines = kline_claims(conn, chosen)
+        report.problems += check_kline_gaps(conn, chosen, meta, claimed_klines, start, end, now, report)
         report.problems += check_trades(conn, claims, start, end, report)
         report.problems += check_checkpoint_ids(conn, chosen, start, end)
         report.problems += check_crossed_books(conn, chosen, start, end, report)
@@ -118,7 +118,7 @@ def _symbols(conn: Connection, wanted: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def check_kline_gaps(conn: Connection, symbols: list[str], meta: dict[str, _Meta],
+def check_kline_gaps(conn: Connection, symbols: list[str], meta: dict[str, SymbolMeta],
                      claims: dict[tuple[str, str], datetime], start: datetime | None,
                      end: datetime | None, now: datetime, report: Report) -> list[Problem]:
     bounds = conn.execute(text(
