@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--tree", action="append", type=Path, help="source tree(s) to compare; default: this one")
     ap.add_argument("--profile", default=None, help="write a cProfile of one run here (first tree)")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--write", action="store_true", help="write the comparison into docs/benchmarks.md")
     # child mode (internal)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sim-url", help=argparse.SUPPRESS)
@@ -168,10 +169,27 @@ def main() -> None:
             sim.terminate()
             sim.wait()
     base = statistics.median(rates[trees[0]])
+    rows = []
     for tree in trees:
         med = statistics.median(rates[tree])
         print(f"{tree}: median {med:,.0f} trades per CPU-second of ours "
               f"(wall median {statistics.median(walls[tree]):,.0f}/s), x{med / base:.2f} vs {trees[0].name}")
+        rows.append(f"| `{tree.name}` | {med:,.0f} | x{med / base:.2f} | {statistics.median(walls[tree]):,.0f} |")
+    if args.write:
+        from bench.report import write_section
+
+        body = f"""
+A trades backfill of one {args.minutes}-minute window (6 symbols, {args.trades_per_minute:g} trades/min each,
+limits lifted) in a fresh child process per run; CPU time of that process only (simulator and
+PostgreSQL excluded), medians of {args.repeat} rounds, trees run alternately in the same session.
+
+| source tree | trades per CPU-second of ours | vs first | wall trades/s |
+|---|---|---|---|
+{chr(10).join(rows)}
+"""
+        command = "python -m bench.profile_ingest " + " ".join(
+            f"--tree {t}" for t in (args.tree or [])) + f" --minutes {args.minutes} --repeat {args.repeat} --write"
+        write_section("ingest", "Backfill ingest: our CPU per trade", body, command)
 
 
 if __name__ == "__main__":
