@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 BACKFILL_STREAMS = ("klines", "trades")
 # Rejections that no task can get past (the key is bad for all of them): stop the whole run.
 FATAL_CODES = frozenset({-1002, -1022, -2014, -2015})
+VALIDATE_RETRIES = 2  # at least, whatever max_retries says (as connect_exchange's startup_retries)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,12 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                        reporter: Reporter | None = None, concurrency: int = 64) -> BackfillSummary:
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
-    plan, infos, listed = await validate(client, plan)
+    retries = client.max_retries  # validating is part of starting: a blip is retried like connecting
+    client.max_retries = max(retries, VALIDATE_RETRIES)
+    try:
+        plan, infos, listed = await validate(client, plan)
+    finally:
+        client.max_retries = retries
     started = time.monotonic()
     requests0, retries0 = client.requests_sent, client.retries
     tasks = plan_tasks(plan)
