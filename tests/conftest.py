@@ -66,6 +66,22 @@ class PgServer:
         self._pg_ctl("-m", "fast", "stop")
 
 
+@pytest.fixture(autouse=True)
+def no_collector_left_running() -> Iterator[None]:
+    """A test that fails while a `python -m collector run|backfill` child works must not leave it
+    running (it would poll and write for the rest of the session): kill any such child at teardown.
+    (A simulator child, which wider-scoped fixtures keep across tests, is left alone.)"""
+    yield
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmd = child.cmdline()
+            if cmd[1:3] == ["-m", "collector"] and {"run", "backfill"} & set(cmd[3:]):
+                child.kill()
+                child.wait(10)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A server we may create and drop databases on (URL of its maintenance database)."""
