@@ -182,6 +182,9 @@ def main() -> None:
 A trades backfill of one {args.minutes}-minute window (6 symbols, {args.trades_per_minute:g} trades/min each,
 limits lifted) in a fresh child process per run; CPU time of that process only (simulator and
 PostgreSQL excluded), medians of {args.repeat} rounds, trees run alternately in the same session.
+Trees are snapshots (`git archive REV | tar -x -C /tmp/NAME`); a tree older than this script needs
+`bench/profile_ingest.py` copied in. CPU time per trade is what is compared: wall time also moves
+with the simulator and PostgreSQL sharing the two cores.
 
 | source tree | trades per CPU-second of ours | vs first | wall trades/s |
 |---|---|---|---|
