@@ -3,10 +3,11 @@ subprocesses against an in-test simulator and the test database) at seeded rando
 of them right after a checkpoint row changed (i.e. while the next commit is being prepared or is
 in flight), restart them, and check the database against the simulator's truth.
 
-Kill delays come from a seeded RNG: chaos, not synchronisation. They count from the moment the
-process has begun its run (its ``collector_runs`` row exists), not from its start: on a loaded
-machine starting Python and connecting can take longer than the whole delay, and every kill would
-then land before any work. Together the two tests kill at least 20 times.
+Kill points come from a seeded RNG: chaos, not synchronisation. The daemon's are delays counted
+from the moment the process has begun its run (its ``collector_runs`` row exists), not from its
+start: on a loaded machine starting Python and connecting can take longer than the whole delay.
+The backfill's are drawn in progress (trades stored), so that however fast the machine, every kill
+lands inside the run. Together the two tests kill at least 20 times.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collector.store.db import make_engine
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import SIM as DAEMON_SIM
-from tests.integration.test_daemon import caught_up, check_up_to
+from tests.integration.test_daemon import caught_up, check_up_to, ms
 
 BACKFILL_KILLS = 10
 DAEMON_KILLS = 10
@@ -54,10 +55,10 @@ def runs_begun(engine) -> int:
         return conn.execute(text("SELECT count(*) FROM collector_runs")).scalar_one()
 
 
-async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, float], on_commit: bool,
-                         runs_before: int) -> str:
-    """SIGKILL a random delay after the process began its run, or (on_commit) the moment a
-    checkpoint row changes after that."""
+async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, float] | None, on_commit: bool,
+                         runs_before: int, at_trades: int | None = None) -> str:
+    """SIGKILL a random delay after the process began its run (or once ``at_trades`` trades are
+    stored), or (on_commit) the moment a checkpoint row changes after that."""
     deadline = time.monotonic() + 120
     while await asyncio.to_thread(runs_begun, engine) <= runs_before:
         if proc.returncode is not None:
@@ -65,11 +66,18 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
         assert time.monotonic() < deadline, "the process did not begin its run in 120 s"
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 0.05)
-    try:
-        await asyncio.wait_for(proc.wait(), timeout=rng.uniform(*delay))
-        return "finished"
-    except TimeoutError:
-        pass
+    if at_trades is not None:
+        while await asyncio.to_thread(trade_count, engine) < at_trades:
+            if proc.returncode is not None:
+                return "finished"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.05)
+    else:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=rng.uniform(*delay))
+            return "finished"
+        except TimeoutError:
+            pass
     if on_commit:
         before = await asyncio.to_thread(checkpoint_state, engine)
         deadline = time.monotonic() + 10
@@ -83,13 +91,13 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
     return "after-commit" if on_commit else "random"
 
 
-async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random, delay: tuple[float, float],
-                       on_commit: bool):
+async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random,
+                       delay: tuple[float, float] | None, on_commit: bool, at_trades: int | None = None):
     """One run of ``cmd`` logging to ``log_path``, killed as ``kill_at_random`` says: (process, how it ended)."""
     runs_before = await asyncio.to_thread(runs_begun, engine)
     with open(log_path, "wb") as log:
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-        return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before)
+        return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before, at_trades)
 
 
 @pytest.mark.slow
@@ -105,11 +113,16 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
         cmd = backfill_cmd(start, end, symbols)
         env = cli_env(db_url, sim, COLLECTOR_BACKFILL_BATCH_ROWS="500")
         rng = random.Random(9001)
+        # Kill points are drawn in progress, not time (a quiet machine finishes the window in fewer
+        # seconds than a loaded one): 3-8% of the window's trades after the last kill, so all kills
+        # land inside the run.
+        expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
         kills: list[tuple[str, int]] = []
         run = 0
         while len(kills) < BACKFILL_KILLS:
-            proc, how = await run_and_kill(cmd, env, tmp_path / f"bf{run}.log", engine, rng, (0.2, 2.0),
-                                           on_commit=run % 3 == 1)
+            target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(0.03, 0.08) * expected)
+            proc, how = await run_and_kill(cmd, env, tmp_path / f"bf{run}.log", engine, rng, None,
+                                           on_commit=run % 3 == 1, at_trades=target)
             run += 1
             if how == "finished":
                 assert proc.returncode == 0, tail(tmp_path / f"bf{run - 1}.log")
