@@ -1,10 +1,12 @@
-"""`kill -9` the real `collector backfill` at random moments, then run it to the end: the database
-must equal the exchange's data row for row, with nothing stored twice.
+"""`kill -9` the real `collector backfill` at random points of its progress, then run it to the end:
+the database must equal the exchange's data row for row, with nothing stored twice.
 
 The simulator runs in this process (frozen clock, so its truth is static; limits lifted, so the
-backfill is busy fetching and committing most of the time and random kills land mid-batch, not in
-a wait for the next weight window). The CLI is a subprocess talking to it over loopback. Kill
-delays come from a seeded RNG: chaos, not synchronisation.
+backfill is busy fetching and committing most of the time and kills land mid-batch, not in a wait
+for the next weight window). The CLI is a subprocess talking to it over loopback. Kill points come
+from a seeded RNG and are drawn in progress (trades stored), not time: a quiet machine finishes
+the window in fewer seconds than a loaded one, and time-drawn kills either bunch before the first
+commit or run out before the window does.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import pytest
 from sqlalchemy import text
 
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
+from tests.integration.kills import run_and_kill, trade_count
 from collector.simulator import SimConfig, Simulator
 from tests.integration.test_backfill import window
+from tests.integration.test_daemon import ms
 
 # ~390k trades over the window on 18 listed symbols (some expired inside it, a quarter silent).
 SIM = dict(seed=23, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=500,
            listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
-MIN_KILLS = 8
-MAX_KILLS = 20
-DELAY = (0.8, 7.0)  # seconds from spawn to SIGKILL; startup alone takes ~2-4 s
+KILLS = 8
+STEP = (0.03, 0.09)  # share of the window's trades stored between two kills
 
 
 @pytest.fixture
@@ -33,11 +36,6 @@ async def frozen_sim():
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         sim.clock.freeze()
         yield sim
-
-
-def trade_count(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM trades")).scalar_one()
 
 
 @pytest.mark.slow
@@ -50,49 +48,29 @@ async def test_kill_9_at_random_moments_then_resume_is_exact(frozen_sim, db_url,
     cmd = backfill_cmd(start, end, symbols)
     env = cli_env(db_url, sim, COLLECTOR_BACKFILL_BATCH_ROWS="1000")
     rng = random.Random(5_0_9)
-
-    async def spawn(n: int):
-        log = open(tmp_path / f"run{n}.log", "wb")  # noqa: SIM115 - closed below
-        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-        return proc, log
+    expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
 
     progress: list[int] = []  # trades stored when each kill struck
     run = 0
-    finished_early = False
-    while len(progress) < MAX_KILLS:
-        proc, log = await spawn(run)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=rng.uniform(*DELAY))
-            finished_early = True  # it outran the kill: the resumes are done
-        except TimeoutError:
-            proc.kill()  # SIGKILL: no handler, no cleanup, no final commit
-            await proc.wait()
-            progress.append(trade_count(engine))
-        finally:
-            log.close()
+    while len(progress) < KILLS:
+        target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(*STEP) * expected)
+        proc, how = await run_and_kill(cmd, env, tmp_path / f"run{run}.log", engine, rng, None, at_trades=target)
         run += 1
-        if finished_early:
+        if how == "finished":  # it outran the kill: the resumes are done
             assert proc.returncode == 0, tail(tmp_path / f"run{run - 1}.log")
             break
-        if len(progress) >= MIN_KILLS and sum(0 < p for p in progress) >= MIN_KILLS // 2:
-            break
-
-    if not finished_early:
-        proc, log = await spawn(run)
-        try:
-            rc = await asyncio.wait_for(proc.wait(), timeout=150)
-        finally:
-            log.close()
-        assert rc == 0, tail(tmp_path / f"run{run}.log")
+        progress.append(await asyncio.to_thread(trade_count, engine))
+    else:
+        with open(tmp_path / f"run{run}.log", "wb") as log:
+            proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+            assert await asyncio.wait_for(proc.wait(), timeout=150) == 0, tail(tmp_path / f"run{run}.log")
 
     trades, klines = assert_equals_truth(engine, sim, symbols, start, end, now)
     assert trades > 200_000 and klines > 500
     # The kills must have struck across the run, not all before the first row or after the last.
     print(f"kills at {progress} of {trades} trades")
-    assert len(progress) >= MIN_KILLS, progress
-    inside = [p for p in progress if 0 < p < trades]
-    assert len(inside) >= MIN_KILLS // 2, progress
-    assert len(set(inside)) >= 3, progress  # at several different points of progress
+    assert len(progress) >= KILLS, progress
+    assert all(0 < p < trades for p in progress), progress  # every kill struck inside the run
     assert progress == sorted(progress), "a resumed run lost committed rows"
 
     # Once complete, the same command again costs no trade or kline request and changes nothing.

@@ -13,91 +13,24 @@ lands inside the run. Together the two tests kill at least 20 times.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
 import sys
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
+from tests.integration.kills import checkpoints_never_ahead, run_and_kill, trade_count
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import SIM as DAEMON_SIM
 from tests.integration.test_daemon import caught_up, check_up_to, ms
 
 BACKFILL_KILLS = 10
 DAEMON_KILLS = 10
-
-
-def checkpoint_state(engine) -> tuple:
-    with engine.connect() as conn:
-        return tuple(conn.execute(text("SELECT coalesce(sum(rows), 0), max(updated_at) FROM checkpoints")).one())
-
-
-def checkpoints_never_ahead(engine) -> None:
-    """Every trades checkpoint's last_trade_id is a stored row: never ahead of committed data."""
-    with engine.connect() as conn:
-        ahead = conn.execute(text(
-            "SELECT c.scope, c.symbol, c.last_trade_id FROM checkpoints c WHERE c.stream = 'trades' "
-            "AND c.last_trade_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.symbol = c.symbol "
-            "AND t.trade_id = c.last_trade_id)")).all()
-    assert not ahead, ahead
-
-
-def runs_begun(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM collector_runs")).scalar_one()
-
-
-async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, float] | None, on_commit: bool,
-                         runs_before: int, at_trades: int | None = None) -> str:
-    """SIGKILL a random delay after the process began its run (or once ``at_trades`` trades are
-    stored), or (on_commit) the moment a checkpoint row changes after that."""
-    deadline = time.monotonic() + 120
-    while await asyncio.to_thread(runs_begun, engine) <= runs_before:
-        if proc.returncode is not None:
-            return "finished"
-        assert time.monotonic() < deadline, "the process did not begin its run in 120 s"
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 0.05)
-    if at_trades is not None:
-        while await asyncio.to_thread(trade_count, engine) < at_trades:
-            if proc.returncode is not None:
-                return "finished"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.05)
-    else:
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=rng.uniform(*delay))
-            return "finished"
-        except TimeoutError:
-            pass
-    if on_commit:
-        before = await asyncio.to_thread(checkpoint_state, engine)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.returncode is None:
-            if await asyncio.to_thread(checkpoint_state, engine) != before:
-                break
-    if proc.returncode is not None:
-        return "finished"
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
-    return "after-commit" if on_commit else "random"
-
-
-async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random,
-                       delay: tuple[float, float] | None, on_commit: bool, at_trades: int | None = None):
-    """One run of ``cmd`` logging to ``log_path``, killed as ``kill_at_random`` says: (process, how it ended)."""
-    runs_before = await asyncio.to_thread(runs_begun, engine)
-    with open(log_path, "wb") as log:
-        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-        return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before, at_trades)
 
 
 @pytest.mark.slow
@@ -138,11 +71,6 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
         assert sum(how == "after-commit" for how, _ in kills) >= 2, kills
         assert len({n for _, n in kills if 0 < n < trades}) >= 3, kills  # struck across the run
         assert [n for _, n in kills] == sorted(n for _, n in kills), "a resumed run lost committed rows"
-
-
-def trade_count(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM trades")).scalar_one()
 
 
 @pytest.mark.slow

@@ -1,0 +1,87 @@
+"""Killing a real `collector` subprocess at seeded random points: the helpers the crash tests share.
+
+A kill point is either a delay counted from the moment the process has begun its run (its
+``collector_runs`` row exists, so a slow interpreter start does not eat the delay) or a number of
+trades stored (so that however fast the machine, the kill lands inside the run). ``on_commit``
+moves the kill to the moment a checkpoint row next changes, i.e. while the following commit is
+being prepared or is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+
+from sqlalchemy import text
+
+
+def trade_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM trades")).scalar_one()
+
+
+def runs_begun(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM collector_runs")).scalar_one()
+
+
+def checkpoint_state(engine) -> tuple:
+    with engine.connect() as conn:
+        return tuple(conn.execute(text("SELECT coalesce(sum(rows), 0), max(updated_at) FROM checkpoints")).one())
+
+
+def checkpoints_never_ahead(engine) -> None:
+    """Every trades checkpoint's last_trade_id is a stored row: never ahead of committed data."""
+    with engine.connect() as conn:
+        ahead = conn.execute(text(
+            "SELECT c.scope, c.symbol, c.last_trade_id FROM checkpoints c WHERE c.stream = 'trades' "
+            "AND c.last_trade_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.symbol = c.symbol "
+            "AND t.trade_id = c.last_trade_id)")).all()
+    assert not ahead, ahead
+
+
+async def _ended(proc, within: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), within)
+    return proc.returncode is not None
+
+
+async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, float] | None, on_commit: bool,
+                         runs_before: int, at_trades: int | None = None) -> str:
+    """SIGKILL a random delay after the process began its run (or once ``at_trades`` trades are
+    stored), or (on_commit) the moment a checkpoint row changes after that. Returns how it ended:
+    "finished" (it exited first), "random" or "after-commit"."""
+    deadline = time.monotonic() + 120
+    while await asyncio.to_thread(runs_begun, engine) <= runs_before:
+        if await _ended(proc, 0.05):
+            return "finished"
+        assert time.monotonic() < deadline, "the process did not begin its run in 120 s"
+    if at_trades is not None:
+        while await asyncio.to_thread(trade_count, engine) < at_trades:
+            if await _ended(proc, 0.05):
+                return "finished"
+    elif await _ended(proc, rng.uniform(*delay)):
+        return "finished"
+    if on_commit:
+        before = await asyncio.to_thread(checkpoint_state, engine)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.returncode is None:
+            if await asyncio.to_thread(checkpoint_state, engine) != before:
+                break
+    if proc.returncode is not None:
+        return "finished"
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    return "after-commit" if on_commit else "random"
+
+
+async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random,
+                       delay: tuple[float, float] | None, on_commit: bool = False, at_trades: int | None = None):
+    """One run of ``cmd`` logging to ``log_path``, killed as ``kill_at_random`` says: (process, how it ended)."""
+    runs_before = await asyncio.to_thread(runs_begun, engine)
+    with open(log_path, "wb") as log:
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+        return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before, at_trades)
