@@ -138,12 +138,9 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                        reporter: Reporter | None = None, concurrency: int = 64) -> BackfillSummary:
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
-    retries = client.max_retries  # validating is part of starting: a blip is retried like connecting
-    client.max_retries = max(retries, VALIDATE_RETRIES)
-    try:
+    # Validating is part of starting: a blip is retried like connecting.
+    with client.retrying(max(client.max_retries, VALIDATE_RETRIES)):
         plan, infos, listed = await validate(client, plan)
-    finally:
-        client.max_retries = retries
     started = time.monotonic()
     requests0, retries0 = client.requests_sent, client.retries
     tasks = plan_tasks(plan)

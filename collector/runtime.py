@@ -43,12 +43,10 @@ async def connect_exchange(settings: Settings, *, startup_retries: int | None = 
     connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         client = make_client(session, settings, governor)
-        if startup_retries is not None:
-            client.max_retries = startup_retries
         try:
-            await client.configure_limits()
-            await client.sync_time()
+            with client.retrying(settings.max_retries if startup_retries is None else startup_retries):
+                await client.configure_limits()
+                await client.sync_time()
         except (TransientError, ExchangeRejected) as exc:
             raise ConfigError(f"exchange {settings.exchange_url} is not usable: {exc}") from exc
-        client.max_retries = settings.max_retries
         yield client

@@ -10,13 +10,14 @@ other 4xx are ``ExchangeRejected`` and never retried. See ``collector.errors`` f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -158,6 +159,17 @@ class JexClient:
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)
 
     # --- plumbing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def retrying(self, times: int) -> Iterator[None]:
+        """Within the block, retry transient failures ``times`` times, then restore ``max_retries``
+        (starting up: a blip is retried, whatever the configured retries say)."""
+        saved = self.max_retries
+        self.max_retries = times
+        try:
+            yield
+        finally:
+            self.max_retries = saved
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry ``attempt`` (1-based): exponential, capped, with jitter in [d/2, d]."""

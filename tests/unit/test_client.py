@@ -250,6 +250,17 @@ async def test_retries_stop_at_max_retries(session):
         assert info.value.status == 502 and srv.count() == 4 and client.retries == 3
 
 
+async def test_retrying_block_sets_retries_then_restores_them(session):
+    async with serve(lambda r: web.Response(status=502)) as (srv, url):
+        client = make(session, url, max_retries=0)
+        with pytest.raises(ExchangeUnavailable), client.retrying(2):
+            await client.ping()
+        assert srv.count() == 3 and client.max_retries == 0
+        with pytest.raises(ExchangeUnavailable):
+            await client.ping()
+        assert srv.count() == 4
+
+
 @pytest.mark.parametrize("status, code", [(400, -1121), (400, -1100), (401, -2015), (404, None), (403, -5)])
 async def test_rejections_are_never_retried(session, status, code):
     body = {"code": code, "msg": "Invalid symbol."} if code else None
