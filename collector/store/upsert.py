@@ -34,8 +34,9 @@ def _getter(positions: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
     return itemgetter(*positions)
 
 
-def dedupe(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
-    """Keep the last row for each key, in first-seen key order."""
+def dedupe(rows: Iterable[Any], key: Sequence[Any]) -> list[Any]:
+    """Keep the last row for each key, in first-seen key order. ``key`` holds the key's column
+    names for mapping rows, or its positions for tuple rows."""
     get_key = _getter(key)
     return list({get_key(row): row for row in rows}.values())
 
@@ -78,8 +79,7 @@ def upsert_tuples(
     """``upsert`` for rows given as sequences of values in ``columns`` order (no dict per row)."""
     columns = list(columns)
     key = list(key or (c.name for c in table.primary_key.columns))
-    get_key = _getter([columns.index(k) for k in key])
-    batch = list({get_key(row): row for row in rows}.values())  # dedupe: the last row wins
+    batch = dedupe(rows, [columns.index(k) for k in key])
     if not batch:
         return 0
     return _upsert(conn, table, columns, batch, key, update, touch, method)
