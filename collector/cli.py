@@ -194,6 +194,7 @@ def backfill_command(
 
 
 async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
+    import asyncio
     import sys as _sys
 
     from collector.backfill import BackfillPlan, run_backfill
@@ -215,7 +216,7 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
             reporter = RichReporter(console) if _sys.stderr.isatty() else LogReporter()
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)
         finally:
-            db.close()
+            await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop
     console.print(summary_table(summary))
     if summary.failed:
         raise typer.Exit(1)

@@ -117,8 +117,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
             started.cancel()
         raise
     finally:
-        if db is not None:
-            db.close()
+        if db is not None:  # waits for worker threads' connections: off the event loop
+            await asyncio.to_thread(db.close)
     log.info("stopped")
     return 0
 
