@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,24 @@ from collector.simulator import SimConfig, Simulator
 from collector.store import checkpoints
 
 
+@asynccontextmanager
+async def live_on_busiest_symbol(engine, *, seed: int, history_days: float, lookback_hours: float,
+                                 busiest_over_ms: int):
+    """A frozen simulator and a LiveContext connected to it, clocked at the simulator's now, and the
+    symbol with the most trades over the last ``busiest_over_ms``: (sim, now_ms, symbol, ctx)."""
+    sim_cfg = SimConfig(seed=seed, history_days=history_days, symbols=3, trades_per_minute=60, silent_share=0.0,
+                        weight_limit=0, raw_limit=0)
+    async with Simulator(sim_cfg, port=0) as sim:
+        sim.clock.freeze()
+        now = sim.clock.now_ms()
+        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "jobtest1",
+                                        "lookback_hours": lookback_hours}, defaults_file=None)
+        symbol = max(sim.market.listed_symbols(now),
+                     key=lambda s: len(sim.market.trades(s, now - busiest_over_ms, now)))
+        async with connect_exchange(settings) as client:
+            yield sim, now, symbol, LiveContext(client, engine, settings, clock=lambda: now / 1000)
+
+
 async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engine, monkeypatch):
     from collector.jobs import trades as trades_job
 
@@ -29,36 +48,28 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
         return store(*args)
     monkeypatch.setattr(trades_job, "_store", counting_store)
 
-    sim_cfg = SimConfig(seed=2, history_days=0.2, symbols=3, trades_per_minute=60, silent_share=0.0,
-                        weight_limit=0, raw_limit=0)
-    async with Simulator(sim_cfg, port=0) as sim:
-        sim.clock.freeze()
-        now = sim.clock.now_ms()
-        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "jobtest1", "lookback_hours": 2.0},
-                                 defaults_file=None)
-        two_hours_ago = now - 2 * 3_600_000
-        symbol = max(sim.market.listed_symbols(now), key=lambda s: len(sim.market.trades(s, two_hours_ago, now)))
-        async with connect_exchange(settings) as client:
-            ctx = LiveContext(client, engine, settings, clock=lambda: now / 1000)
-            ctx.symbols = {symbol: Symbol(symbol, None)}
-            fetch = client.historical_trades
+    async with live_on_busiest_symbol(engine, seed=2, history_days=0.2, lookback_hours=2.0,
+                                      busiest_over_ms=2 * 3_600_000) as (sim, now, symbol, ctx):
+        client = ctx.client
+        ctx.symbols = {symbol: Symbol(symbol, None)}
+        fetch = client.historical_trades
 
-            async def cut_short(*args, **kwargs):
-                if commits >= 2:  # two pages committed: the job is cut short here (timeout, SIGTERM)
-                    raise asyncio.CancelledError
-                return await fetch(*args, **kwargs)
+        async def cut_short(*args, **kwargs):
+            if commits >= 2:  # two pages committed: the job is cut short here (timeout, SIGTERM)
+                raise asyncio.CancelledError
+            return await fetch(*args, **kwargs)
 
-            client.historical_trades = cut_short
-            with pytest.raises(asyncio.CancelledError):
-                await poll_symbol_trades(ctx, symbol)
-            with engine.connect() as conn:
-                cp = checkpoints.load(conn, checkpoints.LIVE, symbol, "trades")
-                stored = conn.execute(text("SELECT count(*), max(trade_id) FROM trades")).one()
-            assert cp is not None and cp.rows >= 2 * 500 - 499  # the pages fetched before the cut are kept
-            assert stored == (cp.rows, cp.last_trade_id)
+        client.historical_trades = cut_short
+        with pytest.raises(asyncio.CancelledError):
+            await poll_symbol_trades(ctx, symbol)
+        with engine.connect() as conn:
+            cp = checkpoints.load(conn, checkpoints.LIVE, symbol, "trades")
+            stored = conn.execute(text("SELECT count(*), max(trade_id) FROM trades")).one()
+        assert cp is not None and cp.rows >= 2 * 500 - 499  # the pages fetched before the cut are kept
+        assert stored == (cp.rows, cp.last_trade_id)
 
-            client.historical_trades = fetch
-            await poll_symbol_trades(ctx, symbol)  # continues from the checkpoint
+        client.historical_trades = fetch
+        await poll_symbol_trades(ctx, symbol)  # continues from the checkpoint
 
     since = datetime.fromtimestamp(now / 1000, UTC) - timedelta(hours=2)
     truth = {(t["id"], Decimal(t["price"]), Decimal(t["qty"])) for t in
@@ -71,23 +82,15 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
 async def test_a_late_first_poll_starts_lookback_before_the_symbol_was_first_seen(engine):
     """The first poll of a new symbol may fail or come late (database down, polls stretched): its
     history still starts ``lookback_hours`` before the refresh first saw it, not before the poll."""
-    sim_cfg = SimConfig(seed=4, history_days=0.1, symbols=3, trades_per_minute=60, silent_share=0.0,
-                        weight_limit=0, raw_limit=0)
-    async with Simulator(sim_cfg, port=0) as sim:
-        sim.clock.freeze()
-        now = sim.clock.now_ms()
-        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "jobtest1", "lookback_hours": 0.25},
-                                 defaults_file=None)
-        symbol = max(sim.market.listed_symbols(now), key=lambda s: len(sim.market.trades(s, now - 3_600_000, now)))
+    async with live_on_busiest_symbol(engine, seed=4, history_days=0.1, lookback_hours=0.25,
+                                      busiest_over_ms=3_600_000) as (sim, now, symbol, ctx):
         first_seen = datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=10)  # seen, then no poll for 10 min
-        async with connect_exchange(settings) as client:
-            ctx = LiveContext(client, engine, settings, clock=lambda: now / 1000)
-            ctx.symbols = {symbol: Symbol(symbol, None, first_seen=first_seen)}
-            assert ctx.history_start(symbol) == first_seen - timedelta(minutes=15)
-            await poll_symbol_trades(ctx, symbol)
-            # Seen longer ago than the lookback and never polled: only the last lookback_hours.
-            ctx.symbols[symbol].first_seen = first_seen - timedelta(hours=1)
-            assert ctx.history_start(symbol) == datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=15)
+        ctx.symbols = {symbol: Symbol(symbol, None, first_seen=first_seen)}
+        assert ctx.history_start(symbol) == first_seen - timedelta(minutes=15)
+        await poll_symbol_trades(ctx, symbol)
+        # Seen longer ago than the lookback and never polled: only the last lookback_hours.
+        ctx.symbols[symbol].first_seen = first_seen - timedelta(hours=1)
+        assert ctx.history_start(symbol) == datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=15)
 
     start = first_seen - timedelta(minutes=15)
     truth = {t["id"] for t in sim.market.trades(symbol, int(start.timestamp() * 1000), now + 1)}
