@@ -50,23 +50,26 @@ def url_with_password(db_url: str):
     assert dbname
 
 
-async def until_rows(url: str, sql: str, timeout: float = 60) -> None:
-    """Until the query counts more rows than at the first look."""
+DEPTH_ROWS = "SELECT count(*) FROM depth_snapshots"
+
+
+async def until_rows(url: str, sql: str, above: int, timeout: float = 60) -> None:
+    """Until the query counts more than ``above`` rows (counted before the daemon started: its
+    first poll may commit before any look taken after it has said it is collecting)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await asyncio.to_thread(count_rows, url, sql) <= above:
+        assert loop.time() < deadline, f"nothing new from {sql!r} in {timeout}s"
+        await asyncio.sleep(0.2)
+
+
+def count_rows(url: str, sql: str) -> int:
     engine = make_engine(url)
     try:
-        loop = asyncio.get_running_loop()
-        first = await asyncio.to_thread(_scalar, engine, sql)
-        deadline = loop.time() + timeout
-        while await asyncio.to_thread(_scalar, engine, sql) <= first:
-            assert loop.time() < deadline, f"nothing new from {sql!r} in {timeout}s"
-            await asyncio.sleep(0.2)
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
     finally:
         engine.dispose()
-
-
-def _scalar(engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar()
 
 
 def assert_clean(where: str, blob: str) -> None:
@@ -87,6 +90,7 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
         for fmt in ("text", "json"):
             # Port 0: the daemon binds a free port and names it in its "collecting" line.
             env = {**base, "COLLECTOR_LOG_FORMAT": fmt, "COLLECTOR_METRICS_PORT": "0"}
+            depth_before = await asyncio.to_thread(count_rows, db_url, DEPTH_ROWS)
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "collector", "run", env=env,
                                                         stdout=asyncio.subprocess.PIPE,
                                                         stderr=asyncio.subprocess.PIPE)
@@ -115,7 +119,7 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
             assert listening == {"127.0.0.1"}, listening
             # Let it work: new rows stored through the password-bearing URL, so secrets had every chance
             # to leak (the key's format is refused by the exchange, so trades fail: that error path too).
-            await until_rows(url_with_password, "SELECT count(*) FROM depth_snapshots")
+            await until_rows(url_with_password, DEPTH_ROWS, above=depth_before)
             outputs[f"/metrics ({fmt})"] = await asyncio.to_thread(
                 lambda p=port: urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode())
             outputs[f"/healthz ({fmt})"] = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/healthz")
