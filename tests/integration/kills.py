@@ -53,7 +53,8 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
                          runs_before: int, at_trades: int | None = None) -> str:
     """SIGKILL a random delay after the process began its run (or once ``at_trades`` trades are
     stored), or (on_commit) the moment a checkpoint row changes after that. Returns how it ended:
-    "finished" (it exited first), "random" or "after-commit"."""
+    "finished" (it exited first), "after-commit" (a checkpoint change was seen just before) or
+    "random"."""
     deadline = time.monotonic() + 120
     while await asyncio.to_thread(runs_begun, engine) <= runs_before:
         if await _ended(proc, 0.05):
@@ -65,17 +66,19 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
                 return "finished"
     elif await _ended(proc, rng.uniform(*delay)):
         return "finished"
+    committed = False
     if on_commit:
         before = await asyncio.to_thread(checkpoint_state, engine)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.returncode is None:
             if await asyncio.to_thread(checkpoint_state, engine) != before:
+                committed = True
                 break
     if proc.returncode is not None:
         return "finished"
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
-    return "after-commit" if on_commit else "random"
+    return "after-commit" if committed else "random"  # no commit seen in 30 s: it was a random kill
 
 
 async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random,
