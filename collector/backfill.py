@@ -25,6 +25,7 @@ from collector.domain import INTERVALS
 from collector.errors import ConfigError, ExchangeRejected
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
+from collector.runtime import STARTUP_RETRIES
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.models import RunRow
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 BACKFILL_STREAMS = ("klines", "trades")
 # Rejections that no task can get past (the key is bad for all of them): stop the whole run.
 FATAL_CODES = frozenset({-1002, -1022, -2014, -2015})
-VALIDATE_RETRIES = 2  # at least, whatever max_retries says (as connect_exchange's startup_retries)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
     # Validating is part of starting: a blip is retried like connecting.
-    with client.retrying(max(client.max_retries, VALIDATE_RETRIES)):
+    with client.retrying(max(client.max_retries, STARTUP_RETRIES)):
         plan, infos, listed = await validate(client, plan)
     started = time.monotonic()
     requests0, retries0 = client.requests_sent, client.retries

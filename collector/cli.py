@@ -147,9 +147,9 @@ def symbols_command(
 
 
 async def _symbols(cfg) -> list[dict]:
-    from collector.runtime import connect_exchange
+    from collector.runtime import STARTUP_RETRIES, connect_exchange
 
-    async with connect_exchange(cfg, startup_retries=2) as client:
+    async with connect_exchange(cfg, startup_retries=STARTUP_RETRIES) as client:
         infos = {o.symbol: o for o in await client.option_info()}
         listed = {s.symbol: s for s in (await client.exchange_info()).option_symbols}
         strikes = {t.symbol: t.strike_price for t in await client.ticker_24hr()}
@@ -200,10 +200,10 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
     from collector.backfill import BackfillPlan, run_backfill
     from collector.cliutil import console
     from collector.progress import LogReporter, RichReporter, summary_table
-    from collector.runtime import connect_exchange
+    from collector.runtime import STARTUP_RETRIES, connect_exchange
     from collector.store.migrate import upgrade
 
-    async with connect_exchange(cfg, startup_retries=2) as client:
+    async with connect_exchange(cfg, startup_retries=STARTUP_RETRIES) as client:
         db = open_db(ctx, pool_size=8)
         try:
             upgrade(db.engine)

@@ -36,6 +36,9 @@ def make_client(session: aiohttp.ClientSession, settings: Settings,
     )
 
 
+STARTUP_RETRIES = 2  # retries while connecting and validating: a blip at start is not fatal
+
+
 @asynccontextmanager
 async def connect_exchange(settings: Settings, *, startup_retries: int | None = None,
                            governor: WeightGovernor | None = None) -> AsyncIterator[JexClient]:
