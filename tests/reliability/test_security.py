@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.test_daemon import SIM as DAEMON_SIM
+from tests.integration.test_daemon import count, until
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "KEYk3yK3Y-0123456789abcdef"
@@ -56,18 +57,17 @@ DEPTH_ROWS = "SELECT count(*) FROM depth_snapshots"
 async def until_rows(url: str, sql: str, above: int, timeout: float = 60) -> None:
     """Until the query counts more than ``above`` rows (counted before the daemon started: its
     first poll may commit before any look taken after it has said it is collecting)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while await asyncio.to_thread(count_rows, url, sql) <= above:
-        assert loop.time() < deadline, f"nothing new from {sql!r} in {timeout}s"
-        await asyncio.sleep(0.2)
+    engine = make_engine(url)
+    try:
+        await until(lambda: count(engine, sql) > above, timeout, f"new rows from {sql!r}")
+    finally:
+        engine.dispose()
 
 
 def count_rows(url: str, sql: str) -> int:
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
+        return count(engine, sql)
     finally:
         engine.dispose()
 
