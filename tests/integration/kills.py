@@ -17,6 +17,8 @@ import time
 
 from sqlalchemy import text
 
+from tests.integration.backfill_truth import tail
+
 
 def trade_count(engine) -> int:
     with engine.connect() as conn:
@@ -88,3 +90,28 @@ async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.
     with open(log_path, "wb") as log:
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
         return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before, at_trades)
+
+
+async def kill_backfill_in_progress(cmd: list[str], env: dict, log_dir, engine, rng: random.Random, kills: int,
+                                    expected: int, step: tuple[float, float], *, on_commit=lambda run: False,
+                                    after_kill=lambda engine: None) -> list[tuple[str, int]]:
+    """Run the backfill ``cmd`` again and again, killing each run once another ``step`` share of the
+    ``expected`` trades is stored (in progress, not time: a quiet machine finishes the window in
+    fewer seconds than a loaded one), until ``kills`` kills or a run finishes; then run it to the
+    end. Returns (how, trades stored) for each kill; ``after_kill(engine)`` checks after each."""
+    done: list[tuple[str, int]] = []
+    run = 0
+    while len(done) < kills:
+        target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(*step) * expected)
+        proc, how = await run_and_kill(cmd, env, log_dir / f"bf{run}.log", engine, rng, None,
+                                       on_commit=on_commit(run), at_trades=target)
+        if how == "finished":  # it outran the kill: the resumes are done
+            assert proc.returncode == 0, tail(log_dir / f"bf{run}.log")
+            break
+        run += 1
+        done.append((how, await asyncio.to_thread(trade_count, engine)))
+        await asyncio.to_thread(after_kill, engine)
+    with open(log_dir / "final.log", "wb") as log:
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+        assert await asyncio.wait_for(proc.wait(), 150) == 0, tail(log_dir / "final.log")
+    return done

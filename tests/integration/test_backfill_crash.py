@@ -18,8 +18,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
-from tests.integration.kills import run_and_kill, trade_count
+from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env
+from tests.integration.kills import kill_backfill_in_progress
 from collector.simulator import SimConfig, Simulator
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import ms
@@ -50,20 +50,8 @@ async def test_kill_9_at_random_moments_then_resume_is_exact(frozen_sim, db_url,
     rng = random.Random(5_0_9)
     expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
 
-    progress: list[int] = []  # trades stored when each kill struck
-    run = 0
-    while len(progress) < KILLS:
-        target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(*STEP) * expected)
-        proc, how = await run_and_kill(cmd, env, tmp_path / f"run{run}.log", engine, rng, None, at_trades=target)
-        run += 1
-        if how == "finished":  # it outran the kill: the resumes are done
-            assert proc.returncode == 0, tail(tmp_path / f"run{run - 1}.log")
-            break
-        progress.append(await asyncio.to_thread(trade_count, engine))
-    else:
-        with open(tmp_path / f"run{run}.log", "wb") as log:
-            proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-            assert await asyncio.wait_for(proc.wait(), timeout=150) == 0, tail(tmp_path / f"run{run}.log")
+    kills = await kill_backfill_in_progress(cmd, env, tmp_path, engine, rng, KILLS, expected, STEP)
+    progress = [n for _, n in kills]  # trades stored when each kill struck
 
     trades, klines = assert_equals_truth(engine, sim, symbols, start, end, now)
     assert trades > 200_000 and klines > 500

@@ -24,7 +24,7 @@ import pytest
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
-from tests.integration.kills import checkpoints_never_ahead, run_and_kill, trade_count
+from tests.integration.kills import checkpoints_never_ahead, kill_backfill_in_progress, run_and_kill, trade_count
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import SIM as DAEMON_SIM
 from tests.integration.test_daemon import caught_up, check_up_to, ms
@@ -46,25 +46,10 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
         cmd = backfill_cmd(start, end, symbols)
         env = cli_env(db_url, sim, COLLECTOR_BACKFILL_BATCH_ROWS="500")
         rng = random.Random(9001)
-        # Kill points are drawn in progress, not time (a quiet machine finishes the window in fewer
-        # seconds than a loaded one): 3-8% of the window's trades after the last kill, so all kills
-        # land inside the run.
+        # 3-8% of the window's trades after the last kill, so all kills land inside the run.
         expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
-        kills: list[tuple[str, int]] = []
-        run = 0
-        while len(kills) < BACKFILL_KILLS:
-            target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(0.03, 0.08) * expected)
-            proc, how = await run_and_kill(cmd, env, tmp_path / f"bf{run}.log", engine, rng, None,
-                                           on_commit=run % 3 == 1, at_trades=target)
-            run += 1
-            if how == "finished":
-                assert proc.returncode == 0, tail(tmp_path / f"bf{run - 1}.log")
-                break
-            kills.append((how, await asyncio.to_thread(trade_count, engine)))
-            await asyncio.to_thread(checkpoints_never_ahead, engine)
-        with open(tmp_path / "final.log", "wb") as log:
-            proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
-            assert await asyncio.wait_for(proc.wait(), 150) == 0, tail(tmp_path / "final.log")
+        kills = await kill_backfill_in_progress(cmd, env, tmp_path, engine, rng, BACKFILL_KILLS, expected, (0.03, 0.08),
+                                                on_commit=lambda run: run % 3 == 1, after_kill=checkpoints_never_ahead)
         trades, _ = assert_equals_truth(engine, sim, symbols, start, end, now)
         print(f"backfill kills (how, trades stored): {kills}; {trades} trades")
         assert len(kills) >= BACKFILL_KILLS, kills
