@@ -62,6 +62,8 @@ class ExchangeInfo:
     timezone: str | None
     rate_limits: tuple[RateLimit, ...]
     option_symbols: tuple[ListedSymbol, ...]
+    rejected: tuple[Exception, ...] = ()  # ParseErrors of the entries left out (malformed)
+    rejected_symbols: frozenset[str] = frozenset()  # names of malformed symbol entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ class OptionSymbol:
     expiry_time: datetime | None  # exertionTime
     description: str | None = None
     can_release: bool | None = None
+    underlying: str | None = None  # releaseOption.assetMarginName, else read off the name
+    underlying_source: str | None = None  # 'optionInfo' or 'name': where ``underlying`` came from
+    weekly: bool | None = None  # the name ends in W (BTC0925CALLW); None: the name does not say
 
 
 @dataclass(frozen=True, slots=True)

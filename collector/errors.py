@@ -77,10 +77,19 @@ class ExchangeRejected(CollectorError):
 
 
 class ParseError(CollectorError):
-    """A response that does not follow the API. Nothing from it is stored."""
+    """A response that does not follow the API. Nothing from it is stored.
 
-    def __init__(self, endpoint: str, field: str, problem: str) -> None:
-        super().__init__(f"{endpoint}: field {field!r}: {problem}")
+    ``entry`` names the list entry at fault (``[3] BTC0925CALL``) when the response is a list.
+    """
+
+    def __init__(self, endpoint: str, field: str, problem: str, *, entry: str | None = None) -> None:
+        where = f"{endpoint} entry {entry}" if entry else endpoint
+        super().__init__(f"{where}: field {field!r}: {problem}")
         self.endpoint = endpoint
         self.field = field
         self.problem = problem
+        self.entry = entry
+
+    def at(self, entry: str) -> ParseError:
+        """The same error, naming the list entry it was found in."""
+        return ParseError(self.endpoint, self.field, self.problem, entry=entry)

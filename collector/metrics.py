@@ -63,6 +63,11 @@ RAW_REQUESTS_USED = Gauge(
     "jex_exchange_raw_requests_used", "Requests counted in the current raw-request window.",
     registry=REGISTRY,
 )
+PARSE_REJECTED_ENTRIES = Counter(
+    "jex_parse_rejected_entries_total",
+    "Malformed entries left out of a listing answer (the rest of it kept), by endpoint.",
+    ["endpoint"], registry=REGISTRY,
+)
 GOVERNOR_WAITS = Counter(
     "jex_governor_waits_total",
     "Requests that had to wait for budget, a pause or a ban, by priority.",

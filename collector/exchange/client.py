@@ -43,6 +43,7 @@ from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnav
 from collector.exchange import endpoints as ep
 from collector.exchange import parsers
 from collector.exchange.endpoints import Endpoint, Security
+from collector.exchange.parsers import Listing
 from collector.exchange.ratelimit import Priority, Reservation, WeightGovernor
 from collector.exchange.signing import query_string, sign
 
@@ -157,6 +158,7 @@ class JexClient:
         self.allowance = allowance
         self.retries = 0  # retries made over the client's life, all endpoints
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)
+        self._rejected_seen: set[str] = set()  # malformed listing entries already logged
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -363,6 +365,16 @@ class JexClient:
     def _now() -> datetime:
         return datetime.now(UTC)
 
+    def _kept(self, name: str, rejected: tuple[Exception, ...]) -> None:
+        """A listing answer left malformed entries out: count each, log each new one once."""
+        for exc in rejected:
+            metrics.PARSE_REJECTED_ENTRIES.labels(name).inc()
+            key = str(exc)
+            if key not in self._rejected_seen:
+                if len(self._rejected_seen) < 10_000:
+                    self._rejected_seen.add(key)
+                log.warning("left out a malformed entry, kept the rest: %s", key)
+
     # --- general endpoints -----------------------------------------------------------------
 
     async def ping(self, *, priority: Priority = Priority.LIVE) -> None:
@@ -393,7 +405,9 @@ class JexClient:
         return best[1]
 
     async def exchange_info(self, *, priority: Priority = Priority.LIVE) -> ExchangeInfo:
-        return parsers.parse_exchange_info(await self.request(ep.EXCHANGE_INFO, priority=priority))
+        info = parsers.parse_exchange_info(await self.request(ep.EXCHANGE_INFO, priority=priority))
+        self._kept(ep.EXCHANGE_INFO.name, info.rejected)
+        return info
 
     async def configure_limits(self) -> ExchangeInfo:
         """Fetch exchangeInfo and give its rateLimits to the governor. Call once at startup."""
@@ -401,8 +415,11 @@ class JexClient:
         self.governor.configure(info.rate_limits)
         return info
 
-    async def option_info(self, *, priority: Priority = Priority.LIVE) -> list[OptionSymbol]:
-        return parsers.parse_option_info(await self.request(ep.OPTION_INFO, priority=priority))
+    async def option_info(self, *, priority: Priority = Priority.LIVE) -> Listing[OptionSymbol]:
+        """Every well-formed entry; ``.rejected_symbols`` names those left out as malformed."""
+        infos = parsers.parse_option_info(await self.request(ep.OPTION_INFO, priority=priority))
+        self._kept(ep.OPTION_INFO.name, infos.rejected)
+        return infos
 
     # --- option market data ----------------------------------------------------------------
 
@@ -454,19 +471,25 @@ class JexClient:
                           priority: Priority = Priority.LIVE) -> list[Ticker24h]:
         payload = await self.request(ep.TICKER_24HR, {"symbol": symbol}, priority=priority,
                                      weight=ep.TICKER_24HR.weight_for(symbol))
-        return parsers.parse_ticker_24hr(payload, self._now())
+        tickers = parsers.parse_ticker_24hr(payload, self._now())
+        self._kept(ep.TICKER_24HR.name, tickers.rejected)
+        return tickers
 
     async def ticker_price(self, symbol: str | None = None, *,
                            priority: Priority = Priority.LIVE) -> list[PriceTicker]:
         payload = await self.request(ep.TICKER_PRICE, {"symbol": symbol}, priority=priority,
                                      weight=ep.TICKER_PRICE.weight_for(symbol))
-        return parsers.parse_price_tickers(payload)
+        prices = parsers.parse_price_tickers(payload)
+        self._kept(ep.TICKER_PRICE.name, prices.rejected)
+        return prices
 
     async def book_ticker(self, symbol: str | None = None, *,
                           priority: Priority = Priority.LIVE) -> list[BookTicker]:
         payload = await self.request(ep.BOOK_TICKER, {"symbol": symbol}, priority=priority,
                                      weight=ep.BOOK_TICKER.weight_for(symbol))
-        return parsers.parse_book_tickers(payload, self._now())
+        books = parsers.parse_book_tickers(payload, self._now())
+        self._kept(ep.BOOK_TICKER.name, books.rejected)
+        return books
 
     # --- signed endpoints (not used by the collector; kept for completeness) ---------------
 

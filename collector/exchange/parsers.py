@@ -2,18 +2,26 @@
 
 Input is what ``json.loads(body, parse_float=Decimal)`` returns, so no float ever exists: numbers
 arrive as ``str``, ``int`` or ``Decimal``. A float is refused rather than silently rounded.
-Everything the seed or the field notes allow is accepted (strings or numbers, ids as strings,
-pages in either order, depth with or without ``lastUpdateId`` and with 2- or 3-element levels,
-missing optional fields); anything else raises ``ParseError(endpoint, field, problem)``.
+Everything the seed or the field notes allow is accepted (every scalar as a string or a number,
+booleans also as ``"true"``/``1``, ids as strings, pages in either order, depth with or without
+``lastUpdateId`` and with 2- or 3-element levels, missing optional fields); anything else raises
+``ParseError(endpoint, field, problem)``, naming the list entry at fault.
+
+Two kinds of list answer are told apart. A *page* of data (trades, klines, the levels of a book) is
+one fact: one bad entry refuses all of it, since storing the rest would leave a hole. A *listing*
+(optionInfo, the all-symbol tickers, exchangeInfo's symbols and limits) is many independent facts:
+it keeps its good entries in a ``Listing`` whose ``rejected`` names each bad one; only a listing
+with no good entry at all is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from collector.domain import (
     AvgPrice,
@@ -38,6 +46,23 @@ BIGINT = 2 ** 63  # every integer column is a BIGINT: [-2**63, 2**63)
 MAX_EXPONENT = 100  # |decimal| within [1e-100, 1e100), or 0: beyond is no price, quantity or volume
 _OPTION_TYPES = {"LONGS": "CALL", "SHORTS": "PUT", "CALL": "CALL", "PUT": "PUT"}
 _RATE_UNITS = {"second", "minute", "hour", "day"}
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+# Option names as the live exchange had them (BTC0925CALL, EOS0923CALLW) and as the seed shows
+# them (BTCCALLM): underlying, optional MMDD of expiry, CALL/PUT, optional W (weekly) or M.
+_OPTION_NAME = re.compile(r"^([A-Z]+?)(\d{4})?(CALL|PUT)([WM]?)$")
+T = TypeVar("T")
+
+
+class Listing(list[T]):
+    """The good entries of a listing answer; ``rejected`` holds why each bad entry was refused,
+    ``rejected_symbols`` the names of those whose symbol could still be read."""
+
+    def __init__(self, items: Iterable[T] = (), rejected: Iterable[ParseError] = (),
+                 rejected_symbols: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.rejected: tuple[ParseError, ...] = tuple(rejected)
+        self.rejected_symbols: frozenset[str] = frozenset(rejected_symbols)
 
 
 # --- field readers -------------------------------------------------------------------------
@@ -147,17 +172,73 @@ def _opt_time(obj: Mapping[str, Any], key: str, endpoint: str) -> datetime | Non
     return None if value is None else ms_to_datetime(value, endpoint, key)
 
 
+def to_bool(value: Any, endpoint: str, field: str) -> bool:
+    """A boolean from true/false, "true"/"false" (any case), 1/0 or "1"/"0"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, Decimal)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ParseError(endpoint, field, f"expected a boolean, got {_short(value)}")
+
+
 def _opt_bool(obj: Mapping[str, Any], key: str, endpoint: str) -> bool | None:
     value = _get(obj, key, endpoint, required=False)
-    if value is not None and not isinstance(value, bool):
-        raise ParseError(endpoint, key, f"expected a boolean, got {value!r}")
-    return value
+    return None if value is None else to_bool(value, endpoint, key)
 
 
-def _one_or_many(payload: Any, endpoint: str) -> list[Mapping[str, Any]]:
-    """Ticker endpoints answer an object for one symbol and a list without one."""
-    items = [payload] if isinstance(payload, Mapping) else _list(payload, endpoint, "<body>")
-    return [_obj(item, endpoint, f"[{i}]") for i, item in enumerate(items)]
+def _text(value: Any, endpoint: str, field: str) -> str:
+    """A non-empty string; a number (a status sent as 1) becomes its decimal text."""
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return _str(value, endpoint, field)
+
+
+def _entry_name(i: int, item: Any) -> str:
+    """How an error names a list entry: its index, and its symbol when it has a readable one."""
+    symbol = item.get("symbol") if isinstance(item, Mapping) else None
+    return f"[{i}] {symbol}" if isinstance(symbol, str) and symbol else f"[{i}]"
+
+
+def _listing(items: list[Any], endpoint: str, parse: Callable[[Any], T]) -> Listing[T]:
+    """Parse each entry on its own; keep the good ones. All bad (and some there): refuse the answer."""
+    good: list[T] = []
+    rejected: list[ParseError] = []
+    names: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            good.append(parse(item))
+        except ParseError as exc:
+            rejected.append(exc.at(_entry_name(i, item)))
+            symbol = item.get("symbol") if isinstance(item, Mapping) else None
+            if isinstance(symbol, str) and symbol:
+                names.append(symbol)
+    if rejected and not good:
+        raise rejected[0]
+    return Listing(good, rejected, names)
+
+
+def _page(items: list[Any], parse: Callable[[int, Any], T]) -> list[T]:
+    """Parse every entry of a page of data; the first bad one refuses the page, naming the entry."""
+    out: list[T] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse(i, item))
+        except ParseError as exc:
+            raise exc.at(_entry_name(i, item)) from None
+    return out
+
+
+def _one_or_many(payload: Any, endpoint: str, parse: Callable[[Mapping[str, Any]], T]) -> Listing[T]:
+    """Ticker endpoints answer an object for one symbol (refused whole if bad) and a listing without one."""
+    if isinstance(payload, Mapping):
+        return Listing([parse(payload)])
+    return _listing(_list(payload, endpoint, "<body>"), endpoint, lambda item: parse(_obj(item, endpoint, "<entry>")))
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -170,7 +251,7 @@ def parse_server_time(payload: Any) -> datetime:
 
 def parse_rate_limit(item: Any, endpoint: str = "exchangeInfo") -> RateLimit:
     obj = _obj(item, endpoint, "rateLimits[]")
-    interval = _str(_get(obj, "interval", endpoint), endpoint, "interval")
+    interval = _text(_get(obj, "interval", endpoint), endpoint, "interval")
     if interval.lower() not in _RATE_UNITS:
         raise ParseError(endpoint, "interval", f"unknown rate-limit interval {interval!r}")
     interval_num = to_int(_get(obj, "intervalNum", endpoint, required=False) or 1, endpoint, "intervalNum")
@@ -185,60 +266,95 @@ def parse_rate_limit(item: Any, endpoint: str = "exchangeInfo") -> RateLimit:
     )
 
 
+def _listed_symbol(item: Any) -> ListedSymbol:
+    ep = "exchangeInfo"
+    s = _obj(item, ep, "optionSymbols[]")
+    base_prec = _get(s, "baseAssetPrecision", ep, required=False)
+    quote_prec = _get(s, "quotePrecision", ep, required=False)
+    base = _get(s, "baseAsset", ep, required=False)
+    quote = _get(s, "quoteAsset", ep, required=False)
+    return ListedSymbol(
+        symbol=_str(_get(s, "symbol", ep), ep, "symbol"),
+        status=_text(_get(s, "status", ep), ep, "status"),
+        base_asset=None if base is None else _text(base, ep, "baseAsset"),
+        quote_asset=None if quote is None else _text(quote, ep, "quoteAsset"),
+        base_asset_precision=None if base_prec is None else to_int(base_prec, ep, "baseAssetPrecision"),
+        quote_precision=None if quote_prec is None else to_int(quote_prec, ep, "quotePrecision"),
+    )
+
+
 def parse_exchange_info(payload: Any) -> ExchangeInfo:
+    """Rate limits and option symbols are listings: a bad entry is dropped (``rejected``), not the answer."""
     ep = "exchangeInfo"
     obj = _obj(payload, ep, "<body>")
-    limits = _list(_get(obj, "rateLimits", ep), ep, "rateLimits")
+    limits = _listing(_list(_get(obj, "rateLimits", ep), ep, "rateLimits"), ep, lambda i: parse_rate_limit(i, ep))
     raw_symbols = _get(obj, "optionSymbols", ep, required=False)
-    symbols = []
-    for item in _list(raw_symbols if raw_symbols is not None else [], ep, "optionSymbols"):
-        s = _obj(item, ep, "optionSymbols[]")
-        base_prec = _get(s, "baseAssetPrecision", ep, required=False)
-        quote_prec = _get(s, "quotePrecision", ep, required=False)
-        symbols.append(ListedSymbol(
-            symbol=_str(_get(s, "symbol", ep), ep, "symbol"),
-            status=_str(_get(s, "status", ep), ep, "status"),
-            base_asset=_get(s, "baseAsset", ep, required=False),
-            quote_asset=_get(s, "quoteAsset", ep, required=False),
-            base_asset_precision=None if base_prec is None else to_int(base_prec, ep, "baseAssetPrecision"),
-            quote_precision=None if quote_prec is None else to_int(quote_prec, ep, "quotePrecision"),
-        ))
+    symbols = _listing(_list(raw_symbols if raw_symbols is not None else [], ep, "optionSymbols"), ep,
+                       _listed_symbol)
     timezone = _get(obj, "timezone", ep, required=False)
     return ExchangeInfo(
         server_time=_opt_time(obj, "serverTime", ep),
         timezone=None if timezone is None else _str(timezone, ep, "timezone"),
-        rate_limits=tuple(parse_rate_limit(item, ep) for item in limits),
+        rate_limits=tuple(limits),
         option_symbols=tuple(symbols),
+        rejected=limits.rejected + symbols.rejected,
+        rejected_symbols=symbols.rejected_symbols,
     )
 
 
-def parse_option_info(payload: Any) -> list[OptionSymbol]:
+def terms_from_name(symbol: str) -> tuple[str | None, bool | None]:
+    """(underlying, weekly) as the name spells them, or (None, None) for a name of another shape.
+
+    Only a fallback: optionInfo's own fields win wherever it gives them.
+    """
+    match = _OPTION_NAME.match(symbol)
+    if match is None:
+        return None, None
+    return match.group(1), match.group(4) == "W"
+
+
+def _option_symbol(item: Any) -> OptionSymbol:
     ep = "optionInfo"
-    result = []
-    for i, item in enumerate(_list(payload, ep, "<body>")):
-        obj = _obj(item, ep, f"[{i}]")
-        raw_type = _get(obj, "type", ep, required=False)
-        if raw_type is not None:
-            raw_type = _str(raw_type, ep, "type")
-        desc = _get(obj, "optionDesc", ep, required=False)
-        result.append(OptionSymbol(
-            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
-            status=_str(_get(obj, "status", ep), ep, "status"),
-            option_type=_OPTION_TYPES.get(raw_type.upper()) if raw_type else None,
-            raw_type=raw_type,
-            expiry_time=_opt_time(obj, "exertionTime", ep),
-            description=None if desc is None else str(desc),
-            can_release=_opt_bool(obj, "canRelease", ep),
-        ))
-    return result
+    obj = _obj(item, ep, "<entry>")
+    symbol = _str(_get(obj, "symbol", ep), ep, "symbol")
+    raw_type = _get(obj, "type", ep, required=False)
+    if raw_type is not None:
+        raw_type = _text(raw_type, ep, "type")
+    desc = _get(obj, "optionDesc", ep, required=False)
+    release = _get(obj, "releaseOption", ep, required=False)
+    margin = None
+    if release is not None:
+        margin = _get(_obj(release, ep, "releaseOption"), "assetMarginName", ep, required=False)
+        margin = None if margin is None else _text(margin, ep, "releaseOption.assetMarginName")
+    named, weekly = terms_from_name(symbol)
+    underlying, source = (margin, "optionInfo") if margin else (named, "name" if named else None)
+    return OptionSymbol(
+        symbol=symbol,
+        status=_text(_get(obj, "status", ep), ep, "status"),
+        option_type=_OPTION_TYPES.get(raw_type.upper()) if raw_type else None,
+        raw_type=raw_type,
+        expiry_time=_opt_time(obj, "exertionTime", ep),
+        description=None if desc is None else str(desc),
+        can_release=_opt_bool(obj, "canRelease", ep),
+        underlying=underlying,
+        underlying_source=source,
+        weekly=weekly,
+    )
+
+
+def parse_option_info(payload: Any) -> Listing[OptionSymbol]:
+    """A listing: one malformed entry is rejected (named in ``rejected``), the others kept."""
+    ep = "optionInfo"
+    return _listing(_list(payload, ep, "<body>"), ep, _option_symbol)
 
 
 def _levels(value: Any, endpoint: str, side: str) -> tuple[DepthLevel, ...]:
+    """A side of the book is a page: one bad level refuses the snapshot (the field names the level)."""
     levels = []
     for i, level in enumerate(_list(value, endpoint, side)):
         field = f"{side}[{i}]"
         if not isinstance(level, list) or len(level) < 2:
-            raise ParseError(endpoint, field, f"expected [price, qty, ...], got {level!r}")
+            raise ParseError(endpoint, field, f"expected [price, qty, ...], got {_short(level)}")
         levels.append(DepthLevel(
             price=to_decimal(level[0], endpoint, f"{field}.price", signed=False),
             qty=to_decimal(level[1], endpoint, f"{field}.qty", signed=False),
@@ -268,25 +384,25 @@ def _buyer_maker(obj: Mapping[str, Any], ep: str) -> bool | None:
 def parse_recent_trades(payload: Any, symbol: str) -> list[RecentTrade]:
     """Order kept as sent: the real exchange sent newest first."""
     ep = "trades"
-    result = []
-    for i, item in enumerate(_list(payload, ep, "<body>")):
-        obj = _obj(item, ep, f"[{i}]")
+
+    def one(i: int, item: Any) -> RecentTrade:
+        obj = _obj(item, ep, "<entry>")
         trade_id = _get(obj, "id", ep, required=False)
-        result.append(RecentTrade(
+        return RecentTrade(
             symbol=symbol,
             price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
             qty=to_decimal(_get(obj, "qty", ep), ep, "qty"),  # contract sells are negative
             time=ms_to_datetime(_get(obj, "time", ep), ep, "time"),
             trade_id=None if trade_id is None else to_id(trade_id, ep, "id"),
             buyer_maker=_buyer_maker(obj, ep),
-        ))
-    return result
+        )
+    return _page(_list(payload, ep, "<body>"), one)
 
 
 def _historical_trade(item: Any, i: int, symbol: str) -> Trade:
     """One trade through the general field readers: what the answer means, or why it is refused."""
     ep = "historicalTrades"
-    obj = _obj(item, ep, f"[{i}]")
+    obj = _obj(item, ep, "<entry>")
     return Trade(
         symbol=symbol,
         trade_id=to_id(_get(obj, "id", ep), ep, "id"),
@@ -361,7 +477,10 @@ def parse_historical_trades(payload: Any, symbol: str) -> list[Trade]:
                 raise _NotPlain
             trade = Trade(symbol, tid, price, qty, when, maker)
         except (_NotPlain, ArithmeticError):  # InvalidOperation, OverflowError
-            trade = _historical_trade(obj, i, symbol)
+            try:
+                trade = _historical_trade(obj, i, symbol)
+            except ParseError as exc:  # one bad trade refuses the page: no hole is ever stored
+                raise exc.at(_entry_name(i, obj)) from None
         if trade.trade_id <= prev_id:
             ordered = False
         prev_id = trade.trade_id
@@ -381,7 +500,7 @@ def parse_klines(payload: Any, symbol: str, interval: str) -> list[Kline]:
     result = []
     for i, row in enumerate(_list(payload, ep, "<body>")):
         if not isinstance(row, list) or len(row) < 11:
-            raise ParseError(ep, f"[{i}]", f"expected a list of at least 11 fields, got {row!r}")
+            raise ParseError(ep, f"[{i}]", f"expected a list of at least 11 fields, got {_short(row)}")
         values = {name: to_decimal(row[idx], ep, f"[{i}].{name}", signed=False)
                   for idx, name in _KLINE_DECIMALS.items()}
         trade_count = to_int(row[8], ep, f"[{i}].trade_count")
@@ -410,15 +529,15 @@ def parse_avg_price(payload: Any, symbol: str, captured_at: datetime) -> AvgPric
     )
 
 
-def parse_ticker_24hr(payload: Any, captured_at: datetime) -> list[Ticker24h]:
+def parse_ticker_24hr(payload: Any, captured_at: datetime) -> Listing[Ticker24h]:
     """Times are stored as sent: the real exchange often had closeTime < openTime."""
     ep = "ticker/24hr"
-    result = []
-    for obj in _one_or_many(payload, ep):
+
+    def one(obj: Mapping[str, Any]) -> Ticker24h:
         def dec(key: str, signed: bool = False) -> Decimal | None:
             return _opt_dec(obj, key, ep, signed=signed)
 
-        result.append(Ticker24h(
+        return Ticker24h(
             symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
             captured_at=captured_at,
             price_change=dec("priceChange", signed=True),
@@ -440,31 +559,25 @@ def parse_ticker_24hr(payload: Any, captured_at: datetime) -> list[Ticker24h]:
             perform_price=dec("performPrice"),
             underlying_price=dec("referencePrice"),
             strike_price=dec("exertionPrice"),
-        ))
-    return result
+        )
+    return _one_or_many(payload, ep, one)
 
 
-def parse_price_tickers(payload: Any) -> list[PriceTicker]:
+def parse_price_tickers(payload: Any) -> Listing[PriceTicker]:
     ep = "ticker/price"
-    return [
-        PriceTicker(
-            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
-            price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
-        )
-        for obj in _one_or_many(payload, ep)
-    ]
+    return _one_or_many(payload, ep, lambda obj: PriceTicker(
+        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+        price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+    ))
 
 
-def parse_book_tickers(payload: Any, captured_at: datetime) -> list[BookTicker]:
+def parse_book_tickers(payload: Any, captured_at: datetime) -> Listing[BookTicker]:
     ep = "ticker/bookTicker"
-    return [
-        BookTicker(
-            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
-            captured_at=captured_at,
-            bid_price=_opt_dec(obj, "bidPrice", ep, signed=False),
-            bid_qty=_opt_dec(obj, "bidQty", ep, signed=False),
-            ask_price=_opt_dec(obj, "askPrice", ep, signed=False),
-            ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
-        )
-        for obj in _one_or_many(payload, ep)
-    ]
+    return _one_or_many(payload, ep, lambda obj: BookTicker(
+        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+        captured_at=captured_at,
+        bid_price=_opt_dec(obj, "bidPrice", ep, signed=False),
+        bid_qty=_opt_dec(obj, "bidQty", ep, signed=False),
+        ask_price=_opt_dec(obj, "askPrice", ep, signed=False),
+        ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
+    ))

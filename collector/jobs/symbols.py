@@ -20,10 +20,12 @@ SYMBOLS = OptionSymbolRow.__table__
 
 
 async def refresh_symbols(ctx: LiveContext) -> dict[str, list[str]]:
-    listed = (await ctx.client.exchange_info()).option_symbols
+    info = await ctx.client.exchange_info()
     infos = await ctx.client.option_info()
     now = ctx.now()
-    changes = await ctx.db(_store, ctx.engine, infos, listed, now)
+    # A malformed entry is left out by the parser; its symbol is not taken for delisted.
+    unreadable = info.rejected_symbols | infos.rejected_symbols
+    changes = await ctx.db(_store, ctx.engine, infos, info.option_symbols, now, unreadable)
     before = set(ctx.with_history())
     ctx.symbols = await ctx.db(load_symbols, ctx.engine)
     after = set(ctx.with_history())
@@ -36,9 +38,9 @@ async def refresh_symbols(ctx: LiveContext) -> dict[str, list[str]]:
     return changes
 
 
-def _store(engine: Engine, infos, listed, now) -> dict[str, list[str]]:
+def _store(engine: Engine, infos, listed, now, unreadable=frozenset()) -> dict[str, list[str]]:
     with transaction(engine) as conn:
-        return write_symbols(conn, infos, listed, now=now)
+        return write_symbols(conn, infos, listed, now=now, unreadable=unreadable)
 
 
 def load_symbols(engine: Engine) -> dict[str, Symbol]:

@@ -66,8 +66,14 @@ class OptionSymbolRow(Base):
     last_seen: Mapped[datetime] = mapped_column(server_default=func.now())
     delisted_at: Mapped[datetime | None]  # set when the exchange stops listing it; never deleted
     final_sweep_at: Mapped[datetime | None]  # the daemon's last collection after expiry
+    underlying: Mapped[str | None] = mapped_column(Text)  # BTC, ETH, ...
+    underlying_source: Mapped[str | None] = mapped_column(Text)  # optionInfo | name (read off the name)
+    weekly: Mapped[bool | None] = mapped_column(Boolean)  # the name ends in W; NULL: the name does not say
+    refused_at: Mapped[datetime | None]  # the exchange refused its market data for good: no longer asked
+    refusal: Mapped[str | None] = mapped_column(Text)  # why: the exchange's code and message, and where
 
-    __table_args__ = (CheckConstraint("option_type IN ('CALL', 'PUT')", name="option_type"),)
+    __table_args__ = (CheckConstraint("option_type IN ('CALL', 'PUT')", name="option_type"),
+                      CheckConstraint("underlying_source IN ('optionInfo', 'name')", name="underlying_source"))
 
 
 class KlineRow(Base):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from collector.domain import (
@@ -116,11 +116,14 @@ def write_symbols(
     *,
     now: datetime,
     mark_delisted: bool = True,
+    unreadable: Iterable[str] = (),
 ) -> dict[str, list[str]]:
     """Merge optionInfo and exchangeInfo into option_symbols.
 
     Symbols in either list are (re)marked listed; symbols no longer in either are marked delisted,
-    never deleted. Returns the names that were new and that were delisted by this refresh.
+    never deleted. ``unreadable`` names symbols whose entries were malformed (left out by the
+    parser): they are neither written nor delisted. An underlying read off the name never replaces
+    one optionInfo gave. Returns the names that were new and that were delisted by this refresh.
     """
     by_symbol: dict[str, dict] = {}
     for s in listed:
@@ -129,30 +132,52 @@ def write_symbols(
             quote_precision=s.quote_precision)
     for o in infos:
         by_symbol.setdefault(o.symbol, {"symbol": o.symbol}).update(
-            status=o.status, option_type=o.option_type, raw_type=o.raw_type, expiry_time=o.expiry_time)
+            status=o.status, option_type=o.option_type, raw_type=o.raw_type, expiry_time=o.expiry_time,
+            underlying=o.underlying, underlying_source=o.underlying_source, weekly=o.weekly)
     known = set(conn.execute(select(SYMBOLS.c.symbol)).scalars())
     new = sorted(set(by_symbol) - known)
     columns = ("status", "base_asset", "quote_asset", "quote_precision", "option_type", "raw_type",
-               "expiry_time")
+               "expiry_time", "weekly")
     for row in by_symbol.values():
         values = {c: row[c] for c in columns if c in row}
+        terms = {c: row[c] for c in ("underlying", "underlying_source") if row.get("underlying")}
         stmt = pg_insert(SYMBOLS).values(symbol=row["symbol"], listed=True, first_seen=now,
-                                         last_seen=now, delisted_at=None, **values)
+                                         last_seen=now, delisted_at=None, **values, **terms)
+        keep_exchange_terms = (SYMBOLS.c.underlying_source == "optionInfo") & \
+            (stmt.excluded.underlying_source != "optionInfo")
+        terms_set = {c: case((keep_exchange_terms, SYMBOLS.c[c]), else_=stmt.excluded[c]) for c in terms}
         stmt = stmt.on_conflict_do_update(
             index_elements=["symbol"],
-            set_={**{c: stmt.excluded[c] for c in values}, "listed": True, "last_seen": now,
+            set_={**{c: stmt.excluded[c] for c in values}, **terms_set, "listed": True, "last_seen": now,
                   "delisted_at": None},
         )
         conn.execute(stmt)
     if not mark_delisted:
         return {"new": new, "delisted": []}
+    still = list(by_symbol) + [s for s in unreadable if s not in by_symbol]
     gone = conn.execute(
         update(SYMBOLS)
-        .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(list(by_symbol) or [""]))
+        .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(still or [""]))
         .values(listed=False, delisted_at=now)
         .returning(SYMBOLS.c.symbol)
     ).scalars().all()
     return {"new": new, "delisted": sorted(gone)}
+
+
+def refuse_symbol(conn: Connection, symbol: str, reason: str, *, at: datetime) -> bool:
+    """Record that the exchange refused ``symbol``'s market data for good; True if newly refused."""
+    return conn.execute(
+        update(SYMBOLS).where(SYMBOLS.c.symbol == symbol, SYMBOLS.c.refused_at.is_(None))
+        .values(refused_at=at, refusal=reason[:500]).returning(SYMBOLS.c.symbol)
+    ).scalar() is not None
+
+
+def symbols_without_strike(conn: Connection, symbols: Iterable[str]) -> list[str]:
+    """Of ``symbols``, those option_symbols has no strike for (and that the exchange has not refused)."""
+    return sorted(conn.execute(
+        select(SYMBOLS.c.symbol).where(SYMBOLS.c.symbol.in_(list(symbols)), SYMBOLS.c.strike_price.is_(None),
+                                       SYMBOLS.c.refused_at.is_(None))
+    ).scalars())
 
 
 def set_strike_prices(conn: Connection, tickers: Iterable[Ticker24h]) -> None:

@@ -210,7 +210,8 @@ GOOD_TRADE = {"id": 1, "price": "1", "qty": "1", "time": 1}
     (lambda x: p.parse_exchange_info(x), {"rateLimits": [{"rateLimitType": "x", "interval": "fortnight",
                                                           "intervalNum": 1, "limit": 1}]}, "interval"),
     (lambda x: p.parse_option_info(x), [{"status": "TRADING"}], "symbol"),
-    (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": 1}], "canRelease"),
+    (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": "yes"}], "canRelease"),
+    (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": 2}], "canRelease"),
     (lambda x: p.parse_avg_price(x, "S", NOW), {"mins": 5}, "price"),
     (lambda x: p.parse_price_tickers(x), [{"symbol": "A", "price": ""}], "price"),
     (lambda x: p.parse_price_tickers(x), "A", "<body>"),
@@ -223,6 +224,85 @@ def test_malformed_is_refused_naming_the_field(parse, payload, field):
         parse(payload)
     assert info.value.field == field
     assert info.value.endpoint in str(info.value)
+
+
+# --- tolerance: every scalar as a string or a number; listings keep their good entries -------------
+
+
+@pytest.mark.parametrize("value, expected", [
+    (True, True), (False, False), ("true", True), ("FALSE", False), (" True ", True), (1, True), (0, False),
+    ("1", True), ("0", False), (Decimal("1"), True), (Decimal("0"), False),
+])
+def test_booleans_in_every_spelling_the_notes_allow(value, expected):
+    assert p.to_bool(value, "t", "f") is expected
+    (info,) = p.parse_option_info([{"symbol": "S", "status": "TRADING", "canRelease": value}])
+    assert info.can_release is expected
+    (trade,) = p.parse_historical_trades([{**GOOD_TRADE, "buyerMaker": value}], "S")
+    assert trade.buyer_maker is expected
+
+
+def test_scalars_as_strings_or_numbers_mean_the_same():
+    as_strings = {"symbol": "BTC0925CALL", "status": "TRADING", "type": "LONGS", "exertionTime": "1569398400000",
+                  "canRelease": "false"}
+    as_numbers = {"symbol": "BTC0925CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000,
+                  "canRelease": 0}
+    assert p.parse_option_info([as_strings]) == p.parse_option_info([as_numbers])
+    ticker = {"symbol": "A", "lastPrice": "1.5", "openTime": "1551174049782", "exertionPrice": "7958.71"}
+    numeric = {"symbol": "A", "lastPrice": Decimal("1.5"), "openTime": 1551174049782, "exertionPrice": Decimal("7958.71")}
+    assert p.parse_ticker_24hr(ticker, NOW) == p.parse_ticker_24hr(numeric, NOW)
+    # a status sent as a number is its text
+    (odd,) = p.parse_option_info([{"symbol": "S", "status": 1}])
+    assert odd.status == "1"
+
+
+def test_one_bad_option_info_entry_does_not_blind_the_listing():
+    good = [{"symbol": f"BTC09{d:02d}CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000}
+            for d in range(10, 37)]
+    bad = {"symbol": "BTC0925PUT", "status": "TRADING", "type": "SHORTS", "canRelease": "perhaps"}
+    listing = p.parse_option_info(good[:5] + [bad] + good[5:])
+    assert [o.symbol for o in listing] == [g["symbol"] for g in good]  # 27 good ones, in order
+    (why,) = listing.rejected
+    assert why.entry == "[5] BTC0925PUT" and why.field == "canRelease"
+    assert str(why) == "optionInfo entry [5] BTC0925PUT: field 'canRelease': expected a boolean, got 'perhaps'"
+    assert listing.rejected_symbols == {"BTC0925PUT"}
+    # exchangeInfo's symbols and limits are listings too
+    info = p.parse_exchange_info({"rateLimits": [{"rateLimitType": "requestsWeight", "interval": "minute",
+                                                  "intervalNum": 1, "limit": 1200},
+                                                 {"rateLimitType": "orders", "interval": "fortnight", "limit": 1}],
+                                  "optionSymbols": [{"symbol": "A", "status": "TRADING"}, {"symbol": "B"}]})
+    assert [s.symbol for s in info.option_symbols] == ["A"] and info.rejected_symbols == {"B"}
+    assert [r.limit for r in info.rate_limits] == [1200] and len(info.rejected) == 2
+    # all-symbol tickers: the good ones stay
+    tickers = p.parse_ticker_24hr([{"symbol": "A", "lastPrice": "1"}, {"symbol": "B", "lastPrice": "x"}], NOW)
+    assert [t.symbol for t in tickers] == ["A"] and tickers.rejected[0].entry == "[1] B"
+
+
+def test_a_bad_entry_refuses_a_page_of_data_naming_the_entry():
+    page = [{**GOOD_TRADE, "id": str(i)} for i in range(1, 6)]
+    page[3] = {**page[3], "price": "12,5"}
+    with pytest.raises(ParseError) as info:
+        p.parse_historical_trades(page, "S")
+    assert info.value.entry == "[3]" and info.value.field == "price"
+    assert str(info.value).startswith("historicalTrades entry [3]: field 'price'")
+    with pytest.raises(ParseError) as info:
+        p.parse_depth({"bids": [["1", "2"], ["1", "x"]], "asks": []}, "S", NOW)
+    assert info.value.field == "bids[1].qty"
+    with pytest.raises(ParseError) as info:
+        p.parse_recent_trades([{"price": "1", "qty": "1", "time": 1}, {"price": "1", "qty": "1"}], "S")
+    assert info.value.entry == "[1]"
+
+
+@pytest.mark.parametrize("entry, underlying, source, weekly", [
+    ({"symbol": "BTC0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+    ({"symbol": "ETH1010PUT", "releaseOption": None}, "ETH", "name", False),
+    ({"symbol": "EOS0923CALLW"}, "EOS", "name", True),
+    ({"symbol": "BTCCALLM", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+    ({"symbol": "XBT0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+    ({"symbol": "ODDNAME1"}, None, None, None),
+])
+def test_underlying_from_option_info_else_from_the_name(entry, underlying, source, weekly):
+    (o,) = p.parse_option_info([{"status": "TRADING", **entry}])
+    assert (o.underlying, o.underlying_source, o.weekly) == (underlying, source, weekly)
 
 
 # --- properties ----------------------------------------------------------------------------

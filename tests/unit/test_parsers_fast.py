@@ -54,7 +54,7 @@ def trade_items(draw):
 
 def general(items: list) -> list:
     """What the general readers make of a page (the definition the fast path must match)."""
-    return sorted((p._historical_trade(item, i, "S") for i, item in enumerate(items)), key=lambda t: t.trade_id)
+    return sorted(p._page(items, lambda i, item: p._historical_trade(item, i, "S")), key=lambda t: t.trade_id)
 
 
 def outcome(parse, items):
@@ -98,7 +98,7 @@ def test_repeated_ids_keep_the_exchange_order_among_themselves():
 @pytest.mark.parametrize(("field", "value"), [
     ("id", "9223372036854775808"), ("id", -1), ("price", "-0.5"), ("price", "1e100"), ("price", "1e-101"),
     ("qty", "-1e100"), ("qty", "-1e-101"), ("price", "NaN"), ("qty", Decimal("sNaN")), ("time", 10**20),
-    ("time", -1), ("buyerMaker", 1),
+    ("time", -1), ("buyerMaker", 2), ("buyerMaker", "yes"),
 ])
 def test_fast_path_still_refuses_naming_the_field(field, value):
     item = {"id": "1", "price": "1", "qty": "1", "time": 1, field: value}
