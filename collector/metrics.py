@@ -68,6 +68,18 @@ PARSE_REJECTED_ENTRIES = Counter(
     "Malformed entries left out of a listing answer (the rest of it kept), by endpoint.",
     ["endpoint"], registry=REGISTRY,
 )
+WEIGHT_SOURCE = Gauge(
+    "jex_governor_weight_source",
+    "1 for what the weight count is reconciled with now: source='local' (no used-weight header is "
+    "believed) or the believed header names joined by '+'; 0 for sources used before.",
+    ["source"], registry=REGISTRY,
+)
+WEIGHT_HEADER_DISCOUNTED = Counter(
+    "jex_governor_weight_header_discounted_total",
+    "Times a used-weight header was found unbelievable (stuck, lagging, over the limit on a success, "
+    "or disagreeing with the other) and its readings ignored.",
+    ["header"], registry=REGISTRY,
+)
 GOVERNOR_WAITS = Counter(
     "jex_governor_waits_total",
     "Requests that had to wait for budget, a pause or a ban, by priority.",

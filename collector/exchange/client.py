@@ -274,7 +274,7 @@ class JexClient:
 
     def _interpret(self, endpoint: Endpoint, status: int, headers: Mapping[str, str], body: bytes,
                    reservation: Reservation) -> Any:
-        self.governor.observe(headers, reservation)
+        self.governor.observe(headers, reservation, status)
         name = endpoint.name
         if status == 429:
             return self._rate_limited(name, headers, self._error_body(body)[1])

@@ -21,11 +21,14 @@ waits at most half a window. A governor configured mid-window paces that window 
 unknown). The raw-request budget is not paced.
 
 Every request reserves its weight before it is sent (``async with governor.slot(w, prio)``).
-``observe`` reconciles the local count with ``X-MBX-USED-WEIGHT-1M`` (or the header for the
-configured interval): a higher count means someone else spends from the same IP, so adopt it.
-The excess is what they spent since we last knew; they may spend that much again before we hear
-of it, so the largest excess is kept free (``cap = effective - reserve``, at most half the budget)
-in that window and the next. A lower count is ignored: our in-flight requests are not in it yet.
+``observe`` reconciles the local count with the used-weight headers, as far as they can be
+believed (`collector.exchange.weight_headers` weighs each against what we know for certain and
+discounts one that is stuck, lagging, over the limit on a success, or at odds with the other): a
+higher believed count means someone else spends from the same IP, so adopt it. The excess is what
+they spent since we last knew; they may spend that much again before we hear of it, so the largest
+excess is kept free (``cap = effective - reserve``, at most half the budget) in that window and the
+next. A lower count is ignored: our in-flight requests are not in it yet. When the last believed
+header is discounted, what was adopted from it in the current and previous window is given back.
 Requests granted before ``configure`` (exchangeInfo itself) are charged to their window then.
 
 429 → ``pause``: nothing new is granted until Retry-After has passed (and the window is counted
@@ -51,6 +54,7 @@ from datetime import UTC, datetime
 from collector import metrics
 from collector.domain import RateLimit
 from collector.exchange.clocks import Clock, SystemClock
+from collector.exchange.weight_headers import LOCAL, Evidence, HeaderJudge
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,9 @@ class Reservation:
     priority: Priority
     granted_at: float  # server time
     window: int | None  # weight-window index at grant; None before configuration
+    clear_of_edges: bool = False  # granted more than the guard away from its window's edges
+    answered_before: int = 0  # our weight answered in that window before this was granted
+    event: int = 0  # the governor's event number at grant (grants and answers are numbered in order)
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,8 @@ class GovernorStats:
     paused_until: float | None  # host epoch seconds
     banned_until: float | None  # host epoch seconds
     adopted_from_header: int  # times a header showed more weight than we had counted
+    weight_source: str = LOCAL  # what the count is reconciled with: 'local' or the believed headers
+    headers_discounted: int = 0  # times a used-weight header was found unbelievable
 
 
 @dataclass
@@ -222,6 +231,10 @@ class WeightGovernor:
         self._granted = {p: 0 for p in Priority}
         self._adopted = 0
         self._unconfigured: list[tuple[float, int]] = []  # (host time, weight) granted before limits
+        self._judge: HeaderJudge | None = None
+        self._answered: dict[int, int] = {}  # window -> our weight answered well inside it
+        self._adopted_excess: dict[int, int] = {}  # window -> weight adopted from headers beyond our count
+        self._events = 0  # grants and answers, numbered: what happened before what, whatever the clock
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -255,6 +268,10 @@ class WeightGovernor:
             if raw is not None:
                 raw.charge(host_time + self.offset, self.guard, 1)
         self._unconfigured.clear()
+        suffix = _interval_suffix(weight.window)
+        if self._judge is None or self._weight is None or self._weight.window != weight.window \
+                or self._judge.limit != weight.limit:
+            self._judge = HeaderJudge(suffix, weight.limit)
         self._weight, self._raw = weight, raw
         metrics.WEIGHT_LIMIT.set(weight.limit)
         metrics.WEIGHT_EFFECTIVE_LIMIT.set(weight.effective)
@@ -313,34 +330,59 @@ class WeightGovernor:
 
     # --- what the exchange told us ---------------------------------------------------------
 
-    def observe(self, headers: Mapping[str, str], reservation: Reservation | None = None) -> None:
-        """Reconcile with the used-weight header of a response (any status)."""
-        if self._weight is None:
-            return
-        lowered = {k.lower(): v for k, v in headers.items()}
-        suffix = _interval_suffix(self._weight.window)
-        value = lowered.get(f"x-mbx-used-weight-{suffix}")
-        if value is None and suffix == "1m":
-            value = lowered.get("x-mbx-used-weight")  # legacy; only when the -1M one is absent
-        try:
-            used = int(str(value).strip()) if value is not None else None
-        except ValueError:
-            used = None
-        if used is None:
+    def observe(self, headers: Mapping[str, str], reservation: Reservation | None = None,
+                status: int = 200) -> None:
+        """Weigh the used-weight headers of a response (any status) and reconcile with the believed ones."""
+        w, judge = self._weight, self._judge
+        if w is None or judge is None:
             return
         now = self.server_time()
-        index = math.floor(now / self._weight.window)
-        if reservation is not None and reservation.window is not None and reservation.window != index:
-            return  # answered in a later window than it was granted in: which one it counts in is unknown
-        counted = self._weight.used.get(index, 0)
-        if used > counted:
+        index = math.floor(now / w.window)
+        values = judge.readings(headers)
+        same_window = reservation is not None and reservation.window == index
+        evidence = None
+        if same_window:
+            assert reservation is not None
+            counted = status < 500 and status not in (429, 418)  # the exchange counted its weight
+            clean = counted and reservation.clear_of_edges and math.floor((now + self.guard) / w.window) == index
+            evidence = Evidence(index, clean, 200 <= status < 300, reservation.weight, reservation.event,
+                                reservation.answered_before + reservation.weight)
+            if clean:
+                self._answered[index] = self._answered.get(index, 0) + reservation.weight
+                for old in [i for i in self._answered if i < index - 1]:
+                    del self._answered[old]
+        if not values:
+            return
+        self._events += 1
+        used, discounted = judge.judge(values, evidence, self._events)
+        if discounted and judge.source == LOCAL:
+            self._give_back(index)
+        metrics.WEIGHT_USED.set(w.current(now))
+        if used is None or (reservation is not None and not same_window):
+            return  # nothing believed, or answered in a later window than granted: which one it counts in is unknown
+        counted_here = w.used.get(index, 0)
+        if used > counted_here:
             # Others spent ``used - counted`` since we last knew: keep that much free for them.
             self._adopted += 1
-            self._weight.used[index] = used
-            self._weight.jumps[index] = max(self._weight.jumps.get(index, 0), used - counted)
-            self._weight.forget(now)
+            w.used[index] = used
+            w.jumps[index] = max(w.jumps.get(index, 0), used - counted_here)
+            self._adopted_excess[index] = self._adopted_excess.get(index, 0) + used - counted_here
+            for old in [i for i in self._adopted_excess if i < index - 1]:
+                del self._adopted_excess[old]
+            w.forget(now)
             metrics.WEIGHT_USED.set(used)
             self._pump()
+
+    def _give_back(self, index: int) -> None:
+        """No header is believed any more: undo what was adopted from them lately (local count only)."""
+        w = self._weight
+        assert w is not None
+        for i in (index - 1, index):
+            excess = self._adopted_excess.pop(i, 0)
+            if excess and i in w.used:
+                w.used[i] = max(0, w.used[i] - excess)
+            w.jumps.pop(i, None)
+        self._pump()
 
     def pause(self, retry_after: float | None) -> float:
         """After a 429: nothing is sent before Retry-After (or the window's end when absent)."""
@@ -463,9 +505,12 @@ class WeightGovernor:
             self._unconfigured.append((now, waiter.weight))
             del self._unconfigured[:-100]  # bootstrap is one request at a time; keep it bounded
         else:
-            self._weight.charge(server_now, self.guard, waiter.weight)
-            window = math.floor(server_now / self._weight.window)
-            metrics.WEIGHT_USED.set(self._weight.current(server_now))
+            w = self._weight
+            w.charge(server_now, self.guard, waiter.weight)
+            window = math.floor(server_now / w.window)
+            clear = math.floor((server_now - self.guard) / w.window) == math.floor((server_now + self.guard) / w.window)
+            answered = self._answered.get(window, 0)
+            metrics.WEIGHT_USED.set(w.current(server_now))
         if self._raw is not None:
             self._raw.charge(server_now, self.guard, 1)
             metrics.RAW_REQUESTS_USED.set(self._raw.current(server_now))
@@ -475,7 +520,13 @@ class WeightGovernor:
         if waited > 0:
             self._wait_seconds += waited
             metrics.GOVERNOR_WAIT_SECONDS.labels(waiter.priority.name).inc(waited)
-        waiter.future.set_result(Reservation(waiter.weight, waiter.priority, server_now, window))
+        self._events += 1
+        if window is None:
+            reservation = Reservation(waiter.weight, waiter.priority, server_now, None, event=self._events)
+        else:
+            reservation = Reservation(waiter.weight, waiter.priority, server_now, window, clear, answered,
+                                      self._events)
+        waiter.future.set_result(reservation)
 
     def _arm(self, delay: float) -> None:
         if self._timer is not None:
@@ -511,4 +562,6 @@ class WeightGovernor:
             paused_until=self._paused_until if self._paused_until > now else None,
             banned_until=self._banned_until if self._banned_until > now else None,
             adopted_from_header=self._adopted,
+            weight_source=self._judge.source if self._judge else LOCAL,
+            headers_discounted=self._judge.discounts if self._judge else 0,
         )

@@ -145,12 +145,25 @@ async def test_weights_reserved_per_endpoint(session):
 async def test_used_weight_header_is_adopted(session):
     async with serve(lambda r: web.json_response(
             EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {},
-            headers={"X-Mbx-Used-Weight-1m": "77", "X-Mbx-Used-Weight": "1"})) as (_, url):
+            headers={"X-Mbx-Used-Weight-1m": "77"})) as (_, url):
         gov = WeightGovernor(margin=0)
         client = make(session, url, governor=gov)
         await client.configure_limits()
         await client.ping()
         assert gov.stats().weight_used == 77
+
+
+async def test_the_live_header_pair_that_disagrees_is_not_obeyed(session):
+    """The recorded live pair: X-Mbx-Used-Weight: 1 beside X-Mbx-Used-Weight-1m: 1200."""
+    async with serve(lambda r: web.json_response(
+            EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {},
+            headers={"X-Mbx-Used-Weight-1m": "1200", "X-Mbx-Used-Weight": "1"})) as (_, url):
+        gov = WeightGovernor(margin=0)
+        client = make(session, url, governor=gov)
+        await client.configure_limits()
+        await asyncio.wait_for(asyncio.gather(*(client.ping() for _ in range(20))), 5)  # no wait for a window
+        stats = gov.stats()
+        assert "-1M" not in stats.weight_source and stats.adopted_from_header == 0 and stats.weight_used < 30
 
 
 async def test_sync_time_keeps_the_sample_with_the_shortest_round_trip(session):

@@ -332,22 +332,145 @@ async def test_no_backfill_in_the_guard_band():
     assert small.done()
 
 
-async def test_header_higher_than_local_count_is_adopted():
+async def read(gov: WeightGovernor, headers: dict, weight: int = 1, status: int = 200) -> Reservation:
+    """One request answered at once, with these used-weight headers."""
+    r = await answered(gov, weight)
+    gov.observe(headers, r, status)
+    return r
+
+
+async def test_a_believed_header_higher_than_our_count_is_adopted():
     clock, gov = governor(burst=0.1)
     gov.configure(limits(100))
-    r = await answered(gov, 1)
-    gov.observe({"X-Mbx-Used-Weight": "1", "x-mbx-used-weight-1m": "95"}, r)  # -1M wins; case-insensitive
+    await read(gov, {"x-mbx-used-weight-1m": "95"})  # any case; someone else spent 94
     assert gov.stats().weight_used == 95 and gov.stats().adopted_from_header == 1
-    gov.observe({"X-MBX-USED-WEIGHT-1M": "3"}, r)  # lower: our count stands
-    assert gov.stats().weight_used == 95
-    gov.observe({"X-MBX-USED-WEIGHT": "97"})  # legacy only when -1M is absent
-    assert gov.stats().weight_used == 97
+    assert gov.stats().weight_source == "X-MBX-USED-WEIGHT-1M"
     gov.observe({"X-MBX-USED-WEIGHT-1M": "garbage"})
-    assert gov.stats().weight_used == 97
+    assert gov.stats().weight_used == 95
     [blocked] = await queue(gov, 1, 4)
     assert not blocked.done()
     await clock.advance(60)
     assert blocked.done()
+
+
+async def test_legacy_header_alone_is_used_too():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT": "40"})
+    assert gov.stats().weight_used == 40 and gov.stats().weight_source == "X-MBX-USED-WEIGHT"
+
+
+async def test_the_live_pair_that_disagrees_is_not_obeyed_and_the_honest_one_wins_back(caplog):
+    """X-Mbx-Used-Weight: <our count> beside X-Mbx-Used-Weight-1m: 1200, as the live exchange sent."""
+    caplog.set_level("INFO", "collector.exchange.weight_headers")
+    clock, gov = governor()
+    gov.configure(limits(1200))
+    used = 0
+    granted = []
+    for minute in range(3):
+        n = 0
+        while gov.stats().weight_used + 5 <= 1200:
+            used += 5
+            await read(gov, {"X-Mbx-Used-Weight": str(used), "X-Mbx-Used-Weight-1m": "1200"}, 5)
+            n += 5
+        granted.append(n)
+        await clock.advance(60)
+        used = 0
+    assert granted == [1200, 1200, 1200]  # the whole budget of every window, never a wait for the next
+    stats = gov.stats()
+    assert stats.weight_source == "X-MBX-USED-WEIGHT"  # proved itself for a window; -1M never does
+    discounted = [r.getMessage() for r in caplog.records if "discounted" in r.getMessage()]
+    assert len(discounted) == 2 and "disagrees" in discounted[0]  # both, once, at the first disagreement
+    sources = [r.getMessage() for r in caplog.records if r.getMessage().startswith("weight accounting")]
+    assert sources == ["weight accounting: reconciling with X-MBX-USED-WEIGHT"]  # local until then
+
+
+async def test_a_stuck_header_is_discounted_at_its_second_reading():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "7"})  # plausible: others spent 6
+    assert gov.stats().weight_used == 7
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "7"})  # did not grow across our request
+    assert gov.stats().weight_source == "local" and gov.stats().headers_discounted == 1
+    assert gov.stats().weight_used == 2  # what was adopted from it is given back: ours alone
+
+
+async def test_a_lagging_header_is_discounted():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "1"})
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "1"}, 3)  # the exchange counted 4 by then at least
+    assert gov.stats().weight_source == "local"
+
+
+async def test_a_header_below_our_own_answered_weight_is_discounted():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT": "5"}, 5)
+    for _ in range(3):
+        await read(gov, {}, 5)  # answered without headers: still counted by the exchange
+    assert gov.stats().weight_source == "X-MBX-USED-WEIGHT"
+    await read(gov, {"X-MBX-USED-WEIGHT": "12"}, 5)  # 20 of ours were answered before it, +5
+    assert gov.stats().weight_source == "local"
+
+
+async def test_over_the_limit_on_a_success_is_discounted_at_once():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "250"})
+    assert gov.stats().weight_source == "local" and gov.stats().weight_used == 1
+    # the same reading on a 429 is no such evidence (and the 429 itself fills the window)
+    clock2, gov2 = governor()
+    gov2.configure(limits(100))
+    await read(gov2, {"X-MBX-USED-WEIGHT-1M": "250"}, status=429)
+    assert gov2.stats().weight_source == "X-MBX-USED-WEIGHT-1M"
+
+
+async def test_the_whole_limit_at_our_first_request_of_two_windows_is_stuck():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "100"})  # could be true: someone else filled the window
+    assert gov.stats().weight_used == 100
+    await clock.advance(60)
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "100"})  # again at once: not a neighbour, a stuck header
+    assert gov.stats().weight_source == "local" and gov.stats().weight_used == 1
+    done: list = []
+    tasks = await queue(gov, 200, log=done)
+    assert len(done) == 99
+    await drop(tasks)
+
+
+async def test_a_discounted_header_is_believed_again_after_a_clean_window():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "50"})
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "50"})  # stuck once (a proxy's cached answer, say)
+    assert gov.stats().weight_source == "local"
+    await clock.advance(60)
+    for n in range(1, 5):
+        await read(gov, {"X-MBX-USED-WEIGHT-1M": str(n)})  # honest again
+    assert gov.stats().weight_source == "local"  # on probation until the window is over
+    await clock.advance(60)
+    await read(gov, {"X-MBX-USED-WEIGHT-1M": "30"})
+    assert gov.stats().weight_source == "X-MBX-USED-WEIGHT-1M" and gov.stats().weight_used == 30
+
+
+async def test_two_honest_headers_that_agree_are_both_believed():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    for n in range(1, 4):
+        await read(gov, {"X-MBX-USED-WEIGHT-1M": str(n + 10), "X-MBX-USED-WEIGHT": str(n + 10)})
+    assert gov.stats().weight_source == "X-MBX-USED-WEIGHT-1M+X-MBX-USED-WEIGHT"
+    assert gov.stats().weight_used == 13 and gov.stats().headers_discounted == 0
+
+
+async def test_no_headers_at_all_local_accounting_uses_the_whole_budget():
+    clock, gov = governor()
+    gov.configure(limits(100))
+    done: list = []
+    tasks = await queue(gov, 150, log=done)
+    assert len(done) == 100 and gov.stats().weight_source == "local"
+    await drop(tasks)
 
 
 async def test_header_from_an_earlier_window_is_ignored():
