@@ -79,10 +79,12 @@ async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task
     server_now = _server_now(client)
     met_open = False  # an unfinished kline inside the window: the window cannot be complete yet
 
+    pages = kline_pages(client, task.symbol, task.interval, start, task.end, cost=task.cost, evidence=True)
+
     async def batches() -> AsyncIterator[tuple[list[Kline], bool]]:
         nonlocal met_open
         batch: list[Kline] = []
-        async for page in kline_pages(client, task.symbol, task.interval, start, task.end, cost=task.cost):
+        async for page in pages:
             closed = [k for k in page if k.close_time < server_now]
             batch.extend(closed)
             if len(closed) < len(page):  # reached the open kline: nothing after it is final
@@ -94,7 +96,9 @@ async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task
         yield batch, True
 
     def store(rows: list[Kline], last: bool) -> None:
-        _store_klines(engine, plan, task, rows, last and not met_open and task.end <= server_now)
+        # Complete only on evidence: the window's end reached, or an empty page after the last kline.
+        complete = last and pages.exhausted and not met_open and task.end <= server_now
+        _store_klines(engine, plan, task, rows, complete)
 
     await _drain(batches(), store, task, reporter)
 
@@ -122,15 +126,17 @@ async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task
     server_now = _server_now(client)
 
     async def batches() -> AsyncIterator[tuple[list[Trade], bool]]:
+        # The window is complete only on evidence: a trade at or past its end, or an empty page from
+        # the next id (a short page is not the end: the server may serve less than asked).
         if scope_cp is not None and scope_cp.last_trade_id is not None:
-            pages = trade_pages(client, task.symbol, scope_cp.last_trade_id + 1, cost=task.cost)
+            pages = trade_pages(client, task.symbol, scope_cp.last_trade_id + 1, cost=task.cost, evidence=True)
         else:
             located = await locate_first_trade(client, task.symbol, task.start, cost=task.cost)
             if located.first_id is None:
-                yield [], True  # no trade in or after the window
+                yield [], True  # the newest trade is before the window: no trade in or after it
                 return
             pages = trade_pages(client, task.symbol, located.first_id, cost=task.cost,
-                                first_page=located.page)
+                                first_page=located.page, evidence=True)
         batch: list[Trade] = []
         async for page in pages:
             inside = [t for t in page if task.start <= t.time < task.end]
@@ -141,7 +147,7 @@ async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task
             if len(batch) >= plan.batch_rows:
                 yield batch, False
                 batch = []
-        yield batch, True  # the exchange has nothing newer
+        yield batch, pages.exhausted  # the exchange had nothing newer (else: no evidence, not complete)
 
     await _drain(batches(), lambda rows, last: _store_trades(engine, plan, task, rows, last, server_now),
                  task, reporter)

@@ -113,6 +113,31 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+class PageSizes:
+    """What the server has shown of its page size per endpoint: the longest page it gave when asked
+    for more. Lives on the client (one per server).
+
+    Paging (``collector.sync``) records what it sees and asks it whether a page may be followed by more."""
+
+    def __init__(self) -> None:
+        self._longest_short: dict[str, int] = {}
+
+    def saw(self, endpoint: str, asked: int, got: int) -> None:
+        if 0 < got < asked and got > self._longest_short.get(endpoint, 0):
+            self._longest_short[endpoint] = got
+
+    def full(self, endpoint: str, asked: int, got: int) -> bool:
+        """May more follow this page? (A page as long as the longest short one seen may be capped.)"""
+        if got >= asked:
+            return True
+        longest = self._longest_short.get(endpoint)
+        return longest is not None and got >= longest
+
+    def size(self, endpoint: str, asked: int) -> int:
+        """The page length to expect when asking for ``asked``."""
+        return min(asked, self._longest_short.get(endpoint, asked))
+
+
 class Allowance(Protocol):
     """Weight granted by something outside this process (a budget shared per egress IP)."""
 
@@ -159,6 +184,7 @@ class JexClient:
         self.retries = 0  # retries made over the client's life, all endpoints
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)
         self._rejected_seen: set[str] = set()  # malformed listing entries already logged
+        self.pages = PageSizes()  # the server's real page sizes, as paging has seen them
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -22,14 +22,19 @@ def history_streams(ctx: LiveContext) -> set[str]:
     return keys
 
 
-async def note_final(ctx: LiveContext, symbol: str, stream: str, poll_started: float) -> None:
-    """``stream`` caught up for ``symbol`` in a poll that started at ``poll_started`` (host time)."""
+def sweeping(ctx: LiveContext, symbol: str, poll_started: float) -> bool:
+    """Would a poll of ``symbol`` that started at ``poll_started`` (host time) be its final one?"""
     sym = ctx.symbols.get(symbol)
     if sym is None or sym.swept or sym.expiry is None:
+        return False
+    return datetime.fromtimestamp(poll_started + ctx.client.governor.offset, UTC) >= sym.expiry + SETTLE
+
+
+async def note_final(ctx: LiveContext, symbol: str, stream: str, poll_started: float) -> None:
+    """``stream`` caught up for ``symbol`` in a poll that started at ``poll_started`` (host time)."""
+    if not sweeping(ctx, symbol, poll_started):
         return
-    started = datetime.fromtimestamp(poll_started + ctx.client.governor.offset, UTC)
-    if started < sym.expiry + SETTLE:
-        return
+    sym = ctx.symbols[symbol]
     done = ctx.final.setdefault(symbol, set())
     done.add(stream)
     if history_streams(ctx) <= done:

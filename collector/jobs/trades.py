@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from collector.domain import Trade
 from collector.exchange.ratelimit import Priority
 from collector.jobs.context import LiveContext
-from collector.jobs.sweep import note_final
+from collector.jobs.sweep import note_final, sweeping
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_trades
@@ -41,9 +41,12 @@ async def _guarded(ctx: LiveContext, symbol: str) -> None:
 async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     """Fetch and store every trade newer than the checkpoint; return how many were stored."""
     started = ctx.clock()
+    # The final sweep of an expired symbol claims its history complete: that needs evidence (an
+    # empty page), not a page shorter than asked.
+    final = sweeping(ctx, symbol, started)
     cp = await ctx.db(_load, ctx.engine, symbol)
     if cp is not None and cp.last_trade_id is not None:
-        pages = trade_pages(ctx.client, symbol, cp.last_trade_id + 1, priority=Priority.LIVE)
+        pages = trade_pages(ctx.client, symbol, cp.last_trade_id + 1, priority=Priority.LIVE, evidence=final)
     else:
         since = cp.last_time if cp is not None and cp.last_time else ctx.history_start(symbol)
         located = await locate_first_trade(ctx.client, symbol, since, priority=Priority.LIVE)
@@ -54,14 +57,15 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
             await note_final(ctx, symbol, STREAM, started)
             return 0
         pages = trade_pages(ctx.client, symbol, located.first_id, priority=Priority.LIVE,
-                            first_page=located.page)
+                            first_page=located.page, evidence=final)
     stored = 0
     # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
     # what it fetched, so the next poll continues instead of starting over.
     async for page in pages:
         stored += await ctx.db(_store, ctx.engine, symbol, page, None)
     ctx.mark_caught_up(STREAM, symbol, started)
-    await note_final(ctx, symbol, STREAM, started)
+    if not final or pages.exhausted:
+        await note_final(ctx, symbol, STREAM, started)
     return stored
 
 
