@@ -15,27 +15,34 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, update
 
 from collector.backfill_tasks import Reporter, Task, run_klines, run_trades
-from collector.domain import INTERVALS
-from collector.errors import ConfigError, ExchangeRejected
+from collector.domain import INTERVALS, Ticker24h
+from collector.errors import ConfigError, ExchangeRejected, SymbolRefused
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
 from collector.runtime import STARTUP_RETRIES
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.models import RunRow
-from collector.store.write import write_symbols
+from collector.store.write import (
+    refuse_symbol,
+    set_strike_prices,
+    symbols_without_strike,
+    write_symbols,
+    write_tickers,
+)
 
 log = logging.getLogger(__name__)
 
 BACKFILL_STREAMS = ("klines", "trades")
 # Rejections that no task can get past (the key is bad for all of them): stop the whole run.
 FATAL_CODES = frozenset({-1002, -1022, -2014, -2015})
+KEY_PROBES = 5  # symbols tried to prove the API key when the exchange refuses the first ones
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class BackfillPlan:
     streams: Sequence[str] = BACKFILL_STREAMS
     intervals: Sequence[str] = ("1m",)
     batch_rows: int = 5000
+    from_listing: bool = False  # the symbols are the exchange's listing, not named by the user
 
     @property
     def scope(self) -> str:
@@ -67,6 +75,8 @@ class BackfillSummary:
     weight: int
     retries: int
     rate_limited: int
+    refused: dict[str, str] = field(default_factory=dict)  # symbol -> why the exchange refused it
+    named_refused: list[str] = field(default_factory=list)  # of those, the ones the user named
 
     @property
     def rows(self) -> dict[str, int]:
@@ -81,7 +91,7 @@ class BackfillSummary:
 
     @property
     def incomplete(self) -> list[Task]:
-        return [t for t in self.tasks if not t.complete and not t.error]
+        return [t for t in self.tasks if not t.complete and not t.error and not t.refused]
 
 
 def plan_tasks(plan: BackfillPlan) -> list[Task]:
@@ -105,11 +115,13 @@ def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
         raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
 
 
-async def validate(client: JexClient, plan: BackfillPlan) -> tuple[BackfillPlan, list, list]:
+async def validate(client: JexClient, plan: BackfillPlan, refused: dict[str, str] | None = None,
+                   ) -> tuple[BackfillPlan, list, list]:
     """Check the plan against the exchange before anything is written.
 
     Returns the plan with its symbols resolved (none given: every option symbol the exchange lists,
     expired ones still listed included) and the exchange's two symbol lists, each fetched once.
+    Symbols the exchange refuses while the key is proven are added to ``refused``.
     """
     if plan.start >= plan.end:
         raise ConfigError("--start must be before --end")
@@ -118,33 +130,79 @@ async def validate(client: JexClient, plan: BackfillPlan) -> tuple[BackfillPlan,
     infos = await client.option_info(priority=Priority.BACKFILL)
     known = {s.symbol for s in listed} | {o.symbol for o in infos}
     if not plan.symbols:
-        plan = replace(plan, symbols=sorted(known))
+        plan = replace(plan, symbols=sorted(known), from_listing=True)
     unknown = [s for s in plan.symbols if s not in known]
     if unknown:
         raise ConfigError(f"unknown symbol {unknown[0]!r}: the exchange lists {len(known)} option symbols "
                           "(see `collector symbols`)")
+    refused = refused if refused is not None else {}
     if "trades" in plan.streams and plan.symbols:
-        # One cheap call proves the key before anything is written (weight 5).
-        try:
-            await client.historical_trades(plan.symbols[0], limit=1, priority=Priority.BACKFILL)
-        except ExchangeRejected as exc:
-            if exc.code in FATAL_CODES:
-                raise ConfigError(f"the exchange refused the API key: {exc}") from exc
-            raise
+        # One cheap call proves the key before anything is written (weight 5); a symbol the exchange
+        # refuses proves nothing about the key, so the next one is tried (a few at most).
+        for symbol in plan.symbols[:KEY_PROBES]:
+            try:
+                await client.historical_trades(symbol, limit=1, priority=Priority.BACKFILL)
+                break
+            except SymbolRefused as exc:
+                refused[exc.symbol] = exc.reason
+            except ExchangeRejected as exc:
+                if exc.code in FATAL_CODES:
+                    raise ConfigError(f"the exchange refused the API key: {exc}") from exc
+                raise
     return plan, list(infos), list(listed)
+
+
+async def fetch_terms(client: JexClient, engine: Engine, plan: BackfillPlan, refused: dict[str, str]) -> None:
+    """A strike for every symbol the backfill stores data for: it is only in the 24hr ticker, so one
+    ticker (weight 1) is fetched per symbol that has none yet, and stored beside the strike."""
+    missing = await asyncio.to_thread(_without_strike, engine, [s for s in plan.symbols if s not in refused])
+    if not missing:
+        return
+
+    async def one(symbol: str) -> list[Ticker24h]:
+        try:
+            return list(await client.ticker_24hr(symbol, priority=Priority.BACKFILL))
+        except SymbolRefused as exc:
+            refused[symbol] = exc.reason
+        except ExchangeRejected as exc:  # the strike is a nicety: its absence fails no task
+            log.warning("no strike for %s: %s", symbol, exc)
+        return []
+    tickers = [t for got in await asyncio.gather(*(one(s) for s in missing)) for t in got]
+    if tickers:
+        await asyncio.to_thread(_store_terms, engine, tickers)
+
+
+def _without_strike(engine: Engine, symbols: list[str]) -> list[str]:
+    with engine.connect() as conn:
+        return symbols_without_strike(conn, symbols)
+
+
+def _store_terms(engine: Engine, tickers: list[Ticker24h]) -> None:
+    with transaction(engine) as conn:
+        write_tickers(conn, tickers)
+        set_strike_prices(conn, tickers)
+
+
+def _store_refusals(engine: Engine, refused: dict[str, str]) -> None:
+    with transaction(engine) as conn:
+        now = datetime.now(UTC)
+        for symbol, reason in refused.items():
+            refuse_symbol(conn, symbol, reason, at=now)
 
 
 async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                        reporter: Reporter | None = None, concurrency: int = 64) -> BackfillSummary:
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
+    refused: dict[str, str] = {}  # symbol -> why the exchange refused it: no task asks for it again
     # Validating is part of starting: a blip is retried like connecting.
     with client.retrying(max(client.max_retries, STARTUP_RETRIES)):
-        plan, infos, listed = await validate(client, plan)
+        plan, infos, listed = await validate(client, plan, refused)
     started = time.monotonic()
     requests0, retries0 = client.requests_sent, client.retries
     tasks = plan_tasks(plan)
     run_id = await asyncio.to_thread(_begin, engine, plan, infos, listed, tasks)
+    await fetch_terms(client, engine, plan, refused)
     reporter.started(tasks)
     gate = asyncio.Semaphore(concurrency)
 
@@ -153,11 +211,22 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
             if task.skipped:
                 reporter.finished(task)
                 return
+            if task.symbol in refused:
+                task.refused = refused[task.symbol]
+                task.done = True
+                reporter.finished(task)
+                return
             try:
                 if task.stream == "klines":
                     await run_klines(client, engine, plan, task, reporter)
                 else:
                     await run_trades(client, engine, plan, task, reporter)
+            except SymbolRefused as exc:
+                if exc.symbol not in refused:
+                    log.warning("%s refused by the exchange: %s; its other tasks are skipped", exc.symbol,
+                                exc.reason)
+                refused.setdefault(exc.symbol, exc.reason)
+                task.refused = refused[exc.symbol]
             except ExchangeRejected as exc:
                 task.error = f"{type(exc).__name__}: {exc}"
                 if exc.code in FATAL_CODES:
@@ -192,7 +261,11 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
             weight=sum(t.cost.weight for t in tasks),
             retries=client.retries - retries0,
             rate_limited=_rate_limited_count(),
+            refused=dict(refused),
+            named_refused=[] if plan.from_listing else sorted(s for s in refused if s in set(plan.symbols)),
         )
+        if refused:
+            await asyncio.shield(asyncio.to_thread(_store_refusals, engine, refused))
         await asyncio.shield(asyncio.to_thread(_finish, engine, run_id, status, summary))
     return summary
 
@@ -226,7 +299,8 @@ def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks:
 def _finish(engine: Engine, run_id: int, status: str, summary: BackfillSummary) -> None:
     counts = {"rows": summary.rows, "requests": summary.requests, "weight": summary.weight,
               "retries": summary.retries, "wall_seconds": round(summary.wall_seconds, 3),
-              "failed_tasks": len(summary.failed), "incomplete_tasks": len(summary.incomplete)}
+              "failed_tasks": len(summary.failed), "incomplete_tasks": len(summary.incomplete),
+              "refused": summary.refused}
     error = "; ".join(f"{t.name}: {t.error}" for t in summary.failed)[:2000] or None
     with transaction(engine) as conn:
         conn.execute(update(RunRow.__table__).where(RunRow.__table__.c.id == run_id).values(

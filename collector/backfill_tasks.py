@@ -48,6 +48,7 @@ class Task:
     complete: bool = False  # the whole window is stored (also across runs)
     skipped: bool = False  # complete before this run started
     error: str | None = None
+    refused: str | None = None  # the exchange refused the symbol (why): not asked for again
 
     @property
     def name(self) -> str:

@@ -179,8 +179,6 @@ def backfill_command(
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
 ) -> None:
     """Fetch history for [START, END): resumable, idempotent, as fast as the weight limit allows."""
-    import asyncio
-
     from collector.cliutil import parse_window, settings
 
     window = parse_window(start, end)
@@ -190,16 +188,26 @@ def backfill_command(
 
     intervals = tuple(interval or cfg.kline_intervals)
     check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None)
-    asyncio.run(_backfill(ctx, cfg, window, symbol or [], stream_list, intervals))
+    from collector.cliutil import Interrupted, console, run_interruptible
+    from collector.progress import LogReporter, RichReporter
+
+    reporter = RichReporter(console) if sys.stderr.isatty() else LogReporter()
+    try:
+        run_interruptible(_backfill(ctx, cfg, window, symbol or [], stream_list, intervals, reporter))
+    except Interrupted as exc:
+        reporter.close()
+        done = sum(1 for t in reporter.tasks if t.done or t.skipped)
+        console.print(f"interrupted after {done} of {len(reporter.tasks)} tasks (what was fetched is stored); "
+                      "run the same command to resume")
+        raise typer.Exit(exc.exit_code) from None
 
 
-async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
+async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> None:
     import asyncio
-    import sys as _sys
 
     from collector.backfill import BackfillPlan, run_backfill
     from collector.cliutil import console
-    from collector.progress import LogReporter, RichReporter, summary_table
+    from collector.progress import summary_table
     from collector.runtime import STARTUP_RETRIES, connect_exchange
     from collector.store.migrate import upgrade
 
@@ -213,12 +221,11 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals) -> None:
                 client.allowance = shared_allowance(db.engine, cfg.egress, client)
             plan = BackfillPlan(window[0], window[1], symbols, streams,
                                 intervals, cfg.backfill_batch_rows)
-            reporter = RichReporter(console) if _sys.stderr.isatty() else LogReporter()
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)
         finally:
             await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop
     console.print(summary_table(summary))
-    if summary.failed:
+    if summary.failed or summary.named_refused:  # a symbol found only in the listing may be refused
         raise typer.Exit(1)
 
 

@@ -65,6 +65,46 @@ def open_db(ctx: typer.Context, **kwargs: Any):
     return open_database(state(ctx).settings, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while a command ran (``signum``); what was committed stays."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def run_interruptible(coro: Any) -> Any:
+    """``asyncio.run(coro)``, with SIGINT and SIGTERM cancelling it: then ``Interrupted`` is raised
+    once it has wound down (transactions already handed to the database complete first)."""
+    import asyncio
+    import signal
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        got: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            if not got:
+                got.append(signum)
+                task.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if got:
+                raise Interrupted(got[0]) from None
+            raise
+
+    return asyncio.run(main())
+
+
 def parse_time(value: str, option: str) -> datetime:
     """ISO 8601 → aware UTC datetime; a time without offset is UTC. Bad input is a ConfigError."""
     text = value.strip()

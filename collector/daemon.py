@@ -43,12 +43,36 @@ class Running:
     metrics_port: int
 
 
-async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: float = 30.0):
-    """Keep trying a start-up step through transient failures; bad configuration is fatal."""
+async def until_stopped(awaitable, stop: asyncio.Event):
+    """Await ``awaitable`` unless ``stop`` is set first: then cancel it and raise CancelledError.
+
+    A start-up step may wait a long time (a rate-limit window, a Retry-After, a ban of days);
+    stopping must not wait for it."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    raise asyncio.CancelledError
+
+
+async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: float = 30.0,
+                         interruptible: bool = True):
+    """Keep trying a start-up step through transient failures; bad configuration is fatal. Stopping
+    cancels an ``interruptible`` step at once (one that owns a resource when it returns is not)."""
     delay = 1.0
     while True:
+        if stop.is_set():
+            raise asyncio.CancelledError
         try:
-            return await attempt_fn()
+            if not interruptible:
+                return await attempt_fn()
+            return await until_stopped(attempt_fn(), stop)
         except (ConfigError, ExchangeRejected):
             raise
         except (TransientError, OSError) as exc:
@@ -64,6 +88,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                      started: asyncio.Future | None = None, announce=print) -> int:
     """Run until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
     stop = stop or asyncio.Event()
+    settings, disabled = _collectable(settings, announce)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -71,7 +96,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
     db: Database | None = None
     try:
         db = await _retry_forever("database", lambda: asyncio.to_thread(
-            open_database, settings, announce=announce, pool_size=10), stop)
+            open_database, settings, announce=announce, pool_size=10), stop, interruptible=False)
         await asyncio.to_thread(upgrade, db.engine)
         connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -81,9 +106,9 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                 await client.configure_limits()
                 await client.sync_time()
             await _retry_forever(f"exchange {settings.exchange_url}", handshake, stop)
-            ctx = LiveContext(client, db.engine, settings)
+            ctx = LiveContext(client, db.engine, settings, disabled=disabled)
             _coordinate(ctx, db)
-            run_id = await asyncio.to_thread(_begin_run, db.engine, settings)
+            run_id = await asyncio.to_thread(_begin_run, db.engine, settings, disabled)
             runner = await health.serve(ctx, settings.metrics_host, settings.metrics_port)
             port = health.bound_port(runner)
             try:
@@ -105,9 +130,9 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                             await asyncio.to_thread(ctx.leases.release_all)
                 finally:
                     schedule.abort()  # whatever ended us, no job may outlive the session it uses
-                    with contextlib.suppress(Exception):  # the database may be the reason we stop
-                        await asyncio.to_thread(_finish_run, db.engine, run_id, stop.is_set())
             finally:
+                with contextlib.suppress(Exception):  # the database may be the reason we stop
+                    await asyncio.to_thread(_finish_run, db.engine, run_id, stop.is_set())
                 await runner.cleanup()
     except asyncio.CancelledError:
         if not stop.is_set():
@@ -123,7 +148,21 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
     return 0
 
 
-def _begin_run(engine, settings: Settings) -> int:
+NO_KEY = "needs COLLECTOR_API_KEY: option/historicalTrades is MARKET_DATA (an API key, no signature)"
+
+
+def _collectable(settings: Settings, announce) -> tuple[Settings, dict[str, str]]:
+    """The streams that can be collected with these settings, and why the others cannot (said once)."""
+    if "trades" not in settings.streams or settings.api_key is not None:
+        return settings, {}
+    message = f"trades are not collected: {NO_KEY}; every other stream is"
+    log.warning(message)
+    announce(message)
+    rest = [s for s in settings.streams if s != "trades"]
+    return settings.model_copy(update={"streams": rest}), {"trades": NO_KEY}
+
+
+def _begin_run(engine, settings: Settings, disabled: dict[str, str]) -> int:
     """A collector_runs row for this daemon: what it was told to do (never secrets)."""
     import os
     import socket
@@ -134,7 +173,7 @@ def _begin_run(engine, settings: Settings) -> int:
     from collector.store.models import RunRow
 
     args = {"exchange_url": settings.exchange_url, "streams": settings.streams,
-            "kline_intervals": settings.kline_intervals}
+            "kline_intervals": settings.kline_intervals, "disabled": disabled}
     with transaction(engine) as conn:
         return conn.execute(insert(RunRow.__table__).values(
             kind="run", host=socket.gethostname(), pid=os.getpid(), args=args,

@@ -9,7 +9,9 @@
     │   ├── Banned                 418: send nothing before ``until``
     │   └── DatabaseUnavailable    the database cannot be reached right now
     ├── ExchangeRejected       4xx with an exchange code (bad symbol, bad parameter, bad key):
-    │                          a bug or bad input, never retried
+    │   │                      a bug or bad input, never retried
+    │   └── SymbolRefused      -7012 / -7013 / -1121 for a symbol: the exchange will not serve this
+    │                          symbol's market data (gone, or past its exercise time): stop asking
     └── ParseError             a response that does not follow the API: names endpoint and field
 
 Library exceptions (aiohttp, psycopg) are mapped to these at the boundary where they
@@ -74,6 +76,27 @@ class ExchangeRejected(CollectorError):
         self.code = code
         self.status = status
         self.endpoint = endpoint
+
+
+class SymbolRefused(ExchangeRejected):
+    """The exchange refused a request for ``symbol`` because of the symbol itself (it does not exist,
+    is past its exercise time, or is unknown): asking again will not help."""
+
+    def __init__(self, message: str, *, symbol: str, code: int | None, status: int,
+                 endpoint: str | None = None) -> None:
+        super().__init__(message, code=code, status=status, endpoint=endpoint)
+        self.symbol = symbol
+
+    @property
+    def reason(self) -> str:
+        """One line for the operator and the database: code, what it means, where it was said."""
+        meaning = SYMBOL_REFUSALS.get(self.code or 0, "refused")
+        return f"{self.code} {meaning} (answer to {self.endpoint})"
+
+
+# Exchange codes that refuse a symbol for good (JEX-FIELD-NOTES.md).
+SYMBOL_REFUSALS = {-7012: "option does not exist", -7013: "option past its exercise time",
+                   -1121: "invalid symbol"}
 
 
 class ParseError(CollectorError):

@@ -53,7 +53,8 @@ def make_app(ctx: LiveContext) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         problems = health_problems(ctx, await _db_answers(ctx))
         body = {"status": "unhealthy" if problems else "ok", "problems": problems,
-                "symbols": len(ctx.trading())}
+                "symbols": len(ctx.trading()), "disabled": ctx.disabled,
+                "weight_source": ctx.client.governor.stats().weight_source}
         return web.json_response(body, status=503 if problems else 200, dumps=json.dumps)
 
     app = web.Application()

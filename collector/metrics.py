@@ -135,6 +135,11 @@ PLANNED_WEIGHT = Gauge(
 SYMBOLS = Gauge(
     "jex_symbols", "Symbols known to the daemon by state.", ["state"], registry=REGISTRY,
 )
+SYMBOLS_REFUSED = Counter(
+    "jex_symbols_refused_total",
+    "Symbols the exchange refused for good (-7012, -7013, -1121) and that are no longer asked for.",
+    registry=REGISTRY,
+)
 DB_ERRORS = Counter(
     "jex_database_errors_total", "Database operations that failed because the database was unreachable.",
     registry=REGISTRY,

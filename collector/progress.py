@@ -41,10 +41,10 @@ class RichReporter:
         )
         self._ids: dict[int, TaskID] = {}
         self._overall: TaskID | None = None
-        self._tasks: Sequence[Task] = ()
+        self.tasks: Sequence[Task] = ()
 
     def started(self, tasks: Sequence[Task]) -> None:
-        self._tasks = tasks
+        self.tasks = tasks
         self.progress.start()
         self._overall = self.progress.add_task("all", total=len(tasks), rows=0, covered="", weight=0)
 
@@ -65,16 +65,20 @@ class RichReporter:
         if id(task) in self._ids:
             self.progress.update(self._ids[id(task)], visible=False)
         self._refresh_overall()
-        if all(t.done or t.skipped for t in self._tasks):
+        if all(t.done or t.skipped for t in self.tasks):
             self.progress.stop()
+
+    def close(self) -> None:
+        """Stop drawing (the run ended early)."""
+        self.progress.stop()
 
     def _refresh_overall(self) -> None:
         if self._overall is None:
             return
-        finished = sum(1 for t in self._tasks if t.done or t.skipped)
-        self.progress.update(self._overall, completed=finished, rows=sum(t.rows for t in self._tasks),
-                             covered=f"{finished}/{len(self._tasks)} tasks",
-                             weight=sum(t.cost.weight for t in self._tasks))
+        finished = sum(1 for t in self.tasks if t.done or t.skipped)
+        self.progress.update(self._overall, completed=finished, rows=sum(t.rows for t in self.tasks),
+                             covered=f"{finished}/{len(self.tasks)} tasks",
+                             weight=sum(t.cost.weight for t in self.tasks))
 
 
 class LogReporter:
@@ -83,10 +87,10 @@ class LogReporter:
     def __init__(self, every: float = 10.0) -> None:
         self.every = every
         self._last = time.monotonic()
-        self._tasks: Sequence[Task] = ()
+        self.tasks: Sequence[Task] = ()
 
     def started(self, tasks: Sequence[Task]) -> None:
-        self._tasks = tasks
+        self.tasks = tasks
         skipped = sum(t.skipped for t in tasks)
         log.info("backfill: %d tasks (%d already complete)", len(tasks), skipped)
 
@@ -94,14 +98,18 @@ class LogReporter:
         now = time.monotonic()
         if now - self._last >= self.every:
             self._last = now
-            done = sum(1 for t in self._tasks if t.done or t.skipped)
-            log.info("backfill: %d/%d tasks done, %d rows, weight %d", done, len(self._tasks),
-                     sum(t.rows for t in self._tasks), sum(t.cost.weight for t in self._tasks))
+            done = sum(1 for t in self.tasks if t.done or t.skipped)
+            log.info("backfill: %d/%d tasks done, %d rows, weight %d", done, len(self.tasks),
+                     sum(t.rows for t in self.tasks), sum(t.cost.weight for t in self.tasks))
+
+    def close(self) -> None:
+        pass
 
     def finished(self, task: Task) -> None:
         if task.skipped:
             return
-        state = "failed: " + task.error if task.error else ("complete" if task.complete else "incomplete")
+        state = "failed: " + task.error if task.error else (
+            "refused: " + task.refused if task.refused else ("complete" if task.complete else "incomplete"))
         log.info("backfill %s: %d rows, %d requests, weight %d, %s", task.name, task.rows,
                  task.cost.requests, task.cost.weight, state)
 
@@ -121,4 +129,7 @@ def summary_table(summary: BackfillSummary) -> Table:
         table.add_row("incomplete (window reaches past the exchange's clock)", str(len(summary.incomplete)))
     if summary.failed:
         table.add_row("failed", ", ".join(t.name for t in summary.failed))
+    for symbol, reason in sorted(summary.refused.items()):
+        named = " (named with --symbol)" if symbol in summary.named_refused else ""
+        table.add_row(f"refused by the exchange: {symbol}{named}", reason)
     return table

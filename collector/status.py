@@ -40,6 +40,7 @@ class StreamStatus:
     open_gaps: int | None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    note: str | None = None  # why it is not collected: refused by the exchange, or disabled
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -74,6 +75,7 @@ def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus
                 gaps = unfinished.get(r.symbol, 0) if stream == "trades" else None
                 out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, now - r.newest, gaps))
         _attach_errors(conn, out)
+        _attach_notes(conn, out)
         conn.rollback()
     out.sort(key=lambda s: (s.symbol, s.stream, INTERVALS.get(s.interval, timedelta(0))))
     return out
@@ -105,6 +107,24 @@ def _attach_errors(conn, statuses: list[StreamStatus]) -> None:
             statuses.append(StreamStatus(symbol, stream, "", 0, None, None, None, None, message, at))
 
 
+def _attach_notes(conn, statuses: list[StreamStatus]) -> None:
+    """Symbols the exchange refused (on each of their rows, or a row of their own), and streams the
+    newest running daemon does not collect, with why (a row for all symbols: '*')."""
+    refused = dict(conn.execute(text("SELECT symbol, refusal FROM option_symbols WHERE refused_at IS NOT NULL")).all())
+    for s in statuses:
+        if s.symbol in refused:
+            s.note = f"refused by the exchange: {refused[s.symbol]}"
+    have = {s.symbol for s in statuses}
+    for symbol, why in refused.items():
+        if symbol not in have:
+            statuses.append(StreamStatus(symbol, "", "", 0, None, None, None, None,
+                                         note=f"refused by the exchange: {why}"))
+    run = conn.execute(text("SELECT args FROM collector_runs WHERE kind = 'run' AND status = 'running' "
+                            "ORDER BY started_at DESC LIMIT 1")).scalar()
+    for stream, why in ((run or {}).get("disabled") or {}).items():
+        statuses.append(StreamStatus("*", stream, "", 0, None, None, None, None, note=f"disabled: {why}"))
+
+
 def _stream_of_job(job: str) -> str:
     """Job names start with their stream ('trades', 'klines 1m', 'depth:BTC...'); others stay as they are."""
     for stream in ("klines", *SNAPSHOT_STREAMS):
@@ -132,13 +152,16 @@ def render(statuses: list[StreamStatus]):
 
     table = Table(title="collector status", show_lines=False)
     for col, just in (("symbol", "left"), ("stream", "left"), ("rows", "right"), ("first", "left"),
-                      ("newest", "left"), ("lag", "right"), ("open gaps", "right"), ("last error", "left")):
+                      ("newest", "left"), ("lag", "right"), ("open gaps", "right"), ("last error", "left"),
+                      ("note", "left")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s in statuses:
         stream = f"{s.stream} {s.interval}".strip()
         gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
         err = "" if not s.last_error else f"[red]{s.last_error[:60]}[/red]"
-        table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err)
+        note = "" if not s.note else f"[yellow]{s.note}[/yellow]"
+        table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err,
+                      note)
     return table
 
 

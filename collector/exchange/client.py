@@ -39,7 +39,16 @@ from collector.domain import (
     Ticker24h,
     Trade,
 )
-from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, ParseError, RateLimited
+from collector.errors import (
+    SYMBOL_REFUSALS,
+    Banned,
+    ConfigError,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    ParseError,
+    RateLimited,
+    SymbolRefused,
+)
 from collector.exchange import endpoints as ep
 from collector.exchange import parsers
 from collector.exchange.endpoints import Endpoint, Security
@@ -219,6 +228,14 @@ class JexClient:
             try:
                 return await self._attempt(endpoint, params or {}, priority,
                                            endpoint.weight if weight is None else weight, method)
+            except SymbolRefused:
+                raise
+            except ExchangeRejected as exc:
+                symbol = (params or {}).get("symbol")
+                if exc.code in SYMBOL_REFUSALS and isinstance(symbol, str):
+                    raise SymbolRefused(f"{exc} (symbol {symbol})", symbol=symbol, code=exc.code,
+                                        status=exc.status, endpoint=exc.endpoint) from exc
+                raise
             except RateLimited:
                 reason = "rate_limited"
                 if attempt >= self.max_retries:

@@ -16,13 +16,14 @@ from sqlalchemy import Engine
 
 from collector import metrics
 from collector.config import Settings
-from collector.errors import CollectorError, DatabaseUnavailable
+from collector.errors import CollectorError, DatabaseUnavailable, SymbolRefused
 from collector.exchange.client import JexClient
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.models import JobErrorRow
 
 log = logging.getLogger("collector.jobs")
+REFUSE_AFTER_1121 = 3  # "invalid symbol" answers in a row before a listed symbol is given up
 
 
 @dataclass
@@ -34,13 +35,14 @@ class Symbol:
     listed: bool = True
     swept: bool = False  # its final collection after expiry is done: no longer polled
     first_seen: datetime | None = None  # when a refresh first stored it
+    refused: bool = False  # the exchange refused its market data for good: no longer asked
 
     def trading(self, now: datetime) -> bool:
-        return self.listed and (self.expiry is None or self.expiry > now)
+        return self.listed and not self.refused and (self.expiry is None or self.expiry > now)
 
     def needs_history(self, now: datetime) -> bool:
         """Polled for trades and klines: trading, or expired and waiting for its final sweep."""
-        return self.listed and not self.swept
+        return self.listed and not self.swept and not self.refused
 
 
 @dataclass
@@ -58,6 +60,8 @@ class LiveContext:
     leases: Any = None  # collector.coordination.Leases when several daemons share the work
     on_symbols_changed: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
+    disabled: dict[str, str] = field(default_factory=dict)  # stream -> why it is not collected
+    _strikes: dict[str, int] = field(default_factory=dict)  # -1121 answers per symbol since its last success
     _busy: dict[str, int] = field(default_factory=dict)  # polls running per symbol
     _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll ends
 
@@ -122,7 +126,33 @@ class LiveContext:
 
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:
         self.caught_up[(stream, symbol)] = at
+        self._strikes.pop(symbol, None)
         metrics.STREAM_STALENESS.labels(stream, symbol).set(0)
+
+    async def refuse(self, exc: SymbolRefused) -> None:
+        """The exchange refused ``exc.symbol`` for good: record why, say so once, stop asking.
+
+        -7012/-7013 are final at once. -1121 (invalid symbol) for a symbol the exchange listed may be
+        a listing not yet everywhere on its side: final after REFUSE_AFTER_1121 answers in a row."""
+        symbol = exc.symbol
+        sym = self.symbols.get(symbol)
+        if sym is None or sym.refused:
+            return
+        if exc.code == -1121:
+            self._strikes[symbol] = self._strikes.get(symbol, 0) + 1
+            if self._strikes[symbol] < REFUSE_AFTER_1121:
+                log.warning("%s: the exchange answered %s; asking again later", symbol, exc.reason)
+                return
+        sym.refused = True
+        metrics.SYMBOLS_REFUSED.inc()
+        log.warning("%s refused by the exchange: %s; no longer asked for it (recorded in option_symbols)",
+                    symbol, exc.reason)
+        try:
+            await self.db(_store_refusal, self.engine, symbol, exc.reason, self.now())
+        except DatabaseUnavailable:
+            pass  # known in memory; a later refusal after a restart records it
+        if self.on_symbols_changed is not None:
+            self.on_symbols_changed()
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a store function in a worker thread; track whether the database answers."""
@@ -141,7 +171,14 @@ class LiveContext:
 
     async def record_error(self, job: str, symbol: str | None, exc: BaseException, *, stream: str = "",
                            interval: str = "") -> None:
-        """Count, log and (when the database answers) store a job failure; never raises."""
+        """Count, log and (when the database answers) store a job failure; never raises.
+        A refusal of the symbol itself (SymbolRefused) stops its collection instead."""
+        if isinstance(exc, SymbolRefused):
+            try:
+                await self.refuse(exc)
+            except Exception:  # noqa: BLE001 - reporting a failure must not fail
+                log.debug("could not record a refusal", exc_info=True)
+            return
         metrics.JOB_FAILURES.labels(job, type(exc).__name__).inc()
         message = str(exc) or type(exc).__name__
         level = logging.WARNING if isinstance(exc, CollectorError) else logging.ERROR
@@ -161,3 +198,10 @@ class LiveContext:
             await asyncio.to_thread(store)
         except Exception:  # noqa: BLE001 - reporting a failure must not fail
             log.debug("could not store job error", exc_info=True)
+
+
+def _store_refusal(engine: Engine, symbol: str, reason: str, at: datetime) -> None:
+    from collector.store.write import refuse_symbol
+
+    with transaction(engine) as conn:
+        refuse_symbol(conn, symbol, reason, at=at)

@@ -46,8 +46,9 @@ def _store(engine: Engine, infos, listed, now, unreadable=frozenset()) -> dict[s
 def load_symbols(engine: Engine) -> dict[str, Symbol]:
     with engine.connect() as conn:
         rows = conn.execute(select(SYMBOLS.c.symbol, SYMBOLS.c.expiry_time, SYMBOLS.c.listed,
-                                   SYMBOLS.c.final_sweep_at, SYMBOLS.c.first_seen)).all()
-    return {r.symbol: Symbol(r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen)
+                                   SYMBOLS.c.final_sweep_at, SYMBOLS.c.first_seen, SYMBOLS.c.refused_at)).all()
+    return {r.symbol: Symbol(r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen,
+                             r.refused_at is not None)
             for r in rows}
 
 
