@@ -89,6 +89,9 @@ def run_command(
     sim_symbols: Annotated[int, typer.Option(help="With --simulate: option symbols trading at once.")] = 28,
     sim_listing_interval: Annotated[float, typer.Option(
         help="With --simulate: seconds between listings (each symbol lives SYMBOLS listings).")] = 21600.0,
+    sim_profile: Annotated[str, typer.Option(
+        help="With --simulate: behave like a recorded exchange (default, live-2019; see "
+             "`collector simulate --help`).")] = "default",
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics and /healthz (0: any free).")] = None,
 ) -> None:
@@ -105,10 +108,11 @@ def run_command(
 
     if simulate:
         from collector.simulator import SimConfig
+        from collector.simulator.cli import simulator_faults
 
         try:
             sim = SimConfig(seed=sim_seed, symbols=sim_symbols, history_days=0.25,
-                            listing_interval_s=sim_listing_interval)
+                            listing_interval_s=sim_listing_interval, faults=simulator_faults(sim_profile))
         except ValueError as exc:
             raise ConfigError(f"simulator: {exc}") from None
         code = asyncio.run(run_with_simulator(cfg, sim, announce=say))

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.simulator.config import FaultConfig, SimConfig
-from collector.simulator.faults import NO_FAULTS, Injector, Plan, numbers_as_json
+from collector.simulator.faults import NO_FAULTS, Injector, Plan, numbers_as_json, scalars_as_strings
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
 from collector.simulator.market import (INTERVALS, MINUTE, Market, Option, fmt_ticks, recent_trade_json,
                                         trade_json)
@@ -205,11 +205,11 @@ class Simulator:
                 status, data = fn(request, q, now, NO_FAULTS)
             except ApiError as exc:
                 status, data = exc.status, {"code": exc.code, "msg": exc.msg}
-            used = str(verdict.used_weight)
+            headers = self._weight_headers(verdict.used_weight)
+            headers["Content-Type"] = JSON_CT
             return web.Response(status=status,
                                 body=(data if type(data) is str else json.dumps(data, separators=(",", ":"))).encode(),
-                                headers={"X-MBX-USED-WEIGHT-1M": used, "X-MBX-USED-WEIGHT": used,
-                                         "Content-Type": JSON_CT})
+                                headers=headers)
         plan = self._injector.plan()
         if plan.slow:
             st.faults["slow"] += 1
@@ -223,14 +223,13 @@ class Simulator:
             status, data = fn(request, q, now, plan)
         except ApiError as exc:
             status, data = exc.status, {"code": exc.code, "msg": exc.msg}
-        if type(data) is str:  # already rendered as compact JSON
-            if plan.numbers_as_json and status == 200:
-                data = json.dumps(numbers_as_json(json.loads(data)), separators=(",", ":"))
-            body = data.encode()
-        else:
-            if plan.numbers_as_json and status == 200:
-                data = numbers_as_json(data)
-            body = json.dumps(data, separators=(",", ":")).encode()
+        text = data if type(data) is str else json.dumps(data, separators=(",", ":"))  # compact JSON
+        if status == 200:  # representation only: the same values
+            if plan.numbers_as_json:
+                text = numbers_as_json(text)
+            if plan.as_strings:
+                text = scalars_as_strings(text)
+        body = text.encode()
         headers = self._weight_headers(verdict.used_weight)
         headers["Content-Type"] = JSON_CT
         if plan.drop:
@@ -241,9 +240,21 @@ class Simulator:
             body = body[: max(1, len(body) // 2)]
         return web.Response(status=status, body=body, headers=headers)
 
-    @staticmethod
-    def _weight_headers(used: int) -> dict[str, str]:
-        return {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+    def _weight_headers(self, used: int) -> dict[str, str]:
+        """The used-weight headers, the way this exchange sends them (FaultConfig.weight_headers)."""
+        mode = self._faults.weight_headers
+        if mode == "exact":
+            return {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+        limit = str(self.cfg.weight_limit or UNLIMITED_ANNOUNCED)
+        if mode == "live-2019":  # as recorded (api_v1_contractInfo.json), spelling included
+            return {"X-Mbx-Used-Weight": str(used), "X-Mbx-Used-Weight-1m": limit}
+        if mode == "legacy":
+            return {"X-MBX-USED-WEIGHT": str(used)}
+        if mode == "1m":
+            return {"X-MBX-USED-WEIGHT-1M": str(used)}
+        if mode == "stuck":
+            return {"X-MBX-USED-WEIGHT-1M": limit, "X-MBX-USED-WEIGHT": limit}
+        return {}
 
     def _limited(self, v: Verdict) -> web.Response:
         if v.status == 418:
@@ -269,6 +280,10 @@ class Simulator:
         return resp
 
     # ---- helpers -------------------------------------------------------------------------
+    def _capped(self, limit: int) -> int:
+        cap = self._faults.page_cap
+        return limit if cap is None else min(limit, cap)
+
     def _symbol(self, q: Any, now: int, required: bool = True) -> Option | None:
         s = q.get("symbol")
         if not s:
@@ -281,6 +296,8 @@ class Simulator:
         opt = self.market.lookup(s, now)
         if opt is None:
             raise ApiError(400, -1121, "Invalid symbol.")
+        if self._faults.refuse_expired and now >= opt.expiry:
+            raise ApiError(400, -7013, "Option is past its exercise time.")
         return opt
 
     # ---- endpoints: (request, query, now, plan) -> (status, data) -----------------------
@@ -317,6 +334,8 @@ class Simulator:
         opt = self._symbol(q, now)
         limit = _limit(q, 60, lambda v: v in DEPTH_LIMITS)
         uid, bids, asks = self.market.depth(opt, now)
+        if plan.fewer_levels is not None:  # fewer levels than asked, as the live exchange often had
+            limit = max(1, int(limit * plan.fewer_levels))
         if plan.depth_legacy:
             return 200, {"bids": [[fmt_ticks(p), str(x)] for p, x in bids[:limit]],
                          "asks": [[fmt_ticks(p), str(x)] for p, x in asks[:limit]]}
@@ -338,7 +357,7 @@ class Simulator:
         if self.cfg.api_keys is not None and key not in self.cfg.api_keys:
             raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         opt = self._symbol(q, now)
-        limit = _limit(q, 200, lambda v: 1 <= v <= 500)
+        limit = self._capped(_limit(q, 200, lambda v: 1 <= v <= 500))
         from_id = _int_param(q, "fromId")
         if from_id is not None and from_id < 0:
             raise ApiError(400, -1130, "Data sent for parameter 'fromId' is not valid.")
@@ -361,7 +380,7 @@ class Simulator:
             raise ApiError(400, -1120, "Invalid interval.")
         start = _int_param(q, "startTime")
         end = _int_param(q, "endTime")
-        limit = _limit(q, 500, lambda v: 1 <= v <= 1000)
+        limit = self._capped(_limit(q, 500, lambda v: 1 <= v <= 1000))
         if start is not None and end is not None and end < start:
             raise ApiError(400, -1127, "Start time is greater than end time.")
         iv, first, last = self.market.kline_rows(opt, interval, now)

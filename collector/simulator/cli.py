@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 
 import typer
 
-from collector.simulator.config import FAULTS_HELP, FaultConfig, SimConfig
+from collector.simulator.config import FAULTS_HELP, PROFILES, WEIGHT_HEADER_MODES, FaultConfig, SimConfig
 
 log = logging.getLogger("collector.simulator")
 
@@ -22,6 +23,17 @@ def simulate_command(
     weight_limit: int = typer.Option(1200, help="requestsWeight per minute per IP; 0 lifts all limits."),
     raw_limit: int = typer.Option(5000, help="rawRequests per 5 minutes per IP; 0 lifts it."),
     faults: str = typer.Option("", help=FAULTS_HELP),
+    profile: str = typer.Option("default", help="Behave like a recorded exchange: "
+                                f"{', '.join(PROFILES)} (live-2019: every habit the field notes record "
+                                "of the live JEX: disagreeing used-weight headers, depth without "
+                                "lastUpdateId in two-element levels and fewer than asked, closeTime < "
+                                "openTime, ids and quantities as JSON numbers). --faults adds to it."),
+    weight_headers: str | None = typer.Option(None, help="How used-weight headers are sent: "
+                                              f"{', '.join(WEIGHT_HEADER_MODES)} (default: the profile's)."),
+    page_cap: int | None = typer.Option(None, help="Serve at most this many trades / klines per page "
+                                        "(below the seed's maximum of 500 / 1000)."),
+    refuse_expired: bool = typer.Option(False, "--refuse-expired",
+                                        help="Refuse market data of expired options with -7013."),
     trades_per_minute: float = typer.Option(7.0, help="Mean trades per minute per trading symbol."),
     listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
     grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
@@ -29,9 +41,9 @@ def simulate_command(
 ) -> None:
     """Run a local JEX exchange serving the seed's public option endpoints."""
     try:
-        fault_cfg = FaultConfig.parse(faults)
+        fault_cfg = simulator_faults(profile, faults, weight_headers, page_cap, refuse_expired)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--faults") from None
+        raise typer.BadParameter(str(exc)) from None
     try:
         cfg = SimConfig(seed=seed, history_days=history_days, symbols=symbols, weight_limit=weight_limit,
                         raw_limit=raw_limit, faults=fault_cfg, trades_per_minute=trades_per_minute,
@@ -46,6 +58,20 @@ def simulate_command(
     except OSError as exc:
         typer.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def simulator_faults(profile: str = "default", faults: str = "", weight_headers: str | None = None,
+                     page_cap: int | None = None, refuse_expired: bool = False) -> FaultConfig:
+    """The FaultConfig the flags describe: the profile, then --faults, then the switches."""
+    cfg = FaultConfig.parse(faults, base=FaultConfig.profile(profile))
+    switches: dict[str, object] = {}
+    if weight_headers is not None:
+        switches["weight_headers"] = weight_headers
+    if page_cap is not None:
+        switches["page_cap"] = page_cap
+    if refuse_expired:
+        switches["refuse_expired"] = True
+    return dataclasses.replace(cfg, **switches) if switches else cfg
 
 
 async def _run(cfg: SimConfig, host: str, port: int) -> None:

@@ -21,11 +21,23 @@ _FAULT_KEYS = {
     "idnum": "ids_as_numbers_rate",
     "numbers": "numbers_as_json_rate",
     "swaptimes": "ticker_swapped_times_rate",
+    "fewer": "fewer_levels_rate",
+    "strings": "scalars_as_strings_rate",
     "skew": "clock_skew_ms",
     "seed": "seed",
 }
 _VARIANT_FIELDS = ("depth_legacy_rate", "ids_as_numbers_rate", "numbers_as_json_rate",
                    "ticker_swapped_times_rate")
+# How X-MBX-USED-WEIGHT(-1M) are sent: 'exact' (both: the IP's weight in the window), 'live-2019'
+# (X-Mbx-Used-Weight: the weight, X-Mbx-Used-Weight-1m: the limit, as recorded from the live
+# exchange), 'legacy' or '1m' (only that one), 'none', 'stuck' (both: always the limit).
+WEIGHT_HEADER_MODES = ("exact", "live-2019", "legacy", "1m", "none", "stuck")
+# Every habit recorded from the live exchange (JEX-FIELD-NOTES.md), at once, on every answer.
+PROFILES: dict[str, dict[str, object]] = {
+    "default": {},
+    "live-2019": {"weight_headers": "live-2019", "depth_legacy_rate": 1.0, "fewer_levels_rate": 1.0,
+                  "ids_as_numbers_rate": 1.0, "numbers_as_json_rate": 1.0, "ticker_swapped_times_rate": 1.0},
+}
 
 FAULTS_HELP = (
     "Comma-separated faults, e.g. '5xx=0.05,slow=0.02,drop=0.01,truncate=0.01,variants'. "
@@ -33,9 +45,10 @@ FAULTS_HELP = (
     "HTML body, default 0.5), slow (delayed answers), delay (seconds, default 2), drop (connection "
     "closed mid-body), truncate (JSON cut short), depth (depth without lastUpdateId, 2-element "
     "levels), idnum (trade ids as JSON numbers), numbers (decimal strings as JSON numbers), "
-    "swaptimes (24hr tickers with closeTime < openTime), skew (serverTime offset in ms), seed "
-    "(fault RNG seed). 'variants' alone sets depth, idnum, numbers and swaptimes to 0.5; a bare "
-    "key means 1.0."
+    "swaptimes (24hr tickers with closeTime < openTime), fewer (fewer depth levels than asked), "
+    "strings (integers and booleans as strings: \"1551129538000\", \"true\", and false as 0), "
+    "skew (serverTime offset in ms), seed (fault RNG seed). 'variants' alone sets depth, idnum, "
+    "numbers and swaptimes to 0.5; a bare key means 1.0."
 )
 
 
@@ -57,8 +70,21 @@ class FaultConfig:
     ids_as_numbers_rate: float = 0.0
     numbers_as_json_rate: float = 0.0
     ticker_swapped_times_rate: float = 0.0
+    fewer_levels_rate: float = 0.0
+    scalars_as_strings_rate: float = 0.0
     clock_skew_ms: int = 0
     seed: int | None = None  # None: derived from SimConfig.seed
+    # Habits of a whole server rather than of single answers (not drawn: always on when set).
+    weight_headers: str = "exact"  # see WEIGHT_HEADER_MODES
+    page_cap: int | None = None  # at most this many trades / klines per page, whatever was asked
+    refuse_expired: bool = False  # market data of expired (still listed) options: -7013
+
+    @classmethod
+    def profile(cls, name: str, **overrides: object) -> FaultConfig:
+        """The faults of a named profile (see PROFILES), with ``overrides`` on top."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        return cls(**{**PROFILES[name], **overrides})  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -68,11 +94,17 @@ class FaultConfig:
                     raise ValueError(f"{f.name} must be within [0, 1], got {v}")
         if self.slow_delay_s < 0:
             raise ValueError(f"slow_delay_s must be >= 0, got {self.slow_delay_s}")
+        if self.weight_headers not in WEIGHT_HEADER_MODES:
+            raise ValueError(f"weight_headers must be one of {', '.join(WEIGHT_HEADER_MODES)}, "
+                             f"got {self.weight_headers!r}")
+        if self.page_cap is not None and self.page_cap < 1:
+            raise ValueError(f"page_cap must be >= 1, got {self.page_cap}")
 
     @classmethod
-    def parse(cls, spec: str) -> FaultConfig:
-        """Parse the compact `--faults` syntax (see FAULTS_HELP); raises ValueError with a clear message."""
-        kwargs: dict[str, float | int] = {}
+    def parse(cls, spec: str, base: FaultConfig | None = None) -> FaultConfig:
+        """Parse the compact `--faults` syntax (see FAULTS_HELP) on top of ``base`` (a profile);
+        raises ValueError with a clear message."""
+        kwargs: dict[str, object] = dataclasses.asdict(base) if base is not None else {}
         for raw in spec.split(","):
             item = raw.strip()
             if not item:

@@ -8,6 +8,7 @@ any value.
 from __future__ import annotations
 
 import random
+import re
 
 from collector.simulator.config import FaultConfig
 
@@ -29,13 +30,15 @@ class Plan:
     """The faults decided for one response."""
 
     __slots__ = ("error", "slow", "drop", "truncate", "depth_legacy", "ids_as_numbers",
-                 "numbers_as_json", "swap_times")
+                 "numbers_as_json", "swap_times", "fewer_levels", "as_strings")
 
     def __init__(self) -> None:
         self.error: tuple[int, str, str] | None = None  # (status, content_type, body)
         self.slow = 0.0
         self.drop = self.truncate = False
         self.depth_legacy = self.ids_as_numbers = self.numbers_as_json = self.swap_times = False
+        self.fewer_levels: float | None = None  # share of the asked levels served, in (0, 1)
+        self.as_strings = False
 
 
 NO_FAULTS = Plan()
@@ -48,7 +51,7 @@ class Injector:
         c = cfg
         self.active = any((c.server_error_rate, c.slow_rate, c.drop_rate, c.truncate_rate,
                            c.depth_legacy_rate, c.ids_as_numbers_rate, c.numbers_as_json_rate,
-                           c.ticker_swapped_times_rate))
+                           c.ticker_swapped_times_rate, c.fewer_levels_rate, c.scalars_as_strings_rate))
 
     def plan(self) -> Plan:
         if not self.active:
@@ -72,19 +75,26 @@ class Injector:
         p.ids_as_numbers = bool(c.ids_as_numbers_rate) and r() < c.ids_as_numbers_rate
         p.numbers_as_json = bool(c.numbers_as_json_rate) and r() < c.numbers_as_json_rate
         p.swap_times = bool(c.ticker_swapped_times_rate) and r() < c.ticker_swapped_times_rate
+        if c.fewer_levels_rate and r() < c.fewer_levels_rate:
+            p.fewer_levels = 0.05 + 0.9 * r()
+        p.as_strings = bool(c.scalars_as_strings_rate) and r() < c.scalars_as_strings_rate
         return p
 
 
-def numbers_as_json(obj):
-    """Decimal strings -> JSON numbers (same value; ids and symbols untouched)."""
-    if isinstance(obj, list):
-        return [numbers_as_json(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: (numbers_as_json(v) if k not in ("symbol", "id") else v) for k, v in obj.items()}
-    if isinstance(obj, str):
-        try:
-            f = float(obj)
-        except ValueError:
-            return obj
-        return int(obj) if obj.lstrip("-").isdigit() else f
-    return obj
+# A JSON string holding a plain decimal number, not the value of "id" (ids as numbers are their own
+# variation) nor a key (followed by ':').
+_DECIMAL_STRING = re.compile(r'(?<!"id":)"(-?[0-9]+(?:\.[0-9]+)?)"(?!:)')
+# A JSON integer as an object member's value or a list element; true and false.
+_INTEGER = re.compile(r'(?<=[:\[,])(-?[0-9]+)(?=[,}\]])')
+
+
+def numbers_as_json(body: str) -> str:
+    """Decimal strings -> JSON numbers, on the rendered text: the same digits, so the same exact value
+    (a float in between could change it); ids and symbols untouched."""
+    return _DECIMAL_STRING.sub(r"\1", body)
+
+
+def scalars_as_strings(body: str) -> str:
+    """The other way round: integers (times, counts, ids) -> strings, true -> "true", false -> 0."""
+    body = _INTEGER.sub(r'"\1"', body)
+    return body.replace(":true", ':"true"').replace(":false", ":0")
