@@ -1,9 +1,10 @@
 """`collector run`: the long-running daemon.
 
 Start-up waits (with backoff) for the exchange and the database rather than dying, migrates the
-schema, refreshes symbols, plans the weight budget and starts the schedule. SIGTERM or SIGINT
-stops scheduling, lets running jobs finish for a few seconds, cancels the rest (nothing is lost:
-checkpoints), and exits 0.
+schema, refreshes symbols, plans the weight budget and starts the schedule. SIGTERM or SIGINT, in
+any state: a start-up step is cancelled; once running, scheduling stops, every request waiting
+for budget, a Retry-After or a ban is cancelled at once, requests in flight get a few seconds,
+the rest is cancelled (nothing is lost: checkpoints), and it exits 0.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                      started: asyncio.Future | None = None, announce=print) -> int:
     """Run until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
     stop = stop or asyncio.Event()
-    settings, disabled = _collectable(settings, announce)
+    settings, disabled = _collectable(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -123,7 +124,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                     if started is not None and not started.done():
                         started.set_result(Running(ctx, schedule, port))
                     await _summaries(ctx, stop)
-                    log.info("stopping: letting running jobs finish (up to %gs)", SHUTDOWN_GRACE)
+                    log.info("stopping: letting requests in flight finish (up to %gs)", SHUTDOWN_GRACE)
+                    client.governor.shut()  # whatever waits for budget, a Retry-After or a ban ends now
                     await schedule.shutdown(SHUTDOWN_GRACE)
                     if ctx.leases is not None:  # hand our symbols over now rather than after the TTL
                         with contextlib.suppress(CollectorError):
@@ -151,13 +153,11 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
 NO_KEY = "needs COLLECTOR_API_KEY: option/historicalTrades is MARKET_DATA (an API key, no signature)"
 
 
-def _collectable(settings: Settings, announce) -> tuple[Settings, dict[str, str]]:
+def _collectable(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """The streams that can be collected with these settings, and why the others cannot (said once)."""
     if "trades" not in settings.streams or settings.api_key is not None:
         return settings, {}
-    message = f"trades are not collected: {NO_KEY}; every other stream is"
-    log.warning(message)
-    announce(message)
+    log.warning("trades are not collected: %s; every other stream is", NO_KEY)
     rest = [s for s in settings.streams if s != "trades"]
     return settings.model_copy(update={"streams": rest}), {"trades": NO_KEY}
 

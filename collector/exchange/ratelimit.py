@@ -235,6 +235,7 @@ class WeightGovernor:
         self._answered: dict[int, int] = {}  # window -> our weight answered well inside it
         self._adopted_excess: dict[int, int] = {}  # window -> weight adopted from headers beyond our count
         self._events = 0  # grants and answers, numbered: what happened before what, whatever the clock
+        self._shut = False
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -298,9 +299,20 @@ class WeightGovernor:
         finally:
             self.release(reservation)
 
+    def shut(self) -> None:
+        """The process is stopping: every request waiting for budget, a pause or a ban is cancelled
+        now, and so is every later one. Requests already in flight are not touched."""
+        self._shut = True
+        for queue in self._queues.values():
+            while queue:
+                queue.popleft().future.cancel()
+        self._arm(math.inf)
+
     async def acquire(self, weight: int, priority: Priority = Priority.LIVE) -> Reservation:
         if weight < 0:
             raise ValueError("weight must be >= 0")
+        if self._shut:
+            raise asyncio.CancelledError
         loop = asyncio.get_running_loop()
         waiter = _Waiter(weight, priority, loop.create_future(), self.clock.time())
         self._queues[priority].append(waiter)

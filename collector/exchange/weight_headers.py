@@ -100,6 +100,9 @@ class HeaderJudge:
         self.disagreed: set[int] = set()  # windows in which two readings of one response differed
         self.discounts = 0
         self._source = LOCAL
+        from collector import metrics
+
+        metrics.WEIGHT_SOURCE.labels(LOCAL).set(1)
 
     @property
     def source(self) -> str:

@@ -71,7 +71,9 @@ class Schedule:
         window = stats.weight_window_seconds or 60.0
         share = 1.0
         if self.ctx.owned is not None:  # a node between leases still refreshes symbols: never zero
-            share = max(0.05, len(self.ctx.owned) / max(1, len(self.ctx.candidates())))
+            candidates = self.ctx.candidates()
+            mine = len(self.ctx.owned & set(candidates))  # leases on swept symbols linger until rebalanced
+            share = min(1.0, max(0.05, mine / max(1, len(candidates))))
         return per_window * 60.0 / window * share
 
     def start(self) -> None:

@@ -197,6 +197,9 @@ class Simulator:
         st.by_endpoint[name] += 1
         now = self.clock.now_ms()
         q = request.query
+        symbol = q.get("symbol")
+        if symbol:
+            st.by_symbol[symbol] += 1
         verdict = self.limiter.admit(request.remote or "?", weight(q), now)
         if verdict.status != 200:
             return self._limited(verdict)

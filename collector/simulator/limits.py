@@ -54,6 +54,7 @@ class Stats:
 
     requests: int = 0
     by_endpoint: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    by_symbol: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # requests naming it
     weight: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     raw: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     status_429: int = 0
@@ -67,6 +68,7 @@ class Stats:
         return {
             "requests": self.requests,
             "byEndpoint": dict(self.by_endpoint),
+            "bySymbol": dict(self.by_symbol),
             "weight": {ip: {str(k): v for k, v in w.items()} for ip, w in self.weight.items()},
             "raw": {ip: {str(k): v for k, v in w.items()} for ip, w in self.raw.items()},
             "status429": self.status_429,
@@ -106,6 +108,12 @@ class Limiter:
         self.ban_max_ms = ban_max_ms
         self.ban_after = max(1, ban_after)
         self._clients: dict[str, _Client] = {}
+
+    def ban(self, ip: str, until_ms: int) -> None:
+        """Ban ``ip`` until ``until_ms`` as if it had earned it (tests: a ban of days, at once)."""
+        c = self._clients.setdefault(ip, _Client())
+        c.banned_until = until_ms
+        c.wait_until = 0
 
     def used(self, ip: str, now: int) -> int:
         w = self.stats.weight.get(ip)

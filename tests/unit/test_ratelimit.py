@@ -546,3 +546,16 @@ async def test_saturated_use_reaches_the_budget_over_several_windows():
         per_window[int(t // 60)] = per_window.get(int(t // 60), 0) + w
     full = [per_window[i] for i in sorted(per_window)[1:-1]]
     assert full and all(used == 1140 for used in full)  # 95%: the margin, and nothing left unused
+
+
+async def test_shut_cancels_every_waiting_request_and_later_ones_at_once():
+    clock, gov = governor()
+    gov.configure(limits(10))
+    gov.ban(T0 + 3 * 86400)  # a ban of days
+    tasks = await queue(gov, 3)
+    assert not any(t.done() for t in tasks)
+    gov.shut()
+    await settle()
+    assert all(t.cancelled() for t in tasks)
+    with pytest.raises(asyncio.CancelledError):
+        await gov.acquire(1)
