@@ -423,3 +423,38 @@ async def test_one_malformed_option_info_entry_does_not_blind_the_daemon(db_url,
     named = [r.getMessage() for r in caplog.records if "left out a malformed entry" in r.getMessage()]
     assert len(named) == 1, named  # once, however many refreshes saw it
     assert f"optionInfo entry [{entry}] {bad}: field 'canRelease'" in named[0]
+
+
+# --- the backfill stopped in the middle of a wait, then resumed -------------------------------------------
+
+
+@pytest.mark.timeout(300)
+async def test_backfill_stops_within_seconds_while_waiting_out_a_ban_and_the_same_command_resumes(
+        db_url, engine, tmp_path):
+    cfg = SimConfig(seed=67, history_days=0.25, symbols=6, weight_limit=6000, raw_limit=0, trades_per_minute=60,
+                    listing_interval_s=1800, silent_share=0.0, grace_s=6 * 3600, faults=LIVE)
+    async with Simulator(cfg, port=0) as sim:
+        now = sim.clock.now_ms()
+        start, end = window(now)
+        symbols = sim.market.listed_symbols(now)
+        cmd_args = backfill_cmd(start, end, symbols)[3:]
+        env = cli_env(db_url, sim, COLLECTOR_BACKFILL_BATCH_ROWS="500")
+        async with Command(cmd_args, env, tmp_path / "first.log") as cmd:
+            await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "the first trades committed")
+            sim.limiter.ban(OUR_IP, sim.now_ms() + 300_000)  # minutes: waited out, not given up on
+            banned = sim.stats.status_418
+            await until(lambda: sim.stats.status_418 > banned, 30, "a request of ours meeting the ban")
+            code, took = await cmd.sigterm()
+        out = cmd.output()
+        assert code == 143, out
+        assert took < SHUTDOWN_LIMIT, took
+        assert re.search(r"interrupted after \d+ of \d+ tasks .*run the same command to resume", out), out
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT status FROM collector_runs")).scalar() == "interrupted"
+        stored = count(engine, "SELECT count(*) FROM trades")
+        assert stored > 0
+
+        sim.limiter.ban(OUR_IP, 0)  # the ban is over
+        async with Command(cmd_args, env, tmp_path / "second.log") as cmd:
+            assert await asyncio.wait_for(cmd.proc.wait(), 180) == 0, cmd.output()
+        assert_equals_truth(engine, sim, symbols, start, end, sim.clock.now_ms())
