@@ -22,7 +22,7 @@ from sqlalchemy import Engine, insert, update
 
 from collector.backfill_tasks import Reporter, Task, run_klines, run_trades
 from collector.domain import INTERVALS, Ticker24h
-from collector.errors import ConfigError, ExchangeRejected, SymbolRefused
+from collector.errors import CollectorError, ConfigError, ExchangeRejected, SymbolRefused
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
 from collector.runtime import STARTUP_RETRIES
@@ -164,7 +164,7 @@ async def fetch_terms(client: JexClient, engine: Engine, plan: BackfillPlan, ref
             return list(await client.ticker_24hr(symbol, priority=Priority.BACKFILL))
         except SymbolRefused as exc:
             refused[symbol] = exc.reason
-        except ExchangeRejected as exc:  # the strike is a nicety: its absence fails no task
+        except CollectorError as exc:  # the strike is a nicety: its absence fails no task
             log.warning("no strike for %s: %s", symbol, exc)
         return []
     tickers = [t for got in await asyncio.gather(*(one(s) for s in missing)) for t in got]

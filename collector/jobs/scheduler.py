@@ -55,6 +55,7 @@ class Schedule:
         })
         self.functions = job_functions(ctx)
         self.running: set[asyncio.Task] = set()
+        self.stopping = False
         self.plan: budget.Plan | None = None
         ctx.on_symbols_changed = self.replan
 
@@ -138,6 +139,11 @@ class Schedule:
             except TimeoutError as exc:
                 await self.ctx.record_error(name, None, TimeoutError(f"job ran over {timeout:g}s"))
                 del exc
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                # stopping: the request it waited for was cancelled (or the job itself); it ends here
+
             except Exception as exc:  # noqa: BLE001 - a job failure is logged, the schedule goes on
                 await self.ctx.record_error(name, None, exc)
             finally:
@@ -152,6 +158,7 @@ class Schedule:
         fetched again on the next start. A transaction already handed to the database thread
         completes (commit or rollback) before the process exits.
         """
+        self.stopping = True
         self.scheduler.pause()
         pending = set(self.running)
         if pending:
@@ -164,6 +171,7 @@ class Schedule:
 
     def abort(self) -> None:
         """Stop at once (after shutdown this does nothing): cancel every running job."""
+        self.stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for task in list(self.running):
