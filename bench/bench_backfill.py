@@ -93,9 +93,10 @@ def minimum_requests(engine, intervals) -> tuple[int, int, int, int]:
 
 
 async def phase_limited(db_url: str, limit: int, minutes: int, tpm: float, profile: str = "default") -> dict:
-    from collector.backfill import BackfillPlan, run_backfill
+    from collector.backfill.plan import BackfillPlan
+    from collector.backfill.run import run_backfill
     from collector.config import load_settings
-    from collector.runtime import connect_exchange
+    from collector.exchange.session import connect_exchange
 
     sim, url = start_sim(weight_limit=limit, raw_limit=0, symbols=6, history_days=0.3, trades_per_minute=tpm,
                          listing_interval_s=1800, grace_s=6 * 3600, profile=profile)

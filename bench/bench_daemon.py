@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 from bench.report import database, write_section
 from collector import metrics
 from collector.config import load_settings
-from collector.daemon import run_daemon
+from collector.daemon.run import run_daemon
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade

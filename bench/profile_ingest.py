@@ -38,9 +38,10 @@ API_KEY = "benchkey123456"
 async def _backfill(sim_url: str, db_url: str, start: datetime, end: datetime, symbols: list[str]) -> dict:
     from sqlalchemy import text
 
-    from collector.backfill import BackfillPlan, run_backfill
+    from collector.backfill.plan import BackfillPlan
+    from collector.backfill.run import run_backfill
     from collector.config import load_settings
-    from collector.runtime import connect_exchange
+    from collector.exchange.session import connect_exchange
     from collector.store.db import make_engine
 
     engine = make_engine(db_url)

@@ -1,4 +1,4 @@
-"""What the stored history should hold, per symbol: what `collector.verify` checks the rows against.
+"""What the stored history should hold, per symbol: what `collector.analyst.verify` checks the rows against.
 
 A symbol's listing and expiry (``option_symbols``), and the ranges its checkpoints vouch for: per
 (symbol, interval) the latest kline end, per symbol the merged ranges whose trades are all stored.

@@ -1,6 +1,6 @@
 """pandas DataFrames of the stored market data, for analysts.
 
-    from collector import analysis
+    from collector.analyst import frames as analysis
     k = analysis.klines("BTC0925CALL", "1m", "2026-01-01", "2026-01-02")    # float64 columns
     t = analysis.trades(["BTC0925CALL", "BTC0925PUT"], "2026-01-01T12:00Z", None, decimals=True)
     chain = analysis.option_chain()                                          # the chain now

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from collector.errors import ConfigError
-from collector.status import Coverage
+from collector.analyst.status import Coverage
 
 UP, DOWN = "#26a69a", "#ef5350"
 FULL, PARTIAL = "#2e7d32", "#f9a825"

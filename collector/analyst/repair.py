@@ -1,4 +1,4 @@
-"""`collector verify --repair`: re-fetch what `collector.verify` found missing or inconsistent.
+"""`collector verify --repair`: re-fetch what `collector.analyst.verify` found missing or inconsistent.
 
 Each kline gap, trade hole and mismatch becomes its own backfill window (klines, or klines 1m and
 trades) over exactly its time range. Crossed books are evidence and are left as they are.
@@ -14,13 +14,13 @@ from sqlalchemy import Engine, text
 
 from collector.domain import INTERVALS
 
-if TYPE_CHECKING:  # collector.verify imports this module
-    from collector.verify import Problem
+if TYPE_CHECKING:  # collector.analyst.verify imports this module
+    from collector.analyst.verify import Problem
 
 
 def repair_plans(problems: Iterable[Problem]):
     """One backfill plan per repairable range: exactly its time range, exactly its streams."""
-    from collector.backfill import BackfillPlan
+    from collector.backfill.plan import BackfillPlan
 
     wanted: dict[tuple[str, datetime, datetime], tuple[set[str], set[str]]] = {}
     for p in problems:
@@ -42,7 +42,7 @@ async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurr
     """Re-fetch every repairable problem's range through the backfill; returns its summaries."""
     import asyncio
 
-    from collector.backfill import run_backfill
+    from collector.backfill.run import run_backfill
 
     plans = repair_plans(problems)
     gate = asyncio.Semaphore(concurrency)

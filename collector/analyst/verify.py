@@ -16,8 +16,8 @@ Four checks, each a kind of ``Problem`` with a half-open time range [start, end)
 - ``crossed_book``: a depth snapshot whose best bid is at or above its best ask.
 
 What the checks compare the rows against (listing, expiry, the checkpoints' claims) is read in
-`collector.claims`. ``--repair`` re-fetches each kline gap, trade hole and mismatch as its own backfill
-window (`collector.repair`), then verifies again. Crossed books are evidence and are left as they are.
+`collector.analyst.claims`. ``--repair`` re-fetches each kline gap, trade hole and mismatch as its own backfill
+window (`collector.analyst.repair`), then verifies again. Crossed books are evidence and are left as they are.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
-from collector.claims import SymbolMeta, kline_claims, symbol_meta, trade_claims
+from collector.analyst.claims import SymbolMeta, kline_claims, symbol_meta, trade_claims
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
-from collector.repair import repair, repair_plans  # noqa: F401 - callers import them from here
+from collector.analyst.repair import repair, repair_plans  # noqa: F401 - callers import them from here
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -5,8 +5,8 @@ decides who sends when, so the exchange's budget is the only brake. Each task co
 its checkpoint (scope ``backfill <start>/<end>``) together, batch by batch. After a crash the same
 command resumes from the checkpoints; a finished window is skipped without a request.
 
-This module checks the plan against the exchange, runs the tasks and records the run in
-``collector_runs``. What one task fetches and stores is in `collector.backfill_tasks`.
+This module runs the tasks of a plan (`collector.backfill.plan`) and records the run in
+``collector_runs``. What one task fetches and stores is in `collector.backfill.tasks`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, update
 
-from collector.backfill_tasks import Reporter, Task, run_klines, run_trades
-from collector.domain import INTERVALS, Ticker24h
-from collector.errors import CollectorError, ConfigError, ExchangeRejected, SymbolRefused
+from collector.backfill.plan import (
+    FATAL_CODES,
+    BackfillPlan,
+    Reporter,
+    Task,
+    plan_tasks,
+    validate,
+)
+from collector.backfill.tasks import run_klines, run_trades
+from collector.domain import Ticker24h
+from collector.errors import (
+    CollectorError,
+    ConfigError,
+    ExchangeRejected,
+    SymbolRefused,
+)
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
-from collector.runtime import STARTUP_RETRIES
+from collector.exchange.session import STARTUP_RETRIES
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.models import RunRow
@@ -38,27 +51,6 @@ from collector.store.write import (
 )
 
 log = logging.getLogger(__name__)
-
-BACKFILL_STREAMS = ("klines", "trades")
-# Rejections that no task can get past (the key is bad for all of them): stop the whole run.
-FATAL_CODES = frozenset({-1002, -1022, -2014, -2015})
-KEY_PROBES = 5  # symbols tried to prove the API key when the exchange refuses the first ones
-
-
-@dataclass(frozen=True)
-class BackfillPlan:
-    start: datetime
-    end: datetime
-    symbols: Sequence[str] = ()  # none: every option symbol the exchange lists
-    streams: Sequence[str] = BACKFILL_STREAMS
-    intervals: Sequence[str] = ("1m",)
-    batch_rows: int = 5000
-    from_listing: bool = False  # the symbols are the exchange's listing, not named by the user
-
-    @property
-    def scope(self) -> str:
-        return checkpoints.backfill_scope(self.start, self.end)
-
 
 
 class _Quiet:
@@ -92,64 +84,6 @@ class BackfillSummary:
     @property
     def incomplete(self) -> list[Task]:
         return [t for t in self.tasks if not t.complete and not t.error and not t.refused]
-
-
-def plan_tasks(plan: BackfillPlan) -> list[Task]:
-    tasks = []
-    for symbol in plan.symbols:
-        for stream in plan.streams:
-            for interval in (plan.intervals if stream == "klines" else ("",)):
-                tasks.append(Task(symbol, stream, interval, plan.start, plan.end))
-    return tasks
-
-
-def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
-    """What can be checked without the exchange: run before connecting, so bad input is one line."""
-    unknown_streams = [s for s in streams if s not in BACKFILL_STREAMS]
-    if unknown_streams:
-        raise ConfigError(f"unknown stream {unknown_streams[0]!r}; backfill knows {', '.join(BACKFILL_STREAMS)}")
-    if "trades" in streams and not has_api_key:
-        raise ConfigError("trades need option/historicalTrades, which needs an API key: set COLLECTOR_API_KEY")
-    bad_intervals = [i for i in intervals if i not in INTERVALS]
-    if bad_intervals:
-        raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
-
-
-async def validate(client: JexClient, plan: BackfillPlan, refused: dict[str, str] | None = None,
-                   ) -> tuple[BackfillPlan, list, list]:
-    """Check the plan against the exchange before anything is written.
-
-    Returns the plan with its symbols resolved (none given: every option symbol the exchange lists,
-    expired ones still listed included) and the exchange's two symbol lists, each fetched once.
-    Symbols the exchange refuses while the key is proven are added to ``refused``.
-    """
-    if plan.start >= plan.end:
-        raise ConfigError("--start must be before --end")
-    check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key))
-    listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols
-    infos = await client.option_info(priority=Priority.BACKFILL)
-    known = {s.symbol for s in listed} | {o.symbol for o in infos}
-    if not plan.symbols:
-        plan = replace(plan, symbols=sorted(known), from_listing=True)
-    unknown = [s for s in plan.symbols if s not in known]
-    if unknown:
-        raise ConfigError(f"unknown symbol {unknown[0]!r}: the exchange lists {len(known)} option symbols "
-                          "(see `collector symbols`)")
-    refused = refused if refused is not None else {}
-    if "trades" in plan.streams and plan.symbols:
-        # One cheap call proves the key before anything is written (weight 5); a symbol the exchange
-        # refuses proves nothing about the key, so the next one is tried (a few at most).
-        for symbol in plan.symbols[:KEY_PROBES]:
-            try:
-                await client.historical_trades(symbol, limit=1, priority=Priority.BACKFILL)
-                break
-            except SymbolRefused as exc:
-                refused[exc.symbol] = exc.reason
-            except ExchangeRejected as exc:
-                if exc.code in FATAL_CODES:
-                    raise ConfigError(f"the exchange refused the API key: {exc}") from exc
-                raise
-    return plan, list(infos), list(listed)
 
 
 async def fetch_terms(client: JexClient, engine: Engine, plan: BackfillPlan, refused: dict[str, str]) -> None:

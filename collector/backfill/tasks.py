@@ -2,7 +2,7 @@
 
 Each task fetches into a bounded queue while a writer drains it in batches; every batch commits its
 rows and the task's checkpoint (scope ``backfill <start>/<end>``) in one transaction, so a crash
-loses at most the batch in flight. `collector.backfill` plans the tasks and runs them together.
+loses at most the batch in flight. `collector.backfill.run` runs the tasks of a plan together.
 
 What is stored: klines whose open time lies in the window and which are closed (close time before
 the exchange's clock when fetched); trades whose time lies in the window.
@@ -11,63 +11,28 @@ the exchange's clock when fetched); trades whose time lies in the window.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine
 
+from collector.backfill.plan import BackfillPlan, Reporter, Task
 from collector.domain import Kline, Trade
 from collector.exchange.client import JexClient
+from collector.exchange.paging import (
+    ONE_MS,
+    kline_pages,
+    locate_first_trade,
+    trade_pages,
+)
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_klines, write_trades
-from collector.sync import ONE_MS, Cost, kline_pages, locate_first_trade, trade_pages
-
-if TYPE_CHECKING:  # collector.backfill imports this module
-    from collector.backfill import BackfillPlan
 
 QUEUE_BATCHES = 2  # batches fetched ahead of the writer, per task: bounds memory
 # A window counts as finished only when it ended this long before the exchange's clock, so trades
 # of its last moments (and the offset between our clock estimate and the exchange's) cannot be missed.
 SETTLE = timedelta(seconds=2)
-
-
-@dataclass
-class Task:
-    symbol: str
-    stream: str
-    interval: str  # '' for trades
-    start: datetime
-    end: datetime
-    rows: int = 0  # stored by this run
-    covered_until: datetime | None = None  # everything before this is stored
-    cost: Cost = field(default_factory=Cost)
-    done: bool = False
-    complete: bool = False  # the whole window is stored (also across runs)
-    skipped: bool = False  # complete before this run started
-    error: str | None = None
-    refused: str | None = None  # the exchange refused the symbol (why): not asked for again
-
-    @property
-    def name(self) -> str:
-        return f"{self.symbol} {self.stream}{' ' + self.interval if self.interval else ''}"
-
-    @property
-    def fraction(self) -> float:
-        if self.complete:
-            return 1.0
-        if self.covered_until is None:
-            return 0.0
-        span = (self.end - self.start).total_seconds()
-        return min(1.0, max(0.0, (self.covered_until - self.start).total_seconds() / span))
-
-
-class Reporter(Protocol):
-    def started(self, tasks: Sequence[Task]) -> None: ...
-    def updated(self, task: Task) -> None: ...
-    def finished(self, task: Task) -> None: ...
 
 
 # --- klines -------------------------------------------------------------------------------------

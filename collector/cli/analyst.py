@@ -1,4 +1,4 @@
-"""The analyst's commands: verify, status, export and plot klines (registered by collector.cli).
+"""The analyst's commands: verify, status, export and plot klines (registered by collector.cli.commands).
 
 Tables and JSON go to stdout; progress and notes to stderr. Bad input is a ConfigError: one line,
 exit code 2. `verify` exits 1 when it finds anything wrong.
@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from collector.cliutil import console, open_db, parse_time, settings
+from collector.cli.options import console, open_db, parse_time, settings
 from collector.errors import ConfigError
 
 
@@ -58,7 +58,7 @@ def verify_command(
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL (for --repair).")] = None,
 ) -> None:
     """Find kline gaps, trade holes, klines disagreeing with trades and crossed books; exit 1 if any."""
-    from collector.verify import verify
+    from collector.analyst.verify import verify
 
     window = _window(start, end)
     cfg = settings(ctx, exchange_url=exchange_url)
@@ -90,8 +90,8 @@ def verify_command(
 
 
 async def _repair(cfg, engine, problems):
-    from collector.runtime import connect_exchange
-    from collector.verify import repair
+    from collector.exchange.session import connect_exchange
+    from collector.analyst.verify import repair
 
     async with connect_exchange(cfg) as client:
         return await repair(client, engine, problems)
@@ -126,7 +126,7 @@ def status_command(
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw coverage over time to this PNG.")] = None,
 ) -> None:
     """Per symbol and stream: rows, first and newest time, lag, open gaps, last error."""
-    from collector import status
+    from collector.analyst import status
 
     db = open_db(ctx)
     try:
@@ -141,7 +141,7 @@ def status_command(
     else:
         out.print("nothing stored yet")
     if plot is not None:
-        from collector import plots
+        from collector.analyst import plots
 
         if cov is None:
             raise ConfigError("nothing stored yet: no coverage to draw")
@@ -162,7 +162,7 @@ def export_command(
     interval: Annotated[str | None, typer.Option(help="Kline interval (klines only; default: all).")] = None,
 ) -> None:
     """Write a table to Parquet or CSV, streamed, with exact decimals."""
-    from collector.export import export
+    from collector.analyst.export import export
 
     window = _window(start, end)
     db = open_db(ctx)
@@ -187,7 +187,8 @@ def plot_klines(
     end: EndOpt = None,
 ) -> None:
     """Candlesticks with volume of a symbol's klines."""
-    from collector import analysis, plots
+    from collector.analyst import frames as analysis
+    from collector.analyst import plots
     from collector.domain import INTERVALS
 
     if interval not in INTERVALS:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from collector.cliutil import State, open_db, state
+from collector.cli.options import State, open_db, state
 from collector.errors import CollectorError, ConfigError, DatabaseUnavailable, ExchangeRejected
 
 log = logging.getLogger("collector")
@@ -98,8 +98,8 @@ def run_command(
     """Run the daemon: keep every option symbol's klines, trades, depth and tickers current."""
     import asyncio
 
-    from collector.cliutil import console, settings
-    from collector.daemon import run_daemon, run_with_simulator
+    from collector.cli.options import console, settings
+    from collector.daemon.run import run_daemon, run_with_simulator
 
     cfg = settings(ctx, exchange_url=exchange_url, metrics_port=metrics_port)
 
@@ -131,7 +131,7 @@ def symbols_command(
     import asyncio
     import json
 
-    from collector.cliutil import settings
+    from collector.cli.options import settings
 
     cfg = settings(ctx, exchange_url=exchange_url)
     rows = asyncio.run(_symbols(cfg))
@@ -151,7 +151,7 @@ def symbols_command(
 
 
 async def _symbols(cfg) -> list[dict]:
-    from collector.runtime import STARTUP_RETRIES, connect_exchange
+    from collector.exchange.session import STARTUP_RETRIES, connect_exchange
 
     async with connect_exchange(cfg, startup_retries=STARTUP_RETRIES) as client:
         infos = {o.symbol: o for o in await client.option_info()}
@@ -183,17 +183,17 @@ def backfill_command(
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
 ) -> None:
     """Fetch history for [START, END): resumable, idempotent, as fast as the weight limit allows."""
-    from collector.cliutil import parse_window, settings
+    from collector.cli.options import parse_window, settings
 
     window = parse_window(start, end)
     cfg = settings(ctx, exchange_url=exchange_url)
     stream_list = tuple(s.strip() for s in streams.split(",") if s.strip())
-    from collector.backfill import check_inputs
+    from collector.backfill.plan import check_inputs
 
     intervals = tuple(interval or cfg.kline_intervals)
     check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None)
-    from collector.cliutil import Interrupted, console, run_interruptible
-    from collector.progress import LogReporter, RichReporter
+    from collector.cli.options import Interrupted, console, run_interruptible
+    from collector.cli.progress import LogReporter, RichReporter
 
     reporter = RichReporter(console) if sys.stderr.isatty() else LogReporter()
     try:
@@ -209,10 +209,11 @@ def backfill_command(
 async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> None:
     import asyncio
 
-    from collector.backfill import BackfillPlan, run_backfill
-    from collector.cliutil import console
-    from collector.progress import summary_table
-    from collector.runtime import STARTUP_RETRIES, connect_exchange
+    from collector.backfill.plan import BackfillPlan
+    from collector.backfill.run import run_backfill
+    from collector.cli.options import console
+    from collector.cli.progress import summary_table
+    from collector.exchange.session import STARTUP_RETRIES, connect_exchange
     from collector.store.migrate import upgrade
 
     async with connect_exchange(cfg, startup_retries=STARTUP_RETRIES) as client:
@@ -220,7 +221,7 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> 
         try:
             upgrade(db.engine)
             if cfg.shared_budget:  # spend the same weight budget as daemons behind this IP
-                from collector.daemon import shared_allowance
+                from collector.daemon.run import shared_allowance
 
                 client.allowance = shared_allowance(db.engine, cfg.egress, client)
             plan = BackfillPlan(window[0], window[1], symbols, streams,
@@ -242,12 +243,12 @@ def config_show(ctx: typer.Context) -> None:
 
 
 def _register_commands() -> None:
-    """Commands that live in their own modules. Each module imports collector.cliutil, not this."""
+    """Commands that live in their own modules. Each module imports collector.cli.options, not this."""
     from collector.simulator.cli import simulate_command
 
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
 
-    from collector.analyst_cli import export_command, plot_app, status_command, verify_command
+    from collector.cli.analyst import export_command, plot_app, status_command, verify_command
 
     app.command("verify")(verify_command)
     app.command("status")(status_command)

@@ -1,6 +1,6 @@
 """What every command module shares: the CLI state, database opening, input parsing, the console.
 
-Command modules import this, never ``collector.cli`` (which imports them to register them).
+Command modules import this, never ``collector.cli.commands`` (which imports them to register them).
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from collector.backfill import BackfillSummary, Task
+from collector.backfill.plan import Task
+from collector.backfill.run import BackfillSummary
 
-log = logging.getLogger("collector.backfill")
+log = logging.getLogger(__name__)
 MAX_ROWS_SHOWN = 12  # active tasks shown under the overall bar; the rest are counted in it
 
 

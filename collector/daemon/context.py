@@ -22,7 +22,7 @@ from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.models import JobErrorRow
 
-log = logging.getLogger("collector.jobs")
+log = logging.getLogger(__name__)
 REFUSE_AFTER_1121 = 3  # "invalid symbol" answers in a row before a listed symbol is given up
 
 
@@ -57,7 +57,7 @@ class LiveContext:
     db_ok: bool = True
     final: dict[str, set[str]] = field(default_factory=dict)  # expired symbol -> streams swept
     owned: set[str] | None = None  # symbols this node holds leases on; None: no coordination
-    leases: Any = None  # collector.coordination.Leases when several daemons share the work
+    leases: Any = None  # collector.store.coordination.Leases when several daemons share the work
     on_symbols_changed: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
     disabled: dict[str, str] = field(default_factory=dict)  # stream -> why it is not collected

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from collector import metrics
 from collector.errors import ConfigError
-from collector.jobs.context import LiveContext
+from collector.daemon.context import LiveContext
 
 
 def refresh_gauges(ctx: LiveContext) -> None:

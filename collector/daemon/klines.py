@@ -12,12 +12,12 @@ from sqlalchemy import Engine
 from collector import metrics
 from collector.domain import INTERVALS, Kline
 from collector.exchange.ratelimit import Priority
-from collector.jobs.context import LiveContext
-from collector.jobs.sweep import note_final
+from collector.daemon.context import LiveContext
+from collector.daemon.sweep import note_final
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_klines
-from collector.sync import ONE_MS, kline_pages
+from collector.exchange.paging import ONE_MS, kline_pages
 
 STREAM = "klines"
 

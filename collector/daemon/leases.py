@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from collector.jobs.context import LiveContext
+from collector.daemon.context import LiveContext
 
-log = logging.getLogger("collector.jobs.leases")
+log = logging.getLogger(__name__)
 
 
 async def balance_leases(ctx: LiveContext) -> None:

@@ -10,11 +10,11 @@ import logging
 
 from sqlalchemy import Engine
 
-from collector.jobs.context import LiveContext
+from collector.daemon.context import LiveContext
 from collector.store.db import transaction
 from collector.store.partitions import DEFAULT_MONTHS_AHEAD, ensure_partitions
 
-log = logging.getLogger("collector.jobs.partitions")
+log = logging.getLogger(__name__)
 LOCK_TIMEOUT = "5s"  # behind a long analyst query: give up, retry next hour, never block writers
 
 

@@ -19,18 +19,19 @@ from dataclasses import dataclass
 import aiohttp
 from pydantic import SecretStr
 
-from collector import health, metrics
+from collector import metrics
+from collector.daemon import health
 from collector.config import Settings
 from collector.errors import CollectorError, ConfigError, ExchangeRejected, TransientError
-from collector.jobs.context import LiveContext
-from collector.jobs.leases import balance_leases
-from collector.jobs.scheduler import Schedule
-from collector.jobs.symbols import refresh_symbols
-from collector.runtime import make_client
+from collector.daemon.context import LiveContext
+from collector.daemon.leases import balance_leases
+from collector.daemon.scheduler import Schedule
+from collector.daemon.symbols import refresh_symbols
+from collector.exchange.session import make_client
 from collector.store.db import Database, open_database
 from collector.store.migrate import upgrade
 
-log = logging.getLogger("collector.daemon")
+log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 3.0  # seconds running jobs get to finish after SIGTERM
 SUMMARY_EVERY = 60.0
 
@@ -202,7 +203,7 @@ def _finish_run(engine, run_id: int, clean: bool) -> None:
 
 def _coordinate(ctx: LiveContext, db: Database) -> None:
     """Leases and the shared weight budget, as configured (both on by default)."""
-    from collector.coordination import Leases, node_id
+    from collector.store.coordination import Leases, node_id
 
     settings, client = ctx.settings, ctx.client
     if settings.coordination:
@@ -212,7 +213,7 @@ def _coordinate(ctx: LiveContext, db: Database) -> None:
 
 
 def shared_allowance(engine, egress: str, client):
-    from collector.coordination import SharedAllowance
+    from collector.store.coordination import SharedAllowance
 
     def limit() -> tuple[int, float]:
         stats = client.governor.stats()

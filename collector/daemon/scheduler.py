@@ -17,16 +17,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collector import metrics
-from collector.jobs import budget
-from collector.jobs.context import LiveContext
-from collector.jobs.klines import poll_klines
-from collector.jobs.leases import balance_leases
-from collector.jobs.partitions import maintain_partitions
-from collector.jobs.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
-from collector.jobs.symbols import refresh_symbols
-from collector.jobs.trades import poll_trades
+from collector.daemon import planner as budget
+from collector.daemon.context import LiveContext
+from collector.daemon.klines import poll_klines
+from collector.daemon.leases import balance_leases
+from collector.daemon.partitions import maintain_partitions
+from collector.daemon.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
+from collector.daemon.symbols import refresh_symbols
+from collector.daemon.trades import poll_trades
 
-log = logging.getLogger("collector.scheduler")
+log = logging.getLogger(__name__)
 
 
 def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]]:

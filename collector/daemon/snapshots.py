@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from collector import metrics
 from collector.domain import DepthSnapshot, Ticker24h
 from collector.exchange import endpoints as ep
-from collector.jobs.context import LiveContext
+from collector.daemon.context import LiveContext
 from collector.store.db import transaction
 from collector.store.write import (
     set_strike_prices,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from collector.jobs.context import LiveContext
+from collector.daemon.context import LiveContext
 
-log = logging.getLogger("collector.jobs.sweep")
+log = logging.getLogger(__name__)
 SETTLE = timedelta(seconds=2)  # trades of the last instant before expiry may still be in flight
 
 
@@ -38,7 +38,7 @@ async def note_final(ctx: LiveContext, symbol: str, stream: str, poll_started: f
     done = ctx.final.setdefault(symbol, set())
     done.add(stream)
     if history_streams(ctx) <= done:
-        from collector.jobs.symbols import mark_swept
+        from collector.daemon.symbols import mark_swept
 
         await ctx.db(mark_swept, ctx.engine, symbol, ctx.now())
         sym.swept = True

@@ -10,12 +10,12 @@ import logging
 
 from sqlalchemy import Engine, select
 
-from collector.jobs.context import LiveContext, Symbol
+from collector.daemon.context import LiveContext, Symbol
 from collector.store.db import transaction
 from collector.store.models import OptionSymbolRow
 from collector.store.write import write_symbols
 
-log = logging.getLogger("collector.jobs.symbols")
+log = logging.getLogger(__name__)
 SYMBOLS = OptionSymbolRow.__table__
 
 

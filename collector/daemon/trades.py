@@ -13,12 +13,12 @@ from sqlalchemy import Engine
 
 from collector.domain import Trade
 from collector.exchange.ratelimit import Priority
-from collector.jobs.context import LiveContext
-from collector.jobs.sweep import note_final, sweeping
+from collector.daemon.context import LiveContext
+from collector.daemon.sweep import note_final, sweeping
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_trades
-from collector.sync import locate_first_trade, trade_pages
+from collector.exchange.paging import locate_first_trade, trade_pages
 
 from collector import metrics
 

@@ -126,7 +126,7 @@ class PageSizes:
     """What the server has shown of its page size per endpoint: the longest page it gave when asked
     for more. Lives on the client (one per server).
 
-    Paging (``collector.sync``) records what it sees and asks it whether a page may be followed by more."""
+    Paging (``collector.exchange.paging``) records what it sees and asks it whether a page may be followed by more."""
 
     def __init__(self) -> None:
         self._longest_short: dict[str, int] = {}
@@ -188,7 +188,7 @@ class JexClient:
         self.recv_window = recv_window
         self.max_body_bytes = max_body_bytes  # a larger answer is refused as it streams in
         self._rng = rng or random.Random()
-        # Weight shared with other processes behind the same IP (see collector.coordination).
+        # Weight shared with other processes behind the same IP (see collector.store.coordination).
         self.allowance = allowance
         self.retries = 0  # retries made over the client's life, all endpoints
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)

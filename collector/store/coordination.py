@@ -31,7 +31,7 @@ from sqlalchemy import Engine, text
 
 from collector.store.db import transaction
 
-log = logging.getLogger("collector.coordination")
+log = logging.getLogger("collector.store.coordination")
 
 
 def node_id() -> str:

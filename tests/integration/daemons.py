@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from collector.config import Settings
-from collector.daemon import Running, run_daemon
+from collector.daemon.run import Running, run_daemon
 
 
 @dataclass

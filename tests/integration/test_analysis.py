@@ -1,4 +1,4 @@
-"""collector.analysis: typed, UTC-indexed frames equal to what is stored."""
+"""collector.analyst.frames: typed, UTC-indexed frames equal to what is stored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from tests.integration.analyst_data import T0, T1, market, ms, populate
 
-from collector import analysis
+from collector.analyst import frames as analysis
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

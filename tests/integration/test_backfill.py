@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, select, text
 
-from collector.backfill import BackfillPlan, run_backfill
+from collector.backfill.plan import BackfillPlan
+from collector.backfill.run import run_backfill
 from collector.config import load_settings
-from collector.runtime import connect_exchange
+from collector.exchange.session import connect_exchange
 from collector.simulator import Market, SimConfig, Simulator
 from collector.store.models import KlineRow, TradeRow
 

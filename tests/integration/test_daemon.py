@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select, text
 
 from collector.config import load_settings
-from collector.daemon import SHUTDOWN_GRACE
-from collector.jobs.scheduler import Schedule
+from collector.daemon.run import SHUTDOWN_GRACE
+from collector.daemon.scheduler import Schedule
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
 from collector.store.models import KlineRow, OptionSymbolRow, TradeRow

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from collector.domain import Trade
 from collector.errors import ConfigError
-from collector.export import export
+from collector.analyst.export import export
 from collector.store.write import write_trades
 
 M = timedelta(minutes=1)

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from collector.config import load_settings
-from collector.jobs.context import LiveContext, Symbol
-from collector.jobs.trades import poll_symbol_trades
-from collector.runtime import connect_exchange
+from collector.daemon.context import LiveContext, Symbol
+from collector.daemon.trades import poll_symbol_trades
+from collector.exchange.session import connect_exchange
 from collector.simulator import SimConfig, Simulator
 from collector.store import checkpoints
 
@@ -37,7 +37,7 @@ async def live_on_busiest_symbol(engine, *, seed: int, history_days: float, look
 
 
 async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engine, monkeypatch):
-    from collector.jobs import trades as trades_job
+    from collector.daemon import trades as trades_job
 
     commits = 0
     store = trades_job._store

@@ -24,9 +24,10 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from collector.backfill import BackfillPlan, run_backfill
+from collector.backfill.plan import BackfillPlan
+from collector.backfill.run import run_backfill
 from collector.config import load_settings
-from collector.runtime import connect_exchange
+from collector.exchange.session import connect_exchange
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.backfill_truth import API_KEY, INTERVALS, assert_equals_truth, backfill_cmd, cli_env, tail

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from tests.integration.analyst_data import T0, populate
 
-from collector import analysis, plots
-from collector.cli import main
+from collector.analyst import frames as analysis
+from collector.analyst import plots
+from collector.cli.commands import main
 from collector.errors import ConfigError
 
 SYM = "EOS0106CALLW"

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from collector.config import load_settings
-from collector.jobs import klines as klines_job
-from collector.jobs import trades as trades_job
+from collector.daemon import klines as klines_job
+from collector.daemon import trades as trades_job
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.daemons import running_daemons

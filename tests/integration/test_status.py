@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from tests.integration.analyst_data import T0, T1, execute, populate
 
-from collector import status
-from collector.cli import main
+from collector.analyst import status
+from collector.cli.commands import main
 from collector.store import checkpoints
 
 M = timedelta(minutes=1)

@@ -9,7 +9,7 @@ from tests.integration.analyst_data import T0, T1, execute, populate
 
 from collector.errors import ConfigError
 from collector.store import checkpoints
-from collector.verify import Problem, slot_ceil, slot_floor, verify
+from collector.analyst.verify import Problem, slot_ceil, slot_floor, verify
 
 M = timedelta(minutes=1)
 

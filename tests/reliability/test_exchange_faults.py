@@ -17,9 +17,10 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from collector.backfill import BackfillPlan, run_backfill
+from collector.backfill.plan import BackfillPlan
+from collector.backfill.run import run_backfill
 from collector.config import load_settings
-from collector.runtime import connect_exchange
+from collector.exchange.session import connect_exchange
 from collector.simulator import Clock, SimConfig, Simulator
 from tests.integration.backfill_truth import assert_equals_truth
 from tests.integration.daemons import running_daemon

@@ -147,7 +147,7 @@ async def test_huge_body_is_refused_without_reading_it_all():
 
 def test_default_body_cap_is_configured_and_generous():
     from collector.config import load_settings
-    from collector.runtime import make_client
+    from collector.exchange.session import make_client
 
     settings = load_settings(None, {})
     assert settings.http_max_body_bytes >= 16 * 1024 * 1024  # a full exchangeInfo is far below this

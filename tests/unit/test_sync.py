@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from collector.domain import Trade
 from collector.exchange.client import PageSizes
-from collector.sync import TRADE_PAGE, Cost, locate_first_trade, trade_pages
+from collector.exchange.paging import TRADE_PAGE, Cost, locate_first_trade, trade_pages
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
