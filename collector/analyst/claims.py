@@ -1,4 +1,5 @@
-"""What the stored history should hold, per symbol: what `collector.analyst.verify` checks the rows against.
+"""What the stored history should hold, per symbol: what `collector.analyst.verify` checks the rows
+against, and the ``Problem`` it reports where they differ (which `repair` fixes).
 
 A symbol's listing and expiry (``option_symbols``), and the ranges its checkpoints vouch for: per
 (symbol, interval) the latest kline end, per symbol the merged ranges whose trades are all stored.
@@ -15,6 +16,20 @@ from sqlalchemy import Connection, text
 
 from collector.domain import INTERVALS
 from collector.store.checkpoints import LIVE
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    kind: str  # kline_gap | trade_hole | kline_mismatch | crossed_book
+    symbol: str
+    start: datetime
+    end: datetime
+    interval: str = ""
+    detail: str = ""
+
+    @property
+    def repairable(self) -> bool:
+        return self.kind != "crossed_book"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from collector.domain import INTERVALS
 from collector.errors import ConfigError

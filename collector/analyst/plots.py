@@ -16,8 +16,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from collector.errors import ConfigError
 from collector.analyst.status import Coverage
+from collector.errors import ConfigError
 
 UP, DOWN = "#26a69a", "#ef5350"
 FULL, PARTIAL = "#2e7d32", "#f9a825"

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 
+from collector.analyst.claims import Problem
 from collector.domain import INTERVALS
-
-if TYPE_CHECKING:  # collector.analyst.verify imports this module
-    from collector.analyst.verify import Problem
 
 
 def repair_plans(problems: Iterable[Problem]):

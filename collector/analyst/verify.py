@@ -30,29 +30,20 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
-from collector.analyst.claims import SymbolMeta, kline_claims, symbol_meta, trade_claims
+from collector.analyst.claims import (
+    Problem,
+    SymbolMeta,
+    kline_claims,
+    symbol_meta,
+    trade_claims,
+)
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
-from collector.analyst.repair import repair, repair_plans  # noqa: F401 - callers import them from here
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WEEK_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # weekly klines open on Monday 00:00 UTC
 MAX_REPORTED = 10_000  # per check: a wholly empty table must not flood the terminal
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    kind: str  # kline_gap | trade_hole | kline_mismatch | crossed_book
-    symbol: str
-    start: datetime
-    end: datetime
-    interval: str = ""
-    detail: str = ""
-
-    @property
-    def repairable(self) -> bool:
-        return self.kind != "crossed_book"
 
 
 @dataclass

@@ -19,7 +19,6 @@ from collector.cli.options import console, open_db, parse_time, settings
 from collector.errors import ConfigError
 
 
-
 class _Stdout:
     """The data console on stdout; piped output gets a wide page rather than truncated cells."""
 
@@ -90,8 +89,8 @@ def verify_command(
 
 
 async def _repair(cfg, engine, problems):
+    from collector.analyst.repair import repair
     from collector.exchange.session import connect_exchange
-    from collector.analyst.verify import repair
 
     async with connect_exchange(cfg) as client:
         return await repair(client, engine, problems)

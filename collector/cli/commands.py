@@ -14,7 +14,12 @@ from typing import Annotated
 import typer
 
 from collector.cli.options import State, open_db, state
-from collector.errors import CollectorError, ConfigError, DatabaseUnavailable, ExchangeRejected
+from collector.errors import (
+    CollectorError,
+    ConfigError,
+    DatabaseUnavailable,
+    ExchangeRejected,
+)
 
 log = logging.getLogger("collector")
 
@@ -99,7 +104,7 @@ def run_command(
     import asyncio
 
     from collector.cli.options import console, settings
-    from collector.daemon.run import run_daemon, run_with_simulator
+    from collector.daemon.run import run_daemon
 
     cfg = settings(ctx, exchange_url=exchange_url, metrics_port=metrics_port)
 
@@ -115,10 +120,30 @@ def run_command(
                             listing_interval_s=sim_listing_interval, faults=simulator_faults(sim_profile))
         except ValueError as exc:
             raise ConfigError(f"simulator: {exc}") from None
-        code = asyncio.run(run_with_simulator(cfg, sim, announce=say))
+        code = asyncio.run(_run_with_simulator(cfg, sim, announce=say))
     else:
         code = asyncio.run(run_daemon(cfg, announce=say))
     raise typer.Exit(code)
+
+
+def simulator_settings(cfg, base_url: str):
+    """Point the settings at an in-process simulator (any well-formed key is accepted there)."""
+    from pydantic import SecretStr
+
+    update: dict = {"exchange_url": base_url}
+    if cfg.api_key is None:
+        update["api_key"] = SecretStr("simulator")
+    return cfg.model_copy(update=update)
+
+
+async def _run_with_simulator(cfg, sim_config, *, announce) -> int:
+    """`run --simulate`: the one place the collector starts the simulator, beside the daemon."""
+    from collector.daemon.run import run_daemon
+    from collector.simulator import Simulator
+
+    async with Simulator(sim_config, host="127.0.0.1", port=0) as sim:
+        announce(f"simulated JEX exchange at {sim.base_url} (seed {sim_config.seed})")
+        return await run_daemon(simulator_settings(cfg, sim.base_url), announce=announce)
 
 
 @app.command("symbols")
@@ -221,9 +246,9 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> 
         try:
             upgrade(db.engine)
             if cfg.shared_budget:  # spend the same weight budget as daemons behind this IP
-                from collector.daemon.run import shared_allowance
+                from collector.store.coordination import SharedAllowance
 
-                client.allowance = shared_allowance(db.engine, cfg.egress, client)
+                client.allowance = SharedAllowance.for_governor(db.engine, cfg.egress, client.governor)
             plan = BackfillPlan(window[0], window[1], symbols, streams,
                                 intervals, cfg.backfill_batch_rows)
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)
@@ -248,7 +273,12 @@ def _register_commands() -> None:
 
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
 
-    from collector.cli.analyst import export_command, plot_app, status_command, verify_command
+    from collector.cli.analyst import (
+        export_command,
+        plot_app,
+        status_command,
+        verify_command,
+    )
 
     app.command("verify")(verify_command)
     app.command("status")(status_command)

@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from collector import metrics
-from collector.errors import ConfigError
 from collector.daemon.context import LiveContext
+from collector.errors import ConfigError
 
 
 def refresh_gauges(ctx: LiveContext) -> None:

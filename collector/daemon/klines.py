@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from collector import metrics
-from collector.domain import INTERVALS, Kline
-from collector.exchange.ratelimit import Priority
 from collector.daemon.context import LiveContext
 from collector.daemon.sweep import note_final
+from collector.domain import INTERVALS, Kline
+from collector.exchange.paging import ONE_MS, kline_pages
+from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_klines
-from collector.exchange.paging import ONE_MS, kline_pages
 
 STREAM = "klines"
 

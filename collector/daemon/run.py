@@ -17,16 +17,20 @@ import signal
 from dataclasses import dataclass
 
 import aiohttp
-from pydantic import SecretStr
 
 from collector import metrics
-from collector.daemon import health
 from collector.config import Settings
-from collector.errors import CollectorError, ConfigError, ExchangeRejected, TransientError
+from collector.daemon import health
 from collector.daemon.context import LiveContext
 from collector.daemon.leases import balance_leases
 from collector.daemon.scheduler import Schedule
 from collector.daemon.symbols import refresh_symbols
+from collector.errors import (
+    CollectorError,
+    ConfigError,
+    ExchangeRejected,
+    TransientError,
+)
 from collector.exchange.session import make_client
 from collector.store.db import Database, open_database
 from collector.store.migrate import upgrade
@@ -203,22 +207,13 @@ def _finish_run(engine, run_id: int, clean: bool) -> None:
 
 def _coordinate(ctx: LiveContext, db: Database) -> None:
     """Leases and the shared weight budget, as configured (both on by default)."""
-    from collector.store.coordination import Leases, node_id
+    from collector.store.coordination import Leases, SharedAllowance, node_id
 
     settings, client = ctx.settings, ctx.client
     if settings.coordination:
         ctx.leases = Leases(db.engine, node_id(), settings.egress, settings.lease_ttl_seconds)
     if settings.shared_budget:
-        client.allowance = shared_allowance(db.engine, settings.egress, client)
-
-
-def shared_allowance(engine, egress: str, client):
-    from collector.store.coordination import SharedAllowance
-
-    def limit() -> tuple[int, float]:
-        stats = client.governor.stats()
-        return stats.effective_limit or 1, stats.weight_window_seconds or 60.0
-    return SharedAllowance(engine, egress, limit=limit, server_time=client.governor.server_time)
+        client.allowance = SharedAllowance.for_governor(db.engine, settings.egress, client.governor)
 
 
 async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
@@ -240,20 +235,3 @@ async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
         log.info("last minute: %s; weight %d/%s used this window; %d symbols; database %s",
                  ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",
                  stats.weight_used, stats.weight_limit, len(ctx.trading()), "up" if ctx.db_ok else "DOWN")
-
-
-def simulator_settings(settings: Settings, base_url: str) -> Settings:
-    """Point the settings at an in-process simulator (any well-formed key is accepted there)."""
-    update: dict = {"exchange_url": base_url}
-    if settings.api_key is None:
-        update["api_key"] = SecretStr("simulator")
-    return settings.model_copy(update=update)
-
-
-async def run_with_simulator(settings: Settings, sim_config, *, announce=print, stop=None) -> int:
-    from collector.simulator import Simulator
-
-    async with Simulator(sim_config, host="127.0.0.1", port=0) as sim:
-        announce(f"simulated JEX exchange at {sim.base_url} (seed {sim_config.seed})")
-        return await run_daemon(simulator_settings(settings, sim.base_url), announce=announce, stop=stop)
-

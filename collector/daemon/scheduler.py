@@ -22,7 +22,12 @@ from collector.daemon.context import LiveContext
 from collector.daemon.klines import poll_klines
 from collector.daemon.leases import balance_leases
 from collector.daemon.partitions import maintain_partitions
-from collector.daemon.snapshots import poll_avg_price, poll_book_ticker, poll_depth, poll_tickers
+from collector.daemon.snapshots import (
+    poll_avg_price,
+    poll_book_ticker,
+    poll_depth,
+    poll_tickers,
+)
 from collector.daemon.symbols import refresh_symbols
 from collector.daemon.trades import poll_trades
 

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import Engine
 
 from collector import metrics
+from collector.daemon.context import LiveContext
 from collector.domain import DepthSnapshot, Ticker24h
 from collector.exchange import endpoints as ep
-from collector.daemon.context import LiveContext
 from collector.store.db import transaction
 from collector.store.write import (
     set_strike_prices,

@@ -11,16 +11,15 @@ import asyncio
 
 from sqlalchemy import Engine
 
-from collector.domain import Trade
-from collector.exchange.ratelimit import Priority
+from collector import metrics
 from collector.daemon.context import LiveContext
 from collector.daemon.sweep import note_final, sweeping
+from collector.domain import Trade
+from collector.exchange.paging import locate_first_trade, trade_pages
+from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
 from collector.store.db import transaction
 from collector.store.write import write_trades
-from collector.exchange.paging import locate_first_trade, trade_pages
-
-from collector import metrics
 
 STREAM = "trades"
 

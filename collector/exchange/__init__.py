@@ -2,7 +2,12 @@
 
 from collector.exchange.client import JexClient
 from collector.exchange.clocks import Clock, ManualClock, SystemClock
-from collector.exchange.ratelimit import GovernorStats, Priority, Reservation, WeightGovernor
+from collector.exchange.ratelimit import (
+           GovernorStats,
+           Priority,
+           Reservation,
+           WeightGovernor,
+)
 from collector.exchange.signing import sign
 
 __all__ = ["Clock", "GovernorStats", "JexClient", "ManualClock", "Priority", "Reservation", "SystemClock",

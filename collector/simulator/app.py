@@ -17,10 +17,22 @@ from typing import Any
 from aiohttp import web
 
 from collector.simulator.config import FaultConfig, SimConfig
-from collector.simulator.faults import NO_FAULTS, Injector, Plan, numbers_as_json, scalars_as_strings
+from collector.simulator.faults import (
+    NO_FAULTS,
+    Injector,
+    numbers_as_json,
+    scalars_as_strings,
+)
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
-from collector.simulator.market import (INTERVALS, MINUTE, Market, Option, fmt_ticks, recent_trade_json,
-                                        trade_json)
+from collector.simulator.market import (
+    INTERVALS,
+    MINUTE,
+    Market,
+    Option,
+    fmt_ticks,
+    recent_trade_json,
+    trade_json,
+)
 
 log = logging.getLogger("collector.simulator")
 

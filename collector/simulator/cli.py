@@ -9,7 +9,13 @@ import signal
 
 import typer
 
-from collector.simulator.config import FAULTS_HELP, PROFILES, WEIGHT_HEADER_MODES, FaultConfig, SimConfig
+from collector.simulator.config import (
+    FAULTS_HELP,
+    PROFILES,
+    WEIGHT_HEADER_MODES,
+    FaultConfig,
+    SimConfig,
+)
 
 log = logging.getLogger("collector.simulator")
 

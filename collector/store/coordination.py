@@ -26,6 +26,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -132,6 +133,15 @@ class SharedAllowance:
         self._left = 0
         self._lock = asyncio.Lock()
         self.claims = 0
+
+    @classmethod
+    def for_governor(cls, engine: Engine, egress: str, governor: Any) -> SharedAllowance:
+        """The allowance for a weight governor (``collector.exchange.ratelimit.WeightGovernor``):
+        its effective limit and window, on its server clock."""
+        def limit() -> tuple[int, float]:
+            stats = governor.stats()
+            return stats.effective_limit or 1, stats.weight_window_seconds or 60.0
+        return cls(engine, egress, limit=limit, server_time=governor.server_time)
 
     async def take(self, weight: int) -> None:
         async with self._lock:

@@ -19,7 +19,16 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Numeric, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Integer,
+    Numeric,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 COPY_THRESHOLD = 1000  # rows; below this the temp table costs more than it saves

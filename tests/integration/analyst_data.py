@@ -22,7 +22,14 @@ from collector.exchange.parsers import (
 from collector.simulator import Market, SimConfig
 from collector.simulator.market import fmt_ticks
 from collector.store import checkpoints
-from collector.store.write import set_strike_prices, write_depth, write_klines, write_symbols, write_tickers, write_trades
+from collector.store.write import (
+    set_strike_prices,
+    write_depth,
+    write_klines,
+    write_symbols,
+    write_tickers,
+    write_trades,
+)
 
 # The window [T0, T1): BTC0105CALLW expires at 12:00 inside it, BNB0106CALLW is listed at 12:00.
 T0 = datetime(2026, 1, 5, 11, tzinfo=UTC)

@@ -16,7 +16,12 @@ from sqlalchemy import Engine, select, text
 
 from collector.simulator import Simulator
 from collector.store.models import TradeRow
-from tests.integration.test_backfill import ms, stored_klines, truth_klines, truth_trades
+from tests.integration.test_backfill import (
+    ms,
+    stored_klines,
+    truth_klines,
+    truth_trades,
+)
 
 API_KEY = "testkey123456"
 INTERVALS = ("1m", "1h")

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from tests.integration.analyst_data import T0, T1, market, ms, populate
 
 from collector.analyst import frames as analysis
+from tests.integration.analyst_data import T0, T1, market, ms, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

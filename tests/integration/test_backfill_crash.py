@@ -18,9 +18,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from collector.simulator import SimConfig, Simulator
 from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env
 from tests.integration.kills import kill_backfill_in_progress
-from collector.simulator import SimConfig, Simulator
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import ms
 

@@ -18,16 +18,22 @@ import contextlib
 from datetime import timedelta
 
 import aiohttp
-
 import pytest
 from sqlalchemy import text
 
-from tests.integration.backfill_truth import API_KEY, INTERVALS, assert_equals_truth, backfill_cmd, cli_env, tail
 from collector.backfill.plan import BackfillPlan
 from collector.backfill.run import run_backfill
 from collector.config import load_settings
-from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.exchange.session import connect_exchange
+from collector.simulator import FaultConfig, SimConfig, Simulator
+from tests.integration.backfill_truth import (
+    API_KEY,
+    INTERVALS,
+    assert_equals_truth,
+    backfill_cmd,
+    cli_env,
+    tail,
+)
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import until
 

@@ -9,13 +9,13 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.integration.analyst_data import T0, T1, populate
 from sqlalchemy import text
 
+from collector.analyst.export import export
 from collector.domain import Trade
 from collector.errors import ConfigError
-from collector.analyst.export import export
 from collector.store.write import write_trades
+from tests.integration.analyst_data import T0, T1, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

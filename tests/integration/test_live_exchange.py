@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sys
@@ -30,9 +29,23 @@ from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.backfill_truth import API_KEY, INTERVALS, assert_equals_truth, backfill_cmd, cli_env, tail
+from tests.integration.backfill_truth import (
+    API_KEY,
+    INTERVALS,
+    assert_equals_truth,
+    backfill_cmd,
+    cli_env,
+    tail,
+)
 from tests.integration.daemons import running_daemon
-from tests.integration.test_backfill import dt, ms, stored_klines, stored_trades, truth_klines, truth_trades, window
+from tests.integration.test_backfill import (
+    ms,
+    stored_klines,
+    stored_trades,
+    truth_klines,
+    truth_trades,
+    window,
+)
 from tests.integration.test_daemon import count, until
 
 OUR_IP = "127.0.0.1"

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, insert, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from collector.store.db import make_engine
 from collector.store.migrate import current_revision, head_revision, upgrade

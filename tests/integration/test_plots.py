@@ -6,12 +6,12 @@ import struct
 from datetime import timedelta
 
 import pytest
-from tests.integration.analyst_data import T0, populate
 
 from collector.analyst import frames as analysis
 from collector.analyst import plots
 from collector.cli.commands import main
 from collector.errors import ConfigError
+from tests.integration.analyst_data import T0, populate
 
 SYM = "EOS0106CALLW"
 

@@ -6,11 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from tests.integration.analyst_data import T0, T1, execute, populate
 
 from collector.analyst import status
 from collector.cli.commands import main
 from collector.store import checkpoints
+from tests.integration.analyst_data import T0, T1, execute, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

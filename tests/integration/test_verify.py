@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.integration.analyst_data import T0, T1, execute, populate
 
+from collector.analyst.claims import Problem
+from collector.analyst.verify import slot_ceil, slot_floor, verify
 from collector.errors import ConfigError
 from collector.store import checkpoints
-from collector.analyst.verify import Problem, slot_ceil, slot_floor, verify
+from tests.integration.analyst_data import T0, T1, execute, populate
 
 M = timedelta(minutes=1)
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from collector.analyst.verify import verify
 from collector.backfill.plan import BackfillPlan
 from collector.backfill.run import run_backfill
 from collector.cli.commands import main
 from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import SimConfig, Simulator
-from collector.analyst.verify import verify
 
 M = timedelta(minutes=1)
 SIM = dict(seed=21, history_days=0.1, symbols=4, weight_limit=0, raw_limit=0, trades_per_minute=10,

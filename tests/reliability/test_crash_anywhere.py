@@ -23,8 +23,18 @@ import pytest
 
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env, tail
-from tests.integration.kills import checkpoints_never_ahead, kill_backfill_in_progress, run_and_kill, trade_count
+from tests.integration.backfill_truth import (
+    assert_equals_truth,
+    backfill_cmd,
+    cli_env,
+    tail,
+)
+from tests.integration.kills import (
+    checkpoints_never_ahead,
+    kill_backfill_in_progress,
+    run_and_kill,
+    trade_count,
+)
 from tests.integration.test_backfill import window
 from tests.integration.test_daemon import SIM as DAEMON_SIM
 from tests.integration.test_daemon import caught_up, check_up_to, ms

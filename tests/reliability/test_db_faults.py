@@ -15,7 +15,13 @@ from sqlalchemy import text
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
 from tests.integration.daemons import running_daemon
-from tests.integration.test_daemon import SIM, caught_up, check_up_to, daemon_settings, until
+from tests.integration.test_daemon import (
+    SIM,
+    caught_up,
+    check_up_to,
+    daemon_settings,
+    until,
+)
 from tests.reliability.test_crash_anywhere import checkpoints_never_ahead
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from sim_helpers import KEY, T0, get, small_config, trading_symbol
 
 NAME_RE = re.compile(r"^(BTC|ETH|EOS|LTC|BNB)\d{4}(CALL|PUT)W?\d*$")

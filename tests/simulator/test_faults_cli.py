@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import aiohttp
 import pytest
 import typer
-from sim_helpers import KEY, get, small_config, trading_symbol
+from sim_helpers import KEY, get, trading_symbol
 from typer.testing import CliRunner
 
 from collector.simulator import FaultConfig

@@ -11,8 +11,15 @@ import pytest
 from sim_helpers import T0, small_config
 
 from collector.simulator import INTERVALS, Market
-from collector.simulator.market import (_fmt_dec, fmt_pct4, fmt_ratio8, fmt_ticks, kline_json,
-                                        recent_trade_json, trade_json)
+from collector.simulator.market import (
+    _fmt_dec,
+    fmt_pct4,
+    fmt_ratio8,
+    fmt_ticks,
+    kline_json,
+    recent_trade_json,
+    trade_json,
+)
 
 
 def dumps(x) -> str:

@@ -15,7 +15,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from collector.errors import Banned, ConfigError, ExchangeRejected, ExchangeUnavailable, ParseError, RateLimited
+from collector.errors import (
+    Banned,
+    ConfigError,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    ParseError,
+    RateLimited,
+)
 from collector.exchange import JexClient, ManualClock, Priority, WeightGovernor, sign
 from collector.exchange.clocks import _settle
 from tests import loopback

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import DEFAULTS_FILE, Settings, load_settings, normalise_database_url
+from collector.config import (
+    DEFAULTS_FILE,
+    Settings,
+    load_settings,
+    normalise_database_url,
+)
 from collector.errors import ConfigError
 
 
