@@ -29,10 +29,8 @@ import asyncio
 import logging
 import os
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url

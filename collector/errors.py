@@ -12,10 +12,13 @@
     │   │                      a bug or bad input, never retried
     │   └── SymbolRefused      -7012 / -7013 / -1121 for a symbol: the exchange will not serve this
     │                          symbol's market data (gone, or past its exercise time): stop asking
-    └── ParseError             a response that does not follow the API: names endpoint and field
+    ├── ParseError             a response that does not follow the API: names endpoint and field
+    └── DatabaseError          the database refused a statement (a schema not migrated, a bug):
+                               not retried
 
-Library exceptions (aiohttp, psycopg) are mapped to these at the boundary where they
-occur, with ``raise ... from exc``; nothing above the boundary sees a library exception.
+Library exceptions (aiohttp, psycopg, SQLAlchemy) are mapped to these at the boundary where they
+occur (the exchange client, the store), with ``raise ... from exc``; nothing above the boundary
+sees a library exception.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class Banned(TransientError):
 
 class DatabaseUnavailable(TransientError):
     """The database connection failed or was lost; nothing in the failed transaction was kept."""
+
+
+class DatabaseError(CollectorError):
+    """The database answered but refused a statement (missing table, constraint, bad SQL)."""
 
 
 class ExchangeRejected(CollectorError):

@@ -47,7 +47,8 @@ def run_migrations_online() -> None:
     from collector.config import load_settings
     from collector.store.db import open_database
 
-    db = open_database(load_settings())
+    settings = load_settings()
+    db = open_database(settings.database_url, settings.data_dir)
     try:
         with db.engine.connect() as conn:
             _configure(conn)

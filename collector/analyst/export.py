@@ -34,6 +34,8 @@ from sqlalchemy import Connection, Engine
 
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
+from collector.store.columns import Column, columns
+from collector.store.db import reading
 
 # Rows fetched per round trip: Python objects exist for this many rows at a time. Row groups are
 # assembled from the Arrow batches (~60 bytes a trade). Peak RSS of a whole `collector export`
@@ -42,17 +44,6 @@ from collector.errors import ConfigError
 CHUNK_ROWS = 10_000
 ROW_GROUP_ROWS = 100_000
 FORMATS = ("parquet", "csv")
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str  # text | time | num | int | bool
-    expr: str | None = None
-
-    @property
-    def sql(self) -> str:
-        return self.expr or self.name
 
 
 @dataclass(frozen=True)
@@ -65,36 +56,23 @@ class TableSpec:
     interval_col: str | None = None
 
 
-def _cols(spec: str) -> tuple[Column, ...]:
-    out = []
-    for item in spec.split():
-        name, _, kind = item.partition(":")
-        out.append(Column(name, kind or "num"))
-    return tuple(out)
+def _joined(alias: str, table: str, names: tuple[str, ...]) -> tuple[Column, ...]:
+    """Some columns of a joined table, as ``alias.name``."""
+    by_name = {c.name: c for c in columns(table)}
+    return tuple(Column(n, by_name[n].kind, by_name[n].nullable, f"{alias}.{n}") for n in names)
 
 
 TABLES: dict[str, TableSpec] = {
-    "klines": TableSpec(
-        "klines", "open_time", "symbol", "symbol, interval, open_time",
-        _cols("symbol:text interval:text open_time:time close_time:time open high low close volume "
-              "quote_volume trade_count:int taker_buy_base_volume taker_buy_quote_volume is_closed:bool"),
-        interval_col="interval"),
-    "trades": TableSpec(
-        "trades", "time", "symbol", "symbol, time, trade_id",
-        _cols("symbol:text trade_id:int time:time price qty buyer_maker:bool")),
-    "tickers_24hr": TableSpec(
-        "tickers_24hr", "captured_at", "symbol", "symbol, captured_at",
-        _cols("symbol:text captured_at:time price_change price_change_percent weighted_avg_price "
-              "last_price bid_price bid_qty ask_price ask_qty open_price high_price low_price volume "
-              "quote_volume open_time:time close_time:time expiry_time:time perform_price "
-              "underlying_price strike_price")),
+    "klines": TableSpec("klines", "open_time", "symbol", "symbol, interval, open_time", columns("klines"),
+                        interval_col="interval"),
+    "trades": TableSpec("trades", "time", "symbol", "symbol, time, trade_id", columns("trades")),
+    "tickers_24hr": TableSpec("tickers_24hr", "captured_at", "symbol", "symbol, captured_at",
+                              columns("tickers_24hr")),
     "depth": TableSpec(
         "depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id", "s.captured_at", "s.symbol",
         "s.symbol, s.captured_at, l.side DESC, l.level",
-        (Column("symbol", "text", "s.symbol"), Column("captured_at", "time", "s.captured_at"),
-         Column("last_update_id", "int", "s.last_update_id"), Column("side", "text", "l.side"),
-         Column("level", "int", "l.level"), Column("price", "num", "l.price"),
-         Column("qty", "num", "l.qty"))),
+        _joined("s", "depth_snapshots", ("symbol", "captured_at", "last_update_id"))
+        + _joined("l", "depth_levels", ("side", "level", "price", "qty"))),
 }
 
 
@@ -149,7 +127,7 @@ def export(engine: Engine, table: str, path: str | os.PathLike, fmt: str = "parq
     tmp = Path(tmp_name)
     try:
         # One snapshot: the decimal scales measured first hold for the rows read after.
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        with reading(engine, isolation="REPEATABLE READ") as conn:
             if fmt == "csv":
                 rows, schema = _write_csv(conn, spec, where, params, tmp)
             else:

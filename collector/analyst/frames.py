@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, text
+
+from collector.store.columns import Column, columns
+from collector.store.db import reading
 
 CHUNK_ROWS = 100_000
 
@@ -58,7 +60,8 @@ def resolve_engine(engine: Engine | str | None = None) -> Engine:
                 from collector.config import load_settings
                 from collector.store.db import open_database
 
-                held = open_database(load_settings(), pool_size=2)  # keeps an embedded server alive
+                settings = load_settings()
+                held = open_database(settings.database_url, settings.data_dir, pool_size=2)  # keeps an embedded server alive
             else:
                 from collector.config import normalise_database_url
                 from collector.store.db import make_engine
@@ -80,14 +83,7 @@ def to_utc(value: datetime | pd.Timestamp | str | None) -> datetime | None:
 # --- Reading a query into a typed frame --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Col:
-    name: str
-    kind: str  # time | num | int | bool | nbool | str
-    expr: str | None = None  # SQL expression; the column name when None
-
-
-def _select_list(cols: Sequence[Col], decimals: bool) -> str:
+def _select_list(cols: Sequence[Column], decimals: bool) -> str:
     parts = []
     for c in cols:
         expr = c.expr or c.name
@@ -99,7 +95,7 @@ def _select_list(cols: Sequence[Col], decimals: bool) -> str:
     return ", ".join(parts)
 
 
-def _frame(rows: list[tuple], cols: Sequence[Col], decimals: bool) -> pd.DataFrame:
+def _frame(rows: list[tuple], cols: Sequence[Column], decimals: bool) -> pd.DataFrame:
     raw = list(zip(*rows, strict=True)) if rows else [()] * len(cols)
     data: dict[str, Any] = {}
     for c, values in zip(cols, raw, strict=True):
@@ -111,21 +107,19 @@ def _frame(rows: list[tuple], cols: Sequence[Col], decimals: bool) -> pd.DataFra
         elif c.kind == "int":
             data[c.name] = pd.Series(values, dtype="int64")
         elif c.kind == "bool":
-            data[c.name] = pd.Series(values, dtype="bool")
-        elif c.kind == "nbool":
-            data[c.name] = pd.Series(values, dtype="boolean")
+            data[c.name] = pd.Series(values, dtype="boolean" if c.nullable else "bool")
         else:
             data[c.name] = pd.Series(values, dtype=object)
     return pd.DataFrame({k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()},
                         columns=[c.name for c in cols])
 
 
-def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Col], *, engine: Engine | str | None,
+def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Column], *, engine: Engine | str | None,
                 decimals: bool, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Yield typed frames of at most chunk_rows rows, read through a server-side cursor."""
     eng = resolve_engine(engine)
     query = text(sql.format(columns=_select_list(cols, decimals)))
-    with eng.connect() as conn:
+    with reading(eng) as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query, params)
         try:
             for part in result.partitions(chunk_rows):
@@ -134,7 +128,7 @@ def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Col], *, engine
             result.close()  # also when the caller stops early: release the server-side cursor
 
 
-def _read(sql: str, params: dict[str, Any], cols: Sequence[Col], index: str, *,
+def _read(sql: str, params: dict[str, Any], cols: Sequence[Column], index: str, *,
           engine: Engine | str | None, decimals: bool, chunk_rows: int) -> pd.DataFrame:
     chunks = list(iter_frames(sql, params, cols, engine=engine, decimals=decimals, chunk_rows=chunk_rows))
     df = (chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)) if chunks \
@@ -159,13 +153,7 @@ def _window(column: str, start: Any, end: Any, params: dict[str, Any]) -> str:
 
 # --- The frames ---------------------------------------------------------------------------------
 
-KLINE_COLS = (
-    Col("open_time", "time"), Col("symbol", "str"), Col("interval", "str"),
-    Col("open", "num"), Col("high", "num"), Col("low", "num"), Col("close", "num"),
-    Col("volume", "num"), Col("quote_volume", "num"), Col("trade_count", "int"),
-    Col("taker_buy_base_volume", "num"), Col("taker_buy_quote_volume", "num"),
-    Col("close_time", "time"), Col("is_closed", "bool"),
-)
+KLINE_COLS = columns("klines", first="open_time")
 
 
 def klines(symbol: str | Iterable[str], interval: str = "1m", start: Any = None, end: Any = None, *,
@@ -180,10 +168,7 @@ def klines(symbol: str | Iterable[str], interval: str = "1m", start: Any = None,
                  chunk_rows=chunk_rows)
 
 
-TRADE_COLS = (
-    Col("time", "time"), Col("symbol", "str"), Col("trade_id", "int"), Col("price", "num"),
-    Col("qty", "num"), Col("buyer_maker", "nbool"),
-)
+TRADE_COLS = columns("trades", first="time")
 
 
 def trades(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
@@ -196,15 +181,7 @@ def trades(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
     return _read(sql, params, TRADE_COLS, "time", engine=engine, decimals=decimals, chunk_rows=chunk_rows)
 
 
-TICKER_COLS = (
-    Col("captured_at", "time"), Col("symbol", "str"), Col("last_price", "num"),
-    Col("bid_price", "num"), Col("bid_qty", "num"), Col("ask_price", "num"), Col("ask_qty", "num"),
-    Col("open_price", "num"), Col("high_price", "num"), Col("low_price", "num"),
-    Col("volume", "num"), Col("quote_volume", "num"), Col("weighted_avg_price", "num"),
-    Col("price_change", "num"), Col("price_change_percent", "num"),
-    Col("underlying_price", "num"), Col("strike_price", "num"), Col("perform_price", "num"),
-    Col("expiry_time", "time"),
-)
+TICKER_COLS = columns("tickers_24hr", first="captured_at")
 
 
 def tickers(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
@@ -220,8 +197,8 @@ def tickers(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
 
 
 TOP_COLS = (
-    Col("captured_at", "time"), Col("symbol", "str"), Col("bid_price", "num"), Col("bid_qty", "num"),
-    Col("ask_price", "num"), Col("ask_qty", "num"), Col("spread", "num"), Col("mid_price", "num"),
+    Column("captured_at", "time"), Column("symbol", "text"), Column("bid_price", "num"), Column("bid_qty", "num"),
+    Column("ask_price", "num"), Column("ask_qty", "num"), Column("spread", "num"), Column("mid_price", "num"),
 )
 
 
@@ -238,13 +215,13 @@ def top_of_book(symbol: str | Iterable[str], start: Any = None, end: Any = None,
 
 
 CHAIN_COLS = (
-    Col("expiry_time", "time"), Col("symbol", "str"), Col("option_type", "str"),
-    Col("strike_price", "num"), Col("days_to_expiry", "num"), Col("status", "str"),
-    Col("ticker_at", "time"), Col("last_price", "num"), Col("bid_price", "num"),
-    Col("ask_price", "num"), Col("volume_24h", "num"), Col("quote_volume_24h", "num"),
-    Col("underlying_price", "num"), Col("depth_at", "time"), Col("best_bid", "num"),
-    Col("best_bid_qty", "num"), Col("best_ask", "num"), Col("best_ask_qty", "num"),
-    Col("spread", "num"), Col("mid_price", "num"),
+    Column("expiry_time", "time"), Column("symbol", "text"), Column("option_type", "text"),
+    Column("strike_price", "num"), Column("days_to_expiry", "num"), Column("status", "text"),
+    Column("ticker_at", "time"), Column("last_price", "num"), Column("bid_price", "num"),
+    Column("ask_price", "num"), Column("volume_24h", "num"), Column("quote_volume_24h", "num"),
+    Column("underlying_price", "num"), Column("depth_at", "time"), Column("best_bid", "num"),
+    Column("best_bid_qty", "num"), Column("best_ask", "num"), Column("best_ask_qty", "num"),
+    Column("spread", "num"), Column("mid_price", "num"),
 )
 
 
@@ -262,9 +239,9 @@ def option_chain(at: Any = None, *, engine: Engine | str | None = None,
 
 
 DEPTH_COLS = (
-    Col("captured_at", "time", "s.captured_at"), Col("symbol", "str", "s.symbol"),
-    Col("snapshot_id", "int", "s.id"), Col("side", "str", "l.side"), Col("level", "int", "l.level"),
-    Col("price", "num", "l.price"), Col("qty", "num", "l.qty"),
+    Column("captured_at", "time", expr="s.captured_at"), Column("symbol", "text", expr="s.symbol"),
+    Column("snapshot_id", "int", expr="s.id"), Column("side", "text", expr="l.side"), Column("level", "int", expr="l.level"),
+    Column("price", "num", expr="l.price"), Column("qty", "num", expr="l.qty"),
 )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from collector.analyst.claims import Problem
 from collector.domain import INTERVALS
+from collector.store.db import transaction
 
 
 def repair_plans(problems: Iterable[Problem]):
@@ -46,7 +47,7 @@ async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurr
 
     async def one(plan):
         # A window repaired before is marked complete: forget that, or the backfill would skip it.
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             conn.execute(text("DELETE FROM checkpoints WHERE scope = :scope AND symbol = ANY(:s)"),
                          {"scope": plan.scope, "s": list(plan.symbols)})
         async with gate:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from collector.domain import INTERVALS
+from collector.store.db import reading
 
 # stream -> (table, time column); klines are handled per interval.
 SNAPSHOT_STREAMS = {
@@ -54,7 +55,7 @@ class StreamStatus:
 def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus]:
     now = now or datetime.now(UTC)
     out: list[StreamStatus] = []
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+    with reading(engine, isolation="REPEATABLE READ") as conn:
         for r in conn.execute(text(
                 "SELECT symbol, interval, count(*) AS n, min(open_time) AS first, max(open_time) AS newest "
                 "FROM klines GROUP BY symbol, interval")):
@@ -193,7 +194,7 @@ NICE_WIDTHS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180,
 def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
     """Bucketed presence of rows per symbol and stream over the whole stored time range (at most
     ``buckets`` cells, each of a round length)."""
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+    with reading(engine, isolation="REPEATABLE READ") as conn:
         bounds = [conn.execute(text(f"SELECT min({c}), max({c}) FROM {t}")).one()
                   for t, c in (("klines", "open_time"), *SNAPSHOT_STREAMS.values())]
         lows = [b[0] for b in bounds if b[0] is not None]

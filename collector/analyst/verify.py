@@ -39,6 +39,7 @@ from collector.analyst.claims import (
 )
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
+from collector.store.db import reading
 
 MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,7 +83,7 @@ def verify(engine: Engine, symbols: Sequence[str] | None = None, start: datetime
     now = now or datetime.now(UTC)
     report = Report()
     # One snapshot for every check, so rows arriving meanwhile cannot make them disagree.
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+    with reading(engine, isolation="REPEATABLE READ") as conn:
         chosen = _symbols(conn, symbols)
         meta = symbol_meta(conn, chosen)
         claims = trade_claims(conn, chosen)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine
 
 from collector.backfill.plan import (
     FATAL_CODES,
@@ -39,9 +39,8 @@ from collector.errors import (
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
 from collector.exchange.session import STARTUP_RETRIES
-from collector.store import checkpoints
-from collector.store.db import transaction
-from collector.store.models import RunRow
+from collector.store import checkpoints, runs
+from collector.store.db import reading, transaction
 from collector.store.write import (
     refuse_symbol,
     set_strike_prices,
@@ -107,7 +106,7 @@ async def fetch_terms(client: JexClient, engine: Engine, plan: BackfillPlan, ref
 
 
 def _without_strike(engine: Engine, symbols: list[str]) -> list[str]:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return symbols_without_strike(conn, symbols)
 
 
@@ -212,9 +211,6 @@ def _rate_limited_count() -> int:
 
 
 def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks: list[Task]) -> int:
-    import os
-    import socket
-
     with transaction(engine) as conn:
         write_symbols(conn, infos, listed, now=datetime.now(UTC), mark_delisted=False)
         done = checkpoints.load_scope(conn, plan.scope)
@@ -225,9 +221,7 @@ def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks:
                 task.complete = task.skipped = cp.complete
         args = {"start": plan.start.isoformat(), "end": plan.end.isoformat(), "symbols": list(plan.symbols),
                 "streams": list(plan.streams), "intervals": list(plan.intervals)}
-        return conn.execute(insert(RunRow.__table__).values(
-            kind="backfill", host=socket.gethostname(), pid=os.getpid(), args=args,
-        ).returning(RunRow.__table__.c.id)).scalar_one()
+        return runs.begin(conn, "backfill", args)
 
 
 def _finish(engine: Engine, run_id: int, status: str, summary: BackfillSummary) -> None:
@@ -237,6 +231,5 @@ def _finish(engine: Engine, run_id: int, status: str, summary: BackfillSummary) 
               "refused": summary.refused}
     error = "; ".join(f"{t.name}: {t.error}" for t in summary.failed)[:2000] or None
     with transaction(engine) as conn:
-        conn.execute(update(RunRow.__table__).where(RunRow.__table__.c.id == run_id).values(
-            status=status, finished_at=datetime.now(UTC), counts=counts, error=error))
+        runs.finish(conn, run_id, status, counts, error)
 

@@ -20,14 +20,11 @@ from collector.backfill.plan import BackfillPlan, Reporter, Task
 from collector.domain import Kline, Trade
 from collector.exchange.client import JexClient
 from collector.exchange.paging import (
-    ONE_MS,
     kline_pages,
     locate_first_trade,
     trade_pages,
 )
-from collector.store import checkpoints
-from collector.store.db import transaction
-from collector.store.write import write_klines, write_trades
+from collector.store.history import load_checkpoint, save_klines, save_trades
 
 QUEUE_BATCHES = 2  # batches fetched ahead of the writer, per task: bounds memory
 # A window counts as finished only when it ended this long before the exchange's clock, so trades
@@ -72,12 +69,8 @@ async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task
 def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kline], complete: bool) -> None:
     """Rows and checkpoint in one transaction. Complete: every kline of the window is stored and
     closed (klines after a symbol's expiry simply do not exist)."""
-    covered = rows[-1].close_time + ONE_MS if rows else task.covered_until
-    with transaction(engine) as conn:
-        if rows:
-            write_klines(conn, rows)
-        checkpoints.save(conn, plan.scope, task.symbol, "klines", task.interval,
-                         last_time=covered, complete=complete, added_rows=len(rows))
+    covered = save_klines(engine, plan.scope, task.symbol, task.interval, rows, covered=task.covered_until,
+                          complete=complete)
     task.rows += len(rows)
     task.covered_until = task.end if complete else covered
     task.complete = complete
@@ -88,7 +81,7 @@ def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kli
 
 async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
                       reporter: Reporter) -> None:
-    scope_cp = await asyncio.to_thread(_load_cp, engine, plan.scope, task.symbol, "trades")
+    scope_cp = await asyncio.to_thread(load_checkpoint, engine, plan.scope, task.symbol, "trades")
     server_now = _server_now(client)
 
     async def batches() -> AsyncIterator[tuple[list[Trade], bool]]:
@@ -119,23 +112,12 @@ async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task
                  task, reporter)
 
 
-def _load_cp(engine: Engine, scope: str, symbol: str, stream: str, interval: str = ""):
-    with engine.connect() as conn:
-        return checkpoints.load(conn, scope, symbol, stream, interval)
-
-
 def _store_trades(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Trade], last: bool,
                   server_now: datetime) -> None:
     # The window is complete once we saw a trade at or after its end, or the exchange had nothing
     # newer and the window ended before the exchange's clock when we started.
     past_end = last and (task.end <= server_now)
-    with transaction(engine) as conn:
-        if rows:
-            write_trades(conn, rows)
-        checkpoints.save(conn, plan.scope, task.symbol, "trades",
-                         last_trade_id=rows[-1].trade_id if rows else None,
-                         last_time=rows[-1].time if rows else None,
-                         complete=past_end, added_rows=len(rows))
+    save_trades(engine, plan.scope, task.symbol, rows, complete=past_end)
     task.rows += len(rows)
     if rows:
         task.covered_until = rows[-1].time

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from collector.cli.options import console, open_db, parse_time, settings
+from collector.cli.options import console, open_db, parse_window, settings
 from collector.errors import ConfigError
 
 
@@ -37,14 +37,6 @@ StartOpt = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UT
 EndOpt = Annotated[str | None, typer.Option(help="Until this time, exclusive (ISO 8601).")]
 
 
-def _window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
-    s = parse_time(start, "--start") if start else None
-    e = parse_time(end, "--end") if end else None
-    if s is not None and e is not None and s >= e:
-        raise ConfigError(f"--start ({s.isoformat()}) must be before --end ({e.isoformat()})")
-    return s, e
-
-
 # --- verify -------------------------------------------------------------------------------------
 
 
@@ -59,7 +51,7 @@ def verify_command(
     """Find kline gaps, trade holes, klines disagreeing with trades and crossed books; exit 1 if any."""
     from collector.analyst.verify import verify
 
-    window = _window(start, end)
+    window = parse_window(start, end)
     cfg = settings(ctx, exchange_url=exchange_url)
     db = open_db(ctx, pool_size=8)
     try:
@@ -163,7 +155,7 @@ def export_command(
     """Write a table to Parquet or CSV, streamed, with exact decimals."""
     from collector.analyst.export import export
 
-    window = _window(start, end)
+    window = parse_window(start, end)
     db = open_db(ctx)
     try:
         res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1],
@@ -192,7 +184,7 @@ def plot_klines(
 
     if interval not in INTERVALS:
         raise ConfigError(f"unknown interval {interval!r}; choose from {', '.join(INTERVALS)}")
-    window = _window(start, end)
+    window = parse_window(start, end)
     db = open_db(ctx)
     try:
         df = analysis.klines(symbol, interval, *window, engine=db.engine)

@@ -17,9 +17,10 @@ from collector.cli.options import State, open_db, state
 from collector.errors import (
     CollectorError,
     ConfigError,
-    DatabaseUnavailable,
     ExchangeRejected,
+    TransientError,
 )
+from collector.store.db import reading
 
 log = logging.getLogger("collector")
 
@@ -76,7 +77,7 @@ def db_current(ctx: typer.Context) -> None:
 
     db = open_db(ctx)
     try:
-        with db.engine.connect() as conn:
+        with reading(db.engine) as conn:
             current = current_revision(conn)
     finally:
         db.close()
@@ -294,9 +295,15 @@ EXIT_BAD_INPUT = 2
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
+EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the database or the exchange is down; try again later
+
+
 def exit_code_for(exc: CollectorError) -> int:
-    if isinstance(exc, (ConfigError, ExchangeRejected, DatabaseUnavailable)):
+    """By what the operator must do: 2 fix the input or config, 75 retry later, 1 anything else."""
+    if isinstance(exc, (ConfigError, ExchangeRejected)):
         return EXIT_BAD_INPUT
+    if isinstance(exc, TransientError):  # DatabaseUnavailable, ExchangeUnavailable, RateLimited, Banned
+        return EXIT_TEMPFAIL
     return 1
 
 

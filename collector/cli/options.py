@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 from rich.console import Console
@@ -62,7 +62,7 @@ def open_db(ctx: typer.Context, **kwargs: Any):
     """Open the configured database (embedded when no URL is set), announcing where it is."""
     from collector.store.db import open_database
 
-    return open_database(state(ctx).settings, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
+    return open_database(state(ctx).settings.database_url, state(ctx).settings.data_dir, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
 
 
 class Interrupted(Exception):
@@ -119,8 +119,16 @@ def parse_time(value: str, option: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_window(start: str, end: str) -> tuple[datetime, datetime]:
-    s, e = parse_time(start, "--start"), parse_time(end, "--end")
-    if s >= e:
+@overload
+def parse_window(start: str, end: str) -> tuple[datetime, datetime]: ...
+@overload
+def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]: ...
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--start``/``--end`` as [start, end) in UTC; either may be left open (None)."""
+    s = parse_time(start, "--start") if start else None
+    e = parse_time(end, "--end") if end else None
+    if s is not None and e is not None and s >= e:
         raise ConfigError(f"--start ({s.isoformat()}) must be before --end ({e.isoformat()})")
     return s, e

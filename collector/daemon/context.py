@@ -20,7 +20,7 @@ from collector.errors import CollectorError, DatabaseUnavailable, SymbolRefused
 from collector.exchange.client import JexClient
 from collector.store import checkpoints
 from collector.store.db import transaction
-from collector.store.models import JobErrorRow
+from collector.store.write import write_job_error
 
 log = logging.getLogger(__name__)
 REFUSE_AFTER_1121 = 3  # "invalid symbol" answers in a row before a listed symbol is given up
@@ -158,16 +158,20 @@ class LiveContext:
         """Run a store function in a worker thread; track whether the database answers."""
         try:
             result = await asyncio.to_thread(fn, *args)
-        except DatabaseUnavailable:
-            if self.db_ok:
-                log.error("database unavailable; will retry on the next poll")
-            self.db_ok = False
-            metrics.DB_ERRORS.inc()
+        except DatabaseUnavailable as exc:
+            self._db_down(exc)
             raise
         if not self.db_ok:
             log.warning("database reachable again")
         self.db_ok = True
         return result
+
+    def _db_down(self, exc: DatabaseUnavailable) -> None:
+        """One line per outage: said when the database is first found down, not by every job."""
+        metrics.DB_ERRORS.inc()
+        if self.db_ok:
+            log.error("database unavailable (%s); polls retry it and the log says when it is back", exc)
+        self.db_ok = False
 
     async def record_error(self, job: str, symbol: str | None, exc: BaseException, *, stream: str = "",
                            interval: str = "") -> None:
@@ -180,17 +184,17 @@ class LiveContext:
                 log.debug("could not record a refusal", exc_info=True)
             return
         metrics.JOB_FAILURES.labels(job, type(exc).__name__).inc()
+        if isinstance(exc, DatabaseUnavailable):
+            self._db_down(exc)  # nothing can be stored now; the outage is said once
+            return
         message = str(exc) or type(exc).__name__
         level = logging.WARNING if isinstance(exc, CollectorError) else logging.ERROR
         log.log(level, "%s %s failed: %s: %s", job, symbol or "", type(exc).__name__, message,
                 exc_info=not isinstance(exc, CollectorError))
-        if isinstance(exc, DatabaseUnavailable):
-            return
 
         def store() -> None:
             with transaction(self.engine) as conn:
-                conn.execute(JobErrorRow.__table__.insert().values(
-                    job=job, symbol=symbol, error_class=type(exc).__name__, message=message[:2000]))
+                write_job_error(conn, job, symbol, type(exc).__name__, message)
                 if symbol and stream:
                     checkpoints.record_error(conn, checkpoints.LIVE, symbol, stream, interval,
                                              f"{type(exc).__name__}: {message}")

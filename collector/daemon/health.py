@@ -8,11 +8,11 @@ import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from collector import metrics
 from collector.daemon.context import LiveContext
-from collector.errors import ConfigError
+from collector.errors import CollectorError, ConfigError
+from collector.store.db import ping
 
 
 def refresh_gauges(ctx: LiveContext) -> None:
@@ -64,13 +64,10 @@ def make_app(ctx: LiveContext) -> web.Application:
 
 
 async def _db_answers(ctx: LiveContext) -> bool:
-    def ping() -> None:
-        with ctx.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
     try:
-        await asyncio.wait_for(asyncio.to_thread(ping), timeout=3)
+        await asyncio.wait_for(asyncio.to_thread(ping, ctx.engine), timeout=3)
         return True
-    except Exception:  # noqa: BLE001 - any failure means unhealthy
+    except (CollectorError, TimeoutError):
         return False
 
 

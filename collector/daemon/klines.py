@@ -16,8 +16,7 @@ from collector.domain import INTERVALS, Kline
 from collector.exchange.paging import ONE_MS, kline_pages
 from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
-from collector.store.db import transaction
-from collector.store.write import write_klines
+from collector.store.history import load_checkpoint, save_klines
 
 STREAM = "klines"
 
@@ -56,17 +55,12 @@ async def poll_symbol_klines(ctx: LiveContext, symbol: str, interval: str) -> in
 
 
 def _load(engine: Engine, symbol: str, interval: str) -> checkpoints.Checkpoint | None:
-    with engine.connect() as conn:
-        return checkpoints.load(conn, checkpoints.LIVE, symbol, STREAM, interval)
+    return load_checkpoint(engine, checkpoints.LIVE, symbol, STREAM, interval)
 
 
 def _store(engine: Engine, symbol: str, interval: str, klines: list[Kline], server_now: datetime) -> int:
-    closed = [k for k in klines if k.close_time < server_now]
-    with transaction(engine) as conn:
-        write_klines(conn, klines, now=server_now)
-        checkpoints.save(conn, checkpoints.LIVE, symbol, STREAM, interval,
-                         last_time=closed[-1].close_time + ONE_MS if closed else None,
-                         added_rows=len(closed))
+    # The open kline is stored as partial; the checkpoint moves past closed ones only.
+    save_klines(engine, checkpoints.LIVE, symbol, interval, klines, now=server_now)
     metrics.ROWS_UPSERTED.labels("klines").inc(len(klines))
     if klines:
         metrics.NEWEST_ROW.labels(f"{STREAM} {interval}", symbol).set(klines[-1].open_time.timestamp())

@@ -16,8 +16,6 @@ import random
 import signal
 from dataclasses import dataclass
 
-import aiohttp
-
 from collector import metrics
 from collector.config import Settings
 from collector.daemon import health
@@ -31,8 +29,9 @@ from collector.errors import (
     ExchangeRejected,
     TransientError,
 )
-from collector.exchange.session import make_client
-from collector.store.db import Database, open_database
+from collector.exchange.session import handshake, open_client
+from collector.store import runs
+from collector.store.db import Database, open_database, transaction
 from collector.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -102,16 +101,11 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
     db: Database | None = None
     try:
         db = await _retry_forever("database", lambda: asyncio.to_thread(
-            open_database, settings, announce=announce, pool_size=10), stop, interruptible=False)
+            open_database, settings.database_url, settings.data_dir, announce=announce, pool_size=10), stop,
+            interruptible=False)
         await asyncio.to_thread(upgrade, db.engine)
-        connector = aiohttp.TCPConnector(limit=64, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            client = make_client(session, settings)
-
-            async def handshake() -> None:
-                await client.configure_limits()
-                await client.sync_time()
-            await _retry_forever(f"exchange {settings.exchange_url}", handshake, stop)
+        async with open_client(settings) as client:
+            await _retry_forever(f"exchange {settings.exchange_url}", lambda: handshake(client), stop)
             ctx = LiveContext(client, db.engine, settings, disabled=disabled)
             _coordinate(ctx, db)
             run_id = await asyncio.to_thread(_begin_run, db.engine, settings, disabled)
@@ -169,30 +163,13 @@ def _collectable(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 def _begin_run(engine, settings: Settings, disabled: dict[str, str]) -> int:
     """A collector_runs row for this daemon: what it was told to do (never secrets)."""
-    import os
-    import socket
-
-    from sqlalchemy import insert
-
-    from collector.store.db import transaction
-    from collector.store.models import RunRow
-
     args = {"exchange_url": settings.exchange_url, "streams": settings.streams,
             "kline_intervals": settings.kline_intervals, "disabled": disabled}
     with transaction(engine) as conn:
-        return conn.execute(insert(RunRow.__table__).values(
-            kind="run", host=socket.gethostname(), pid=os.getpid(), args=args,
-        ).returning(RunRow.__table__.c.id)).scalar_one()
+        return runs.begin(conn, "run", args)
 
 
 def _finish_run(engine, run_id: int, clean: bool) -> None:
-    from datetime import UTC, datetime
-
-    from sqlalchemy import update
-
-    from collector.store.db import transaction
-    from collector.store.models import RunRow
-
     counts = {}
     for metric in (metrics.ROWS_UPSERTED, metrics.JOB_FAILURES):
         for m in metric.collect():
@@ -201,8 +178,7 @@ def _finish_run(engine, run_id: int, clean: bool) -> None:
                     key = "/".join(sample.labels.values())
                     counts[f"{m.name}:{key}"] = int(sample.value)
     with transaction(engine) as conn:
-        conn.execute(update(RunRow.__table__).where(RunRow.__table__.c.id == run_id).values(
-            finished_at=datetime.now(UTC), status="ok" if clean else "interrupted", counts=counts))
+        runs.finish(conn, run_id, "ok" if clean else "interrupted", counts)
 
 
 def _coordinate(ctx: LiveContext, db: Database) -> None:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from collector.daemon.context import LiveContext, Symbol
-from collector.store.db import transaction
-from collector.store.models import OptionSymbolRow
-from collector.store.write import write_symbols
+from collector.store.db import reading, transaction
+from collector.store.write import symbol_states, write_swept, write_symbols
 
 log = logging.getLogger(__name__)
-SYMBOLS = OptionSymbolRow.__table__
 
 
 async def refresh_symbols(ctx: LiveContext) -> dict[str, list[str]]:
@@ -44,16 +42,13 @@ def _store(engine: Engine, infos, listed, now, unreadable=frozenset()) -> dict[s
 
 
 def load_symbols(engine: Engine) -> dict[str, Symbol]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(SYMBOLS.c.symbol, SYMBOLS.c.expiry_time, SYMBOLS.c.listed,
-                                   SYMBOLS.c.final_sweep_at, SYMBOLS.c.first_seen, SYMBOLS.c.refused_at)).all()
+    with reading(engine) as conn:
+        rows = symbol_states(conn)
     return {r.symbol: Symbol(r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen,
                              r.refused_at is not None)
             for r in rows}
 
 
 def mark_swept(engine: Engine, symbol: str, at) -> None:
-    from sqlalchemy import update
-
     with transaction(engine) as conn:
-        conn.execute(update(SYMBOLS).where(SYMBOLS.c.symbol == symbol).values(final_sweep_at=at))
+        write_swept(conn, symbol, at)

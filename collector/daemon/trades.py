@@ -18,8 +18,7 @@ from collector.domain import Trade
 from collector.exchange.paging import locate_first_trade, trade_pages
 from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
-from collector.store.db import transaction
-from collector.store.write import write_trades
+from collector.store.history import load_checkpoint, save_trades
 
 STREAM = "trades"
 
@@ -69,18 +68,11 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
 
 
 def _load(engine: Engine, symbol: str) -> checkpoints.Checkpoint | None:
-    with engine.connect() as conn:
-        return checkpoints.load(conn, checkpoints.LIVE, symbol, STREAM)
+    return load_checkpoint(engine, checkpoints.LIVE, symbol, STREAM)
 
 
 def _store(engine: Engine, symbol: str, trades: list[Trade], anchor) -> int:
-    with transaction(engine) as conn:
-        if trades:
-            write_trades(conn, trades)
-        checkpoints.save(conn, checkpoints.LIVE, symbol, STREAM,
-                         last_trade_id=trades[-1].trade_id if trades else None,
-                         last_time=trades[-1].time if trades else anchor,
-                         added_rows=len(trades))
+    save_trades(engine, checkpoints.LIVE, symbol, trades, anchor=anchor)
     metrics.ROWS_UPSERTED.labels("trades").inc(len(trades))
     if trades:
         metrics.NEWEST_ROW.labels(STREAM, symbol).set(trades[-1].time.timestamp())

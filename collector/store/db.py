@@ -1,6 +1,9 @@
-"""Engines: the server named by the settings, or an embedded PostgreSQL in the data directory.
+"""Engines: the server named by a URL, or an embedded PostgreSQL in a data directory; and the only
+ways to a connection: ``transaction`` (writes) and ``reading`` (reads).
 
-psycopg errors are mapped here (the store's boundary) to ``DatabaseUnavailable``.
+The store is the database's boundary: every psycopg and SQLAlchemy error met inside those two is
+mapped here, to ``DatabaseUnavailable`` (the connection failed or was lost: retry later) or to
+``DatabaseError`` (the database refused the statement). Nothing above the store sees one.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import psycopg
 import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from collector.config import Settings, redact_url
-from collector.errors import ConfigError, DatabaseUnavailable
+from collector.config import redact_url
+from collector.errors import ConfigError, DatabaseError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,47 +83,84 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
 
 
 def open_database(
-    settings: Settings,
+    url: str | None,
+    data_dir: Path,
     *,
     announce: Callable[[str], None] | None = None,
     pool_size: int = 5,
     check: bool = True,
 ) -> Database:
-    """Connect to the configured database (embedded when no URL is set) and check it answers."""
-    if settings.database_url:
-        url, server, where = settings.database_url, None, None
+    """Connect to ``url``, or to the embedded server in ``data_dir/pg`` when it is None, and check
+    that it answers."""
+    if url:
+        server, where = None, None
     else:
-        where = settings.data_dir / "pg"
-        url, server = start_embedded(settings.data_dir)
+        where = data_dir / "pg"
+        url, server = start_embedded(data_dir)
         if announce:
             announce(f"embedded PostgreSQL in {where.resolve()}")
     db = Database(make_engine(url, pool_size=pool_size), url, where, server)
     if check:
         try:
-            with db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except DatabaseUnavailable:
-            raise
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.Error) as exc:
+            ping(db.engine)
+        except DatabaseUnavailable as exc:
             db.close()
-            raise DatabaseUnavailable(f"database {db.display_url} is unreachable: {_first_line(exc)}") from exc
+            cause = exc.__cause__ or exc
+            raise DatabaseUnavailable(f"database {db.display_url} is unreachable: {_first_line(cause)}") from cause
     return db
+
+
+def ping(engine: Engine) -> None:
+    """Raise DatabaseUnavailable unless the database answers a trivial query."""
+    with reading(engine) as conn:
+        conn.execute(text("SELECT 1"))
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction whose connection failures surface as DatabaseUnavailable."""
-    try:
+    """A transaction: committed when the block ends, rolled back if it raises; database errors mapped."""
+    with _mapped():
         with engine.begin() as conn:
             yield conn
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        if exc.connection_invalidated or _is_connection_error(exc):
-            raise DatabaseUnavailable(f"database connection lost: {_first_line(exc)}") from exc
+
+
+@contextmanager
+def reading(engine: Engine, *, isolation: str | None = None) -> Iterator[Connection]:
+    """A connection for reads (``isolation``: e.g. 'REPEATABLE READ' for one snapshot across
+    several queries), rolled back at the end; database errors mapped."""
+    with _mapped():
+        with engine.connect() as conn:
+            if isolation is not None:
+                conn = conn.execution_options(isolation_level=isolation)
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """The store's boundary: SQLAlchemy and psycopg errors become the collector's own."""
+    try:
+        yield
+    except (DatabaseUnavailable, DatabaseError):
         raise
+    except sqlalchemy.exc.DBAPIError as exc:
+        if exc.connection_invalidated or _is_connection_error(exc.orig):
+            raise DatabaseUnavailable(f"database connection lost: {_first_line(exc)}") from exc
+        raise DatabaseError(f"the database refused a statement: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:  # raised by psycopg directly (COPY, raw connections)
+        if _is_connection_error(exc):
+            raise DatabaseUnavailable(f"database connection lost: {_first_line(exc)}") from exc
+        raise DatabaseError(f"the database refused a statement: {_first_line(exc)}") from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # e.g. a pool timeout: no connection to be had
+        if isinstance(exc, sqlalchemy.exc.TimeoutError):
+            raise DatabaseUnavailable(f"no database connection: {_first_line(exc)}") from exc
+        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
 
 
-def _is_connection_error(exc: sqlalchemy.exc.DBAPIError) -> bool:
-    orig = exc.orig
+def _is_connection_error(orig: BaseException | None) -> bool:
     return isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError))
 
 

@@ -1,4 +1,5 @@
-"""Running Alembic from the collector: the URL comes from Settings, the connection from us."""
+"""Running Alembic from the collector, on a connection of ours (``alembic`` alone takes the URL from
+the settings in migrations/env.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from collector.errors import ConfigError
+from collector.store.db import transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 # Several collectors may start at once; only one of them migrates, the others wait for it.
@@ -35,7 +37,7 @@ def current_revision(conn: Connection) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate to ``revision``; return (before, after). A second run does nothing."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         before = current_revision(conn)
         cfg.attributes["connection"] = conn

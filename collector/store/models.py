@@ -109,9 +109,9 @@ class TradeRow(Base):
 
     symbol: Mapped[str] = mapped_column(Text, primary_key=True)
     trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(primary_key=True)
     price: Mapped[Decimal]
     qty: Mapped[Decimal]
-    time: Mapped[datetime] = mapped_column(primary_key=True)
     buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"),

@@ -25,6 +25,7 @@ from collector.store.models import (
     BookTickerRow,
     DepthLevelRow,
     DepthSnapshotRow,
+    JobErrorRow,
     KlineRow,
     OptionSymbolRow,
     Ticker24hRow,
@@ -162,6 +163,23 @@ def write_symbols(
         .returning(SYMBOLS.c.symbol)
     ).scalars().all()
     return {"new": new, "delisted": sorted(gone)}
+
+
+def write_job_error(conn: Connection, job: str, symbol: str | None, error_class: str, message: str) -> None:
+    """One failed daemon job run (per symbol where the job is per symbol), for `collector status`."""
+    conn.execute(insert(JobErrorRow.__table__).values(job=job, symbol=symbol, error_class=error_class,
+                                                      message=message[:2000]))
+
+
+def symbol_states(conn: Connection) -> list:
+    """Every symbol with what the daemon needs to know of it: expiry, listed, swept, first seen, refused."""
+    return conn.execute(select(SYMBOLS.c.symbol, SYMBOLS.c.expiry_time, SYMBOLS.c.listed, SYMBOLS.c.final_sweep_at,
+                               SYMBOLS.c.first_seen, SYMBOLS.c.refused_at)).all()
+
+
+def write_swept(conn: Connection, symbol: str, at: datetime) -> None:
+    """The daemon's final collection of an expired symbol is done."""
+    conn.execute(update(SYMBOLS).where(SYMBOLS.c.symbol == symbol).values(final_sweep_at=at))
 
 
 def refuse_symbol(conn: Connection, symbol: str, reason: str, *, at: datetime) -> bool:

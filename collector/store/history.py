@@ -1,0 +1,55 @@
+"""History with its proof: rows and their checkpoint in one transaction, shared by the daemon and
+the backfill (their scopes differ: ``live``, or ``backfill <start>/<end>``).
+
+A crash before the commit loses both the rows and the checkpoint's advance, a crash after keeps
+both, so whoever resumes from the checkpoint neither misses nor repeats a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from collector.domain import Kline, Trade
+from collector.store import checkpoints
+from collector.store.checkpoints import Checkpoint
+from collector.store.db import reading, transaction
+from collector.store.write import write_klines, write_trades
+
+ONE_MS = timedelta(milliseconds=1)
+
+
+def load_checkpoint(engine: Engine, scope: str, symbol: str, stream: str, interval: str = "") -> Checkpoint | None:
+    with reading(engine) as conn:
+        return checkpoints.load(conn, scope, symbol, stream, interval)
+
+
+def save_trades(engine: Engine, scope: str, symbol: str, trades: Sequence[Trade], *,
+                anchor: datetime | None = None, complete: bool = False) -> None:
+    """Trades (sorted by id) and the checkpoint after the last of them. With no trades, ``anchor``
+    is where the next search for a first trade starts (nothing before it is missing)."""
+    with transaction(engine) as conn:
+        if trades:
+            write_trades(conn, trades)
+        checkpoints.save(conn, scope, symbol, "trades",
+                         last_trade_id=trades[-1].trade_id if trades else None,
+                         last_time=trades[-1].time if trades else anchor,
+                         complete=complete, added_rows=len(trades))
+
+
+def save_klines(engine: Engine, scope: str, symbol: str, interval: str, klines: Sequence[Kline], *,
+                now: datetime | None = None, covered: datetime | None = None,
+                complete: bool = False) -> datetime | None:
+    """Klines (sorted by open time) and the checkpoint after the last closed one. A kline whose close
+    time is not before ``now`` is stored as partial and moves no checkpoint (no ``now``: all are
+    closed). ``covered`` is the checkpoint when none is closed. Returns where the checkpoint stands."""
+    closed = [k for k in klines if now is None or k.close_time < now]
+    last_time = closed[-1].close_time + ONE_MS if closed else covered
+    with transaction(engine) as conn:
+        if klines:
+            write_klines(conn, klines, now=now)
+        checkpoints.save(conn, scope, symbol, "klines", interval, last_time=last_time, complete=complete,
+                         added_rows=len(closed))
+    return last_time
