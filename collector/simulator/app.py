@@ -24,15 +24,8 @@ from collector.simulator.faults import (
     scalars_as_strings,
 )
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
-from collector.simulator.market import (
-    INTERVALS,
-    MINUTE,
-    Market,
-    Option,
-    fmt_ticks,
-    recent_trade_json,
-    trade_json,
-)
+from collector.simulator.market import INTERVALS, MINUTE, Market, Option
+from collector.simulator.wire import fmt_ticks, recent_trade_json, trade_json
 
 log = logging.getLogger("collector.simulator")
 

@@ -20,7 +20,7 @@ from collector.exchange.parsers import (
     parse_ticker_24hr,
 )
 from collector.simulator import Market, SimConfig
-from collector.simulator.market import fmt_ticks
+from collector.simulator.wire import fmt_ticks
 from collector.store import checkpoints
 from collector.store.write import (
     set_strike_prices,

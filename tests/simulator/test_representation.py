@@ -11,7 +11,7 @@ import pytest
 from sim_helpers import T0, small_config
 
 from collector.simulator import INTERVALS, Market
-from collector.simulator.market import (
+from collector.simulator.wire import (
     _fmt_dec,
     fmt_pct4,
     fmt_ratio8,
