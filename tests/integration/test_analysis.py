@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from collector.analyst import frames as analysis
-from tests.integration.analyst_data import T0, T1, market, ms, populate
+from tests.helpers.analyst_data import T0, T1, market, ms, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

@@ -2,73 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import text
 
 from collector.backfill.plan import BackfillPlan
 from collector.backfill.run import run_backfill
-from collector.config import load_settings
 from collector.exchange.session import connect_exchange
-from collector.simulator import Market, SimConfig, Simulator
-from collector.store.models import KlineRow, TradeRow
+from collector.simulator import SimConfig, Simulator
+from tests.helpers.truth import (
+    ms,
+    settings_for,
+    stored_klines,
+    stored_trades,
+    truth_klines,
+    truth_trades,
+    window,
+)
 
 HOUR = 3_600_000
 # Six symbols trading at once, a new one every 30 min (so one expires every 30 min), 25% silent.
 SIM = dict(seed=11, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=12,
            listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
-
-
-def ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
-
-
-def dt(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, UTC)
-
-
-def settings_for(sim: Simulator):
-    return load_settings(None, {"exchange_url": sim.base_url, "api_key": "testkey123456"}, defaults_file=None)
-
-
-def window(now_ms: int) -> tuple[datetime, datetime]:
-    """Off the minute grid; ends more than an hour before now, so every 1h kline in it is closed."""
-    end = dt(now_ms - 70 * 60_000).replace(second=43, microsecond=0)
-    return end - timedelta(hours=2, seconds=26, microseconds=250_000), end
-
-
-def truth_trades(market: Market, symbols, start: datetime, end: datetime) -> set[tuple]:
-    return {(s, t["id"], Decimal(t["price"]), Decimal(t["qty"]), t["time"], t["buyerMaker"])
-            for s in symbols for t in market.trades(s, ms(start), ms(end))}
-
-
-def stored_trades(engine: Engine) -> set[tuple]:
-    t = TradeRow.__table__
-    with engine.connect() as conn:
-        rows = conn.execute(select(t.c.symbol, t.c.trade_id, t.c.price, t.c.qty, t.c.time, t.c.buyer_maker))
-        return {(r[0], r[1], r[2], r[3], ms(r[4]), r[5]) for r in rows}
-
-
-def truth_klines(market: Market, symbols, intervals, start: datetime, end: datetime, now_ms: int) -> set[tuple]:
-    out = set()
-    for s in symbols:
-        for iv in intervals:
-            for k in market.klines(s, iv, ms(start), ms(end), now_ms):
-                out.add((s, iv, k[0], *(Decimal(str(x)) for x in k[1:6]), k[6],
-                         *(Decimal(str(x)) for x in (k[7],)), int(k[8]), Decimal(str(k[9])), Decimal(str(k[10]))))
-    return out
-
-
-def stored_klines(engine: Engine) -> set[tuple]:
-    k = KlineRow.__table__
-    cols = [k.c.symbol, k.c.interval, k.c.open_time, k.c.open, k.c.high, k.c.low, k.c.close, k.c.volume,
-            k.c.close_time, k.c.quote_volume, k.c.trade_count, k.c.taker_buy_base_volume,
-            k.c.taker_buy_quote_volume]
-    with engine.connect() as conn:
-        assert conn.execute(select(k.c.symbol).where(k.c.is_closed.is_(False))).first() is None
-        return {(r[0], r[1], ms(r[2]), *r[3:8], ms(r[8]), *r[9:]) for r in conn.execute(select(*cols))}
 
 
 @pytest.fixture

@@ -19,10 +19,8 @@ import pytest
 from sqlalchemy import text
 
 from collector.simulator import SimConfig, Simulator
-from tests.integration.backfill_truth import assert_equals_truth, backfill_cmd, cli_env
-from tests.integration.kills import kill_backfill_in_progress
-from tests.integration.test_backfill import window
-from tests.integration.test_daemon import ms
+from tests.helpers.kills import kill_backfill_in_progress
+from tests.helpers.truth import assert_equals_truth, backfill_cmd, cli_env, ms, window
 
 # ~390k trades over the window on 18 listed symbols (some expired inside it, a quarter silent).
 SIM = dict(seed=23, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=500,

@@ -26,16 +26,16 @@ from collector.backfill.run import run_backfill
 from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import FaultConfig, SimConfig, Simulator
-from tests.integration.backfill_truth import (
+from tests.helpers.polling import until
+from tests.helpers.truth import (
     API_KEY,
     INTERVALS,
     assert_equals_truth,
     backfill_cmd,
     cli_env,
     tail,
+    window,
 )
-from tests.integration.test_backfill import window
-from tests.integration.test_daemon import until
 
 SIM = dict(seed=31, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=40,
            listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)

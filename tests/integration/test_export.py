@@ -15,7 +15,7 @@ from collector.analyst.export import export
 from collector.domain import Trade
 from collector.errors import ConfigError
 from collector.store.write import write_trades
-from tests.integration.analyst_data import T0, T1, populate
+from tests.helpers.analyst_data import T0, T1, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

@@ -29,24 +29,22 @@ from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.backfill_truth import (
+from tests.helpers.daemons import running_daemon
+from tests.helpers.polling import count, until
+from tests.helpers.truth import (
     API_KEY,
     INTERVALS,
     assert_equals_truth,
     backfill_cmd,
     cli_env,
-    tail,
-)
-from tests.integration.daemons import running_daemon
-from tests.integration.test_backfill import (
     ms,
     stored_klines,
     stored_trades,
+    tail,
     truth_klines,
     truth_trades,
     window,
 )
-from tests.integration.test_daemon import count, until
 
 OUR_IP = "127.0.0.1"
 SHUTDOWN_LIMIT = 5.0  # seconds from SIGTERM to exit, whatever the daemon was doing

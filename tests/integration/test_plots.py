@@ -11,7 +11,7 @@ from collector.analyst import frames as analysis
 from collector.analyst import plots
 from collector.cli.commands import main
 from collector.errors import ConfigError
-from tests.integration.analyst_data import T0, populate
+from tests.helpers.analyst_data import T0, populate
 
 SYM = "EOS0106CALLW"
 

@@ -20,8 +20,9 @@ from collector.daemon import klines as klines_job
 from collector.daemon import trades as trades_job
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.daemons import running_daemons
-from tests.integration.test_daemon import POLL, caught_up, check_up_to, until
+from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
+from tests.helpers.daemons import running_daemons
+from tests.helpers.polling import until
 
 SIM = dict(seed=9, history_days=0.05, symbols=6, trades_per_minute=40, silent_share=0.0,
            listing_interval_s=30, grace_s=600, weight_limit=600)

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 
 from collector.simulator import Market, SimConfig
 from collector.store.migrate import upgrade
-from tests.integration.analyst_data import ms, populate
+from tests.helpers.analyst_data import ms, populate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sql.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)

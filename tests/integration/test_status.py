@@ -10,7 +10,7 @@ import pytest
 from collector.analyst import status
 from collector.cli.commands import main
 from collector.store import checkpoints
-from tests.integration.analyst_data import T0, T1, execute, populate
+from tests.helpers.analyst_data import T0, T1, execute, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"

@@ -34,8 +34,9 @@ from collector.store.coordination import Leases, SharedAllowance
 from collector.store.db import make_engine, open_database, ping, reading, transaction
 from collector.store.history import load_checkpoint, save_klines, save_trades
 from collector.store.migrate import upgrade
-from tests.integration.daemons import running_daemon
-from tests.integration.test_daemon import count, daemon_settings, until
+from tests.helpers.daemon_truth import daemon_settings
+from tests.helpers.daemons import running_daemon
+from tests.helpers.polling import count, until
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from collector.analyst.claims import Problem
 from collector.analyst.verify import slot_ceil, slot_floor, verify
 from collector.errors import ConfigError
 from collector.store import checkpoints
-from tests.integration.analyst_data import T0, T1, execute, populate
+from tests.helpers.analyst_data import T0, T1, execute, populate
 
 M = timedelta(minutes=1)
 

@@ -23,21 +23,22 @@ import pytest
 
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.backfill_truth import (
-    assert_equals_truth,
-    backfill_cmd,
-    cli_env,
-    tail,
-)
-from tests.integration.kills import (
+from tests.helpers.daemon_truth import SIM as DAEMON_SIM
+from tests.helpers.daemon_truth import caught_up, check_up_to
+from tests.helpers.kills import (
     checkpoints_never_ahead,
     kill_backfill_in_progress,
     run_and_kill,
     trade_count,
 )
-from tests.integration.test_backfill import window
-from tests.integration.test_daemon import SIM as DAEMON_SIM
-from tests.integration.test_daemon import caught_up, check_up_to, ms
+from tests.helpers.truth import (
+    assert_equals_truth,
+    backfill_cmd,
+    cli_env,
+    ms,
+    tail,
+    window,
+)
 
 BACKFILL_KILLS = 10
 DAEMON_KILLS = 10

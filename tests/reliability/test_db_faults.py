@@ -14,15 +14,12 @@ from sqlalchemy import text
 
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.daemons import running_daemon
-from tests.integration.test_daemon import (
-    SIM,
-    caught_up,
-    check_up_to,
-    daemon_settings,
-    until,
-)
-from tests.reliability.test_crash_anywhere import checkpoints_never_ahead
+from tests.helpers.daemon_truth import SIM, caught_up, check_up_to, daemon_settings
+from tests.helpers.daemons import running_daemon
+from tests.helpers.kills import checkpoints_never_ahead
+from tests.helpers.polling import count, until
+
+TRADES = "SELECT count(*) FROM trades"
 
 
 def terminate_others(engine) -> int:
@@ -42,7 +39,7 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         begun = datetime.now(UTC)
         async with running_daemon(daemon_settings(sim, db_url), stop_timeout=30):
-            await until(lambda: _count(engine) > 0, 60, "first trades")
+            await until(lambda: count(engine, TRADES) > 0, 60, "first trades")
             killed = 0
             for _ in range(15):  # chaos: random gaps between rounds of terminations
                 await asyncio.sleep(rng.uniform(0.2, 2.0))
@@ -51,8 +48,8 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
             if pg_server.can_restart:
                 await asyncio.to_thread(pg_server.restart)
                 engine.dispose()
-            before = await asyncio.to_thread(_count, engine)
-            await until(lambda: _count(engine) > before, 90, "trades stored after the faults")
+            before = await asyncio.to_thread(count, engine, TRADES)
+            await until(lambda: count(engine, TRADES) > before, 90, "trades stored after the faults")
             # Everything the exchange had when the faults ended arrives (polls may be stretched to
             # fit the weight budget, so no fixed settle time would do).
             faults_over = datetime.now(UTC)
@@ -65,8 +62,3 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
     # (Most terminations are absorbed by the pool's pre-ping; the ones that hit a transaction
     # roll it back with its checkpoint, which the truth check above covers.)
     engine.dispose()
-
-
-def _count(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM trades")).scalar_one()

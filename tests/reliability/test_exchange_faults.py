@@ -22,9 +22,10 @@ from collector.backfill.run import run_backfill
 from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import Clock, SimConfig, Simulator
-from tests.integration.backfill_truth import assert_equals_truth
-from tests.integration.daemons import running_daemon
-from tests.integration.test_daemon import POLL, until
+from tests.helpers.daemon_truth import POLL
+from tests.helpers.daemons import running_daemon
+from tests.helpers.polling import until
+from tests.helpers.truth import assert_equals_truth
 
 KEY = "faultkey123"
 

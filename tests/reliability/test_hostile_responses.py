@@ -23,7 +23,8 @@ from sqlalchemy import text
 from collector.errors import CollectorError, ExchangeUnavailable, ParseError
 from collector.exchange import JexClient
 from collector.exchange.endpoints import HISTORICAL_TRADES
-from tests.loopback import serve
+from tests.helpers.loopback import serve
+from tests.helpers.polling import count, until
 
 TRADE = {"id": "7", "price": "12.5", "qty": "0.3", "quoteQty": "3.75", "time": 1_700_000_000_000,
          "isBuyerMaker": True}
@@ -197,7 +198,7 @@ def hostile_body(kind: str, path: str) -> bytes:
 async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url, engine, caplog):
     from collector.config import load_settings
     from collector.simulator import SimConfig, Simulator
-    from tests.integration.daemons import running_daemon
+    from tests.helpers.daemons import running_daemon
 
     caplog.set_level(logging.WARNING)
     state = {"kind": None, "served": 0}
@@ -226,14 +227,14 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                 "kline_intervals": ["1m"], "max_retries": 1, "http_max_body_bytes": 1_000_000,
             }, defaults_file=None)
             async with running_daemon(settings, stop_timeout=30) as daemon:  # stopped on leaving, even on a failure
-                await until(engine, "SELECT count(*) FROM trades", lambda n: n > 0, "first trades")
+                await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
                 for kind, _ in HOSTILE_DAEMON:
                     before = await asyncio.to_thread(data_counts, engine)
-                    errors_before = await asyncio.to_thread(scalar, engine, "SELECT count(*) FROM job_errors")
+                    errors_before = await asyncio.to_thread(count, engine, "SELECT count(*) FROM job_errors")
                     state["kind"], state["served"] = kind, 0
                     # Every stream fails at least once, recorded in the database with its class.
-                    await until(engine, "SELECT count(DISTINCT job) FROM job_errors WHERE id > "
-                                f"{int(errors_before)}", lambda n: n >= 4, f"job errors for {kind}")
+                    await until(lambda: count(engine, "SELECT count(DISTINCT job) FROM job_errors WHERE id > "
+                                              f"{int(errors_before)}") >= 4, 60, f"job errors for {kind}")
                     state["kind"] = None
                     assert not daemon.task.done(), daemon.task
                     # Nothing from a hostile answer was stored. Counts cannot show it: an honest answer
@@ -241,8 +242,8 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                     # Every stored row is checked against the simulator's truth instead.
                     assert_only_truth(engine, sim)  # on the loop's thread, like the simulator
                     # And the next polls work again.
-                    await until(engine, "SELECT count(*) FROM depth_snapshots",
-                                lambda n, b=before["depth_snapshots"]: n > b, f"depth again after {kind}")
+                    await until(lambda b=before["depth_snapshots"]: count(engine, "SELECT count(*) FROM depth_snapshots")
+                                > b, 60, f"depth again after {kind}")
                     with engine.connect() as conn:
                         classes = {r[0] for r in conn.execute(text(
                             "SELECT DISTINCT error_class FROM job_errors WHERE id > :i"), {"i": errors_before})}
@@ -257,13 +258,8 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
         assert conn.execute(text("SELECT count(*) FROM klines WHERE volume < 0")).scalar() == 0
 
 
-def scalar(engine, sql: str):
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar()
-
-
 def data_counts(engine) -> dict[str, int]:
-    return {t: scalar(engine, f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed table names
+    return {t: count(engine, f"SELECT count(*) FROM {t}")  # noqa: S608 - fixed table names
             for t in ("trades", "klines", "depth_snapshots", "tickers_24hr")}
 
 
@@ -296,12 +292,3 @@ def assert_only_truth(engine, sim) -> None:
                                 Decimal(k[5]), int(k[8])), (r.symbol, open_ms)
     assert all(r.last_price is None or r.last_price >= 0 for r in tickers)
     assert hostile_depth == 0
-
-
-async def until(engine, sql: str, ok, what: str, timeout: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not ok(await asyncio.to_thread(scalar, engine, sql)):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)

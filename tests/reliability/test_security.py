@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from collector.simulator import SimConfig, Simulator
 from collector.store.db import make_engine
-from tests.integration.test_daemon import SIM as DAEMON_SIM
-from tests.integration.test_daemon import count, until
+from tests.helpers.daemon_truth import SIM as DAEMON_SIM
+from tests.helpers.polling import count, until
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "KEYk3yK3Y-0123456789abcdef"

@@ -15,7 +15,8 @@ from collector.domain import DepthLevel
 from collector.errors import ParseError
 from collector.exchange import parsers as p
 
-RECORDED = Path("/work/shared/reference/jex-recorded")
+# The recorded live responses sit beside the checkout, in shared/ (as CI lays them out too).
+RECORDED = Path(__file__).resolve().parents[4] / "shared" / "reference" / "jex-recorded"
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 

@@ -25,7 +25,7 @@ from collector.errors import (
 )
 from collector.exchange import JexClient, ManualClock, Priority, WeightGovernor, sign
 from collector.exchange.clocks import _settle
-from tests import loopback
+from tests.helpers import loopback
 
 T0 = 1_700_000_040.0  # a minute boundary
 

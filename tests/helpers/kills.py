@@ -17,7 +17,7 @@ import time
 
 from sqlalchemy import text
 
-from tests.integration.backfill_truth import tail
+from tests.helpers.truth import tail
 
 
 def trade_count(engine) -> int:
