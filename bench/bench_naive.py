@@ -54,7 +54,7 @@ def truth(url: str, symbols, start: datetime, end: datetime):
             trades[(s, t["id"])] = (Decimal(t["price"]), Decimal(t["qty"]), t["time"], t["buyerMaker"])
         for iv in INTERVALS:
             for k in get_json(f"{url}/_sim/klines?symbol={s}&interval={iv}&startTime={ms(start)}&endTime={ms(end)}"):
-                klines[(s, iv, k[0])] = tuple(Decimal(str(x)) for x in (*k[1:6], k[7], k[9], k[10])) + (int(k[8]),)
+                klines[(s, iv, k[0])] = (*tuple(Decimal(str(x)) for x in (*k[1:6], k[7], k[9], k[10])), int(k[8]))
     return trades, klines
 
 
@@ -83,8 +83,7 @@ def naive_rows(engine):
             maker = r.get("isBuyerMaker", r.get("buyerMaker"))
             trades[(r["symbol"], int(r["id"]))] = (Decimal(str(r["price"])), Decimal(str(r["qty"])), int(r["time"]),
                                                   None if maker is None else bool(maker))
-        klines = {(r.symbol, r.interval, int(r.open_time)): tuple(Decimal(str(x)) for x in (
-            r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.taker_base, r.taker_quote)) + (int(r.trades),)
+        klines = {(r.symbol, r.interval, int(r.open_time)): (*tuple(Decimal(str(x)) for x in (r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.taker_base, r.taker_quote)), int(r.trades))
             for r in conn.execute(text("SELECT * FROM naive_klines"))}
     return trades, klines
 

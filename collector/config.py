@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -31,7 +33,7 @@ DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "collector.t
 SECRET_FIELDS = ("api_key", "api_secret")
 
 # The merged TOML layers for the Settings being built right now (see load_settings).
-_file_layer: ContextVar[dict[str, Any]] = ContextVar("_file_layer", default={})
+_file_layer: ContextVar[Mapping[str, Any]] = ContextVar("_file_layer", default=MappingProxyType({}))
 
 
 def _split_list(value: Any) -> Any:
@@ -140,7 +142,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, _file_layer.get()))
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, dict(_file_layer.get())))
 
     def __repr_args__(self):  # repr() and str() must not show the database password either
         for name, value in super().__repr_args__():

@@ -39,8 +39,16 @@ from collector.store.db import reading
 
 CHUNK_ROWS = 100_000
 
-__all__ = ["klines", "trades", "tickers", "top_of_book", "option_chain", "depth", "resolve_engine",
-           "to_utc"]
+__all__ = [
+    "depth",
+    "klines",
+    "option_chain",
+    "resolve_engine",
+    "tickers",
+    "to_utc",
+    "top_of_book",
+    "trades",
+]
 
 
 # --- Where the data is -----------------------------------------------------------------------

@@ -9,7 +9,6 @@ other 4xx are ``ExchangeRejected`` and never retried. See ``collector.errors`` f
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import json
@@ -287,7 +286,7 @@ class JexClient:
                     status_label = str(resp.status)
                     body = await self._read_body(resp, endpoint.name)
                     status, resp_headers = resp.status, resp.headers
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 raise ExchangeUnavailable(f"{endpoint.name}: {type(exc).__name__}: {exc}",
                                           endpoint=endpoint.name) from exc
             finally:

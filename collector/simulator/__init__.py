@@ -11,4 +11,4 @@ from collector.simulator.config import FaultConfig, SimConfig
 from collector.simulator.limits import Clock, Stats
 from collector.simulator.market import INTERVALS, Market
 
-__all__ = ["Clock", "FaultConfig", "INTERVALS", "Market", "SimConfig", "Simulator", "Stats"]
+__all__ = ["INTERVALS", "Clock", "FaultConfig", "Market", "SimConfig", "Simulator", "Stats"]

@@ -29,8 +29,18 @@ HTML_5XX = (
 class Plan:
     """The faults decided for one response."""
 
-    __slots__ = ("error", "slow", "drop", "truncate", "depth_legacy", "ids_as_numbers",
-                 "numbers_as_json", "swap_times", "fewer_levels", "as_strings")
+    __slots__ = (
+        "as_strings",
+        "depth_legacy",
+        "drop",
+        "error",
+        "fewer_levels",
+        "ids_as_numbers",
+        "numbers_as_json",
+        "slow",
+        "swap_times",
+        "truncate",
+    )
 
     def __init__(self) -> None:
         self.error: tuple[int, str, str] | None = None  # (status, content_type, body)

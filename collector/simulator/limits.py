@@ -89,7 +89,7 @@ class _Client:
 
 
 class Verdict:
-    __slots__ = ("status", "retry_after_s", "banned_until", "used_weight")
+    __slots__ = ("banned_until", "retry_after_s", "status", "used_weight")
 
     def __init__(self, status: int, used_weight: int, retry_after_s: int = 0, banned_until: int = 0) -> None:
         self.status = status

@@ -20,7 +20,7 @@ import math
 import random
 from array import array
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from collector.simulator.config import SimConfig
 from collector.simulator.wire import (
@@ -61,9 +61,25 @@ def interval_open(interval_ms: int, t: int) -> int:
 class Option:
     """Static description of one option symbol (slot k)."""
 
-    __slots__ = ("k", "name", "underlying", "spot0", "is_call", "weekly", "listing", "expiry",
-                 "strike", "premium0", "rate", "silent", "phase1", "phase2", "period1", "period2",
-                 "spot_phase")
+    __slots__ = (
+        "expiry",
+        "is_call",
+        "k",
+        "listing",
+        "name",
+        "period1",
+        "period2",
+        "phase1",
+        "phase2",
+        "premium0",
+        "rate",
+        "silent",
+        "spot0",
+        "spot_phase",
+        "strike",
+        "underlying",
+        "weekly",
+    )
 
     def __init__(self, k: int, name: str, rng: random.Random, cfg: SimConfig, interval_ms: int) -> None:
         self.k = k
@@ -95,7 +111,7 @@ class Option:
 class _Series:
     """Per-symbol aggregates of completed minutes m0 + i (arrays grow lazily)."""
 
-    __slots__ = ("m0", "o", "h", "l", "c", "v", "qv", "n", "tbv", "tbq", "carry", "first_open")
+    __slots__ = ("c", "carry", "first_open", "h", "l", "m0", "n", "o", "qv", "tbq", "tbv", "v")
 
     def __init__(self, m0: int) -> None:
         self.m0 = m0
@@ -147,7 +163,7 @@ class Market:
         kind, weekly = _KINDS[(k // len(UNDERLYINGS)) % len(_KINDS)]
         expiry = (k + self.cfg.symbols) * self.interval_ms
         day = expiry // DAY
-        base = u + datetime.fromtimestamp(expiry / 1000, tz=timezone.utc).strftime("%m%d") + kind + ("W" if weekly else "")
+        base = u + datetime.fromtimestamp(expiry / 1000, tz=UTC).strftime("%m%d") + kind + ("W" if weekly else "")
         # Slots sharing this base name: same k mod 20, expiry on the same UTC day.
         cycle = len(UNDERLYINGS) * len(_KINDS)
         kmin = -(-(day * DAY - self.lifetime_ms) // self.interval_ms)  # first slot expiring that day
@@ -600,7 +616,7 @@ class Market:
         return bids, asks
 
     def ticker_24hr(self, opt: Option, now_ms: int) -> dict:
-        return dict(zip(TICKER_24HR_KEYS, self._ticker_24hr_values(opt, now_ms)))
+        return dict(zip(TICKER_24HR_KEYS, self._ticker_24hr_values(opt, now_ms), strict=False))
 
     def ticker_24hr_json(self, opt: Option, now_ms: int) -> str:
         """ticker_24hr as compact JSON (same bytes as json.dumps of the dict)."""

@@ -119,24 +119,22 @@ def ping(engine: Engine) -> None:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction: committed when the block ends, rolled back if it raises; database errors mapped."""
-    with _mapped():
-        with engine.begin() as conn:
-            yield conn
+    with _mapped(), engine.begin() as conn:
+        yield conn
 
 
 @contextmanager
 def reading(engine: Engine, *, isolation: str | None = None) -> Iterator[Connection]:
     """A connection for reads (``isolation``: e.g. 'REPEATABLE READ' for one snapshot across
     several queries), rolled back at the end; database errors mapped."""
-    with _mapped():
-        with engine.connect() as conn:
-            if isolation is not None:
-                conn = conn.execution_options(isolation_level=isolation)
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()
+    with _mapped(), engine.connect() as conn:
+        if isolation is not None:
+            conn = conn.execution_options(isolation_level=isolation)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
 
 
 @contextmanager

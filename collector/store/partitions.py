@@ -31,8 +31,7 @@ from sqlalchemy import Connection, text
 PARTITIONED: dict[str, str] = {"trades": "time", "klines": "open_time"}
 DEFAULT_MONTHS_AHEAD = 2
 _LOCK = 0x6A6578_0002  # pg_advisory_xact_lock key; 0x6A6578_0001 is the migration lock
-_CHILD = re.compile(r"^(?P<table>%s)_(?:p(?P<y>\d{4})_(?P<m>\d{2})|default)$"
-                    % "|".join(PARTITIONED))
+_CHILD = re.compile(r"^(?P<table>" + "|".join(PARTITIONED) + r")_(?:p(?P<y>\d{4})_(?P<m>\d{2})|default)$")
 
 
 def include_name(name: str | None, type_: str, parent_names: dict) -> bool:

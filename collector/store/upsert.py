@@ -190,13 +190,13 @@ def _upsert_copy(conn: Connection, table: Table, batch: list[Sequence[Any]], col
     cols = ", ".join(_q(c) for c in columns)
     types = [_pg_type(table, c) for c in columns]
     numeric = [i for i, t in enumerate(types) if t == "numeric"]
-    as_text = ", ".join(f"{_q(c)}::text AS {_q(c)}" if t == "numeric" else _q(c) for c, t in zip(columns, types))
-    as_stored = ", ".join(f"{_q(c)}::numeric" if t == "numeric" else _q(c) for c, t in zip(columns, types))
+    as_text = ", ".join(f"{_q(c)}::text AS {_q(c)}" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False))
+    as_stored = ", ".join(f"{_q(c)}::numeric" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False))
     if numeric:  # column by column: one map() over each numeric column
-        by_column = list(zip(*batch))
+        by_column = list(zip(*batch, strict=False))
         for i in numeric:
             by_column[i] = _numeric_texts(by_column[i])
-        rows: Iterable[Sequence[Any]] = zip(*by_column)
+        rows: Iterable[Sequence[Any]] = zip(*by_column, strict=False)
     else:
         rows = batch
     raw = conn.connection.driver_connection  # the psycopg connection inside this transaction

@@ -8,6 +8,7 @@ taken over within a bounded time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -142,7 +143,7 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
     overlaps = []
     for key, spans in by_key.items():
         spans.sort()
-        for (s1, e1, n1), (s2, e2, n2) in zip(spans, spans[1:]):
+        for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(spans):
             if n1 != n2 and s2 < e1:
                 overlaps.append((key, n1, n2))
     assert not overlaps, overlaps[:5]

@@ -75,11 +75,10 @@ def test_copy_and_values_store_identical_rows(engine):
 
 def test_rows_and_checkpoint_commit_together_or_not_at_all(engine):
     scope = "live"
-    with pytest.raises(RuntimeError):
-        with engine.begin() as conn:
-            write_trades(conn, [trade(1), trade(2)])
-            checkpoints.save(conn, scope, "BTC0925CALL", "trades", last_trade_id=2, last_time=T0)
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        write_trades(conn, [trade(1), trade(2)])
+        checkpoints.save(conn, scope, "BTC0925CALL", "trades", last_trade_id=2, last_time=T0)
+        raise RuntimeError("crash before commit")
     with engine.connect() as conn:
         assert checkpoints.load(conn, scope, "BTC0925CALL", "trades") is None
         assert conn.execute(select(func.count()).select_from(TRADES)).scalar() == 0

@@ -176,5 +176,5 @@ async def test_a_database_outage_is_one_line_in_the_daemon_log_not_a_traceback_p
     assert len(down) == 1, [r.getMessage() for r in down]
     assert any("database reachable again" in r.getMessage() for r in ours)
     assert not [r.getMessage() for r in ours if r.exc_info], "a traceback in the log"
-    assert not [r for r in ours if "DatabaseUnavailable" in r.getMessage() or r.name.startswith("apscheduler")
-                and r.levelno >= logging.ERROR]
+    assert not [r for r in ours if "DatabaseUnavailable" in r.getMessage() or (r.name.startswith("apscheduler")
+                and r.levelno >= logging.ERROR)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -70,7 +71,7 @@ def test_id_gaps_alone_are_not_holes(engine, data):
     with engine.connect() as conn:
         ids = conn.exec_driver_sql("SELECT trade_id FROM trades WHERE symbol = 'EOS0106CALLW' "
                                    "ORDER BY trade_id LIMIT 50").scalars().all()
-    assert any(b - a > 1 for a, b in zip(ids, ids[1:], strict=False))
+    assert any(b - a > 1 for a, b in itertools.pairwise(ids))
     assert verify(engine, now=T1).ok
 
 

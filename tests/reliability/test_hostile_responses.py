@@ -64,7 +64,7 @@ ABSURD = [
     ("trade-price-nan", _with(TRADE, "price", "NaN")),
     ("trade-price-inf", _with(TRADE, "price", "Infinity")),
     ("trade-id-huge", _with(TRADE, "id", 10 ** 30)),
-    ("kline-negative-count", [KLINE[:8] + [-3] + KLINE[9:]]),
+    ("kline-negative-count", [[*KLINE[:8], -3, *KLINE[9:]]]),
     ("kline-negative-volume", _kline_with(5, "-10")),
     ("kline-open-time-absurd", _kline_with(0, 10 ** 22)),
 ]
@@ -233,8 +233,9 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
                     errors_before = await asyncio.to_thread(count, engine, "SELECT count(*) FROM job_errors")
                     state["kind"], state["served"] = kind, 0
                     # Every stream fails at least once, recorded in the database with its class.
-                    await until(lambda: count(engine, "SELECT count(DISTINCT job) FROM job_errors WHERE id > "
-                                              f"{int(errors_before)}") >= 4, 60, f"job errors for {kind}")
+                    await until(lambda since=int(errors_before): count(
+                        engine, f"SELECT count(DISTINCT job) FROM job_errors WHERE id > {since}") >= 4,
+                        60, f"job errors for {kind}")
                     state["kind"] = None
                     assert not daemon.task.done(), daemon.task
                     # Nothing from a hostile answer was stored. Counts cannot show it: an honest answer

@@ -16,7 +16,7 @@ def is_dec(v) -> bool:
 
 async def test_general_endpoints(make_sim, http):
     sim = await make_sim(small_config(weight_limit=1200, raw_limit=5000))
-    status, headers, body = await get(http, sim, "/api/v1/ping")
+    status, _headers, body = await get(http, sim, "/api/v1/ping")
     assert (status, body) == (200, {})
     status, _, body = await get(http, sim, "/api/v1/time")
     assert body == {"serverTime": sim.now_ms()}

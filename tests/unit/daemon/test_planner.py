@@ -3,6 +3,8 @@ not fit (least urgent first, none beyond MAX_STRETCH, the symbol refresh never).
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from collector.config import load_settings
@@ -47,7 +49,7 @@ def test_the_least_urgent_jobs_stretch_first_and_trades_last():
     assert stretch["symbols"] == 1 and stretch["partitions"] == 1  # never: refresh, and weightless upkeep
     order = ["book_ticker", "avg_price", "klines 1h", "klines 1m", "depth", "tickers", "trades"]
     # a job is stretched only once every less urgent one is at its limit
-    for lower, higher in zip(order, order[1:], strict=False):
+    for lower, higher in itertools.pairwise(order):
         if stretch[higher] > 1:
             assert stretch[lower] * planner.STEP > MAX_STRETCH, (lower, higher, stretch)
     assert all(v <= MAX_STRETCH for v in stretch.values())

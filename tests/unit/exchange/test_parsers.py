@@ -260,7 +260,7 @@ def test_one_bad_option_info_entry_does_not_blind_the_listing():
     good = [{"symbol": f"BTC09{d:02d}CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000}
             for d in range(10, 37)]
     bad = {"symbol": "BTC0925PUT", "status": "TRADING", "type": "SHORTS", "canRelease": "perhaps"}
-    listing = p.parse_option_info(good[:5] + [bad] + good[5:])
+    listing = p.parse_option_info([*good[:5], bad, *good[5:]])
     assert [o.symbol for o in listing] == [g["symbol"] for g in good]  # 27 good ones, in order
     (why,) = listing.rejected
     assert why.entry == "[5] BTC0925PUT" and why.field == "canRelease"

@@ -197,7 +197,7 @@ async def test_started_mid_window_the_line_starts_then_not_at_the_window_start()
 
 
 async def test_requests_before_configure_are_counted_in_their_window():
-    clock, gov = governor()
+    _clock, gov = governor()
     await take(gov, 10)  # exchangeInfo itself, before the limits are known
     gov.configure(limits(100))
     assert gov.stats().weight_used == 10
@@ -354,7 +354,7 @@ async def test_a_believed_header_higher_than_our_count_is_adopted():
 
 
 async def test_legacy_header_alone_is_used_too():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     await read(gov, {"X-MBX-USED-WEIGHT": "40"})
     assert gov.stats().weight_used == 40 and gov.stats().weight_source == "X-MBX-USED-WEIGHT"
@@ -367,7 +367,7 @@ async def test_the_live_pair_that_disagrees_is_not_obeyed_and_the_honest_one_win
     gov.configure(limits(1200))
     used = 0
     granted = []
-    for minute in range(3):
+    for _minute in range(3):
         n = 0
         while gov.stats().weight_used + 5 <= 1200:
             used += 5
@@ -386,7 +386,7 @@ async def test_the_live_pair_that_disagrees_is_not_obeyed_and_the_honest_one_win
 
 
 async def test_a_stuck_header_is_discounted_at_its_second_reading():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     await read(gov, {"X-MBX-USED-WEIGHT-1M": "7"})  # plausible: others spent 6
     assert gov.stats().weight_used == 7
@@ -396,7 +396,7 @@ async def test_a_stuck_header_is_discounted_at_its_second_reading():
 
 
 async def test_a_lagging_header_is_discounted():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     await read(gov, {"X-MBX-USED-WEIGHT-1M": "1"})
     await read(gov, {"X-MBX-USED-WEIGHT-1M": "1"}, 3)  # the exchange counted 4 by then at least
@@ -404,7 +404,7 @@ async def test_a_lagging_header_is_discounted():
 
 
 async def test_a_header_below_our_own_answered_weight_is_discounted():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     await read(gov, {"X-MBX-USED-WEIGHT": "5"}, 5)
     for _ in range(3):
@@ -415,12 +415,12 @@ async def test_a_header_below_our_own_answered_weight_is_discounted():
 
 
 async def test_over_the_limit_on_a_success_is_discounted_at_once():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     await read(gov, {"X-MBX-USED-WEIGHT-1M": "250"})
     assert gov.stats().weight_source == "local" and gov.stats().weight_used == 1
     # the same reading on a 429 is no such evidence (and the 429 itself fills the window)
-    clock2, gov2 = governor()
+    _clock2, gov2 = governor()
     gov2.configure(limits(100))
     await read(gov2, {"X-MBX-USED-WEIGHT-1M": "250"}, status=429)
     assert gov2.stats().weight_source == "X-MBX-USED-WEIGHT-1M"
@@ -456,7 +456,7 @@ async def test_a_discounted_header_is_believed_again_after_a_clean_window():
 
 
 async def test_two_honest_headers_that_agree_are_both_believed():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     for n in range(1, 4):
         await read(gov, {"X-MBX-USED-WEIGHT-1M": str(n + 10), "X-MBX-USED-WEIGHT": str(n + 10)})
@@ -465,7 +465,7 @@ async def test_two_honest_headers_that_agree_are_both_believed():
 
 
 async def test_no_headers_at_all_local_accounting_uses_the_whole_budget():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(100))
     done: list = []
     tasks = await queue(gov, 150, log=done)
@@ -549,7 +549,7 @@ async def test_saturated_use_reaches_the_budget_over_several_windows():
 
 
 async def test_shut_cancels_every_waiting_request_and_later_ones_at_once():
-    clock, gov = governor()
+    _clock, gov = governor()
     gov.configure(limits(10))
     gov.ban(T0 + 3 * 86400)  # a ban of days
     tasks = await queue(gov, 3)
