@@ -98,8 +98,16 @@ async def phase_limited(db_url: str, limit: int, minutes: int, tpm: float, profi
     from collector.config import load_settings
     from collector.exchange.session import connect_exchange
 
-    sim, url = start_sim(weight_limit=limit, raw_limit=0, symbols=6, history_days=0.3, trades_per_minute=tpm,
-                         listing_interval_s=1800, grace_s=6 * 3600, profile=profile)
+    sim, url = start_sim(
+        weight_limit=limit,
+        raw_limit=0,
+        symbols=6,
+        history_days=0.3,
+        trades_per_minute=tpm,
+        listing_interval_s=1800,
+        grace_s=6 * 3600,
+        profile=profile,
+    )
     try:
         start, end, symbols = window(url, minutes)
         engine = fresh_db(db_url)
@@ -118,27 +126,61 @@ async def phase_limited(db_url: str, limit: int, minutes: int, tpm: float, profi
         pages, needed, trades, klines = minimum_requests(engine, intervals)
         probes = sum(t.cost.probes for t in summary.tasks)
         data_requests = sum(t.cost.requests for t in summary.tasks)
-        return dict(profile=profile, source=source, limit=limit, margin=margin, wall=wall, windows=len(full), used=used,
-                    per_window=[v for _, v in full], util=used / (limit * len(full)) if full else float("nan"),
-                    spent=sum(v for _, v in windows), needed=needed,
-                    s429=s["status429"], s418=s["status418"], trades=trades, klines=klines, pages=pages,
-                    probes=probes, data_requests=data_requests, all_requests=summary.requests,
-                    tasks=len(summary.tasks), failed=len(summary.failed))
+        return dict(
+            profile=profile,
+            source=source,
+            limit=limit,
+            margin=margin,
+            wall=wall,
+            windows=len(full),
+            used=used,
+            per_window=[v for _, v in full],
+            util=used / (limit * len(full)) if full else float("nan"),
+            spent=sum(v for _, v in windows),
+            needed=needed,
+            s429=s["status429"],
+            s418=s["status418"],
+            trades=trades,
+            klines=klines,
+            pages=pages,
+            probes=probes,
+            data_requests=data_requests,
+            all_requests=summary.requests,
+            tasks=len(summary.tasks),
+            failed=len(summary.failed),
+        )
     finally:
         sim.terminate()
         sim.wait()
 
 
 def phase_big(db_url: str, tpm: float, minutes: int) -> dict:
-    sim, url = start_sim(weight_limit=0, raw_limit=0, symbols=6, history_days=0.25, trades_per_minute=tpm,
-                         listing_interval_s=1800, grace_s=6 * 3600)
+    sim, url = start_sim(
+        weight_limit=0,
+        raw_limit=0,
+        symbols=6,
+        history_days=0.25,
+        trades_per_minute=tpm,
+        listing_interval_s=1800,
+        grace_s=6 * 3600,
+    )
     try:
         start, end, symbols = window(url, minutes)
         engine = fresh_db(db_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_EXCHANGE_URL=url, COLLECTOR_API_KEY=API_KEY)
-        cmd = [sys.executable, "-m", "collector", "backfill", "--start", start.isoformat(), "--end", end.isoformat(),
-               "--streams", "trades"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "collector",
+            "backfill",
+            "--start",
+            start.isoformat(),
+            "--end",
+            end.isoformat(),
+            "--streams",
+            "trades",
+        ]
         for s in symbols:
             cmd += ["--symbol", s]
         t0 = time.monotonic()
@@ -166,8 +208,9 @@ def phase_big(db_url: str, tpm: float, minutes: int) -> dict:
             at[q] = reached[0] if reached else samples[-1][1]
         at[100] = max(r for _, r, n in samples if n >= total * 0.99) if samples else 0
         copy_s = raw_copy_same_rows(engine)
-        return dict(trades=total, wall=wall, rate=total / wall, peak=peak, at=at, copy_s=copy_s,
-                    copy_rate=total / copy_s)
+        return dict(
+            trades=total, wall=wall, rate=total / wall, peak=peak, at=at, copy_s=copy_s, copy_rate=total / copy_s
+        )
     finally:
         sim.terminate()
         sim.wait()
@@ -187,7 +230,10 @@ def raw_copy_same_rows(engine) -> float:
             raw.driver_connection.commit()
             buf.seek(0)
             t0 = time.perf_counter()
-            with raw.driver_connection.cursor() as cur, cur.copy(f"COPY trades ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+            with (
+                raw.driver_connection.cursor() as cur,
+                cur.copy(f"COPY trades ({cols}) FROM STDIN (FORMAT BINARY)") as cp,
+            ):
                 while chunk := buf.read(1 << 20):
                     cp.write(chunk)
             raw.driver_connection.commit()
@@ -217,31 +263,31 @@ def main() -> None:
     floor_margin_s = floor_s / (1 - lim["margin"])
     mb = 2**20
     body = f"""
-Phase 1, limits on (announced {lim['limit']}/min, margin {lim['margin']}): {lim['tasks']} tasks, {lim['trades']:,} trades
-and {lim['klines']:,} klines (1m, 1h), {lim['wall']:.0f} s wall, {lim['failed']} failed tasks.
+Phase 1, limits on (announced {lim["limit"]}/min, margin {lim["margin"]}): {lim["tasks"]} tasks, {lim["trades"]:,} trades
+and {lim["klines"]:,} klines (1m, 1h), {lim["wall"]:.0f} s wall, {lim["failed"]} failed tasks.
 
 | figure | value | goal |
 |---|---|---|
-| weight utilisation (simulator's count, {lim['windows']} full windows: {lim['per_window']}) | **{lim['util']:.3f}** of the announced limit | ≥ 0.95 (ceiling at margin {lim['margin']}: {1 - lim['margin']:.2f}) |
-| 429 / 418 answers | {lim['s429']} / {lim['s418']} | 0 |
-| paging requests ÷ minimum (ceil(trades/500) per symbol + ceil(klines/1000) per symbol and interval = {lim['pages']}) | {eff} / {lim['pages']} = **{eff / lim['pages']:.3f}** | ≤ 1.05 |
-| bisection probes (separate) | {lim['probes']} ({lim['probes'] / max(1, lim['tasks'] // 3):.1f} per symbol) | few |
-| all HTTP requests of the run (after startup) | {lim['all_requests']} | |
-| wall time ÷ theoretical minimum (minimum pages' weight {lim['needed']:,} ÷ {lim['limit']}/min = {floor_s:.0f} s; at margin {lim['margin']}: {floor_margin_s:.0f} s) | {lim['wall']:.0f} s ÷ {floor_s:.0f} s = **{lim['wall'] / floor_s:.2f}** ({lim['wall'] / floor_margin_s:.2f} of the minimum at the margin) | as close to 1 as the margin allows |
-| weight the simulator counted for the run (all windows, startup included) ÷ minimum pages' weight | {lim['spent']:,} ÷ {lim['needed']:,} = {lim['spent'] / lim['needed']:.3f} | |
+| weight utilisation (simulator's count, {lim["windows"]} full windows: {lim["per_window"]}) | **{lim["util"]:.3f}** of the announced limit | ≥ 0.95 (ceiling at margin {lim["margin"]}: {1 - lim["margin"]:.2f}) |
+| 429 / 418 answers | {lim["s429"]} / {lim["s418"]} | 0 |
+| paging requests ÷ minimum (ceil(trades/500) per symbol + ceil(klines/1000) per symbol and interval = {lim["pages"]}) | {eff} / {lim["pages"]} = **{eff / lim["pages"]:.3f}** | ≤ 1.05 |
+| bisection probes (separate) | {lim["probes"]} ({lim["probes"] / max(1, lim["tasks"] // 3):.1f} per symbol) | few |
+| all HTTP requests of the run (after startup) | {lim["all_requests"]} | |
+| wall time ÷ theoretical minimum (minimum pages' weight {lim["needed"]:,} ÷ {lim["limit"]}/min = {floor_s:.0f} s; at margin {lim["margin"]}: {floor_margin_s:.0f} s) | {lim["wall"]:.0f} s ÷ {floor_s:.0f} s = **{lim["wall"] / floor_s:.2f}** ({lim["wall"] / floor_margin_s:.2f} of the minimum at the margin) | as close to 1 as the margin allows |
+| weight the simulator counted for the run (all windows, startup included) ÷ minimum pages' weight | {lim["spent"]:,} ÷ {lim["needed"]:,} = {lim["spent"] / lim["needed"]:.3f} | |
 
 The same backfill against `collector simulate --profile live-2019`, right after, in the same run:
-its responses carry `X-Mbx-Used-Weight: <used>` beside `X-Mbx-Used-Weight-1m: {live['limit']}` (the
+its responses carry `X-Mbx-Used-Weight: <used>` beside `X-Mbx-Used-Weight-1m: {live["limit"]}` (the
 pair recorded from the live exchange), depth without `lastUpdateId`, ids and quantities as JSON
 numbers, swapped ticker times.
 
 | figure | default simulator | live-2019 profile | live ÷ default |
 |---|---|---|---|
-| weight utilisation (full windows) | {lim['util']:.3f} ({lim['per_window']}) | **{live['util']:.3f}** ({live['per_window']}) | {live['util'] / lim['util']:.3f} |
-| 429 / 418 answers | {lim['s429']} / {lim['s418']} | {live['s429']} / {live['s418']} | |
-| wall time | {lim['wall']:.0f} s | {live['wall']:.0f} s | {live['wall'] / lim['wall']:.2f} |
-| rows | {lim['trades']:,} trades, {lim['klines']:,} klines | {live['trades']:,} trades, {live['klines']:,} klines | |
-| what the weight count was reconciled with at the end | {lim['source']} | {live['source']} | |
+| weight utilisation (full windows) | {lim["util"]:.3f} ({lim["per_window"]}) | **{live["util"]:.3f}** ({live["per_window"]}) | {live["util"] / lim["util"]:.3f} |
+| 429 / 418 answers | {lim["s429"]} / {lim["s418"]} | {live["s429"]} / {live["s418"]} | |
+| wall time | {lim["wall"]:.0f} s | {live["wall"]:.0f} s | {live["wall"] / lim["wall"]:.2f} |
+| rows | {lim["trades"]:,} trades, {lim["klines"]:,} klines | {live["trades"]:,} trades, {live["klines"]:,} klines | |
+| what the weight count was reconciled with at the end | {lim["source"]} | {live["source"]} | |
 
 With margin 0.05 the governor never plans past 95% of the announced limit, so 0.95 is the
 ceiling of this ratio by construction; the figure above is measured at the configured margin.
@@ -252,15 +298,15 @@ The exchange counts weight per fixed clock minute, so a run also spends the budg
 minutes it begins and ends in: its wall time can come in under the minimum at the margin (the
 minimum assumes whole windows).
 
-Phase 2, limits lifted: `collector backfill --streams trades` as its own process, {big['trades']:,} trades.
+Phase 2, limits lifted: `collector backfill --streams trades` as its own process, {big["trades"]:,} trades.
 
 | figure | value |
 |---|---|
-| end-to-end, simulator → committed rows | **{big['rate']:,.0f} trades/s** ({big['wall']:.0f} s, process start included) |
-| raw binary COPY of the same rows into the same table, same run | {big['copy_rate']:,.0f} trades/s ({big['copy_s']:.1f} s) |
-| ratio end-to-end ÷ raw COPY | {big['rate'] / big['copy_rate']:.2f} |
-| peak RSS of the backfill process | **{big['peak'] / mb:.0f} MB** (goal < 200 MB) |
-| RSS at 25 / 50 / 75 / 100% of the trades | {' / '.join(f"{big['at'][q] / mb:.0f}" for q in (25, 50, 75, 100))} MB |
+| end-to-end, simulator → committed rows | **{big["rate"]:,.0f} trades/s** ({big["wall"]:.0f} s, process start included) |
+| raw binary COPY of the same rows into the same table, same run | {big["copy_rate"]:,.0f} trades/s ({big["copy_s"]:.1f} s) |
+| ratio end-to-end ÷ raw COPY | {big["rate"] / big["copy_rate"]:.2f} |
+| peak RSS of the backfill process | **{big["peak"] / mb:.0f} MB** (goal < 200 MB) |
+| RSS at 25 / 50 / 75 / 100% of the trades | {" / ".join(f"{big['at'][q] / mb:.0f}" for q in (25, 50, 75, 100))} MB |
 """
     write_section("backfill", "Backfill", body, "python -m bench.bench_backfill")
 

@@ -70,8 +70,7 @@ def loadavg() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: int,
-                   max_startup_s: float) -> dict:
+async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: int, max_startup_s: float) -> dict:
     url = fresh_database(admin_url, f"bench_daemon_{n_symbols}_{int(poll)}")
     engine = make_engine(url)
     await asyncio.to_thread(upgrade, engine)
@@ -80,9 +79,17 @@ async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: 
     cfg = SimConfig(seed=11, history_days=0.1, symbols=n_symbols, trades_per_minute=7.0)
     out: dict = {"symbols": n_symbols, "poll": poll, "load_before": loadavg()}
     async with Simulator(cfg, host="127.0.0.1", port=0) as sim:
-        settings = load_settings(None, {
-            "exchange_url": sim.base_url, "api_key": "benchdaemon1", "database_url": url,
-            "trades_poll_seconds": poll, "metrics_port": 0}, defaults_file=None)
+        settings = load_settings(
+            None,
+            {
+                "exchange_url": sim.base_url,
+                "api_key": "benchdaemon1",
+                "database_url": url,
+                "trades_poll_seconds": poll,
+                "metrics_port": 0,
+            },
+            defaults_file=None,
+        )
         stop = asyncio.Event()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         begun = time.time()
@@ -95,8 +102,13 @@ async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: 
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
-            plans.append((now, schedule.plan.need_per_minute,
-                          metrics.REGISTRY.get_sample_value("jex_planned_weight_per_minute") or 0.0))
+            plans.append(
+                (
+                    now,
+                    schedule.plan.need_per_minute,
+                    metrics.REGISTRY.get_sample_value("jex_planned_weight_per_minute") or 0.0,
+                )
+            )
             if ready_at is None:
                 syms = ctx.with_history()
                 if syms and all(ctx.caught_up.get((st, s), 0) >= begun for s in syms for st in streams):
@@ -144,10 +156,13 @@ async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: 
 def lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[list[float], int]:
     """Lag of every trade the simulator made in [lo, hi), and how many of them are not stored."""
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT symbol, trade_id, extract(epoch FROM committed_at - time) AS lag FROM trades "
-            "WHERE time >= to_timestamp(:lo / 1000.0) AND time < to_timestamp(:hi / 1000.0)"),
-            {"lo": lo_ms, "hi": hi_ms}).all()
+        rows = conn.execute(
+            text(
+                "SELECT symbol, trade_id, extract(epoch FROM committed_at - time) AS lag FROM trades "
+                "WHERE time >= to_timestamp(:lo / 1000.0) AND time < to_timestamp(:hi / 1000.0)"
+            ),
+            {"lo": lo_ms, "hi": hi_ms},
+        ).all()
         names = [r[0] for r in conn.execute(text("SELECT symbol FROM option_symbols"))]
     stored = {(r.symbol, r.trade_id): float(r.lag) for r in rows}
     truth = {(s, t["id"]) for s in names for t in sim.market.trades(s, lo_ms, hi_ms)}
@@ -158,19 +173,23 @@ def describe(r: dict) -> tuple[str, str]:
     lags = r["lags"]
     goal = r["trades_interval"] + 2.0
     p99 = pct(lags, 0.99)
-    fresh = (f"| {r['symbols']} | {r['poll']:g} s | {r['trades_interval']:.1f} s | {len(lags):,} "
-             f"({r['trades_missing']} missing) | {pct(lags, 0.5):.2f} s | {pct(lags, 0.9):.2f} s | "
-             f"{p99:.2f} s | {max(lags) if lags else float('nan'):.2f} s | ≤ {goal:.1f} s: "
-             f"{'met' if p99 <= goal and not r['trades_missing'] else 'MISSED'} | "
-             f"{len(r['early_lags'])} ({r['early_missing']} missing): p50 {pct(r['early_lags'], 0.5):.2f} s, "
-             f"p99 {pct(r['early_lags'], 0.99):.2f} s, max {max(r['early_lags'], default=float('nan')):.2f} s |")
+    fresh = (
+        f"| {r['symbols']} | {r['poll']:g} s | {r['trades_interval']:.1f} s | {len(lags):,} "
+        f"({r['trades_missing']} missing) | {pct(lags, 0.5):.2f} s | {pct(lags, 0.9):.2f} s | "
+        f"{p99:.2f} s | {max(lags) if lags else float('nan'):.2f} s | ≤ {goal:.1f} s: "
+        f"{'met' if p99 <= goal and not r['trades_missing'] else 'MISSED'} | "
+        f"{len(r['early_lags'])} ({r['early_missing']} missing): p50 {pct(r['early_lags'], 0.5):.2f} s, "
+        f"p99 {pct(r['early_lags'], 0.99):.2f} s, max {max(r['early_lags'], default=float('nan')):.2f} s |"
+    )
     st, su = r["steady_windows"], r["startup_windows"]
     mean = statistics.fmean(st) if st else float("nan")
-    weight = (f"| {r['symbols']} | {r['poll']:g} s → {r['trades_interval']:.1f} s | {r['plan_need']:.0f} "
-              f"(gauge {r['plan_metric']:.0f}) | {mean:.0f} ({min(st) if st else '-'}–{max(st) if st else '-'}, "
-              f"{len(st)} min) | {mean / r['plan_need']:.2f} | {r['startup_s']:.0f} s: "
-              f"{', '.join(map(str, su)) or '-'} | {r['status_429']} / {r['status_418']} | "
-              f"{r['load_before']} → {r['load_after']} |")
+    weight = (
+        f"| {r['symbols']} | {r['poll']:g} s → {r['trades_interval']:.1f} s | {r['plan_need']:.0f} "
+        f"(gauge {r['plan_metric']:.0f}) | {mean:.0f} ({min(st) if st else '-'}–{max(st) if st else '-'}, "
+        f"{len(st)} min) | {mean / r['plan_need']:.2f} | {r['startup_s']:.0f} s: "
+        f"{', '.join(map(str, su)) or '-'} | {r['status_429']} / {r['status_418']} | "
+        f"{r['load_before']} → {r['load_after']} |"
+    )
     return fresh, weight
 
 
@@ -192,20 +211,27 @@ def main() -> None:
             print("  " + "\n  ".join(describe(r)), flush=True)
             for change in r["plan"].changes:
                 print(f"    stretched {change}", flush=True)
-        fresh = ["| symbols | trades poll | scheduled (after planning) | trades measured | p50 | p90 | p99 | max "
-                 "| goal p99 ≤ scheduled + 2 s | start-up minute (trades after the catch-up, before the first steady "
-                 "window) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
-        weight = ["| symbols | trades poll → scheduled | plan weight/min | used weight/min, steady (min–max, windows) "
-                  "| used / plan | start-up: catch-up time: weight per full minute | 429 / 418 | load avg 1/5/15 "
-                  "before → after |", "|---:|---|---:|---|---:|---|---|---|"]
+        fresh = [
+            "| symbols | trades poll | scheduled (after planning) | trades measured | p50 | p90 | p99 | max "
+            "| goal p99 ≤ scheduled + 2 s | start-up minute (trades after the catch-up, before the first steady "
+            "window) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        weight = [
+            "| symbols | trades poll → scheduled | plan weight/min | used weight/min, steady (min–max, windows) "
+            "| used / plan | start-up: catch-up time: weight per full minute | 429 / 418 | load avg 1/5/15 "
+            "before → after |",
+            "|---:|---|---:|---|---:|---|---|---|",
+        ]
         stretched = []
         for r in results:
             f, w = describe(r)
             fresh.append(f)
             weight.append(w)
             if r["plan"].changes:
-                stretched.append(f"- {r['symbols']} symbols, trades every {r['poll']:g} s: "
-                                 + "; ".join(r["plan"].changes))
+                stretched.append(
+                    f"- {r['symbols']} symbols, trades every {r['poll']:g} s: " + "; ".join(r["plan"].changes)
+                )
         body = (
             "The daemon (`run_daemon`, default schedule: klines 1m + 1h, depth and tickers every 60 s, "
             "1 h lookback) in-process against the simulator on loopback (1200 weight/min, 7 trades/min "
@@ -216,13 +242,14 @@ def main() -> None:
             "at the simulator, over every trade made in the steady windows (below) until stop − interval − 3 s "
             "(checked against the simulator's ground truth: missing trades are counted). A trade waits "
             "for the next poll, so the lag is roughly uniform on [0, interval] plus the poll's own time.\n\n"
-            + "\n".join(fresh) +
-            "\n\n**Weight per minute vs the plan** — the simulator's own per-IP counter per fixed "
+            + "\n".join(fresh)
+            + "\n\n**Weight per minute vs the plan** — the simulator's own per-IP counter per fixed "
             "one-minute window, full windows only; steady state = windows begun after every symbol's "
             "trades and klines had caught up once. Plan = `need_per_minute` of the schedule in force "
             "(the `jex_planned_weight_per_minute` gauge), one page per symbol per poll; the budget is "
             "90 % of the announced 1200 less the 5 % margin (1026/min).\n\n"
-            + "\n".join(weight) + "\n\n"
+            + "\n".join(weight)
+            + "\n\n"
             + ("Stretched by the planner:\n" + "\n".join(stretched) + "\n" if stretched else "")
         )
         print(body)

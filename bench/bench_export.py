@@ -40,8 +40,22 @@ FROM generate_series(1, :n) AS i
 
 
 def timed_export(url: str, fmt: str, out: Path) -> tuple[float, int, str]:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "collector", "--database-url", url, "export",
-           "--table", "trades", "--format", fmt, "-o", str(out)]
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "collector",
+        "--database-url",
+        url,
+        "export",
+        "--table",
+        "trades",
+        "--format",
+        fmt,
+        "-o",
+        str(out),
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -60,8 +74,9 @@ def check_parquet(engine, path: Path) -> str:
     table = pq.read_table(path)
     with engine.connect() as conn:
         n, sp, sq = conn.execute(text("SELECT count(*), sum(price), sum(qty) FROM trades")).one()
-        sample = conn.execute(text("SELECT trade_id, price, qty, time FROM trades WHERE trade_id % 997 = 0 "
-                                   "ORDER BY trade_id")).all()
+        sample = conn.execute(
+            text("SELECT trade_id, price, qty, time FROM trades WHERE trade_id % 997 = 0 ORDER BY trade_id")
+        ).all()
     assert table.num_rows == n, (table.num_rows, n)
     assert pc.sum(table["price"]).as_py() == sp and pc.sum(table["qty"]).as_py() == sq
     picked = pa.array(table["trade_id"].to_numpy() % 997 == 0)
@@ -74,8 +89,13 @@ def check_parquet(engine, path: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000],
-                    help="table sizes to measure, in turn (same peak at each: memory is flat)")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[250_000, 1_000_000],
+        help="table sizes to measure, in turn (same peak at each: memory is flat)",
+    )
     ap.add_argument("--database-url", default=None, help="an empty, disposable database (default: embedded)")
     args = ap.parse_args()
     with database(args.database_url) as url:
@@ -97,8 +117,10 @@ def run(url: str, sizes: list[int]) -> None:
             for fmt in ("parquet", "csv"):
                 out = work / f"trades.{fmt}"
                 wall, rss, _ = timed_export(url, fmt, out)
-                lines.append(f"| {fmt} | {n:,} | {wall:.1f} | {n / wall:,.0f} | "
-                             f"{rss / 2**20:.0f} | {out.stat().st_size / 2**20:.1f} |")
+                lines.append(
+                    f"| {fmt} | {n:,} | {wall:.1f} | {n / wall:,.0f} | "
+                    f"{rss / 2**20:.0f} | {out.stat().st_size / 2**20:.1f} |"
+                )
                 if fmt == "parquet":
                     checks = check_parquet(engine, out)
                 print(lines[-1], flush=True)
@@ -113,8 +135,12 @@ def run(url: str, sizes: list[int]) -> None:
             + "\n".join(lines)
             + f"\n\nParquet round trip of the last size: {checks}."
         )
-        write_section("export", "Export: memory and throughput", body,
-                      f"python -m bench.bench_export --rows {' '.join(map(str, sizes))}")
+        write_section(
+            "export",
+            "Export: memory and throughput",
+            body,
+            f"python -m bench.bench_export --rows {' '.join(map(str, sizes))}",
+        )
         print(body)
     finally:
         engine.dispose()

@@ -30,8 +30,15 @@ from bench.bench_backfill import API_KEY, fresh_db, start_sim, stats, window
 from bench.report import database, write_section
 
 INTERVALS = ("1m", "1h")
-SIM_FLAGS = dict(weight_limit=1200, raw_limit=0, symbols=6, history_days=0.1, trades_per_minute=100,
-                 listing_interval_s=1800, grace_s=6 * 3600)
+SIM_FLAGS = dict(
+    weight_limit=1200,
+    raw_limit=0,
+    symbols=6,
+    history_days=0.1,
+    trades_per_minute=100,
+    listing_interval_s=1800,
+    grace_s=6 * 3600,
+)
 NAIVE_SLEEP = 0.1  # seconds between calls: "be nice to the API"
 NAIVE_429_SLEEP = 1.0
 
@@ -46,6 +53,7 @@ def get_json(url: str):
 
 
 # --- truth ------------------------------------------------------------------------------------
+
 
 def truth(url: str, symbols, start: datetime, end: datetime):
     trades, klines = {}, {}
@@ -67,12 +75,24 @@ def compare(truth_rows: dict, got: dict) -> dict:
 
 def ours_rows(engine):
     with engine.connect() as conn:
-        trades = {(r.symbol, r.trade_id): (r.price, r.qty, ms(r.time), r.buyer_maker) for r in conn.execute(text(
-            "SELECT symbol, trade_id, price, qty, time, buyer_maker FROM trades"))}
-        klines = {(r.symbol, r.interval, ms(r.open_time)): (r.open, r.high, r.low, r.close, r.volume, r.quote_volume,
-                                                           r.taker_buy_base_volume, r.taker_buy_quote_volume,
-                                                           r.trade_count)
-                  for r in conn.execute(text("SELECT * FROM klines"))}
+        trades = {
+            (r.symbol, r.trade_id): (r.price, r.qty, ms(r.time), r.buyer_maker)
+            for r in conn.execute(text("SELECT symbol, trade_id, price, qty, time, buyer_maker FROM trades"))
+        }
+        klines = {
+            (r.symbol, r.interval, ms(r.open_time)): (
+                r.open,
+                r.high,
+                r.low,
+                r.close,
+                r.volume,
+                r.quote_volume,
+                r.taker_buy_base_volume,
+                r.taker_buy_quote_volume,
+                r.trade_count,
+            )
+            for r in conn.execute(text("SELECT * FROM klines"))
+        }
     return trades, klines
 
 
@@ -81,14 +101,27 @@ def naive_rows(engine):
         trades = {}
         for r in conn.execute(text("SELECT * FROM naive_trades")).mappings():
             maker = r.get("isBuyerMaker", r.get("buyerMaker"))
-            trades[(r["symbol"], int(r["id"]))] = (Decimal(str(r["price"])), Decimal(str(r["qty"])), int(r["time"]),
-                                                  None if maker is None else bool(maker))
-        klines = {(r.symbol, r.interval, int(r.open_time)): (*tuple(Decimal(str(x)) for x in (r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.taker_base, r.taker_quote)), int(r.trades))
-            for r in conn.execute(text("SELECT * FROM naive_klines"))}
+            trades[(r["symbol"], int(r["id"]))] = (
+                Decimal(str(r["price"])),
+                Decimal(str(r["qty"])),
+                int(r["time"]),
+                None if maker is None else bool(maker),
+            )
+        klines = {
+            (r.symbol, r.interval, int(r.open_time)): (
+                *tuple(
+                    Decimal(str(x))
+                    for x in (r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.taker_base, r.taker_quote)
+                ),
+                int(r.trades),
+            )
+            for r in conn.execute(text("SELECT * FROM naive_klines"))
+        }
     return trades, klines
 
 
 # --- ours -------------------------------------------------------------------------------------
+
 
 def run_ours(db_url: str, url: str, symbols, start: datetime, end: datetime) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
@@ -103,12 +136,17 @@ def run_ours(db_url: str, url: str, symbols, start: datetime, end: datetime) -> 
     rc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     wall = time.monotonic() - t0
     after = stats(url)
-    return dict(wall=wall, rc=rc, s429=after["status429"] - before["status429"],
-                s418=after["status418"] - before["status418"],
-                requests=after["requests"] - before["requests"])
+    return dict(
+        wall=wall,
+        rc=rc,
+        s429=after["status429"] - before["status429"],
+        s418=after["status418"] - before["status418"],
+        requests=after["requests"] - before["requests"],
+    )
 
 
 # --- naive --------------------------------------------------------------------------------------
+
 
 class NaiveGaveUp(Exception):
     """What ended the naive run, with the exchange's answer."""
@@ -169,16 +207,30 @@ def run_naive(db_url: str, url: str, symbols, start: datetime, end: datetime, bu
             for iv in INTERVALS:
                 got, cursor = [], s0
                 while cursor < e0:
-                    page = naive.call(f"/api/v1/option/klines?symbol={symbol}&interval={iv}&startTime={cursor}"
-                                      f"&endTime={e0}&limit=1000")
+                    page = naive.call(
+                        f"/api/v1/option/klines?symbol={symbol}&interval={iv}&startTime={cursor}"
+                        f"&endTime={e0}&limit=1000"
+                    )
                     if not page:
                         break
                     got += page
                     cursor = page[-1][0] + 1
-                cols = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
-                        "taker_base", "taker_quote", "ignore"]
+                cols = [
+                    "open_time",
+                    "open",
+                    "high",
+                    "low",
+                    "close",
+                    "volume",
+                    "close_time",
+                    "quote_volume",
+                    "trades",
+                    "taker_base",
+                    "taker_quote",
+                    "ignore",
+                ]
                 if got:
-                    df = pd.DataFrame([r[:12] for r in got], columns=cols[:len(got[0][:12])])
+                    df = pd.DataFrame([r[:12] for r in got], columns=cols[: len(got[0][:12])])
                     for c in ("open", "high", "low", "close", "volume", "quote_volume", "taker_base", "taker_quote"):
                         df[c] = df[c].astype(float)
                     df.insert(0, "interval", iv)
@@ -188,11 +240,19 @@ def run_naive(db_url: str, url: str, symbols, start: datetime, end: datetime, bu
         naive.gave_up = f"{type(exc).__name__}: {exc}"
     wall = time.monotonic() - t0
     with engine.begin() as conn:  # an empty run still has tables to compare
-        conn.execute(text('CREATE TABLE IF NOT EXISTS naive_trades (symbol text, id bigint, price float8, '
-                          'qty float8, time bigint, "isBuyerMaker" boolean)'))
-        conn.execute(text("CREATE TABLE IF NOT EXISTS naive_klines (symbol text, interval text, open_time bigint, "
-                          "open float8, high float8, low float8, close float8, volume float8, quote_volume float8, "
-                          "trades bigint, taker_base float8, taker_quote float8)"))
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS naive_trades (symbol text, id bigint, price float8, "
+                'qty float8, time bigint, "isBuyerMaker" boolean)'
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS naive_klines (symbol text, interval text, open_time bigint, "
+                "open float8, high float8, low float8, close float8, volume float8, quote_volume float8, "
+                "trades bigint, taker_base float8, taker_quote float8)"
+            )
+        )
     engine.dispose()
     return dict(wall=wall, calls=naive.calls, s429=naive.s429, s418=naive.s418, gave_up=naive.gave_up)
 
@@ -221,16 +281,26 @@ def main() -> None:
             sim.wait()
     ours_cmp = {k: compare(t, g) for k, t, g in (("trades", t_trades, o_trades), ("klines", t_klines, o_klines))}
     naive_cmp = {k: compare(t, g) for k, t, g in (("trades", t_trades, n_trades), ("klines", t_klines, n_klines))}
-    result = dict(window_minutes=args.minutes, symbols=len(symbols), truth_trades=len(t_trades),
-                  truth_klines=len(t_klines), ours=ours, ours_mismatches=ours_cmp, naive=naive,
-                  naive_mismatches=naive_cmp)
+    result = dict(
+        window_minutes=args.minutes,
+        symbols=len(symbols),
+        truth_trades=len(t_trades),
+        truth_klines=len(t_klines),
+        ours=ours,
+        ours_mismatches=ours_cmp,
+        naive=naive,
+        naive_mismatches=naive_cmp,
+    )
     print(json.dumps(result, indent=2, default=str))
 
     def mism(c):
-        return f"{c['trades']['total'] + c['klines']['total']:,} ({c['trades']['missing']:,} trades missing, " \
-               f"{c['trades']['differ']:,} differing; {c['klines']['missing']:,} klines missing, " \
-               f"{c['klines']['differ']:,} differing)"
-    body = f"""Same simulator process (weight limit 1200/min, {len(symbols)} symbols, {SIM_FLAGS['trades_per_minute']:g}
+        return (
+            f"{c['trades']['total'] + c['klines']['total']:,} ({c['trades']['missing']:,} trades missing, "
+            f"{c['trades']['differ']:,} differing; {c['klines']['missing']:,} klines missing, "
+            f"{c['klines']['differ']:,} differing)"
+        )
+
+    body = f"""Same simulator process (weight limit 1200/min, {len(symbols)} symbols, {SIM_FLAGS["trades_per_minute"]:g}
 trades/min/symbol), same {args.minutes}-minute window ({len(t_trades):,} trades, {len(t_klines):,} 1m+1h klines),
 same run. The naive loop: synchronous `urllib` calls with a fixed {NAIVE_SLEEP:g} s sleep, paging
 `historicalTrades` from the first id, a fixed {NAIVE_429_SLEEP:g} s back-off on 429 (Retry-After ignored), floats,
@@ -238,10 +308,10 @@ same run. The naive loop: synchronous `urllib` calls with a fixed {NAIVE_SLEEP:g
 
 | | wall time | requests | 429s | 418 (ban) | mismatches vs truth |
 |---|---|---|---|---|---|
-| `collector backfill` | {ours['wall']:.1f} s | {ours['requests']:,} | {ours['s429']} | {ours['s418']} | {mism(ours_cmp)} |
-| naive loop | {naive['wall']:.1f} s | {naive['calls']:,} | {naive['s429']} | {naive['s418']} | {mism(naive_cmp)} |
+| `collector backfill` | {ours["wall"]:.1f} s | {ours["requests"]:,} | {ours["s429"]} | {ours["s418"]} | {mism(ours_cmp)} |
+| naive loop | {naive["wall"]:.1f} s | {naive["calls"]:,} | {naive["s429"]} | {naive["s418"]} | {mism(naive_cmp)} |
 
-Naive run ended: {naive['gave_up'] or 'completed'}. Speed-up: {naive['wall'] / ours['wall']:.1f}x wall time.
+Naive run ended: {naive["gave_up"] or "completed"}. Speed-up: {naive["wall"] / ours["wall"]:.1f}x wall time.
 """
     if not args.no_report:
         write_section("naive", "Naive baseline vs our backfill", body, "python -m bench.bench_naive")

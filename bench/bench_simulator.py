@@ -127,14 +127,29 @@ async def wait_up(base: str, deadline: float) -> None:
 
 # ---- load generators: each returns (requests, rows, non-200, elapsed seconds) -------------------
 def wrk_phase(base: str, paths: list[str], kind: str, args) -> tuple[int, int, int, float]:
-    lua = LUA.replace("{PATHS}", "{" + ",".join(json.dumps(p) for p in paths) + "}") \
-        .replace("{KIND}", kind).replace("{MAX}", str(max(1, args.max_requests // args.threads)))
+    lua = (
+        LUA.replace("{PATHS}", "{" + ",".join(json.dumps(p) for p in paths) + "}")
+        .replace("{KIND}", kind)
+        .replace("{MAX}", str(max(1, args.max_requests // args.threads)))
+    )
     lua = lua.replace("{{", "{").replace("}}", "}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
     try:
-        cmd = pinned(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(args.seconds))}s",
-                      "--timeout", "10s", "-s", f.name, base + paths[0]], LOAD_CORE)
+        cmd = pinned(
+            [
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{max(1, round(args.seconds))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                f.name,
+                base + paths[0],
+            ],
+            LOAD_CORE,
+        )
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 30)
     finally:
         os.unlink(f.name)
@@ -179,11 +194,25 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
     """(name, requests, requests/s, rows/s or None, hello requests/s measured just before) per phase."""
     port, hello_port = free_port(), free_port()
     base, hello_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{hello_port}"
-    cmd = [sys.executable, "-m", "collector.simulator", "--port", str(port), "--weight-limit", "0",
-           "--history-days", str(args.history_days), "--trades-per-minute", str(args.trades_per_minute)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "collector.simulator",
+        "--port",
+        str(port),
+        "--weight-limit",
+        "0",
+        "--history-days",
+        str(args.history_days),
+        "--trades-per-minute",
+        str(args.trades_per_minute),
+    ]
     proc = subprocess.Popen(pinned(cmd, SERVER_CORE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    hello = subprocess.Popen(pinned([sys.executable, "-c", HELLO, str(hello_port)], SERVER_CORE),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hello = subprocess.Popen(
+        pinned([sys.executable, "-c", HELLO, str(hello_port)], SERVER_CORE),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results: list[tuple[str, int, float, float | None, float]] = []
 
     async def baseline() -> float:  # the machine is shared: measure the yardstick next to each phase
@@ -210,15 +239,19 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
             for sym in syms:
                 if len(old) == 8:
                     break
-                async with s.get(base + "/api/v1/option/historicalTrades",
-                                 params={"symbol": sym, "fromId": 0, "limit": 1}, headers=KEY) as r:
+                async with s.get(
+                    base + "/api/v1/option/historicalTrades",
+                    params={"symbol": sym, "fromId": 0, "limit": 1},
+                    headers=KEY,
+                ) as r:
                     first = await r.json()
                 if not first:
                     continue
                 old.append(sym)
                 first_id = int(first[0]["id"])
-                async with s.get(base + "/api/v1/option/historicalTrades",
-                                 params={"symbol": sym, "limit": 500}, headers=KEY) as r:
+                async with s.get(
+                    base + "/api/v1/option/historicalTrades", params={"symbol": sym, "limit": 500}, headers=KEY
+                ) as r:
                     safe_last = int((await r.json())[-1]["id"])  # 500 trades before the newest
                 bounds.append((sym, first_id, safe_last))
         small = [
@@ -236,12 +269,17 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
         hist = []
         for i in range(2000):
             sym, lo, hi = bounds[i % len(bounds)]
-            hist.append(f"/api/v1/option/historicalTrades?symbol={sym}&fromId={lo + (i * 7919 * 500) % (hi - lo)}"
-                        "&limit=500")
-        kl = [f"/api/v1/option/klines?symbol={old[i % len(old)]}&interval={('1m', '3m', '5m')[i % 3]}&limit=1000"
-              for i in range(24)]
-        for name, paths, kind in (("historicalTrades limit=500", hist, "trades"),
-                                  ("klines limit=1000 (1m/3m/5m)", kl, "klines")):
+            hist.append(
+                f"/api/v1/option/historicalTrades?symbol={sym}&fromId={lo + (i * 7919 * 500) % (hi - lo)}&limit=500"
+            )
+        kl = [
+            f"/api/v1/option/klines?symbol={old[i % len(old)]}&interval={('1m', '3m', '5m')[i % 3]}&limit=1000"
+            for i in range(24)
+        ]
+        for name, paths, kind in (
+            ("historicalTrades limit=500", hist, "trades"),
+            ("klines limit=1000 (1m/3m/5m)", kl, "klines"),
+        ):
             h = await baseline()
             n, rows, bad, dt = await phase(base, paths, kind, args)
             assert bad == 0, f"{name}: {bad} non-200 answers"
@@ -255,8 +293,11 @@ async def simulator_phases(args) -> tuple[list[tuple[str, int, float, float | No
 
 async def run(args) -> str:
     results, warm_s = await simulator_phases(args)
-    tool = (f"wrk ({args.threads} thread, {args.connections} connections) pinned to core {LOAD_CORE}"
-            if args.use_wrk else f"aiohttp client in the benchmark process ({args.connections} concurrent)")
+    tool = (
+        f"wrk ({args.threads} thread, {args.connections} connections) pinned to core {LOAD_CORE}"
+        if args.use_wrk
+        else f"aiohttp client in the benchmark process ({args.connections} concurrent)"
+    )
     lines = [
         f"Servers pinned to core {SERVER_CORE}, load from {tool}, {args.seconds:g} s per phase, loopback, "
         f"limits lifted; history {args.history_days:g} d at {args.trades_per_minute:g} trades/min/symbol "
@@ -267,11 +308,16 @@ async def run(args) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, n, rps, rows, hello in results:
-        lines.append(f"| {name} | {n} | {rps:,.0f} | {hello:,.0f} | {rps / hello:.2f} | "
-                     f"{'' if rows is None else f'{rows:,.0f}'} |")
-    lines += ["", "historicalTrades pages start at ids spread over all history (2000 distinct pages, mostly "
-              "cold minutes); klines pages are the most recent 1000 rows of the 8 oldest symbols.",
-              "Issue 3's goal: ≥ 2000 req/s for small answers, ≥ 100k rows/s for full pages."]
+        lines.append(
+            f"| {name} | {n} | {rps:,.0f} | {hello:,.0f} | {rps / hello:.2f} | "
+            f"{'' if rows is None else f'{rows:,.0f}'} |"
+        )
+    lines += [
+        "",
+        "historicalTrades pages start at ids spread over all history (2000 distinct pages, mostly "
+        "cold minutes); klines pages are the most recent 1000 rows of the 8 oldest symbols.",
+        "Issue 3's goal: ≥ 2000 req/s for small answers, ≥ 100k rows/s for full pages.",
+    ]
     return "\n".join(lines)
 
 
@@ -295,8 +341,12 @@ def main() -> None:
         from bench.report import write_section
 
         flags = " --python-client" if not args.use_wrk else ""
-        write_section("simulator", "Simulator throughput (issue 3)", body,
-                      f".venv/bin/python -m bench.bench_simulator --seconds {args.seconds:g}{flags} --write")
+        write_section(
+            "simulator",
+            "Simulator throughput (issue 3)",
+            body,
+            f".venv/bin/python -m bench.bench_simulator --seconds {args.seconds:g}{flags} --write",
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,14 @@ COLS = ["symbol", "trade_id", "price", "qty", "time", "buyer_maker"]
 def make_rows(n: int, offset: int = 0) -> list[dict]:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     return [
-        {"symbol": f"BTC{(i % 28):04d}CALL", "trade_id": offset + i,
-         "price": Decimal(f"{1 + (i % 997) / 1000:.4f}"), "qty": Decimal(f"{(i % 13) + 0.25}"),
-         "time": t0 + timedelta(milliseconds=i * 7), "buyer_maker": i % 2 == 0}
+        {
+            "symbol": f"BTC{(i % 28):04d}CALL",
+            "trade_id": offset + i,
+            "price": Decimal(f"{1 + (i % 997) / 1000:.4f}"),
+            "qty": Decimal(f"{(i % 13) + 0.25}"),
+            "time": t0 + timedelta(milliseconds=i * 7),
+            "buyer_maker": i % 2 == 0,
+        }
         for i in range(n)
     ]
 
@@ -54,7 +59,8 @@ def raw_copy(conn, rows) -> None:
 def in_batches(rows, size, method):
     def run(conn):
         for i in range(0, len(rows), size):
-            upsert(conn, TRADES, rows[i:i + size], method=method)
+            upsert(conn, TRADES, rows[i : i + size], method=method)
+
     return run
 
 
@@ -89,8 +95,10 @@ def run(url: str, n_rows: int) -> None:
     for name, secs in results.items():
         rate = n_rows / secs
         lines.append(f"| {name} | {rate:,.0f} | {rate / ceiling:.2f} |")
-    body = (f"{n_rows:,} trades rows into `trades` (6 columns, primary key (symbol, trade_id)), "
-            f"each method into an emptied table in one transaction, same run.\n\n" + "\n".join(lines))
+    body = (
+        f"{n_rows:,} trades rows into `trades` (6 columns, primary key (symbol, trade_id)), "
+        f"each method into an emptied table in one transaction, same run.\n\n" + "\n".join(lines)
+    )
     print(body)
     write_section("store", "Store: bulk upsert vs raw COPY", body, f"python -m bench.bench_store --rows {n_rows}")
 

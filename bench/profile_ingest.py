@@ -55,8 +55,7 @@ async def _backfill(sim_url: str, db_url: str, start: datetime, end: datetime, s
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM trades")).scalar_one()
     engine.dispose()
-    return dict(trades=summary.rows.get("trades", 0), stored=stored, failed=len(summary.failed),
-                wall=wall, cpu=cpu)
+    return dict(trades=summary.rows.get("trades", 0), stored=stored, failed=len(summary.failed), wall=wall, cpu=cpu)
 
 
 def _gc_clock() -> dict:
@@ -105,16 +104,39 @@ def child(args: argparse.Namespace) -> None:
     stats.sort_stats("tottime").print_stats(args.top)
 
 
-def run_child(tree: Path, sim_url: str, db_url: str, start: datetime, end: datetime, symbols: list[str],
-              profile: str | None = None, top: int = 40) -> dict:
-    cmd = [sys.executable, "-m", "bench.profile_ingest", "--child", "--sim-url", sim_url, "--db-url", db_url,
-           "--start", start.isoformat(), "--end", end.isoformat(), "--symbols", ",".join(symbols)]
+def run_child(
+    tree: Path,
+    sim_url: str,
+    db_url: str,
+    start: datetime,
+    end: datetime,
+    symbols: list[str],
+    profile: str | None = None,
+    top: int = 40,
+) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.profile_ingest",
+        "--child",
+        "--sim-url",
+        sim_url,
+        "--db-url",
+        db_url,
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--symbols",
+        ",".join(symbols),
+    ]
     if profile:
         cmd += ["--profile", profile, "--top", str(top)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     env["PYTHONPATH"] = str(tree)
-    out = subprocess.run(cmd, cwd=tree, env=env, check=True, text=True,
-                         stdout=None if profile else subprocess.PIPE)  # stderr: shown as it comes
+    out = subprocess.run(
+        cmd, cwd=tree, env=env, check=True, text=True, stdout=None if profile else subprocess.PIPE
+    )  # stderr: shown as it comes
     return json.loads(out.stdout.strip().splitlines()[-1]) if not profile else {}
 
 
@@ -146,8 +168,15 @@ def main() -> None:
     trees = [t.resolve() for t in (args.tree or [ROOT])]
     with database(args.database_url) as db_url:
         fresh_db(db_url).dispose()
-        sim, url = start_sim(weight_limit=0, raw_limit=0, symbols=6, history_days=0.25,
-                             trades_per_minute=args.trades_per_minute, listing_interval_s=1800, grace_s=6 * 3600)
+        sim, url = start_sim(
+            weight_limit=0,
+            raw_limit=0,
+            symbols=6,
+            history_days=0.25,
+            trades_per_minute=args.trades_per_minute,
+            listing_interval_s=1800,
+            grace_s=6 * 3600,
+        )
         try:
             start, end, symbols = window(url, args.minutes)
             if args.profile:
@@ -162,10 +191,13 @@ def main() -> None:
                         raise RuntimeError(f"bad run: {res}")
                     rates[tree].append(res["trades"] / res["cpu"])
                     walls[tree].append(res["trades"] / res["wall"])
-                    print(f"round {r + 1} {tree}: {res['trades']:,} trades, cpu {res['cpu']:.2f} s "
-                          f"({res['trades'] / res['cpu']:,.0f}/cpu-s; gc {res['gc_cpu']:.2f} s, "
-                          f"{res['gc_full']} full), wall {res['wall']:.2f} s "
-                          f"({res['trades'] / res['wall']:,.0f}/s)", flush=True)
+                    print(
+                        f"round {r + 1} {tree}: {res['trades']:,} trades, cpu {res['cpu']:.2f} s "
+                        f"({res['trades'] / res['cpu']:,.0f}/cpu-s; gc {res['gc_cpu']:.2f} s, "
+                        f"{res['gc_full']} full), wall {res['wall']:.2f} s "
+                        f"({res['trades'] / res['wall']:,.0f}/s)",
+                        flush=True,
+                    )
         finally:
             sim.terminate()
             sim.wait()
@@ -173,8 +205,10 @@ def main() -> None:
     rows = []
     for tree in trees:
         med = statistics.median(rates[tree])
-        print(f"{tree}: median {med:,.0f} trades per CPU-second of ours "
-              f"(wall median {statistics.median(walls[tree]):,.0f}/s), x{med / base:.2f} vs {trees[0].name}")
+        print(
+            f"{tree}: median {med:,.0f} trades per CPU-second of ours "
+            f"(wall median {statistics.median(walls[tree]):,.0f}/s), x{med / base:.2f} vs {trees[0].name}"
+        )
         rows.append(f"| `{tree.name}` | {med:,.0f} | x{med / base:.2f} | {statistics.median(walls[tree]):,.0f} |")
     if args.write:
         from bench.report import write_section
@@ -191,8 +225,11 @@ with the simulator and PostgreSQL sharing the two cores.
 |---|---|---|---|
 {chr(10).join(rows)}
 """
-        command = "python -m bench.profile_ingest " + " ".join(
-            f"--tree {t}" for t in (args.tree or [])) + f" --minutes {args.minutes} --repeat {args.repeat} --write"
+        command = (
+            "python -m bench.profile_ingest "
+            + " ".join(f"--tree {t}" for t in (args.tree or []))
+            + f" --minutes {args.minutes} --repeat {args.repeat} --write"
+        )
         write_section("ingest", "Backfill ingest: our CPU per trade", body, command)
 
 

@@ -35,9 +35,11 @@ def machine() -> str:
 
 def write_section(name: str, title: str, body: str, command: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"<!-- bench:{name} -->\n## {title}\n\n"
-               f"Measured {stamp} on {machine()}. Reproduce: `{command}`\n\n{body.strip()}\n"
-               f"<!-- /bench:{name} -->")
+    section = (
+        f"<!-- bench:{name} -->\n## {title}\n\n"
+        f"Measured {stamp} on {machine()}. Reproduce: `{command}`\n\n{body.strip()}\n"
+        f"<!-- /bench:{name} -->"
+    )
     text = REPORT.read_text() if REPORT.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"

@@ -41,8 +41,9 @@ class TransientError(CollectorError):
 class ExchangeUnavailable(TransientError):
     """The exchange did not give a usable answer (network, timeout, 5xx, bad body)."""
 
-    def __init__(self, message: str, *, endpoint: str | None = None, status: int | None = None,
-                 code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, status: int | None = None, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
@@ -89,8 +90,9 @@ class SymbolRefused(ExchangeRejected):
     """The exchange refused a request for ``symbol`` because of the symbol itself (it does not exist,
     is past its exercise time, or is unknown): asking again will not help."""
 
-    def __init__(self, message: str, *, symbol: str, code: int | None, status: int,
-                 endpoint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, symbol: str, code: int | None, status: int, endpoint: str | None = None
+    ) -> None:
         super().__init__(message, code=code, status=status, endpoint=endpoint)
         self.symbol = symbol
 
@@ -102,8 +104,7 @@ class SymbolRefused(ExchangeRejected):
 
 
 # Exchange codes that refuse a symbol for good (JEX-FIELD-NOTES.md).
-SYMBOL_REFUSALS = {-7012: "option does not exist", -7013: "option past its exercise time",
-                   -1121: "invalid symbol"}
+SYMBOL_REFUSALS = {-7012: "option does not exist", -7013: "option past its exercise time", -1121: "invalid symbol"}
 
 
 class ParseError(CollectorError):

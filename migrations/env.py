@@ -31,8 +31,9 @@ def run_migrations_offline() -> None:
 
     settings = load_settings()
     url = settings.database_url or "postgresql+psycopg://"
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      dialect_opts={"paramstyle": "named"})
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, dialect_opts={"paramstyle": "named"}
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -39,8 +39,9 @@ class SymbolMeta:
 
 
 def symbol_meta(conn: Connection, symbols: list[str]) -> dict[str, SymbolMeta]:
-    rows = conn.execute(text("SELECT symbol, first_seen, expiry_time FROM option_symbols "
-                             "WHERE symbol = ANY(:s)"), {"s": symbols})
+    rows = conn.execute(
+        text("SELECT symbol, first_seen, expiry_time FROM option_symbols WHERE symbol = ANY(:s)"), {"s": symbols}
+    )
     meta = {r.symbol: SymbolMeta(r.first_seen, r.expiry_time) for r in rows}
     return {s: meta.get(s, SymbolMeta(None, None)) for s in symbols}
 
@@ -58,8 +59,13 @@ def _scope_window(scope: str) -> tuple[datetime, datetime] | None:
 def kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], datetime]:
     """(symbol, interval) -> the latest end a kline checkpoint vouches for."""
     out: dict[tuple[str, str], datetime] = {}
-    rows = conn.execute(text("SELECT scope, symbol, interval, last_time, complete FROM checkpoints "
-                             "WHERE stream = 'klines' AND symbol = ANY(:s)"), {"s": symbols})
+    rows = conn.execute(
+        text(
+            "SELECT scope, symbol, interval, last_time, complete FROM checkpoints "
+            "WHERE stream = 'klines' AND symbol = ANY(:s)"
+        ),
+        {"s": symbols},
+    )
     for r in rows:
         if r.interval not in INTERVALS:
             continue
@@ -80,14 +86,22 @@ def kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], 
 def trade_claims(conn: Connection, symbols: list[str]) -> dict[str, list[tuple[datetime, datetime]]]:
     """symbol -> merged ranges whose trades the checkpoints say are all stored."""
     ranges: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
-    rows = conn.execute(text("SELECT scope, symbol, last_time, complete FROM checkpoints "
-                             "WHERE stream = 'trades' AND symbol = ANY(:s)"), {"s": symbols}).all()
+    rows = conn.execute(
+        text("SELECT scope, symbol, last_time, complete FROM checkpoints WHERE stream = 'trades' AND symbol = ANY(:s)"),
+        {"s": symbols},
+    ).all()
     live = [r for r in rows if r.scope == LIVE and r.last_time is not None]
     firsts = {}
     if live:
-        firsts = dict(conn.execute(text(
-            "SELECT s.symbol, (SELECT min(time) FROM trades t WHERE t.symbol = s.symbol) "
-            "FROM unnest(CAST(:s AS text[])) AS s(symbol)"), {"s": [r.symbol for r in live]}).all())
+        firsts = dict(
+            conn.execute(
+                text(
+                    "SELECT s.symbol, (SELECT min(time) FROM trades t WHERE t.symbol = s.symbol) "
+                    "FROM unnest(CAST(:s AS text[])) AS s(symbol)"
+                ),
+                {"s": [r.symbol for r in live]},
+            ).all()
+        )
     for r in rows:
         window = _scope_window(r.scope)
         if window and r.complete:

@@ -63,16 +63,19 @@ def _joined(alias: str, table: str, names: tuple[str, ...]) -> tuple[Column, ...
 
 
 TABLES: dict[str, TableSpec] = {
-    "klines": TableSpec("klines", "open_time", "symbol", "symbol, interval, open_time", columns("klines"),
-                        interval_col="interval"),
+    "klines": TableSpec(
+        "klines", "open_time", "symbol", "symbol, interval, open_time", columns("klines"), interval_col="interval"
+    ),
     "trades": TableSpec("trades", "time", "symbol", "symbol, time, trade_id", columns("trades")),
-    "tickers_24hr": TableSpec("tickers_24hr", "captured_at", "symbol", "symbol, captured_at",
-                              columns("tickers_24hr")),
+    "tickers_24hr": TableSpec("tickers_24hr", "captured_at", "symbol", "symbol, captured_at", columns("tickers_24hr")),
     "depth": TableSpec(
-        "depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id", "s.captured_at", "s.symbol",
+        "depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id",
+        "s.captured_at",
+        "s.symbol",
         "s.symbol, s.captured_at, l.side DESC, l.level",
         _joined("s", "depth_snapshots", ("symbol", "captured_at", "last_update_id"))
-        + _joined("l", "depth_levels", ("side", "level", "price", "qty"))),
+        + _joined("l", "depth_levels", ("side", "level", "price", "qty")),
+    ),
 }
 
 
@@ -84,8 +87,9 @@ class ExportResult:
     schema: dict[str, str]
 
 
-def _filters(spec: TableSpec, symbols: Sequence[str] | None, start: datetime | None,
-             end: datetime | None, interval: str | None) -> tuple[str, dict[str, Any]]:
+def _filters(
+    spec: TableSpec, symbols: Sequence[str] | None, start: datetime | None, end: datetime | None, interval: str | None
+) -> tuple[str, dict[str, Any]]:
     clauses, params = ["true"], {}
     if symbols:
         clauses.append(f"{spec.symbol_col} = ANY(%(symbols)s)")
@@ -104,10 +108,19 @@ def _filters(spec: TableSpec, symbols: Sequence[str] | None, start: datetime | N
     return " AND ".join(clauses), params
 
 
-def export(engine: Engine, table: str, path: str | os.PathLike, fmt: str = "parquet", *,
-           symbols: Sequence[str] | None = None, start: datetime | None = None,
-           end: datetime | None = None, interval: str | None = None,
-           chunk_rows: int = CHUNK_ROWS, row_group_rows: int = ROW_GROUP_ROWS) -> ExportResult:
+def export(
+    engine: Engine,
+    table: str,
+    path: str | os.PathLike,
+    fmt: str = "parquet",
+    *,
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    interval: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> ExportResult:
     """Write the rows of ``table`` matching the filters to ``path``; see the module docstring."""
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
@@ -153,8 +166,9 @@ def _csv_expr(c: Column) -> str:
 
 
 def _write_csv(conn: Connection, spec: TableSpec, where: str, params: dict, tmp: Path) -> tuple[int, dict]:
-    select = (f"SELECT {', '.join(_csv_expr(c) for c in spec.columns)} FROM {spec.source} "
-              f"WHERE {where} ORDER BY {spec.order}")
+    select = (
+        f"SELECT {', '.join(_csv_expr(c) for c in spec.columns)} FROM {spec.source} WHERE {where} ORDER BY {spec.order}"
+    )
     raw = conn.connection.driver_connection
     rows = 0
     with raw.cursor() as cur, tmp.open("wb") as out:
@@ -181,14 +195,11 @@ def _decimal_type(scale: int | None, int_digits: int | None) -> pa.DataType:
 
 def _arrow_schema(conn: Connection, spec: TableSpec, where: str, params: dict) -> pa.Schema:
     nums = [c for c in spec.columns if c.kind == "num"]
-    measures = ", ".join(
-        f"max(scale({c.sql})), max(length(trunc(abs({c.sql}))::text))" for c in nums)
-    got = conn.exec_driver_sql(f"SELECT {measures} FROM {spec.source} WHERE {where}", params).one() \
-        if nums else ()
+    measures = ", ".join(f"max(scale({c.sql})), max(length(trunc(abs({c.sql}))::text))" for c in nums)
+    got = conn.exec_driver_sql(f"SELECT {measures} FROM {spec.source} WHERE {where}", params).one() if nums else ()
     numeric = {c.name: _decimal_type(got[2 * i], got[2 * i + 1]) for i, c in enumerate(nums)}
     kinds = {"text": pa.string(), "time": pa.timestamp("us", tz="UTC"), "int": pa.int64(), "bool": pa.bool_()}
-    return pa.schema([pa.field(c.name, numeric[c.name] if c.kind == "num" else kinds[c.kind])
-                      for c in spec.columns])
+    return pa.schema([pa.field(c.name, numeric[c.name] if c.kind == "num" else kinds[c.kind]) for c in spec.columns])
 
 
 def _parquet_expr(c: Column) -> str:
@@ -197,11 +208,14 @@ def _parquet_expr(c: Column) -> str:
     return f"{c.sql} AS {c.name}"
 
 
-def _write_parquet(conn: Connection, spec: TableSpec, where: str, params: dict, tmp: Path,
-                   chunk_rows: int, row_group_rows: int) -> tuple[int, dict]:
+def _write_parquet(
+    conn: Connection, spec: TableSpec, where: str, params: dict, tmp: Path, chunk_rows: int, row_group_rows: int
+) -> tuple[int, dict]:
     schema = _arrow_schema(conn, spec, where, params)
-    select = (f"SELECT {', '.join(_parquet_expr(c) for c in spec.columns)} FROM {spec.source} "
-              f"WHERE {where} ORDER BY {spec.order}")
+    select = (
+        f"SELECT {', '.join(_parquet_expr(c) for c in spec.columns)} FROM {spec.source} "
+        f"WHERE {where} ORDER BY {spec.order}"
+    )
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).exec_driver_sql(select, params)
     rows = 0
     pending: list[pa.RecordBatch] = []

@@ -69,7 +69,9 @@ def resolve_engine(engine: Engine | str | None = None) -> Engine:
                 from collector.store.db import open_database
 
                 settings = load_settings()
-                held = open_database(settings.database_url, settings.data_dir, pool_size=2)  # keeps an embedded server alive
+                held = open_database(
+                    settings.database_url, settings.data_dir, pool_size=2
+                )  # keeps an embedded server alive
             else:
                 from collector.config import normalise_database_url
                 from collector.store.db import make_engine
@@ -110,20 +112,27 @@ def _frame(rows: list[tuple], cols: Sequence[Column], decimals: bool) -> pd.Data
         if c.kind == "time":
             data[c.name] = pd.to_datetime(pd.array(values, dtype="Int64"), unit="us", utc=True).as_unit("us")
         elif c.kind == "num":
-            data[c.name] = (pd.Series(values, dtype=object) if decimals
-                            else pd.Series(values, dtype="float64"))
+            data[c.name] = pd.Series(values, dtype=object) if decimals else pd.Series(values, dtype="float64")
         elif c.kind == "int":
             data[c.name] = pd.Series(values, dtype="int64")
         elif c.kind == "bool":
             data[c.name] = pd.Series(values, dtype="boolean" if c.nullable else "bool")
         else:
             data[c.name] = pd.Series(values, dtype=object)
-    return pd.DataFrame({k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()},
-                        columns=[c.name for c in cols])
+    return pd.DataFrame(
+        {k: (v.array if isinstance(v, pd.Series) else v) for k, v in data.items()}, columns=[c.name for c in cols]
+    )
 
 
-def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Column], *, engine: Engine | str | None,
-                decimals: bool, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def iter_frames(
+    sql: str,
+    params: dict[str, Any],
+    cols: Sequence[Column],
+    *,
+    engine: Engine | str | None,
+    decimals: bool,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
     """Yield typed frames of at most chunk_rows rows, read through a server-side cursor."""
     eng = resolve_engine(engine)
     query = text(sql.format(columns=_select_list(cols, decimals)))
@@ -136,11 +145,22 @@ def iter_frames(sql: str, params: dict[str, Any], cols: Sequence[Column], *, eng
             result.close()  # also when the caller stops early: release the server-side cursor
 
 
-def _read(sql: str, params: dict[str, Any], cols: Sequence[Column], index: str, *,
-          engine: Engine | str | None, decimals: bool, chunk_rows: int) -> pd.DataFrame:
+def _read(
+    sql: str,
+    params: dict[str, Any],
+    cols: Sequence[Column],
+    index: str,
+    *,
+    engine: Engine | str | None,
+    decimals: bool,
+    chunk_rows: int,
+) -> pd.DataFrame:
     chunks = list(iter_frames(sql, params, cols, engine=engine, decimals=decimals, chunk_rows=chunk_rows))
-    df = (chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)) if chunks \
+    df = (
+        (chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True))
+        if chunks
         else _frame([], cols, decimals)
+    )
     return df.set_index(index)
 
 
@@ -164,24 +184,38 @@ def _window(column: str, start: Any, end: Any, params: dict[str, Any]) -> str:
 KLINE_COLS = columns("klines", first="open_time")
 
 
-def klines(symbol: str | Iterable[str], interval: str = "1m", start: Any = None, end: Any = None, *,
-           engine: Engine | str | None = None, decimals: bool = False,
-           chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def klines(
+    symbol: str | Iterable[str],
+    interval: str = "1m",
+    start: Any = None,
+    end: Any = None,
+    *,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> pd.DataFrame:
     """Klines with open_time in [start, end), indexed by open_time (partial ones: is_closed False)."""
     params: dict[str, Any] = {"symbols": _symbols(symbol), "interval": interval}
     where = _window("open_time", start, end, params)
-    sql = ("SELECT {columns} FROM klines WHERE symbol = ANY(:symbols) AND interval = :interval"
-           f"{where} ORDER BY symbol, open_time")
-    return _read(sql, params, KLINE_COLS, "open_time", engine=engine, decimals=decimals,
-                 chunk_rows=chunk_rows)
+    sql = (
+        "SELECT {columns} FROM klines WHERE symbol = ANY(:symbols) AND interval = :interval"
+        f"{where} ORDER BY symbol, open_time"
+    )
+    return _read(sql, params, KLINE_COLS, "open_time", engine=engine, decimals=decimals, chunk_rows=chunk_rows)
 
 
 TRADE_COLS = columns("trades", first="time")
 
 
-def trades(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
-           engine: Engine | str | None = None, decimals: bool = False,
-           chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def trades(
+    symbol: str | Iterable[str],
+    start: Any = None,
+    end: Any = None,
+    *,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> pd.DataFrame:
     """Trades with time in [start, end), indexed by time (not unique: one taker can fill several)."""
     params: dict[str, Any] = {"symbols": _symbols(symbol)}
     where = _window("time", start, end, params)
@@ -192,69 +226,96 @@ def trades(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
 TICKER_COLS = columns("tickers_24hr", first="captured_at")
 
 
-def tickers(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
-            engine: Engine | str | None = None, decimals: bool = False,
-            chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def tickers(
+    symbol: str | Iterable[str],
+    start: Any = None,
+    end: Any = None,
+    *,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> pd.DataFrame:
     """24hr tickers captured in [start, end), indexed by captured_at."""
     params: dict[str, Any] = {"symbols": _symbols(symbol)}
     where = _window("captured_at", start, end, params)
-    sql = (f"SELECT {{columns}} FROM tickers_24hr WHERE symbol = ANY(:symbols){where} "
-           "ORDER BY captured_at, symbol")
-    return _read(sql, params, TICKER_COLS, "captured_at", engine=engine, decimals=decimals,
-                 chunk_rows=chunk_rows)
+    sql = f"SELECT {{columns}} FROM tickers_24hr WHERE symbol = ANY(:symbols){where} ORDER BY captured_at, symbol"
+    return _read(sql, params, TICKER_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=chunk_rows)
 
 
 TOP_COLS = (
-    Column("captured_at", "time"), Column("symbol", "text"), Column("bid_price", "num"), Column("bid_qty", "num"),
-    Column("ask_price", "num"), Column("ask_qty", "num"), Column("spread", "num"), Column("mid_price", "num"),
+    Column("captured_at", "time"),
+    Column("symbol", "text"),
+    Column("bid_price", "num"),
+    Column("bid_qty", "num"),
+    Column("ask_price", "num"),
+    Column("ask_qty", "num"),
+    Column("spread", "num"),
+    Column("mid_price", "num"),
 )
 
 
-def top_of_book(symbol: str | Iterable[str], start: Any = None, end: Any = None, *,
-                engine: Engine | str | None = None, decimals: bool = False,
-                chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def top_of_book(
+    symbol: str | Iterable[str],
+    start: Any = None,
+    end: Any = None,
+    *,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> pd.DataFrame:
     """Best bid and ask of every depth snapshot in [start, end) (the top_of_book view)."""
     params: dict[str, Any] = {"symbols": _symbols(symbol)}
     where = _window("captured_at", start, end, params)
-    sql = (f"SELECT {{columns}} FROM top_of_book WHERE symbol = ANY(:symbols){where} "
-           "ORDER BY captured_at, symbol")
-    return _read(sql, params, TOP_COLS, "captured_at", engine=engine, decimals=decimals,
-                 chunk_rows=chunk_rows)
+    sql = f"SELECT {{columns}} FROM top_of_book WHERE symbol = ANY(:symbols){where} ORDER BY captured_at, symbol"
+    return _read(sql, params, TOP_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=chunk_rows)
 
 
 CHAIN_COLS = (
-    Column("expiry_time", "time"), Column("symbol", "text"), Column("option_type", "text"),
-    Column("strike_price", "num"), Column("days_to_expiry", "num"), Column("status", "text"),
-    Column("ticker_at", "time"), Column("last_price", "num"), Column("bid_price", "num"),
-    Column("ask_price", "num"), Column("volume_24h", "num"), Column("quote_volume_24h", "num"),
-    Column("underlying_price", "num"), Column("depth_at", "time"), Column("best_bid", "num"),
-    Column("best_bid_qty", "num"), Column("best_ask", "num"), Column("best_ask_qty", "num"),
-    Column("spread", "num"), Column("mid_price", "num"),
+    Column("expiry_time", "time"),
+    Column("symbol", "text"),
+    Column("option_type", "text"),
+    Column("strike_price", "num"),
+    Column("days_to_expiry", "num"),
+    Column("status", "text"),
+    Column("ticker_at", "time"),
+    Column("last_price", "num"),
+    Column("bid_price", "num"),
+    Column("ask_price", "num"),
+    Column("volume_24h", "num"),
+    Column("quote_volume_24h", "num"),
+    Column("underlying_price", "num"),
+    Column("depth_at", "time"),
+    Column("best_bid", "num"),
+    Column("best_bid_qty", "num"),
+    Column("best_ask", "num"),
+    Column("best_ask_qty", "num"),
+    Column("spread", "num"),
+    Column("mid_price", "num"),
 )
 
 
-def option_chain(at: Any = None, *, engine: Engine | str | None = None,
-                 decimals: bool = False) -> pd.DataFrame:
+def option_chain(at: Any = None, *, engine: Engine | str | None = None, decimals: bool = False) -> pd.DataFrame:
     """Options live at ``at`` (default now) with their latest ticker and top of book as of then.
 
     Indexed by expiry_time, ordered by expiry, type and strike (see option_chain_at in docs/sql.md).
     """
     params: dict[str, Any] = {"at": to_utc(at) or datetime.now(UTC)}
-    sql = ("SELECT {columns} FROM option_chain_at(:at) "
-           "ORDER BY expiry_time, option_type, strike_price, symbol")
-    return _read(sql, params, CHAIN_COLS, "expiry_time", engine=engine, decimals=decimals,
-                 chunk_rows=CHUNK_ROWS)
+    sql = "SELECT {columns} FROM option_chain_at(:at) ORDER BY expiry_time, option_type, strike_price, symbol"
+    return _read(sql, params, CHAIN_COLS, "expiry_time", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
 
 
 DEPTH_COLS = (
-    Column("captured_at", "time", expr="s.captured_at"), Column("symbol", "text", expr="s.symbol"),
-    Column("snapshot_id", "int", expr="s.id"), Column("side", "text", expr="l.side"), Column("level", "int", expr="l.level"),
-    Column("price", "num", expr="l.price"), Column("qty", "num", expr="l.qty"),
+    Column("captured_at", "time", expr="s.captured_at"),
+    Column("symbol", "text", expr="s.symbol"),
+    Column("snapshot_id", "int", expr="s.id"),
+    Column("side", "text", expr="l.side"),
+    Column("level", "int", expr="l.level"),
+    Column("price", "num", expr="l.price"),
+    Column("qty", "num", expr="l.qty"),
 )
 
 
-def depth(symbol: str, at: Any = None, *, engine: Engine | str | None = None,
-          decimals: bool = False) -> pd.DataFrame:
+def depth(symbol: str, at: Any = None, *, engine: Engine | str | None = None, decimals: bool = False) -> pd.DataFrame:
     """The order book of the latest snapshot captured at or before ``at`` (default: the latest).
 
     One row per level (bids, then asks, best first), indexed by captured_at; empty when none.
@@ -264,8 +325,9 @@ def depth(symbol: str, at: Any = None, *, engine: Engine | str | None = None,
     if (a := to_utc(at)) is not None:
         params["at"] = a
         cond = " AND captured_at <= :at"
-    sql = ("SELECT {columns} FROM depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id "
-           "WHERE s.id = (SELECT id FROM depth_snapshots WHERE symbol = :symbol"
-           f"{cond} ORDER BY captured_at DESC LIMIT 1) ORDER BY l.side DESC, l.level")
-    return _read(sql, params, DEPTH_COLS, "captured_at", engine=engine, decimals=decimals,
-                 chunk_rows=CHUNK_ROWS)
+    sql = (
+        "SELECT {columns} FROM depth_snapshots s JOIN depth_levels l ON l.snapshot_id = s.id "
+        "WHERE s.id = (SELECT id FROM depth_snapshots WHERE symbol = :symbol"
+        f"{cond} ORDER BY captured_at DESC LIMIT 1) ORDER BY l.side DESC, l.level"
+    )
+    return _read(sql, params, DEPTH_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)

@@ -85,8 +85,11 @@ def coverage(cov: Coverage, path: str | Path) -> Path:
     ax.set_xlabel(f"UTC (one cell = {cov.width})")
     ax.set_title("stored data coverage")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=[Patch(color=FULL, label="complete"), Patch(color=PARTIAL, label="partial")],
-              loc="upper right", fontsize=7)
+    ax.legend(
+        handles=[Patch(color=FULL, label="complete"), Patch(color=PARTIAL, label="partial")],
+        loc="upper right",
+        fontsize=7,
+    )
     fig.tight_layout()
     return _save(fig, path)
 

@@ -31,9 +31,16 @@ def repair_plans(problems: Iterable[Problem]):
         else:  # trades and their 1m klines disagree or are missing: fetch both again
             streams.add("trades")
             intervals.add("1m")
-    return [BackfillPlan(start, end, [symbol], streams=tuple(sorted(streams)),
-                         intervals=tuple(sorted(intervals, key=INTERVALS.__getitem__)))
-            for (symbol, start, end), (streams, intervals) in sorted(wanted.items())]
+    return [
+        BackfillPlan(
+            start,
+            end,
+            [symbol],
+            streams=tuple(sorted(streams)),
+            intervals=tuple(sorted(intervals, key=INTERVALS.__getitem__)),
+        )
+        for (symbol, start, end), (streams, intervals) in sorted(wanted.items())
+    ]
 
 
 async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurrency: int = 8) -> list:
@@ -48,8 +55,10 @@ async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurr
     async def one(plan):
         # A window repaired before is marked complete: forget that, or the backfill would skip it.
         with transaction(engine) as conn:
-            conn.execute(text("DELETE FROM checkpoints WHERE scope = :scope AND symbol = ANY(:s)"),
-                         {"scope": plan.scope, "s": list(plan.symbols)})
+            conn.execute(
+                text("DELETE FROM checkpoints WHERE scope = :scope AND symbol = ANY(:s)"),
+                {"scope": plan.scope, "s": list(plan.symbols)},
+            )
         async with gate:
             return await run_backfill(client, engine, plan)
 

@@ -56,23 +56,43 @@ def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus
     now = now or datetime.now(UTC)
     out: list[StreamStatus] = []
     with reading(engine, isolation="REPEATABLE READ") as conn:
-        for r in conn.execute(text(
+        for r in conn.execute(
+            text(
                 "SELECT symbol, interval, count(*) AS n, min(open_time) AS first, max(open_time) AS newest "
-                "FROM klines GROUP BY symbol, interval")):
+                "FROM klines GROUP BY symbol, interval"
+            )
+        ):
             iv = INTERVALS.get(r.interval)
             missing = None if iv is None else (r.newest - r.first) // iv + 1 - r.n
             # a kline's data is complete at its close: lag runs from there
             newest_end = r.newest + iv if iv else r.newest
-            out.append(StreamStatus(r.symbol, "klines", r.interval, r.n, r.first, r.newest,
-                                    max(now - newest_end, timedelta(0)), max(missing or 0, 0)
-                                    if missing is not None else None))
-        unfinished = dict(conn.execute(text(
-            "SELECT symbol, count(*) FROM checkpoints WHERE stream = 'trades' AND scope LIKE 'backfill %' "
-            "AND NOT complete GROUP BY symbol")).all())
+            out.append(
+                StreamStatus(
+                    r.symbol,
+                    "klines",
+                    r.interval,
+                    r.n,
+                    r.first,
+                    r.newest,
+                    max(now - newest_end, timedelta(0)),
+                    max(missing or 0, 0) if missing is not None else None,
+                )
+            )
+        unfinished = dict(
+            conn.execute(
+                text(
+                    "SELECT symbol, count(*) FROM checkpoints WHERE stream = 'trades' AND scope LIKE 'backfill %' "
+                    "AND NOT complete GROUP BY symbol"
+                )
+            ).all()
+        )
         for stream, (table, col) in SNAPSHOT_STREAMS.items():
-            for r in conn.execute(text(
+            for r in conn.execute(
+                text(
                     f"SELECT symbol, count(*) AS n, min({col}) AS first, max({col}) AS newest "
-                    f"FROM {table} GROUP BY symbol")):
+                    f"FROM {table} GROUP BY symbol"
+                )
+            ):
                 gaps = unfinished.get(r.symbol, 0) if stream == "trades" else None
                 out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, now - r.newest, gaps))
         _attach_errors(conn, out)
@@ -90,12 +110,16 @@ def _attach_errors(conn, statuses: list[StreamStatus]) -> None:
         if (symbol, stream) not in errors or errors[symbol, stream][0] < at:
             errors[symbol, stream] = (at, message)
 
-    for r in conn.execute(text("SELECT symbol, stream, last_error, last_error_at FROM checkpoints "
-                               "WHERE last_error IS NOT NULL")):
+    for r in conn.execute(
+        text("SELECT symbol, stream, last_error, last_error_at FROM checkpoints WHERE last_error IS NOT NULL")
+    ):
         keep(r.symbol, r.stream, r.last_error_at or datetime.min.replace(tzinfo=UTC), r.last_error)
-    for r in conn.execute(text(
+    for r in conn.execute(
+        text(
             "SELECT DISTINCT ON (symbol, job) symbol, job, at, error_class, message FROM job_errors "
-            "WHERE symbol IS NOT NULL ORDER BY symbol, job, at DESC")):
+            "WHERE symbol IS NOT NULL ORDER BY symbol, job, at DESC"
+        )
+    ):
         stream = _stream_of_job(r.job)
         keep(r.symbol, stream, r.at, f"{r.error_class}: {r.message}")
     known = {(s.symbol, s.stream) for s in statuses}
@@ -118,10 +142,14 @@ def _attach_notes(conn, statuses: list[StreamStatus]) -> None:
     have = {s.symbol for s in statuses}
     for symbol, why in refused.items():
         if symbol not in have:
-            statuses.append(StreamStatus(symbol, "", "", 0, None, None, None, None,
-                                         note=f"refused by the exchange: {why}"))
-    run = conn.execute(text("SELECT args FROM collector_runs WHERE kind = 'run' AND status = 'running' "
-                            "ORDER BY started_at DESC LIMIT 1")).scalar()
+            statuses.append(
+                StreamStatus(symbol, "", "", 0, None, None, None, None, note=f"refused by the exchange: {why}")
+            )
+    run = conn.execute(
+        text(
+            "SELECT args FROM collector_runs WHERE kind = 'run' AND status = 'running' ORDER BY started_at DESC LIMIT 1"
+        )
+    ).scalar()
     for stream, why in ((run or {}).get("disabled") or {}).items():
         statuses.append(StreamStatus("*", stream, "", 0, None, None, None, None, note=f"disabled: {why}"))
 
@@ -152,17 +180,24 @@ def render(statuses: list[StreamStatus]):
     from rich.table import Table
 
     table = Table(title="collector status", show_lines=False)
-    for col, just in (("symbol", "left"), ("stream", "left"), ("rows", "right"), ("first", "left"),
-                      ("newest", "left"), ("lag", "right"), ("open gaps", "right"), ("last error", "left"),
-                      ("note", "left")):
+    for col, just in (
+        ("symbol", "left"),
+        ("stream", "left"),
+        ("rows", "right"),
+        ("first", "left"),
+        ("newest", "left"),
+        ("lag", "right"),
+        ("open gaps", "right"),
+        ("last error", "left"),
+        ("note", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s in statuses:
         stream = f"{s.stream} {s.interval}".strip()
         gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
         err = "" if not s.last_error else f"[red]{s.last_error[:60]}[/red]"
         note = "" if not s.note else f"[yellow]{s.note}[/yellow]"
-        table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err,
-                      note)
+        table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err, note)
     return table
 
 
@@ -195,8 +230,10 @@ def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
     """Bucketed presence of rows per symbol and stream over the whole stored time range (at most
     ``buckets`` cells, each of a round length)."""
     with reading(engine, isolation="REPEATABLE READ") as conn:
-        bounds = [conn.execute(text(f"SELECT min({c}), max({c}) FROM {t}")).one()
-                  for t, c in (("klines", "open_time"), *SNAPSHOT_STREAMS.values())]
+        bounds = [
+            conn.execute(text(f"SELECT min({c}), max({c}) FROM {t}")).one()
+            for t, c in (("klines", "open_time"), *SNAPSHOT_STREAMS.values())
+        ]
         lows = [b[0] for b in bounds if b[0] is not None]
         if not lows:
             return None
@@ -210,15 +247,18 @@ def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
         cov = Coverage(start, end, buckets, {})
         params = {"lo": start, "w": width, "n": buckets}
         bucket = "least(floor(extract(epoch FROM {c} - :lo) / extract(epoch FROM :w))::int, :n - 1)"
-        for r in conn.execute(text(
+        for r in conn.execute(
+            text(
                 f"SELECT symbol, interval, {bucket.format(c='open_time')} AS b, count(*) AS n "
-                "FROM klines GROUP BY 1, 2, 3"), params):
+                "FROM klines GROUP BY 1, 2, 3"
+            ),
+            params,
+        ):
             iv = INTERVALS.get(r.interval)
             share = 1.0 if iv is None else min(1.0, r.n / max(width / iv, 1.0))
             cov.rows.setdefault((r.symbol, f"klines {r.interval}"), [0.0] * buckets)[r.b] = share
         for stream, (table, col) in SNAPSHOT_STREAMS.items():
-            for r in conn.execute(text(f"SELECT DISTINCT symbol, {bucket.format(c=col)} AS b FROM {table}"),
-                                  params):
+            for r in conn.execute(text(f"SELECT DISTINCT symbol, {bucket.format(c=col)} AS b FROM {table}"), params):
                 cov.rows.setdefault((r.symbol, stream), [0.0] * buckets)[r.b] = 1.0
         conn.rollback()
     return cov

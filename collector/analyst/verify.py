@@ -77,8 +77,14 @@ def slot_ceil(t: datetime, interval: str) -> datetime:
 # --- the checks ---------------------------------------------------------------------------------
 
 
-def verify(engine: Engine, symbols: Sequence[str] | None = None, start: datetime | None = None,
-           end: datetime | None = None, *, now: datetime | None = None) -> Report:
+def verify(
+    engine: Engine,
+    symbols: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    now: datetime | None = None,
+) -> Report:
     """Run every check over ``symbols`` (default all) within [start, end) (default all time)."""
     now = now or datetime.now(UTC)
     report = Report()
@@ -99,9 +105,14 @@ def verify(engine: Engine, symbols: Sequence[str] | None = None, start: datetime
 
 
 def _symbols(conn: Connection, wanted: Sequence[str] | None) -> list[str]:
-    known = set(conn.execute(text(
-        "SELECT symbol FROM option_symbols UNION SELECT DISTINCT symbol FROM checkpoints "
-        "UNION SELECT DISTINCT symbol FROM klines WHERE interval = '1m'")).scalars())
+    known = set(
+        conn.execute(
+            text(
+                "SELECT symbol FROM option_symbols UNION SELECT DISTINCT symbol FROM checkpoints "
+                "UNION SELECT DISTINCT symbol FROM klines WHERE interval = '1m'"
+            )
+        ).scalars()
+    )
     if not wanted:
         return sorted(known)
     unknown = [s for s in wanted if s not in known]
@@ -110,12 +121,23 @@ def _symbols(conn: Connection, wanted: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def check_kline_gaps(conn: Connection, symbols: list[str], meta: dict[str, SymbolMeta],
-                     claims: dict[tuple[str, str], datetime], start: datetime | None,
-                     end: datetime | None, now: datetime, report: Report) -> list[Problem]:
-    bounds = conn.execute(text(
-        "SELECT symbol, interval, min(open_time) AS first, max(open_time) AS last FROM klines "
-        "WHERE symbol = ANY(:s) GROUP BY symbol, interval"), {"s": symbols}).all()
+def check_kline_gaps(
+    conn: Connection,
+    symbols: list[str],
+    meta: dict[str, SymbolMeta],
+    claims: dict[tuple[str, str], datetime],
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    report: Report,
+) -> list[Problem]:
+    bounds = conn.execute(
+        text(
+            "SELECT symbol, interval, min(open_time) AS first, max(open_time) AS last FROM klines "
+            "WHERE symbol = ANY(:s) GROUP BY symbol, interval"
+        ),
+        {"s": symbols},
+    ).all()
     problems: list[Problem] = []
     for b in bounds:
         if b.interval not in INTERVALS:
@@ -140,17 +162,25 @@ def check_kline_gaps(conn: Connection, symbols: list[str], meta: dict[str, Symbo
     return problems[:MAX_REPORTED]
 
 
-def _grid_gaps(conn: Connection, symbol: str, interval: str, iv: timedelta, lo: datetime,
-               hi: datetime) -> list[Problem]:
+def _grid_gaps(
+    conn: Connection, symbol: str, interval: str, iv: timedelta, lo: datetime, hi: datetime
+) -> list[Problem]:
     """Missing slots in [lo, hi): walk the stored open times in order (PK range scan)."""
-    rows = conn.execute(text(
-        "SELECT prev, open_time FROM (SELECT open_time, lag(open_time) OVER (ORDER BY open_time) AS prev "
-        "FROM klines WHERE symbol = :s AND interval = :i AND open_time >= :lo AND open_time < :hi) x "
-        "WHERE prev IS NULL OR open_time - prev > :iv"),
-        {"s": symbol, "i": interval, "lo": lo, "hi": hi, "iv": iv}).all()
-    last = conn.execute(text(
-        "SELECT max(open_time) FROM klines WHERE symbol = :s AND interval = :i "
-        "AND open_time >= :lo AND open_time < :hi"), {"s": symbol, "i": interval, "lo": lo, "hi": hi}).scalar()
+    rows = conn.execute(
+        text(
+            "SELECT prev, open_time FROM (SELECT open_time, lag(open_time) OVER (ORDER BY open_time) AS prev "
+            "FROM klines WHERE symbol = :s AND interval = :i AND open_time >= :lo AND open_time < :hi) x "
+            "WHERE prev IS NULL OR open_time - prev > :iv"
+        ),
+        {"s": symbol, "i": interval, "lo": lo, "hi": hi, "iv": iv},
+    ).all()
+    last = conn.execute(
+        text(
+            "SELECT max(open_time) FROM klines WHERE symbol = :s AND interval = :i "
+            "AND open_time >= :lo AND open_time < :hi"
+        ),
+        {"s": symbol, "i": interval, "lo": lo, "hi": hi},
+    ).scalar()
     gaps: list[tuple[datetime, datetime]] = []
     if last is None:
         gaps.append((lo, hi))
@@ -159,14 +189,16 @@ def _grid_gaps(conn: Connection, symbol: str, interval: str, iv: timedelta, lo: 
             gaps.append((lo, open_time) if prev is None else (prev + iv, open_time))
         if last + iv < hi:
             gaps.append((last + iv, hi))
-    return [Problem("kline_gap", symbol, a, b, interval, f"{(b - a) // iv} missing")
-            for a, b in gaps if a < b]
+    return [Problem("kline_gap", symbol, a, b, interval, f"{(b - a) // iv} missing") for a, b in gaps if a < b]
 
 
-
-
-def check_trades(conn: Connection, claims: dict[str, list[tuple[datetime, datetime]]],
-                 start: datetime | None, end: datetime | None, report: Report) -> list[Problem]:
+def check_trades(
+    conn: Connection,
+    claims: dict[str, list[tuple[datetime, datetime]]],
+    start: datetime | None,
+    end: datetime | None,
+    report: Report,
+) -> list[Problem]:
     """Compare each claimed whole minute's closed 1m kline with the trades stored in it."""
     problems: list[Problem] = []
     for symbol, ranges in sorted(claims.items()):
@@ -179,16 +211,20 @@ def check_trades(conn: Connection, claims: dict[str, list[tuple[datetime, dateti
             if lo >= hi:
                 continue
             report.checked["trade_minutes"] += (hi - lo) // MINUTE
-            rows = conn.execute(text(
-                "SELECT k.open_time, k.trade_count, k.volume, coalesce(t.n, 0) AS n, "
-                "coalesce(t.v, 0) AS v FROM klines k LEFT JOIN ("
-                "  SELECT date_bin('1 minute', time, TIMESTAMPTZ '1970-01-01 00:00+00') AS m, "
-                "  count(*) AS n, sum(qty) AS v FROM trades "
-                "  WHERE symbol = :s AND time >= :lo AND time < :hi GROUP BY 1) t ON t.m = k.open_time "
-                "WHERE k.symbol = :s AND k.interval = '1m' AND k.is_closed "
-                "AND k.open_time >= :lo AND k.open_time < :hi "
-                "AND (k.trade_count <> coalesce(t.n, 0) OR k.volume <> coalesce(t.v, 0)) "
-                "ORDER BY k.open_time"), {"s": symbol, "lo": lo, "hi": hi}).all()
+            rows = conn.execute(
+                text(
+                    "SELECT k.open_time, k.trade_count, k.volume, coalesce(t.n, 0) AS n, "
+                    "coalesce(t.v, 0) AS v FROM klines k LEFT JOIN ("
+                    "  SELECT date_bin('1 minute', time, TIMESTAMPTZ '1970-01-01 00:00+00') AS m, "
+                    "  count(*) AS n, sum(qty) AS v FROM trades "
+                    "  WHERE symbol = :s AND time >= :lo AND time < :hi GROUP BY 1) t ON t.m = k.open_time "
+                    "WHERE k.symbol = :s AND k.interval = '1m' AND k.is_closed "
+                    "AND k.open_time >= :lo AND k.open_time < :hi "
+                    "AND (k.trade_count <> coalesce(t.n, 0) OR k.volume <> coalesce(t.v, 0)) "
+                    "ORDER BY k.open_time"
+                ),
+                {"s": symbol, "lo": lo, "hi": hi},
+            ).all()
             problems += _minute_problems(symbol, rows)
             if len(problems) > MAX_REPORTED:
                 return problems[:MAX_REPORTED]
@@ -208,8 +244,16 @@ def _minute_problems(symbol: str, rows: Sequence) -> list[Problem]:
         s_n = sum(r.n for _, r in run)
         k_v = sum((Decimal(r.volume) for _, r in run), Decimal(0))
         s_v = sum((Decimal(r.v) for _, r in run), Decimal(0))
-        out.append(Problem(kind, symbol, run[0][1].open_time, run[-1][1].open_time + MINUTE, "1m",
-                           f"klines: {k_n} trades, volume {k_v}; stored: {s_n} trades, volume {s_v}"))
+        out.append(
+            Problem(
+                kind,
+                symbol,
+                run[0][1].open_time,
+                run[-1][1].open_time + MINUTE,
+                "1m",
+                f"klines: {k_n} trades, volume {k_v}; stored: {s_n} trades, volume {s_v}",
+            )
+        )
         run.clear()
 
     for r in rows:
@@ -221,26 +265,40 @@ def _minute_problems(symbol: str, rows: Sequence) -> list[Problem]:
     return out
 
 
-def check_checkpoint_ids(conn: Connection, symbols: list[str], start: datetime | None,
-                         end: datetime | None) -> list[Problem]:
+def check_checkpoint_ids(
+    conn: Connection, symbols: list[str], start: datetime | None, end: datetime | None
+) -> list[Problem]:
     """A trades checkpoint vouches for its last trade id: that trade must be stored."""
-    rows = conn.execute(text(
-        "SELECT c.scope, c.symbol, c.last_trade_id, c.last_time FROM checkpoints c "
-        "WHERE c.stream = 'trades' AND c.symbol = ANY(:s) AND c.last_trade_id IS NOT NULL "
-        "AND c.last_time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t "
-        "WHERE t.symbol = c.symbol AND t.trade_id = c.last_trade_id)"), {"s": symbols}).all()
+    rows = conn.execute(
+        text(
+            "SELECT c.scope, c.symbol, c.last_trade_id, c.last_time FROM checkpoints c "
+            "WHERE c.stream = 'trades' AND c.symbol = ANY(:s) AND c.last_trade_id IS NOT NULL "
+            "AND c.last_time IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t "
+            "WHERE t.symbol = c.symbol AND t.trade_id = c.last_trade_id)"
+        ),
+        {"s": symbols},
+    ).all()
     out = []
     for r in rows:
         if (start is not None and r.last_time < start) or (end is not None and r.last_time >= end):
             continue
         m = slot_floor(r.last_time, "1m")
-        out.append(Problem("trade_hole", r.symbol, m, m + MINUTE, "",
-                           f"checkpoint {r.scope!r} ends at trade {r.last_trade_id}, which is not stored"))
+        out.append(
+            Problem(
+                "trade_hole",
+                r.symbol,
+                m,
+                m + MINUTE,
+                "",
+                f"checkpoint {r.scope!r} ends at trade {r.last_trade_id}, which is not stored",
+            )
+        )
     return out
 
 
-def check_crossed_books(conn: Connection, symbols: list[str], start: datetime | None,
-                        end: datetime | None, report: Report) -> list[Problem]:
+def check_crossed_books(
+    conn: Connection, symbols: list[str], start: datetime | None, end: datetime | None, report: Report
+) -> list[Problem]:
     params: dict = {"s": symbols}
     where = ""
     if start is not None:
@@ -249,16 +307,29 @@ def check_crossed_books(conn: Connection, symbols: list[str], start: datetime | 
     if end is not None:
         where += " AND s.captured_at < :end"
         params["end"] = end
-    report.checked["depth_snapshots"] += conn.execute(text(
-        f"SELECT count(*) FROM depth_snapshots s WHERE s.symbol = ANY(:s){where}"), params).scalar_one()
-    rows = conn.execute(text(
-        "SELECT s.symbol, s.captured_at, b.bid, a.ask FROM depth_snapshots s "
-        "CROSS JOIN LATERAL (SELECT max(price) AS bid FROM depth_levels "
-        "  WHERE snapshot_id = s.id AND side = 'bid') b "
-        "CROSS JOIN LATERAL (SELECT min(price) AS ask FROM depth_levels "
-        "  WHERE snapshot_id = s.id AND side = 'ask') a "
-        f"WHERE s.symbol = ANY(:s){where} AND b.bid >= a.ask ORDER BY s.symbol, s.captured_at "
-        f"LIMIT {MAX_REPORTED}"), params).all()
-    return [Problem("crossed_book", r.symbol, r.captured_at, r.captured_at + timedelta(microseconds=1),
-                    "", f"best bid {r.bid} >= best ask {r.ask}") for r in rows]
-
+    report.checked["depth_snapshots"] += conn.execute(
+        text(f"SELECT count(*) FROM depth_snapshots s WHERE s.symbol = ANY(:s){where}"), params
+    ).scalar_one()
+    rows = conn.execute(
+        text(
+            "SELECT s.symbol, s.captured_at, b.bid, a.ask FROM depth_snapshots s "
+            "CROSS JOIN LATERAL (SELECT max(price) AS bid FROM depth_levels "
+            "  WHERE snapshot_id = s.id AND side = 'bid') b "
+            "CROSS JOIN LATERAL (SELECT min(price) AS ask FROM depth_levels "
+            "  WHERE snapshot_id = s.id AND side = 'ask') a "
+            f"WHERE s.symbol = ANY(:s){where} AND b.bid >= a.ask ORDER BY s.symbol, s.captured_at "
+            f"LIMIT {MAX_REPORTED}"
+        ),
+        params,
+    ).all()
+    return [
+        Problem(
+            "crossed_book",
+            r.symbol,
+            r.captured_at,
+            r.captured_at + timedelta(microseconds=1),
+            "",
+            f"best bid {r.bid} >= best ask {r.ask}",
+        )
+        for r in rows
+    ]

@@ -78,7 +78,7 @@ def plan_tasks(plan: BackfillPlan) -> list[Task]:
     tasks = []
     for symbol in plan.symbols:
         for stream in plan.streams:
-            for interval in (plan.intervals if stream == "klines" else ("",)):
+            for interval in plan.intervals if stream == "klines" else ("",):
                 tasks.append(Task(symbol, stream, interval, plan.start, plan.end))
     return tasks
 
@@ -95,8 +95,11 @@ def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
         raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
 
 
-async def validate(client: JexClient, plan: BackfillPlan, refused: dict[str, str] | None = None,
-                   ) -> tuple[BackfillPlan, list, list]:
+async def validate(
+    client: JexClient,
+    plan: BackfillPlan,
+    refused: dict[str, str] | None = None,
+) -> tuple[BackfillPlan, list, list]:
     """Check the plan against the exchange before anything is written.
 
     Returns the plan with its symbols resolved (none given: every option symbol the exchange lists,
@@ -113,8 +116,9 @@ async def validate(client: JexClient, plan: BackfillPlan, refused: dict[str, str
         plan = replace(plan, symbols=sorted(known), from_listing=True)
     unknown = [s for s in plan.symbols if s not in known]
     if unknown:
-        raise ConfigError(f"unknown symbol {unknown[0]!r}: the exchange lists {len(known)} option symbols "
-                          "(see `collector symbols`)")
+        raise ConfigError(
+            f"unknown symbol {unknown[0]!r}: the exchange lists {len(known)} option symbols (see `collector symbols`)"
+        )
     refused = refused if refused is not None else {}
     if "trades" in plan.streams and plan.symbols:
         # One cheap call proves the key before anything is written (weight 5); a symbol the exchange

@@ -100,6 +100,7 @@ async def fetch_terms(client: JexClient, engine: Engine, plan: BackfillPlan, ref
         except CollectorError as exc:  # the strike is a nicety: its absence fails no task
             log.warning("no strike for %s: %s", symbol, exc)
         return []
+
     tickers = [t for got in await asyncio.gather(*(one(s) for s in missing)) for t in got]
     if tickers:
         await asyncio.to_thread(_store_terms, engine, tickers)
@@ -123,8 +124,9 @@ def _store_refusals(engine: Engine, refused: dict[str, str]) -> None:
             refuse_symbol(conn, symbol, reason, at=now)
 
 
-async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
-                       reporter: Reporter | None = None, concurrency: int = 64) -> BackfillSummary:
+async def run_backfill(
+    client: JexClient, engine: Engine, plan: BackfillPlan, *, reporter: Reporter | None = None, concurrency: int = 64
+) -> BackfillSummary:
     """Fetch and store everything the plan asks for; see the module docstring."""
     reporter = reporter or _Quiet()
     refused: dict[str, str] = {}  # symbol -> why the exchange refused it: no task asks for it again
@@ -156,8 +158,7 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
                     await run_trades(client, engine, plan, task, reporter)
             except SymbolRefused as exc:
                 if exc.symbol not in refused:
-                    log.warning("%s refused by the exchange: %s; its other tasks are skipped", exc.symbol,
-                                exc.reason)
+                    log.warning("%s refused by the exchange: %s; its other tasks are skipped", exc.symbol, exc.reason)
                 refused.setdefault(exc.symbol, exc.reason)
                 task.refused = refused[exc.symbol]
             except ExchangeRejected as exc:
@@ -206,8 +207,9 @@ async def run_backfill(client: JexClient, engine: Engine, plan: BackfillPlan, *,
 def _rate_limited_count() -> int:
     from collector import metrics
 
-    return int(sum(s.value for m in metrics.EXCHANGE_RATE_LIMITED.collect() for s in m.samples
-                   if s.name.endswith("_total")))
+    return int(
+        sum(s.value for m in metrics.EXCHANGE_RATE_LIMITED.collect() for s in m.samples if s.name.endswith("_total"))
+    )
 
 
 def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks: list[Task]) -> int:
@@ -219,17 +221,27 @@ def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks:
             if cp is not None:
                 task.covered_until = cp.last_time
                 task.complete = task.skipped = cp.complete
-        args = {"start": plan.start.isoformat(), "end": plan.end.isoformat(), "symbols": list(plan.symbols),
-                "streams": list(plan.streams), "intervals": list(plan.intervals)}
+        args = {
+            "start": plan.start.isoformat(),
+            "end": plan.end.isoformat(),
+            "symbols": list(plan.symbols),
+            "streams": list(plan.streams),
+            "intervals": list(plan.intervals),
+        }
         return runs.begin(conn, "backfill", args)
 
 
 def _finish(engine: Engine, run_id: int, status: str, summary: BackfillSummary) -> None:
-    counts = {"rows": summary.rows, "requests": summary.requests, "weight": summary.weight,
-              "retries": summary.retries, "wall_seconds": round(summary.wall_seconds, 3),
-              "failed_tasks": len(summary.failed), "incomplete_tasks": len(summary.incomplete),
-              "refused": summary.refused}
+    counts = {
+        "rows": summary.rows,
+        "requests": summary.requests,
+        "weight": summary.weight,
+        "retries": summary.retries,
+        "wall_seconds": round(summary.wall_seconds, 3),
+        "failed_tasks": len(summary.failed),
+        "incomplete_tasks": len(summary.incomplete),
+        "refused": summary.refused,
+    }
     error = "; ".join(f"{t.name}: {t.error}" for t in summary.failed)[:2000] or None
     with transaction(engine) as conn:
         runs.finish(conn, run_id, status, counts, error)
-

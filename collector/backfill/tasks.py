@@ -35,8 +35,7 @@ SETTLE = timedelta(seconds=2)
 # --- klines -------------------------------------------------------------------------------------
 
 
-async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
-                      reporter: Reporter) -> None:
+async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task, reporter: Reporter) -> None:
     # Resume after the last stored closed kline; a finished window was skipped before we got here.
     start = task.start if task.covered_until is None else task.covered_until
     server_now = _server_now(client)
@@ -69,8 +68,9 @@ async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task
 def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kline], complete: bool) -> None:
     """Rows and checkpoint in one transaction. Complete: every kline of the window is stored and
     closed (klines after a symbol's expiry simply do not exist)."""
-    covered = save_klines(engine, plan.scope, task.symbol, task.interval, rows, covered=task.covered_until,
-                          complete=complete)
+    covered = save_klines(
+        engine, plan.scope, task.symbol, task.interval, rows, covered=task.covered_until, complete=complete
+    )
     task.rows += len(rows)
     task.covered_until = task.end if complete else covered
     task.complete = complete
@@ -79,8 +79,7 @@ def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kli
 # --- trades -------------------------------------------------------------------------------------
 
 
-async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task,
-                      reporter: Reporter) -> None:
+async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task, reporter: Reporter) -> None:
     scope_cp = await asyncio.to_thread(load_checkpoint, engine, plan.scope, task.symbol, "trades")
     server_now = _server_now(client)
 
@@ -94,8 +93,9 @@ async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task
             if located.first_id is None:
                 yield [], True  # the newest trade is before the window: no trade in or after it
                 return
-            pages = trade_pages(client, task.symbol, located.first_id, cost=task.cost,
-                                first_page=located.page, evidence=True)
+            pages = trade_pages(
+                client, task.symbol, located.first_id, cost=task.cost, first_page=located.page, evidence=True
+            )
         batch: list[Trade] = []
         async for page in pages:
             inside = [t for t in page if task.start <= t.time < task.end]
@@ -108,12 +108,14 @@ async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task
                 batch = []
         yield batch, pages.exhausted  # the exchange had nothing newer (else: no evidence, not complete)
 
-    await _drain(batches(), lambda rows, last: _store_trades(engine, plan, task, rows, last, server_now),
-                 task, reporter)
+    await _drain(
+        batches(), lambda rows, last: _store_trades(engine, plan, task, rows, last, server_now), task, reporter
+    )
 
 
-def _store_trades(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Trade], last: bool,
-                  server_now: datetime) -> None:
+def _store_trades(
+    engine: Engine, plan: BackfillPlan, task: Task, rows: list[Trade], last: bool, server_now: datetime
+) -> None:
     # The window is complete once we saw a trade at or after its end, or the exchange had nothing
     # newer and the window ended before the exchange's clock when we started.
     past_end = last and (task.end <= server_now)

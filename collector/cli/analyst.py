@@ -31,8 +31,9 @@ out = _Stdout()
 plot_app = typer.Typer(help="Draw stored data.", no_args_is_help=True)
 
 REPAIR_ROUNDS = 3
-SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. "
-                                                      "Default: all.")]
+SymbolOpt = Annotated[
+    list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. Default: all.")
+]
 StartOpt = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC unless an offset is given).")]
 EndOpt = Annotated[str | None, typer.Option(help="Until this time, exclusive (ISO 8601).")]
 
@@ -158,8 +159,7 @@ def export_command(
     window = parse_window(start, end)
     db = open_db(ctx)
     try:
-        res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1],
-                     interval=interval)
+        res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1], interval=interval)
     finally:
         db.close()
     console.print(f"{res.rows:,} rows -> {res.path} ({res.bytes:,} bytes)")

@@ -49,13 +49,20 @@ def main_options(
     log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
 ) -> None:
     """Options before the command apply to every command and override config and environment."""
-    ctx.obj = State(config, {"database_url": database_url, "exchange_url": exchange_url,
-                             "data_dir": data_dir, "log_level": log_level, "log_format": log_format})
+    ctx.obj = State(
+        config,
+        {
+            "database_url": database_url,
+            "exchange_url": exchange_url,
+            "data_dir": data_dir,
+            "log_level": log_level,
+            "log_format": log_format,
+        },
+    )
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context,
-               revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+def db_upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply migrations up to REVISION (default: head). Safe to run again: it then does nothing."""
     from collector.store.migrate import upgrade
 
@@ -89,15 +96,21 @@ def db_current(ctx: typer.Context) -> None:
 @app.command("run")
 def run_command(
     ctx: typer.Context,
-    simulate: Annotated[bool, typer.Option("--simulate", help="Start the exchange simulator in-process "
-                                           "and collect from it (the demo).")] = False,
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Start the exchange simulator in-process and collect from it (the demo).")
+    ] = False,
     sim_seed: Annotated[int, typer.Option(help="With --simulate: market seed.")] = 1,
     sim_symbols: Annotated[int, typer.Option(help="With --simulate: option symbols trading at once.")] = 28,
-    sim_listing_interval: Annotated[float, typer.Option(
-        help="With --simulate: seconds between listings (each symbol lives SYMBOLS listings).")] = 21600.0,
-    sim_profile: Annotated[str, typer.Option(
-        help="With --simulate: behave like a recorded exchange (default, live-2019; see "
-             "`collector simulate --help`).")] = "default",
+    sim_listing_interval: Annotated[
+        float, typer.Option(help="With --simulate: seconds between listings (each symbol lives SYMBOLS listings).")
+    ] = 21600.0,
+    sim_profile: Annotated[
+        str,
+        typer.Option(
+            help="With --simulate: behave like a recorded exchange (default, live-2019; see "
+            "`collector simulate --help`)."
+        ),
+    ] = "default",
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics and /healthz (0: any free).")] = None,
 ) -> None:
@@ -117,8 +130,13 @@ def run_command(
         from collector.simulator.cli import simulator_faults
 
         try:
-            sim = SimConfig(seed=sim_seed, symbols=sim_symbols, history_days=0.25,
-                            listing_interval_s=sim_listing_interval, faults=simulator_faults(sim_profile))
+            sim = SimConfig(
+                seed=sim_seed,
+                symbols=sim_symbols,
+                history_days=0.25,
+                listing_interval_s=sim_listing_interval,
+                faults=simulator_faults(sim_profile),
+            )
         except ValueError as exc:
             raise ConfigError(f"simulator: {exc}") from None
         code = asyncio.run(_run_with_simulator(cfg, sim, announce=say))
@@ -186,13 +204,15 @@ async def _symbols(cfg) -> list[dict]:
     out = []
     for name in sorted(set(infos) | set(listed)):
         info, entry = infos.get(name), listed.get(name)
-        out.append({
-            "symbol": name,
-            "type": info.option_type if info else None,
-            "strike": str(strikes[name]) if strikes.get(name) is not None else None,
-            "expiry": info.expiry_time.isoformat() if info and info.expiry_time else None,
-            "status": (info.status if info else entry.status),
-        })
+        out.append(
+            {
+                "symbol": name,
+                "type": info.option_type if info else None,
+                "strike": str(strikes[name]) if strikes.get(name) is not None else None,
+                "expiry": info.expiry_time.isoformat() if info and info.expiry_time else None,
+                "status": (info.status if info else entry.status),
+            }
+        )
     return out
 
 
@@ -201,11 +221,15 @@ def backfill_command(
     ctx: typer.Context,
     start: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC unless an offset is given).")],
     end: Annotated[str, typer.Option(help="Window end (exclusive), ISO 8601.")],
-    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="Option symbol; repeat for several. "
-                                                      "Default: every symbol the exchange lists.")] = None,
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option("--symbol", help="Option symbol; repeat for several. Default: every symbol the exchange lists."),
+    ] = None,
     streams: Annotated[str, typer.Option(help="Comma-separated: klines, trades.")] = "klines,trades",
-    interval: Annotated[list[str] | None, typer.Option("--interval", help="Kline interval; repeat for "
-                                                        "several. Default: kline_intervals from config.")] = None,
+    interval: Annotated[
+        list[str] | None,
+        typer.Option("--interval", help="Kline interval; repeat for several. Default: kline_intervals from config."),
+    ] = None,
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
 ) -> None:
     """Fetch history for [START, END): resumable, idempotent, as fast as the weight limit allows."""
@@ -227,8 +251,10 @@ def backfill_command(
     except Interrupted as exc:
         reporter.close()
         done = sum(1 for t in reporter.tasks if t.done or t.skipped)
-        console.print(f"interrupted after {done} of {len(reporter.tasks)} tasks (what was fetched is stored); "
-                      "run the same command to resume")
+        console.print(
+            f"interrupted after {done} of {len(reporter.tasks)} tasks (what was fetched is stored); "
+            "run the same command to resume"
+        )
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -250,8 +276,7 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> 
                 from collector.store.coordination import SharedAllowance
 
                 client.allowance = SharedAllowance.for_governor(db.engine, cfg.egress, client.governor)
-            plan = BackfillPlan(window[0], window[1], symbols, streams,
-                                intervals, cfg.backfill_batch_rows)
+            plan = BackfillPlan(window[0], window[1], symbols, streams, intervals, cfg.backfill_batch_rows)
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)
         finally:
             await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop

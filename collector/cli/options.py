@@ -62,7 +62,12 @@ def open_db(ctx: typer.Context, **kwargs: Any):
     """Open the configured database (embedded when no URL is set), announcing where it is."""
     from collector.store.db import open_database
 
-    return open_database(state(ctx).settings.database_url, state(ctx).settings.data_dir, announce=lambda m: console.print(f"[dim]{m}[/dim]"), **kwargs)
+    return open_database(
+        state(ctx).settings.database_url,
+        state(ctx).settings.data_dir,
+        announce=lambda m: console.print(f"[dim]{m}[/dim]"),
+        **kwargs,
+    )
 
 
 class Interrupted(Exception):
@@ -93,6 +98,7 @@ def run_interruptible(coro: Any) -> Any:
             if not got:
                 got.append(signum)
                 task.cancel()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
         try:

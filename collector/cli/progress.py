@@ -53,10 +53,12 @@ class RichReporter:
         key = id(task)
         if key not in self._ids:
             visible = sum(1 for i in self._ids.values() if self.progress.tasks[i].visible)
-            self._ids[key] = self.progress.add_task(task.name, total=1.0, rows=0, covered="-", weight=0,
-                                                    visible=visible < MAX_ROWS_SHOWN)
-        self.progress.update(self._ids[key], completed=task.fraction, rows=task.rows,
-                             covered=_covered(task), weight=task.cost.weight)
+            self._ids[key] = self.progress.add_task(
+                task.name, total=1.0, rows=0, covered="-", weight=0, visible=visible < MAX_ROWS_SHOWN
+            )
+        self.progress.update(
+            self._ids[key], completed=task.fraction, rows=task.rows, covered=_covered(task), weight=task.cost.weight
+        )
 
     def updated(self, task: Task) -> None:
         self._line(task)
@@ -77,9 +79,13 @@ class RichReporter:
         if self._overall is None:
             return
         finished = sum(1 for t in self.tasks if t.done or t.skipped)
-        self.progress.update(self._overall, completed=finished, rows=sum(t.rows for t in self.tasks),
-                             covered=f"{finished}/{len(self.tasks)} tasks",
-                             weight=sum(t.cost.weight for t in self.tasks))
+        self.progress.update(
+            self._overall,
+            completed=finished,
+            rows=sum(t.rows for t in self.tasks),
+            covered=f"{finished}/{len(self.tasks)} tasks",
+            weight=sum(t.cost.weight for t in self.tasks),
+        )
 
 
 class LogReporter:
@@ -100,8 +106,13 @@ class LogReporter:
         if now - self._last >= self.every:
             self._last = now
             done = sum(1 for t in self.tasks if t.done or t.skipped)
-            log.info("backfill: %d/%d tasks done, %d rows, weight %d", done, len(self.tasks),
-                     sum(t.rows for t in self.tasks), sum(t.cost.weight for t in self.tasks))
+            log.info(
+                "backfill: %d/%d tasks done, %d rows, weight %d",
+                done,
+                len(self.tasks),
+                sum(t.rows for t in self.tasks),
+                sum(t.cost.weight for t in self.tasks),
+            )
 
     def close(self) -> None:
         pass
@@ -109,10 +120,19 @@ class LogReporter:
     def finished(self, task: Task) -> None:
         if task.skipped:
             return
-        state = "failed: " + task.error if task.error else (
-            "refused: " + task.refused if task.refused else ("complete" if task.complete else "incomplete"))
-        log.info("backfill %s: %d rows, %d requests, weight %d, %s", task.name, task.rows,
-                 task.cost.requests, task.cost.weight, state)
+        state = (
+            "failed: " + task.error
+            if task.error
+            else ("refused: " + task.refused if task.refused else ("complete" if task.complete else "incomplete"))
+        )
+        log.info(
+            "backfill %s: %d rows, %d requests, weight %d, %s",
+            task.name,
+            task.rows,
+            task.cost.requests,
+            task.cost.weight,
+            state,
+        )
 
 
 def summary_table(summary: BackfillSummary) -> Table:

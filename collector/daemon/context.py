@@ -145,8 +145,9 @@ class LiveContext:
                 return
         sym.refused = True
         metrics.SYMBOLS_REFUSED.inc()
-        log.warning("%s refused by the exchange: %s; no longer asked for it (recorded in option_symbols)",
-                    symbol, exc.reason)
+        log.warning(
+            "%s refused by the exchange: %s; no longer asked for it (recorded in option_symbols)", symbol, exc.reason
+        )
         try:
             await self.db(_store_refusal, self.engine, symbol, exc.reason, self.now())
         except DatabaseUnavailable:
@@ -173,8 +174,9 @@ class LiveContext:
             log.error("database unavailable (%s); polls retry it and the log says when it is back", exc)
         self.db_ok = False
 
-    async def record_error(self, job: str, symbol: str | None, exc: BaseException, *, stream: str = "",
-                           interval: str = "") -> None:
+    async def record_error(
+        self, job: str, symbol: str | None, exc: BaseException, *, stream: str = "", interval: str = ""
+    ) -> None:
         """Count, log and (when the database answers) store a job failure; never raises.
         A refusal of the symbol itself (SymbolRefused) stops its collection instead."""
         if isinstance(exc, SymbolRefused):
@@ -189,15 +191,24 @@ class LiveContext:
             return
         message = str(exc) or type(exc).__name__
         level = logging.WARNING if isinstance(exc, CollectorError) else logging.ERROR
-        log.log(level, "%s %s failed: %s: %s", job, symbol or "", type(exc).__name__, message,
-                exc_info=not isinstance(exc, CollectorError))
+        log.log(
+            level,
+            "%s %s failed: %s: %s",
+            job,
+            symbol or "",
+            type(exc).__name__,
+            message,
+            exc_info=not isinstance(exc, CollectorError),
+        )
 
         def store() -> None:
             with transaction(self.engine) as conn:
                 write_job_error(conn, job, symbol, type(exc).__name__, message)
                 if symbol and stream:
-                    checkpoints.record_error(conn, checkpoints.LIVE, symbol, stream, interval,
-                                             f"{type(exc).__name__}: {message}")
+                    checkpoints.record_error(
+                        conn, checkpoints.LIVE, symbol, stream, interval, f"{type(exc).__name__}: {message}"
+                    )
+
         try:
             await asyncio.to_thread(store)
         except Exception:  # noqa: BLE001 - reporting a failure must not fail

@@ -23,7 +23,8 @@ def refresh_gauges(ctx: LiveContext) -> None:
     for metric in metrics.NEWEST_ROW.collect():
         for sample in metric.samples:
             metrics.STREAM_LAG.labels(sample.labels["stream"], sample.labels["symbol"]).set(
-                max(0.0, now - sample.value))
+                max(0.0, now - sample.value)
+            )
     stats = ctx.client.governor.stats()
     metrics.WEIGHT_USED.set(stats.weight_used)
     metrics.DB_UP.set(1 if ctx.db_ok else 0)
@@ -52,9 +53,13 @@ def make_app(ctx: LiveContext) -> web.Application:
 
     async def healthz(_: web.Request) -> web.Response:
         problems = health_problems(ctx, await _db_answers(ctx))
-        body = {"status": "unhealthy" if problems else "ok", "problems": problems,
-                "symbols": len(ctx.trading()), "disabled": ctx.disabled,
-                "weight_source": ctx.client.governor.stats().weight_source}
+        body = {
+            "status": "unhealthy" if problems else "ok",
+            "problems": problems,
+            "symbols": len(ctx.trading()),
+            "disabled": ctx.disabled,
+            "weight_source": ctx.client.governor.stats().weight_source,
+        }
         return web.json_response(body, status=503 if problems else 200, dumps=json.dumps)
 
     app = web.Application()
@@ -79,8 +84,10 @@ async def serve(ctx: LiveContext, host: str, port: int) -> web.AppRunner:
         await site.start()
     except OSError as exc:  # port taken, address not local: the operator must choose another
         await runner.cleanup()
-        raise ConfigError(f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
-                          "(set COLLECTOR_METRICS_PORT or --metrics-port)") from None
+        raise ConfigError(
+            f"cannot serve /metrics on {host}:{port}: {exc.strerror or exc} "
+            "(set COLLECTOR_METRICS_PORT or --metrics-port)"
+        ) from None
     return runner
 
 

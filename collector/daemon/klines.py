@@ -48,8 +48,12 @@ async def poll_symbol_klines(ctx: LiveContext, symbol: str, interval: str) -> in
     ctx.mark_caught_up(f"{STREAM} {interval}", symbol, started)
     sym = ctx.symbols.get(symbol)
     # Final once the kline holding the expiry is closed (or there has never been one).
-    if sym is not None and sym.expiry is not None and (last is None or last.close_time < server_now) \
-            and (last is None or last.close_time >= sym.expiry - ONE_MS):
+    if (
+        sym is not None
+        and sym.expiry is not None
+        and (last is None or last.close_time < server_now)
+        and (last is None or last.close_time >= sym.expiry - ONE_MS)
+    ):
         await note_final(ctx, symbol, f"{STREAM} {interval}", started)
     return stored
 

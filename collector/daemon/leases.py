@@ -23,8 +23,12 @@ async def balance_leases(ctx: LiveContext) -> None:
         gained = sorted(owned - (ctx.owned or set()))
         lost = sorted((ctx.owned or set()) - owned)
         ctx.owned = owned
-        log.info("now polling %d symbols%s%s", len(owned), f"; took {', '.join(gained)}" if gained else "",
-                 f"; handed over {', '.join(lost)}" if lost else "")
+        log.info(
+            "now polling %d symbols%s%s",
+            len(owned),
+            f"; took {', '.join(gained)}" if gained else "",
+            f"; handed over {', '.join(lost)}" if lost else "",
+        )
         if ctx.on_symbols_changed is not None:
             ctx.on_symbols_changed()
     if handing:

@@ -34,24 +34,34 @@ class JobSpec:
 def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpec]:
     """Every scheduled job with its configured interval and the weight one run costs."""
     s = settings
-    specs = [JobSpec("symbols", "symbols", s.symbols_refresh_seconds,
-                     ep.EXCHANGE_INFO.weight + ep.OPTION_INFO.weight)]
+    specs = [JobSpec("symbols", "symbols", s.symbols_refresh_seconds, ep.EXCHANGE_INFO.weight + ep.OPTION_INFO.weight)]
     if "trades" in s.streams:  # steady state: one page per symbol per poll
-        specs.append(JobSpec("trades", "trades", s.trades_poll_seconds,
-                             ep.HISTORICAL_TRADES.weight * n_history))
+        specs.append(JobSpec("trades", "trades", s.trades_poll_seconds, ep.HISTORICAL_TRADES.weight * n_history))
     if "klines" in s.streams:
         for iv in s.kline_intervals:
             specs.append(JobSpec(f"klines {iv}", "klines", s.klines_poll_seconds, ep.KLINES.weight * n_history))
     if "depth" in s.streams:
         specs.append(JobSpec("depth", "depth", s.depth_poll_seconds, ep.DEPTH.weight * n_trading))
     if "tickers" in s.streams:
-        specs.append(JobSpec("tickers", "tickers", s.tickers_poll_seconds,
-                             min(ep.TICKER_24HR.weight_all, ep.TICKER_24HR.weight * n_trading)))
+        specs.append(
+            JobSpec(
+                "tickers",
+                "tickers",
+                s.tickers_poll_seconds,
+                min(ep.TICKER_24HR.weight_all, ep.TICKER_24HR.weight * n_trading),
+            )
+        )
     if "avg_price" in s.streams:
         specs.append(JobSpec("avg_price", "avg_price", s.avg_price_poll_seconds, ep.AVG_PRICE.weight * n_trading))
     if "book_ticker" in s.streams:
-        specs.append(JobSpec("book_ticker", "book_ticker", s.book_ticker_poll_seconds,
-                             min(ep.BOOK_TICKER.weight_all, ep.BOOK_TICKER.weight * n_trading)))
+        specs.append(
+            JobSpec(
+                "book_ticker",
+                "book_ticker",
+                s.book_ticker_poll_seconds,
+                min(ep.BOOK_TICKER.weight_all, ep.BOOK_TICKER.weight * n_trading),
+            )
+        )
     specs.append(JobSpec("partitions", "partitions", PARTITIONS_SECONDS, 0))  # database upkeep
     return specs
 
@@ -87,6 +97,9 @@ def plan(specs: list[JobSpec], limit_per_minute: float) -> Plan:
             continue
         while need(specs, seconds) > budget and seconds[spec.name] * STEP <= spec.base_seconds * MAX_STRETCH:
             seconds[spec.name] *= STEP
-    changes = [f"{s.name}: every {s.base_seconds:g}s -> every {seconds[s.name]:.1f}s"
-               for s in specs if seconds[s.name] != s.base_seconds]
+    changes = [
+        f"{s.name}: every {s.base_seconds:g}s -> every {seconds[s.name]:.1f}s"
+        for s in specs
+        if seconds[s.name] != s.base_seconds
+    ]
     return Plan(seconds, need(specs, seconds), budget, changes)

@@ -66,8 +66,7 @@ async def until_stopped(awaitable, stop: asyncio.Event):
     raise asyncio.CancelledError
 
 
-async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: float = 30.0,
-                         interruptible: bool = True):
+async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: float = 30.0, interruptible: bool = True):
     """Keep trying a start-up step through transient failures; bad configuration is fatal. Stopping
     cancels an ``interruptible`` step at once (one that owns a resource when it returns is not)."""
     delay = 1.0
@@ -89,8 +88,9 @@ async def _retry_forever(what: str, attempt_fn, stop: asyncio.Event, *, cap: flo
         delay = min(cap, delay * 2)
 
 
-async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
-                     started: asyncio.Future | None = None, announce=print) -> int:
+async def run_daemon(
+    settings: Settings, *, stop: asyncio.Event | None = None, started: asyncio.Future | None = None, announce=print
+) -> int:
     """Run until ``stop`` is set (or SIGTERM/SIGINT). Returns the exit code."""
     stop = stop or asyncio.Event()
     settings, disabled = _collectable(settings)
@@ -100,9 +100,14 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
             loop.add_signal_handler(sig, stop.set)
     db: Database | None = None
     try:
-        db = await _retry_forever("database", lambda: asyncio.to_thread(
-            open_database, settings.database_url, settings.data_dir, announce=announce, pool_size=10), stop,
-            interruptible=False)
+        db = await _retry_forever(
+            "database",
+            lambda: asyncio.to_thread(
+                open_database, settings.database_url, settings.data_dir, announce=announce, pool_size=10
+            ),
+            stop,
+            interruptible=False,
+        )
         await asyncio.to_thread(upgrade, db.engine)
         async with open_client(settings) as client:
             await _retry_forever(f"exchange {settings.exchange_url}", lambda: handshake(client), stop)
@@ -118,8 +123,10 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None,
                 schedule = Schedule(ctx)
                 schedule.start()
                 try:
-                    announce(f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
-                             f"metrics on http://{settings.metrics_host}:{port}/metrics")
+                    announce(
+                        f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
+                        f"metrics on http://{settings.metrics_host}:{port}/metrics"
+                    )
                     if started is not None and not started.done():
                         started.set_result(Running(ctx, schedule, port))
                     await _summaries(ctx, stop)
@@ -163,8 +170,12 @@ def _collectable(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 def _begin_run(engine, settings: Settings, disabled: dict[str, str]) -> int:
     """A collector_runs row for this daemon: what it was told to do (never secrets)."""
-    args = {"exchange_url": settings.exchange_url, "streams": settings.streams,
-            "kline_intervals": settings.kline_intervals, "disabled": disabled}
+    args = {
+        "exchange_url": settings.exchange_url,
+        "streams": settings.streams,
+        "kline_intervals": settings.kline_intervals,
+        "disabled": disabled,
+    }
     with transaction(engine) as conn:
         return runs.begin(conn, "run", args)
 
@@ -208,6 +219,11 @@ async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
                     rows[table] = int(s.value - last.get(table, 0))
                     last[table] = s.value
         stats = ctx.client.governor.stats()
-        log.info("last minute: %s; weight %d/%s used this window; %d symbols; database %s",
-                 ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",
-                 stats.weight_used, stats.weight_limit, len(ctx.trading()), "up" if ctx.db_ok else "DOWN")
+        log.info(
+            "last minute: %s; weight %d/%s used this window; %d symbols; database %s",
+            ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",
+            stats.weight_used,
+            stats.weight_limit,
+            len(ctx.trading()),
+            "up" if ctx.db_ok else "DOWN",
+        )

@@ -55,9 +55,13 @@ class Schedule:
 
     def __init__(self, ctx: LiveContext) -> None:
         self.ctx = ctx
-        self.scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={
-            "max_instances": 1, "coalesce": True,
-        })
+        self.scheduler = AsyncIOScheduler(
+            timezone="UTC",
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+            },
+        )
         self.functions = job_functions(ctx)
         self.running: set[asyncio.Task] = set()
         self.stopping = False
@@ -90,8 +94,12 @@ class Schedule:
             # The daemon refreshed symbols just before starting us; everything else runs at once.
             first = {} if spec.name == "symbols" else {"next_run_time": _now()}
             self.scheduler.add_job(
-                self._runner(spec.name, seconds), IntervalTrigger(seconds=seconds), id=spec.name,
-                name=spec.name, misfire_grace_time=max(1, int(seconds)), **first,
+                self._runner(spec.name, seconds),
+                IntervalTrigger(seconds=seconds),
+                id=spec.name,
+                name=spec.name,
+                misfire_grace_time=max(1, int(seconds)),
+                **first,
             )
             metrics.JOB_INTERVAL.labels(spec.name).set(seconds)
         self.scheduler.start()
@@ -120,14 +128,23 @@ class Schedule:
             states[key] += 1
         for state, n in states.items():
             metrics.SYMBOLS.labels(state).set(n)
-        log.info("schedule for %d trading symbols needs %.0f weight/min; budget %.0f (%.0f%% of the "
-                 "announced limit less the margin)", states["trading"], p.need_per_minute,
-                 p.budget_per_minute, budget.PLAN_SHARE * 100)
+        log.info(
+            "schedule for %d trading symbols needs %.0f weight/min; budget %.0f (%.0f%% of the "
+            "announced limit less the margin)",
+            states["trading"],
+            p.need_per_minute,
+            p.budget_per_minute,
+            budget.PLAN_SHARE * 100,
+        )
         if p.changes:
             log.warning("stretched to fit the weight budget: %s", "; ".join(p.changes))
         if not p.fits:
-            log.error("even stretched %gx the schedule needs %.0f weight/min, over the budget of %.0f",
-                      budget.MAX_STRETCH, p.need_per_minute, p.budget_per_minute)
+            log.error(
+                "even stretched %gx the schedule needs %.0f weight/min, over the budget of %.0f",
+                budget.MAX_STRETCH,
+                p.need_per_minute,
+                p.budget_per_minute,
+            )
 
     def _runner(self, name: str, seconds: float) -> Callable[[], Awaitable[None]]:
         func = self.functions[name]
@@ -154,6 +171,7 @@ class Schedule:
             finally:
                 self.running.discard(task)
                 metrics.JOB_DURATION.labels(name).observe(time.monotonic() - started)
+
         return run
 
     async def shutdown(self, grace: float) -> None:

@@ -30,8 +30,9 @@ def all_symbols_is_cheaper(endpoint: ep.Endpoint, n_symbols: int) -> bool:
     return endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * n_symbols
 
 
-async def _each(ctx: LiveContext, job: str, stream: str, symbols: list[str],
-                fetch_store: Callable[[str], Awaitable[None]]) -> None:
+async def _each(
+    ctx: LiveContext, job: str, stream: str, symbols: list[str], fetch_store: Callable[[str], Awaitable[None]]
+) -> None:
     async def one(symbol: str) -> None:
         started = ctx.clock()
         try:
@@ -42,6 +43,7 @@ async def _each(ctx: LiveContext, job: str, stream: str, symbols: list[str],
             ctx.mark_caught_up(stream, symbol, started)
         except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
             await ctx.record_error(job, symbol, exc, stream=stream)
+
     await asyncio.gather(*(one(s) for s in symbols))
 
 
@@ -51,6 +53,7 @@ async def poll_depth(ctx: LiveContext) -> None:
     async def one(symbol: str) -> None:
         snapshot = await ctx.client.depth(symbol, limit)
         await ctx.db(_store_depth, ctx.engine, snapshot, limit)
+
     await _each(ctx, "depth", "depth", ctx.trading(), one)
 
 
@@ -79,6 +82,7 @@ async def poll_tickers(ctx: LiveContext) -> None:
 
     async def one(symbol: str) -> None:
         await ctx.db(_store_tickers, ctx.engine, await ctx.client.ticker_24hr(symbol))
+
     await _each(ctx, "tickers", "tickers", symbols, one)
 
 
@@ -95,6 +99,7 @@ async def poll_avg_price(ctx: LiveContext) -> None:
     async def one(symbol: str) -> None:
         price = await ctx.client.avg_price(symbol)
         await ctx.db(_write, ctx.engine, write_avg_prices, [price], "avg_prices")
+
     await _each(ctx, "avg_price", "avg_price", ctx.trading(), one)
 
 
@@ -113,6 +118,7 @@ async def poll_book_ticker(ctx: LiveContext) -> None:
 
     async def one(symbol: str) -> None:
         await ctx.db(_write, ctx.engine, write_book_tickers, await ctx.client.book_ticker(symbol), "book_tickers")
+
     await _each(ctx, "book_ticker", "book_ticker", symbols, one)
 
 

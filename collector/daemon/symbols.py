@@ -44,9 +44,12 @@ def _store(engine: Engine, infos, listed, now, unreadable=frozenset()) -> dict[s
 def load_symbols(engine: Engine) -> dict[str, Symbol]:
     with reading(engine) as conn:
         rows = symbol_states(conn)
-    return {r.symbol: Symbol(r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen,
-                             r.refused_at is not None)
-            for r in rows}
+    return {
+        r.symbol: Symbol(
+            r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen, r.refused_at is not None
+        )
+        for r in rows
+    }
 
 
 def mark_swept(engine: Engine, symbol: str, at) -> None:

@@ -54,8 +54,9 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
             ctx.mark_caught_up(STREAM, symbol, started)
             await note_final(ctx, symbol, STREAM, started)
             return 0
-        pages = trade_pages(ctx.client, symbol, located.first_id, priority=Priority.LIVE,
-                            first_page=located.page, evidence=final)
+        pages = trade_pages(
+            ctx.client, symbol, located.first_id, priority=Priority.LIVE, first_page=located.page, evidence=final
+        )
     stored = 0
     # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
     # what it fetched, so the next poll continues instead of starting over.

@@ -3,12 +3,21 @@
 from collector.exchange.client import JexClient
 from collector.exchange.clocks import Clock, ManualClock, SystemClock
 from collector.exchange.ratelimit import (
-           GovernorStats,
-           Priority,
-           Reservation,
-           WeightGovernor,
+    GovernorStats,
+    Priority,
+    Reservation,
+    WeightGovernor,
 )
 from collector.exchange.signing import sign
 
-__all__ = ["Clock", "GovernorStats", "JexClient", "ManualClock", "Priority", "Reservation", "SystemClock",
-           "WeightGovernor", "sign"]
+__all__ = [
+    "Clock",
+    "GovernorStats",
+    "JexClient",
+    "ManualClock",
+    "Priority",
+    "Reservation",
+    "SystemClock",
+    "WeightGovernor",
+    "sign",
+]

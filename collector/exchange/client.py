@@ -178,8 +178,9 @@ class JexClient:
         self.api_secret = api_secret
         self.governor = governor or WeightGovernor()
         # total caps a server that drips bytes; sock_read catches one that stalls.
-        self.timeout = aiohttp.ClientTimeout(total=connect_timeout + read_timeout,
-                                             connect=connect_timeout, sock_read=read_timeout)
+        self.timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + read_timeout, connect=connect_timeout, sock_read=read_timeout
+        )
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -225,15 +226,21 @@ class JexClient:
         attempt = 0
         while True:
             try:
-                return await self._attempt(endpoint, params or {}, priority,
-                                           endpoint.weight if weight is None else weight, method)
+                return await self._attempt(
+                    endpoint, params or {}, priority, endpoint.weight if weight is None else weight, method
+                )
             except SymbolRefused:
                 raise
             except ExchangeRejected as exc:
                 symbol = (params or {}).get("symbol")
                 if exc.code in SYMBOL_REFUSALS and isinstance(symbol, str):
-                    raise SymbolRefused(f"{exc} (symbol {symbol})", symbol=symbol, code=exc.code,
-                                        status=exc.status, endpoint=exc.endpoint) from exc
+                    raise SymbolRefused(
+                        f"{exc} (symbol {symbol})",
+                        symbol=symbol,
+                        code=exc.code,
+                        status=exc.status,
+                        endpoint=exc.endpoint,
+                    ) from exc
                 raise
             except RateLimited:
                 reason = "rate_limited"
@@ -257,13 +264,17 @@ class JexClient:
     def _ban_too_long(self, until: datetime) -> bool:
         return until.timestamp() - self.governor.clock.time() > self.max_ban_wait
 
-    async def _attempt(self, endpoint: Endpoint, params: Mapping[str, object], priority: Priority,
-                       weight: int, method: str) -> Any:
+    async def _attempt(
+        self, endpoint: Endpoint, params: Mapping[str, object], priority: Priority, weight: int, method: str
+    ) -> Any:
         banned = self.governor.stats().banned_until
         if banned is not None and banned - self.governor.clock.time() > self.max_ban_wait:
             # Waiting days inside a job helps nobody: say so now, without sending.
-            raise Banned(f"{endpoint.name}: IP banned, not sending", endpoint=endpoint.name,
-                         until=datetime.fromtimestamp(banned, UTC))
+            raise Banned(
+                f"{endpoint.name}: IP banned, not sending",
+                endpoint=endpoint.name,
+                until=datetime.fromtimestamp(banned, UTC),
+            )
         headers = {}
         if endpoint.security is not Security.NONE:
             if not self.api_key:
@@ -281,14 +292,16 @@ class JexClient:
             started = time.perf_counter()
             self.requests_sent += 1
             try:
-                async with self.session.request(method, url, headers=headers, timeout=self.timeout,
-                                                allow_redirects=False) as resp:
+                async with self.session.request(
+                    method, url, headers=headers, timeout=self.timeout, allow_redirects=False
+                ) as resp:
                     status_label = str(resp.status)
                     body = await self._read_body(resp, endpoint.name)
                     status, resp_headers = resp.status, resp.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise ExchangeUnavailable(f"{endpoint.name}: {type(exc).__name__}: {exc}",
-                                          endpoint=endpoint.name) from exc
+                raise ExchangeUnavailable(
+                    f"{endpoint.name}: {type(exc).__name__}: {exc}", endpoint=endpoint.name
+                ) from exc
             finally:
                 metrics.EXCHANGE_REQUESTS.labels(endpoint.name, status_label).inc()
                 metrics.EXCHANGE_LATENCY.labels(endpoint.name).observe(time.perf_counter() - started)
@@ -314,8 +327,9 @@ class JexClient:
         items = [*items, ("recvWindow", self.recv_window), ("timestamp", timestamp)]
         return [*items, ("signature", sign(items, self.api_secret))]
 
-    def _interpret(self, endpoint: Endpoint, status: int, headers: Mapping[str, str], body: bytes,
-                   reservation: Reservation) -> Any:
+    def _interpret(
+        self, endpoint: Endpoint, status: int, headers: Mapping[str, str], body: bytes, reservation: Reservation
+    ) -> Any:
         self.governor.observe(headers, reservation, status)
         name = endpoint.name
         if status == 429:
@@ -324,8 +338,9 @@ class JexClient:
             return self._banned(name, headers, self._error_body(body)[1])
         if status >= 500:
             code, msg = self._error_body(body)
-            raise ExchangeUnavailable(f"{name}: HTTP {status} {code} {msg}".rstrip(),
-                                      endpoint=name, status=status, code=code)
+            raise ExchangeUnavailable(
+                f"{name}: HTTP {status} {code} {msg}".rstrip(), endpoint=name, status=status, code=code
+            )
         if 400 <= status < 500:
             code, msg = self._error_body(body)
             if code in TRANSIENT_CODES:
@@ -334,13 +349,16 @@ class JexClient:
                 if msg and _BANNED_UNTIL.search(msg):
                     return self._banned(name, headers, msg)
                 return self._rate_limited(name, headers, msg)
-            raise ExchangeRejected(f"{name}: HTTP {status} code {code}: {msg}", code=code,
-                                   status=status, endpoint=name)
+            raise ExchangeRejected(f"{name}: HTTP {status} code {code}: {msg}", code=code, status=status, endpoint=name)
         if not 200 <= status < 300:
             raise ExchangeUnavailable(f"{name}: unexpected HTTP {status}", endpoint=name, status=status)
         payload = self._decode(name, body, status)
-        if isinstance(payload, dict) and isinstance(payload.get("code"), int) and payload["code"] < 0 \
-                and "msg" in payload:
+        if (
+            isinstance(payload, dict)
+            and isinstance(payload.get("code"), int)
+            and payload["code"] < 0
+            and "msg" in payload
+        ):
             # An error inside a 200: believe the body.
             code, msg = payload["code"], payload.get("msg")
             if code in TRANSIENT_CODES:
@@ -359,13 +377,15 @@ class JexClient:
             if _keys_surely_unique(body, payload):
                 return payload
         try:
-            return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant,
-                              object_pairs_hook=_unique_keys)
+            return json.loads(
+                body, parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+            )
         except _DuplicateKey as exc:
             raise ParseError(name, str(exc), "duplicate key in a JSON object") from None
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise ExchangeUnavailable(f"{name}: body is not JSON ({len(body)} bytes): {exc}",
-                                      endpoint=name, status=status) from exc
+            raise ExchangeUnavailable(
+                f"{name}: body is not JSON ({len(body)} bytes): {exc}", endpoint=name, status=status
+            ) from exc
 
     @staticmethod
     def _error_body(body: bytes) -> tuple[int | None, str | None]:
@@ -378,15 +398,18 @@ class JexClient:
             return None, None
         code = payload.get("code")
         msg = payload.get("msg")
-        return (code if isinstance(code, int) and not isinstance(code, bool) else None,
-                msg if isinstance(msg, str) else None)
+        return (
+            code if isinstance(code, int) and not isinstance(code, bool) else None,
+            msg if isinstance(msg, str) else None,
+        )
 
     def _rate_limited(self, name: str, headers: Mapping[str, str], msg: str | None) -> Any:
         retry_after = _retry_after(headers)
         until = self.governor.pause(retry_after)
         metrics.EXCHANGE_RATE_LIMITED.inc()
-        raise RateLimited(f"{name}: rate limited (429): {msg}", endpoint=name,
-                          retry_after=until - self.governor.clock.time())
+        raise RateLimited(
+            f"{name}: rate limited (429): {msg}", endpoint=name, retry_after=until - self.governor.clock.time()
+        )
 
     def _banned(self, name: str, headers: Mapping[str, str], msg: str | None) -> Any:
         now = self.governor.clock.time()
@@ -400,8 +423,11 @@ class JexClient:
         until = max(candidates) if candidates else now + _DEFAULT_BAN
         self.governor.ban(until)
         metrics.EXCHANGE_BANNED.inc()
-        raise Banned(f"{name}: IP banned (418) until {datetime.fromtimestamp(until, UTC).isoformat()}: {msg}",
-                     endpoint=name, until=datetime.fromtimestamp(until, UTC))
+        raise Banned(
+            f"{name}: IP banned (418) until {datetime.fromtimestamp(until, UTC).isoformat()}: {msg}",
+            endpoint=name,
+            until=datetime.fromtimestamp(until, UTC),
+        )
 
     @staticmethod
     def _now() -> datetime:
@@ -471,15 +497,17 @@ class JexClient:
         payload = await self.request(ep.DEPTH, {"symbol": symbol, "limit": limit}, priority=priority)
         return parsers.parse_depth(payload, symbol, self._now())
 
-    async def recent_trades(self, symbol: str, limit: int = 60, *,
-                            priority: Priority = Priority.LIVE) -> list[RecentTrade]:
+    async def recent_trades(
+        self, symbol: str, limit: int = 60, *, priority: Priority = Priority.LIVE
+    ) -> list[RecentTrade]:
         if not 1 <= limit <= ep.MAX_TRADES:
             raise ConfigError(f"trades limit must be 1..{ep.MAX_TRADES}, not {limit}")
         payload = await self.request(ep.TRADES, {"symbol": symbol, "limit": limit}, priority=priority)
         return parsers.parse_recent_trades(payload, symbol)
 
-    async def historical_trades(self, symbol: str, from_id: int | None = None, limit: int = 500, *,
-                                priority: Priority = Priority.LIVE) -> list[Trade]:
+    async def historical_trades(
+        self, symbol: str, from_id: int | None = None, limit: int = 500, *, priority: Priority = Priority.LIVE
+    ) -> list[Trade]:
         """Trades with id >= from_id (most recent without it), sorted by id ascending."""
         if not 1 <= limit <= ep.MAX_HISTORICAL_TRADES:
             raise ConfigError(f"historicalTrades limit must be 1..{ep.MAX_HISTORICAL_TRADES}, not {limit}")
@@ -487,9 +515,16 @@ class JexClient:
         payload = await self.request(ep.HISTORICAL_TRADES, params, priority=priority)
         return parsers.parse_historical_trades(payload, symbol)
 
-    async def klines(self, symbol: str, interval: str, start: datetime | None = None,
-                     end: datetime | None = None, limit: int = 1000, *,
-                     priority: Priority = Priority.LIVE) -> list[Kline]:
+    async def klines(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+        *,
+        priority: Priority = Priority.LIVE,
+    ) -> list[Kline]:
         """Klines sorted by open time; ``start``/``end`` are aware datetimes (startTime/endTime)."""
         if interval not in INTERVALS:
             raise ConfigError(f"unknown kline interval {interval!r}; known: {', '.join(INTERVALS)}")
@@ -509,34 +544,41 @@ class JexClient:
         payload = await self.request(ep.AVG_PRICE, {"symbol": symbol}, priority=priority)
         return parsers.parse_avg_price(payload, symbol, self._now())
 
-    async def ticker_24hr(self, symbol: str | None = None, *,
-                          priority: Priority = Priority.LIVE) -> list[Ticker24h]:
-        payload = await self.request(ep.TICKER_24HR, {"symbol": symbol}, priority=priority,
-                                     weight=ep.TICKER_24HR.weight_for(symbol))
+    async def ticker_24hr(self, symbol: str | None = None, *, priority: Priority = Priority.LIVE) -> list[Ticker24h]:
+        payload = await self.request(
+            ep.TICKER_24HR, {"symbol": symbol}, priority=priority, weight=ep.TICKER_24HR.weight_for(symbol)
+        )
         tickers = parsers.parse_ticker_24hr(payload, self._now())
         self._kept(ep.TICKER_24HR.name, tickers.rejected)
         return tickers
 
-    async def ticker_price(self, symbol: str | None = None, *,
-                           priority: Priority = Priority.LIVE) -> list[PriceTicker]:
-        payload = await self.request(ep.TICKER_PRICE, {"symbol": symbol}, priority=priority,
-                                     weight=ep.TICKER_PRICE.weight_for(symbol))
+    async def ticker_price(self, symbol: str | None = None, *, priority: Priority = Priority.LIVE) -> list[PriceTicker]:
+        payload = await self.request(
+            ep.TICKER_PRICE, {"symbol": symbol}, priority=priority, weight=ep.TICKER_PRICE.weight_for(symbol)
+        )
         prices = parsers.parse_price_tickers(payload)
         self._kept(ep.TICKER_PRICE.name, prices.rejected)
         return prices
 
-    async def book_ticker(self, symbol: str | None = None, *,
-                          priority: Priority = Priority.LIVE) -> list[BookTicker]:
-        payload = await self.request(ep.BOOK_TICKER, {"symbol": symbol}, priority=priority,
-                                     weight=ep.BOOK_TICKER.weight_for(symbol))
+    async def book_ticker(self, symbol: str | None = None, *, priority: Priority = Priority.LIVE) -> list[BookTicker]:
+        payload = await self.request(
+            ep.BOOK_TICKER, {"symbol": symbol}, priority=priority, weight=ep.BOOK_TICKER.weight_for(symbol)
+        )
         books = parsers.parse_book_tickers(payload, self._now())
         self._kept(ep.BOOK_TICKER.name, books.rejected)
         return books
 
     # --- signed endpoints (not used by the collector; kept for completeness) ---------------
 
-    async def signed_request(self, method: str, path: str, params: Mapping[str, object] | None = None,
-                             *, weight: int = 1, priority: Priority = Priority.LIVE) -> Any:
+    async def signed_request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | None = None,
+        *,
+        weight: int = 1,
+        priority: Priority = Priority.LIVE,
+    ) -> Any:
         """A USER_DATA/TRADE call: adds recvWindow, timestamp (server time) and the signature."""
         endpoint = Endpoint(path.rsplit("/", 1)[-1] or path, path, weight, security=Security.SIGNED)
         return await self.request(endpoint, params, priority=priority, method=method)

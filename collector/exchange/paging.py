@@ -56,16 +56,25 @@ class Located:
     page: list[Trade] = field(default_factory=list)  # as the exchange sent it (length tells if full)
 
 
-async def _page(client: JexClient, symbol: str, from_id: int | None, limit: int, priority: Priority,
-                cost: Cost, *, probe: bool = False) -> list[Trade]:
+async def _page(
+    client: JexClient,
+    symbol: str,
+    from_id: int | None,
+    limit: int,
+    priority: Priority,
+    cost: Cost,
+    *,
+    probe: bool = False,
+) -> list[Trade]:
     cost.add(ep.HISTORICAL_TRADES.weight, probe=probe)
     page = await client.historical_trades(symbol, from_id=from_id, limit=limit, priority=priority)
     client.pages.saw(ep.HISTORICAL_TRADES.name, limit, len(page))
     return page
 
 
-async def locate_first_trade(client: JexClient, symbol: str, at: datetime, *,
-                             priority: Priority = Priority.BACKFILL, cost: Cost | None = None) -> Located:
+async def locate_first_trade(
+    client: JexClient, symbol: str, at: datetime, *, priority: Priority = Priority.BACKFILL, cost: Cost | None = None
+) -> Located:
     """The first trade with ``time >= at``, with the page that holds it.
 
     Invariant: every trade with id < ``lo`` is before ``at``; the first trade at or after ``at``
@@ -129,8 +138,17 @@ class TradePages:
     caller may stop earlier when it has enough.
     """
 
-    def __init__(self, client: JexClient, symbol: str, from_id: int, *, priority: Priority = Priority.BACKFILL,
-                 cost: Cost | None = None, first_page: list[Trade] | None = None, evidence: bool = False) -> None:
+    def __init__(
+        self,
+        client: JexClient,
+        symbol: str,
+        from_id: int,
+        *,
+        priority: Priority = Priority.BACKFILL,
+        cost: Cost | None = None,
+        first_page: list[Trade] | None = None,
+        evidence: bool = False,
+    ) -> None:
         self.client, self.symbol, self.from_id, self.priority = client, symbol, from_id, priority
         self.cost = cost if cost is not None else Cost()
         self.first_page, self.evidence = first_page, evidence
@@ -159,12 +177,18 @@ class TradePages:
             raw = await _page(client, symbol, from_id, TRADE_PAGE, self.priority, self.cost)
 
 
-def trade_pages(client: JexClient, symbol: str, from_id: int, *, priority: Priority = Priority.BACKFILL,
-                cost: Cost | None = None, first_page: list[Trade] | None = None,
-                evidence: bool = False) -> TradePages:
+def trade_pages(
+    client: JexClient,
+    symbol: str,
+    from_id: int,
+    *,
+    priority: Priority = Priority.BACKFILL,
+    cost: Cost | None = None,
+    first_page: list[Trade] | None = None,
+    evidence: bool = False,
+) -> TradePages:
     """See ``TradePages``."""
-    return TradePages(client, symbol, from_id, priority=priority, cost=cost, first_page=first_page,
-                      evidence=evidence)
+    return TradePages(client, symbol, from_id, priority=priority, cost=cost, first_page=first_page, evidence=evidence)
 
 
 class KlinePages:
@@ -174,8 +198,18 @@ class KlinePages:
     once the window's end is reached or a page is empty, and then ``exhausted`` is True.
     """
 
-    def __init__(self, client: JexClient, symbol: str, interval: str, start: datetime, end: datetime, *,
-                 priority: Priority = Priority.BACKFILL, cost: Cost | None = None, evidence: bool = False) -> None:
+    def __init__(
+        self,
+        client: JexClient,
+        symbol: str,
+        interval: str,
+        start: datetime,
+        end: datetime,
+        *,
+        priority: Priority = Priority.BACKFILL,
+        cost: Cost | None = None,
+        evidence: bool = False,
+    ) -> None:
         self.client, self.symbol, self.interval, self.start, self.end = client, symbol, interval, start, end
         self.priority, self.evidence = priority, evidence
         self.cost = cost if cost is not None else Cost()
@@ -191,8 +225,9 @@ class KlinePages:
         cursor = self.start
         while cursor < end:
             self.cost.add(ep.KLINES.weight)
-            page = await client.klines(self.symbol, self.interval, start=cursor, end=end - ONE_MS,
-                                       limit=KLINE_PAGE, priority=self.priority)
+            page = await client.klines(
+                self.symbol, self.interval, start=cursor, end=end - ONE_MS, limit=KLINE_PAGE, priority=self.priority
+            )
             sizes.saw(ep.KLINES.name, KLINE_PAGE, len(page))
             rows = [k for k in page if cursor <= k.open_time < end]
             if not rows:
@@ -207,8 +242,16 @@ class KlinePages:
         self.exhausted = True
 
 
-def kline_pages(client: JexClient, symbol: str, interval: str, start: datetime, end: datetime, *,
-                priority: Priority = Priority.BACKFILL, cost: Cost | None = None,
-                evidence: bool = False) -> KlinePages:
+def kline_pages(
+    client: JexClient,
+    symbol: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    *,
+    priority: Priority = Priority.BACKFILL,
+    cost: Cost | None = None,
+    evidence: bool = False,
+) -> KlinePages:
     """See ``KlinePages``."""
     return KlinePages(client, symbol, interval, start, end, priority=priority, cost=cost, evidence=evidence)

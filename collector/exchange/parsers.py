@@ -42,7 +42,7 @@ from collector.errors import ParseError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MISSING = object()
-BIGINT = 2 ** 63  # every integer column is a BIGINT: [-2**63, 2**63)
+BIGINT = 2**63  # every integer column is a BIGINT: [-2**63, 2**63)
 MAX_EXPONENT = 100  # |decimal| within [1e-100, 1e100), or 0: beyond is no price, quantity or volume
 _OPTION_TYPES = {"LONGS": "CALL", "SHORTS": "PUT", "CALL": "CALL", "PUT": "PUT"}
 _RATE_UNITS = {"second", "minute", "hour", "day"}
@@ -58,8 +58,9 @@ class Listing(list[T]):
     """The good entries of a listing answer; ``rejected`` holds why each bad entry was refused,
     ``rejected_symbols`` the names of those whose symbol could still be read."""
 
-    def __init__(self, items: Iterable[T] = (), rejected: Iterable[ParseError] = (),
-                 rejected_symbols: Iterable[str] = ()) -> None:
+    def __init__(
+        self, items: Iterable[T] = (), rejected: Iterable[ParseError] = (), rejected_symbols: Iterable[str] = ()
+    ) -> None:
         super().__init__(items)
         self.rejected: tuple[ParseError, ...] = tuple(rejected)
         self.rejected_symbols: frozenset[str] = frozenset(rejected_symbols)
@@ -100,8 +101,12 @@ def to_int(value: Any, endpoint: str, field: str) -> int:
         if not (text.lstrip("-").isdigit() and text.isascii() and len(text) <= 20):
             raise ParseError(endpoint, field, f"not an integer: {_short(value)}")
         result = int(text)
-    elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20 \
-            and value == value.to_integral_value():
+    elif (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < 20
+        and value == value.to_integral_value()
+    ):
         result = int(value)
     else:
         raise ParseError(endpoint, field, f"expected an integer, got {_short(value)}")
@@ -289,8 +294,7 @@ def parse_exchange_info(payload: Any) -> ExchangeInfo:
     obj = _obj(payload, ep, "<body>")
     limits = _listing(_list(_get(obj, "rateLimits", ep), ep, "rateLimits"), ep, lambda i: parse_rate_limit(i, ep))
     raw_symbols = _get(obj, "optionSymbols", ep, required=False)
-    symbols = _listing(_list(raw_symbols if raw_symbols is not None else [], ep, "optionSymbols"), ep,
-                       _listed_symbol)
+    symbols = _listing(_list(raw_symbols if raw_symbols is not None else [], ep, "optionSymbols"), ep, _listed_symbol)
     timezone = _get(obj, "timezone", ep, required=False)
     return ExchangeInfo(
         server_time=_opt_time(obj, "serverTime", ep),
@@ -355,10 +359,12 @@ def _levels(value: Any, endpoint: str, side: str) -> tuple[DepthLevel, ...]:
         field = f"{side}[{i}]"
         if not isinstance(level, list) or len(level) < 2:
             raise ParseError(endpoint, field, f"expected [price, qty, ...], got {_short(level)}")
-        levels.append(DepthLevel(
-            price=to_decimal(level[0], endpoint, f"{field}.price", signed=False),
-            qty=to_decimal(level[1], endpoint, f"{field}.qty", signed=False),
-        ))
+        levels.append(
+            DepthLevel(
+                price=to_decimal(level[0], endpoint, f"{field}.price", signed=False),
+                qty=to_decimal(level[1], endpoint, f"{field}.qty", signed=False),
+            )
+        )
     return tuple(levels)
 
 
@@ -396,6 +402,7 @@ def parse_recent_trades(payload: Any, symbol: str) -> list[RecentTrade]:
             trade_id=None if trade_id is None else to_id(trade_id, ep, "id"),
             buyer_maker=_buyer_maker(obj, ep),
         )
+
     return _page(_list(payload, ep, "<body>"), one)
 
 
@@ -490,8 +497,16 @@ def parse_historical_trades(payload: Any, symbol: str) -> list[Trade]:
     return result
 
 
-_KLINE_DECIMALS = {1: "open", 2: "high", 3: "low", 4: "close", 5: "volume", 7: "quote_volume",
-                   9: "taker_buy_base_volume", 10: "taker_buy_quote_volume"}
+_KLINE_DECIMALS = {
+    1: "open",
+    2: "high",
+    3: "low",
+    4: "close",
+    5: "volume",
+    7: "quote_volume",
+    9: "taker_buy_base_volume",
+    10: "taker_buy_quote_volume",
+}
 
 
 def parse_klines(payload: Any, symbol: str, interval: str) -> list[Kline]:
@@ -501,19 +516,22 @@ def parse_klines(payload: Any, symbol: str, interval: str) -> list[Kline]:
     for i, row in enumerate(_list(payload, ep, "<body>")):
         if not isinstance(row, list) or len(row) < 11:
             raise ParseError(ep, f"[{i}]", f"expected a list of at least 11 fields, got {_short(row)}")
-        values = {name: to_decimal(row[idx], ep, f"[{i}].{name}", signed=False)
-                  for idx, name in _KLINE_DECIMALS.items()}
+        values = {
+            name: to_decimal(row[idx], ep, f"[{i}].{name}", signed=False) for idx, name in _KLINE_DECIMALS.items()
+        }
         trade_count = to_int(row[8], ep, f"[{i}].trade_count")
         if trade_count < 0:
             raise ParseError(ep, f"[{i}].trade_count", f"negative: {trade_count}")
-        result.append(Kline(
-            symbol=symbol,
-            interval=interval,
-            open_time=ms_to_datetime(row[0], ep, f"[{i}].open_time"),
-            close_time=ms_to_datetime(row[6], ep, f"[{i}].close_time"),
-            trade_count=trade_count,
-            **values,
-        ))
+        result.append(
+            Kline(
+                symbol=symbol,
+                interval=interval,
+                open_time=ms_to_datetime(row[0], ep, f"[{i}].open_time"),
+                close_time=ms_to_datetime(row[6], ep, f"[{i}].close_time"),
+                trade_count=trade_count,
+                **values,
+            )
+        )
     result.sort(key=lambda k: k.open_time)
     return result
 
@@ -560,24 +578,33 @@ def parse_ticker_24hr(payload: Any, captured_at: datetime) -> Listing[Ticker24h]
             underlying_price=dec("referencePrice"),
             strike_price=dec("exertionPrice"),
         )
+
     return _one_or_many(payload, ep, one)
 
 
 def parse_price_tickers(payload: Any) -> Listing[PriceTicker]:
     ep = "ticker/price"
-    return _one_or_many(payload, ep, lambda obj: PriceTicker(
-        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
-        price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
-    ))
+    return _one_or_many(
+        payload,
+        ep,
+        lambda obj: PriceTicker(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            price=to_decimal(_get(obj, "price", ep), ep, "price", signed=False),
+        ),
+    )
 
 
 def parse_book_tickers(payload: Any, captured_at: datetime) -> Listing[BookTicker]:
     ep = "ticker/bookTicker"
-    return _one_or_many(payload, ep, lambda obj: BookTicker(
-        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
-        captured_at=captured_at,
-        bid_price=_opt_dec(obj, "bidPrice", ep, signed=False),
-        bid_qty=_opt_dec(obj, "bidQty", ep, signed=False),
-        ask_price=_opt_dec(obj, "askPrice", ep, signed=False),
-        ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
-    ))
+    return _one_or_many(
+        payload,
+        ep,
+        lambda obj: BookTicker(
+            symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+            captured_at=captured_at,
+            bid_price=_opt_dec(obj, "bidPrice", ep, signed=False),
+            bid_qty=_opt_dec(obj, "bidQty", ep, signed=False),
+            ask_price=_opt_dec(obj, "askPrice", ep, signed=False),
+            ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
+        ),
+    )

@@ -208,8 +208,9 @@ def _interval_suffix(window: float) -> str:
 
 
 class WeightGovernor:
-    def __init__(self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25,
-                 burst: float = 0.5) -> None:
+    def __init__(
+        self, margin: float = 0.05, clock: Clock | None = None, *, guard: float = 0.25, burst: float = 0.5
+    ) -> None:
         if not 0 <= margin < 1:
             raise ValueError("margin must be in [0, 1)")
         if not 0 < burst <= 1:
@@ -250,7 +251,9 @@ class WeightGovernor:
             kind = rl.rate_limit_type.lower()
             budget = _Budget(rl.rate_limit_type, rl.limit, _effective(rl.limit, self.margin), rl.window_seconds)
             # Several entries of one kind: the tightest per second wins (not expected on JEX).
-            if kind in _WEIGHT_TYPES and (weight is None or budget.limit / budget.window < weight.limit / weight.window):
+            if kind in _WEIGHT_TYPES and (
+                weight is None or budget.limit / budget.window < weight.limit / weight.window
+            ):
                 budget.burst = self.burst
                 budget.since = self.server_time()
                 weight = budget
@@ -270,14 +273,23 @@ class WeightGovernor:
                 raw.charge(host_time + self.offset, self.guard, 1)
         self._unconfigured.clear()
         suffix = _interval_suffix(weight.window)
-        if self._judge is None or self._weight is None or self._weight.window != weight.window \
-                or self._judge.limit != weight.limit:
+        if (
+            self._judge is None
+            or self._weight is None
+            or self._weight.window != weight.window
+            or self._judge.limit != weight.limit
+        ):
             self._judge = HeaderJudge(suffix, weight.limit)
         self._weight, self._raw = weight, raw
         metrics.WEIGHT_LIMIT.set(weight.limit)
         metrics.WEIGHT_EFFECTIVE_LIMIT.set(weight.effective)
-        log.info("rate limits: weight %d per %gs (using %d), raw %s", weight.limit, weight.window,
-                 weight.effective, f"{raw.limit} per {raw.window:g}s" if raw else "none")
+        log.info(
+            "rate limits: weight %d per %gs (using %d), raw %s",
+            weight.limit,
+            weight.window,
+            weight.effective,
+            f"{raw.limit} per {raw.window:g}s" if raw else "none",
+        )
         self._pump()
 
     def set_time_offset(self, seconds: float) -> None:
@@ -342,8 +354,7 @@ class WeightGovernor:
 
     # --- what the exchange told us ---------------------------------------------------------
 
-    def observe(self, headers: Mapping[str, str], reservation: Reservation | None = None,
-                status: int = 200) -> None:
+    def observe(self, headers: Mapping[str, str], reservation: Reservation | None = None, status: int = 200) -> None:
         """Weigh the used-weight headers of a response (any status) and reconcile with the believed ones."""
         w, judge = self._weight, self._judge
         if w is None or judge is None:
@@ -357,8 +368,14 @@ class WeightGovernor:
             assert reservation is not None
             counted = status < 500 and status not in (429, 418)  # the exchange counted its weight
             clean = counted and reservation.clear_of_edges and math.floor((now + self.guard) / w.window) == index
-            evidence = Evidence(index, clean, 200 <= status < 300, reservation.weight, reservation.event,
-                                reservation.answered_before + reservation.weight)
+            evidence = Evidence(
+                index,
+                clean,
+                200 <= status < 300,
+                reservation.weight,
+                reservation.event,
+                reservation.answered_before + reservation.weight,
+            )
             if clean:
                 self._answered[index] = self._answered.get(index, 0) + reservation.weight
                 for old in [i for i in self._answered if i < index - 1]:
@@ -422,8 +439,10 @@ class WeightGovernor:
         if until > self._banned_until:
             self._banned_until = until
             metrics.EXCHANGE_BAN_UNTIL.set(until)
-        log.critical("IP BANNED by the exchange (418) until %s; sending nothing before then",
-                     datetime.fromtimestamp(until, UTC).isoformat())
+        log.critical(
+            "IP BANNED by the exchange (418) until %s; sending nothing before then",
+            datetime.fromtimestamp(until, UTC).isoformat(),
+        )
         self._pump()
 
     # --- scheduling ------------------------------------------------------------------------
@@ -456,8 +475,12 @@ class WeightGovernor:
                 break
             self._queues[waiter.priority].popleft()
             self._grant(waiter, now)
-        if waiter is not None and math.isfinite(delay) and self._weight is not None \
-                and max(self._paused_until, self._banned_until) <= now:
+        if (
+            waiter is not None
+            and math.isfinite(delay)
+            and self._weight is not None
+            and max(self._paused_until, self._banned_until) <= now
+        ):
             delay = min(delay, self._backfill(waiter, now))
         if self._paused_until and now >= self._paused_until:
             self._paused_until = 0.0
@@ -536,8 +559,7 @@ class WeightGovernor:
         if window is None:
             reservation = Reservation(waiter.weight, waiter.priority, server_now, None, event=self._events)
         else:
-            reservation = Reservation(waiter.weight, waiter.priority, server_now, window, clear, answered,
-                                      self._events)
+            reservation = Reservation(waiter.weight, waiter.priority, server_now, window, clear, answered, self._events)
         waiter.future.set_result(reservation)
 
     def _arm(self, delay: float) -> None:

@@ -26,8 +26,9 @@ from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import WeightGovernor
 
 
-def make_client(session: aiohttp.ClientSession, settings: Settings,
-                governor: WeightGovernor | None = None) -> JexClient:
+def make_client(
+    session: aiohttp.ClientSession, settings: Settings, governor: WeightGovernor | None = None
+) -> JexClient:
     return JexClient(
         session,
         settings.exchange_url,
@@ -61,8 +62,9 @@ async def handshake(client: JexClient) -> None:
 
 
 @asynccontextmanager
-async def connect_exchange(settings: Settings, *, startup_retries: int | None = None,
-                           governor: WeightGovernor | None = None) -> AsyncIterator[JexClient]:
+async def connect_exchange(
+    settings: Settings, *, startup_retries: int | None = None, governor: WeightGovernor | None = None
+) -> AsyncIterator[JexClient]:
     """A ready client: limits from exchangeInfo, server-time offset measured."""
     async with open_client(settings, governor) as client:
         try:

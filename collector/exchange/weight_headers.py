@@ -186,8 +186,11 @@ class HeaderJudge:
         if window in self.disagreed and any(o.trusted or o.passed(window) for o in others):
             return  # it disagreed with a header that has not failed: which is right is still unknown
         h.trusted = True
-        log.info("used-weight header %s passed every check for a whole window (%d readings): believed again",
-                 h.name.upper(), passes)
+        log.info(
+            "used-weight header %s passed every check for a whole window (%d readings): believed again",
+            h.name.upper(),
+            passes,
+        )
 
     def _discount(self, name: str, problem: str) -> None:
         from collector import metrics
@@ -207,7 +210,9 @@ class HeaderJudge:
         metrics.WEIGHT_SOURCE.labels(old).set(0)
         metrics.WEIGHT_SOURCE.labels(source).set(1)
         if source == LOCAL:
-            log.warning("weight accounting: no used-weight header is believed; counting locally "
-                        "(429 and 418 remain the ground truth)")
+            log.warning(
+                "weight accounting: no used-weight header is believed; counting locally "
+                "(429 and 418 remain the ground truth)"
+            )
         else:
             log.info("weight accounting: reconciling with %s", source)

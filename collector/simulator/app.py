@@ -37,19 +37,44 @@ DEPTH_LIMITS = (5, 10, 20, 50, 60)
 UNLIMITED_ANNOUNCED = 2**31 - 1
 
 # contractSymbols / spotSymbols entries as the live exchange listed them (a collector ignores them).
-_CONTRACT = [{"symbol": s, "status": "TRADING", "baseAsset": s[:-4].lower(), "baseAssetPrecision": 4,
-              "quoteAsset": "usdt", "quotePrecision": 1, "orderTypes": ["LIMIT", "MARKET"],
-              "icebergAllowed": False,
-              "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.00000001000000000000",
-                           "maxPrice": "1000000.00000000000000000000"},
-                          {"filterType": "LOT_SIZE", "minQty": "0.00010000000000000000",
-                           "maxQty": "1000000.00000000000000000000"}]}
-             for s in ("BTCUSDT", "EOSUSDT", "ETHUSDT")]
-_SPOT = [{"symbol": s, "status": "TRADING", "baseAsset": b, "baseAssetPrecision": 4, "quoteAsset": q,
-          "quotePrecision": 2, "orderTypes": ["LIMIT"], "icebergAllowed": False,
-          "filters": [{"filterType": "PRICE_FILTER", "maxPrice": "100000"},
-                      {"filterType": "LOT_SIZE", "minQty": "0.00010000"}]}
-         for s, b, q in (("BTCUSDT", "BTC", "USDT"), ("JEXBTC", "JEX", "BTC"), ("ETHBTC", "ETH", "BTC"))]
+_CONTRACT = [
+    {
+        "symbol": s,
+        "status": "TRADING",
+        "baseAsset": s[:-4].lower(),
+        "baseAssetPrecision": 4,
+        "quoteAsset": "usdt",
+        "quotePrecision": 1,
+        "orderTypes": ["LIMIT", "MARKET"],
+        "icebergAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.00000001000000000000",
+                "maxPrice": "1000000.00000000000000000000",
+            },
+            {"filterType": "LOT_SIZE", "minQty": "0.00010000000000000000", "maxQty": "1000000.00000000000000000000"},
+        ],
+    }
+    for s in ("BTCUSDT", "EOSUSDT", "ETHUSDT")
+]
+_SPOT = [
+    {
+        "symbol": s,
+        "status": "TRADING",
+        "baseAsset": b,
+        "baseAssetPrecision": 4,
+        "quoteAsset": q,
+        "quotePrecision": 2,
+        "orderTypes": ["LIMIT"],
+        "icebergAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "maxPrice": "100000"},
+            {"filterType": "LOT_SIZE", "minQty": "0.00010000"},
+        ],
+    }
+    for s, b, q in (("BTCUSDT", "BTC", "USDT"), ("JEXBTC", "JEX", "BTC"), ("ETHBTC", "ETH", "BTC"))
+]
 
 
 class ApiError(Exception):
@@ -67,8 +92,9 @@ def _int_param(q: Any, name: str) -> int | None:
     if raw is None:
         return None
     if not _INT_RE.match(raw):
-        return _raise(ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; "
-                                          f"legal range is '^[0-9]{{1,20}}$'."))
+        return _raise(
+            ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+        )
     return int(raw)
 
 
@@ -88,17 +114,24 @@ def _limit(q: Any, default: int, allowed: Callable[[int], bool]) -> int:
 class Simulator:
     """A running JEX exchange. `async with Simulator(cfg) as sim:` then use `sim.base_url`."""
 
-    def __init__(self, cfg: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, cfg: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0, clock: Clock | None = None
+    ) -> None:
         self.cfg = cfg or SimConfig()
         self.host, self.port = host, port
         self.clock = clock or Clock()
-        self.market = Market(self.cfg, start_ms=self.cfg.start_ms if self.cfg.start_ms is not None
-                             else self.clock.now_ms())
+        self.market = Market(
+            self.cfg, start_ms=self.cfg.start_ms if self.cfg.start_ms is not None else self.clock.now_ms()
+        )
         self.stats = Stats()
-        self.limiter = Limiter(self.stats, self.cfg.weight_limit, self.cfg.raw_limit,
-                               int(self.cfg.ban_base_s * 1000), int(self.cfg.ban_max_s * 1000),
-                               self.cfg.ban_after)
+        self.limiter = Limiter(
+            self.stats,
+            self.cfg.weight_limit,
+            self.cfg.raw_limit,
+            int(self.cfg.ban_base_s * 1000),
+            int(self.cfg.ban_max_s * 1000),
+            self.cfg.ban_after,
+        )
         self._faults = self.cfg.faults
         self._injector = Injector(self._faults, self.cfg.seed)
         self._runner: web.AppRunner | None = None
@@ -193,10 +226,12 @@ class Simulator:
     def _endpoint(self, name: str, fn: Callable, weight: Callable[[Any], int]):
         async def handler(request: web.Request) -> web.StreamResponse:
             return await self._serve(request, name, fn, weight)
+
         return handler
 
-    async def _serve(self, request: web.Request, name: str, fn: Callable,
-                     weight: Callable[[Any], int]) -> web.StreamResponse:
+    async def _serve(
+        self, request: web.Request, name: str, fn: Callable, weight: Callable[[Any], int]
+    ) -> web.StreamResponse:
         st = self.stats
         st.requests += 1
         st.by_endpoint[name] += 1
@@ -215,9 +250,11 @@ class Simulator:
                 status, data = exc.status, {"code": exc.code, "msg": exc.msg}
             headers = self._weight_headers(verdict.used_weight)
             headers["Content-Type"] = JSON_CT
-            return web.Response(status=status,
-                                body=(data if type(data) is str else json.dumps(data, separators=(",", ":"))).encode(),
-                                headers=headers)
+            return web.Response(
+                status=status,
+                body=(data if type(data) is str else json.dumps(data, separators=(",", ":"))).encode(),
+                headers=headers,
+            )
         plan = self._injector.plan()
         if plan.slow:
             st.faults["slow"] += 1
@@ -225,8 +262,9 @@ class Simulator:
         if plan.error is not None:
             status, ctype, body = plan.error
             st.faults["5xx"] += 1
-            return web.Response(status=status, text=body, content_type=ctype,
-                                headers=self._weight_headers(verdict.used_weight))
+            return web.Response(
+                status=status, text=body, content_type=ctype, headers=self._weight_headers(verdict.used_weight)
+            )
         try:
             status, data = fn(request, q, now, plan)
         except ApiError as exc:
@@ -266,16 +304,16 @@ class Simulator:
 
     def _limited(self, v: Verdict) -> web.Response:
         if v.status == 418:
-            msg = f"Way too much request weight used; IP banned until {v.banned_until}. " \
-                  "Please use the websocket for live updates to avoid bans."
+            msg = (
+                f"Way too much request weight used; IP banned until {v.banned_until}. "
+                "Please use the websocket for live updates to avoid bans."
+            )
         else:
-            msg = "Too much request weight used; please use the websocket for live updates to avoid " \
-                  "polling the API."
+            msg = "Too much request weight used; please use the websocket for live updates to avoid polling the API."
         headers = self._weight_headers(v.used_weight)
         headers["Retry-After"] = str(v.retry_after_s)
         headers["Content-Type"] = JSON_CT
-        return web.Response(status=v.status, headers=headers,
-                            body=json.dumps({"code": -1003, "msg": msg}).encode())
+        return web.Response(status=v.status, headers=headers, body=json.dumps({"code": -1003, "msg": msg}).encode())
 
     async def _drop(self, request: web.Request, status: int, headers: dict, body: bytes) -> web.StreamResponse:
         """Announce the full body, send half, then close the connection."""
@@ -299,8 +337,9 @@ class Simulator:
                 raise _mandatory("symbol")
             return None
         if not _SYMBOL_RE.match(s):
-            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbol'; "
-                                       "legal range is '^[A-Z0-9-_.]{1,20}$'.")
+            raise ApiError(
+                400, -1100, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."
+            )
         opt = self.market.lookup(s, now)
         if opt is None:
             raise ApiError(400, -1121, "Invalid symbol.")
@@ -345,11 +384,15 @@ class Simulator:
         if plan.fewer_levels is not None:  # fewer levels than asked, as the live exchange often had
             limit = max(1, int(limit * plan.fewer_levels))
         if plan.depth_legacy:
-            return 200, {"bids": [[fmt_ticks(p), str(x)] for p, x in bids[:limit]],
-                         "asks": [[fmt_ticks(p), str(x)] for p, x in asks[:limit]]}
-        return 200, {"lastUpdateId": uid,
-                     "bids": [[fmt_ticks(p), str(x), []] for p, x in bids[:limit]],
-                     "asks": [[fmt_ticks(p), str(x), []] for p, x in asks[:limit]]}
+            return 200, {
+                "bids": [[fmt_ticks(p), str(x)] for p, x in bids[:limit]],
+                "asks": [[fmt_ticks(p), str(x)] for p, x in asks[:limit]],
+            }
+        return 200, {
+            "lastUpdateId": uid,
+            "bids": [[fmt_ticks(p), str(x), []] for p, x in bids[:limit]],
+            "asks": [[fmt_ticks(p), str(x), []] for p, x in asks[:limit]],
+        }
 
     def _trades(self, request, q, now, plan):
         opt = self._symbol(q, now)
@@ -375,8 +418,9 @@ class Simulator:
             rows = self.market.trades_from_id(opt, from_id, now, limit)
         self.stats.rows += len(rows)
         if plan.ids_as_numbers:
-            return 200, [{"id": i, "price": fmt_ticks(p), "qty": str(x), "time": t, "buyerMaker": bm}
-                         for i, p, x, t, bm in rows]
+            return 200, [
+                {"id": i, "price": fmt_ticks(p), "qty": str(x), "time": t, "buyerMaker": bm} for i, p, x, t, bm in rows
+            ]
         return 200, "[" + ",".join([trade_json(*x) for x in rows]) + "]"
 
     def _klines(self, request, q, now, plan):
@@ -444,8 +488,11 @@ class Simulator:
     def _debug_args(self, request: web.Request) -> tuple[str, int, int]:
         q = request.query
         try:
-            return q["symbol"], int(q.get("startTime", self.market.history_start)), \
-                int(q.get("endTime", self.clock.now_ms() + 1))
+            return (
+                q["symbol"],
+                int(q.get("startTime", self.market.history_start)),
+                int(q.get("endTime", self.clock.now_ms() + 1)),
+            )
         except (KeyError, ValueError):
             raise web.HTTPBadRequest(text="symbol, startTime, endTime (ms) expected") from None
 

@@ -29,17 +29,23 @@ def simulate_command(
     weight_limit: int = typer.Option(1200, help="requestsWeight per minute per IP; 0 lifts all limits."),
     raw_limit: int = typer.Option(5000, help="rawRequests per 5 minutes per IP; 0 lifts it."),
     faults: str = typer.Option("", help=FAULTS_HELP),
-    profile: str = typer.Option("default", help="Behave like a recorded exchange: "
-                                f"{', '.join(PROFILES)} (live-2019: every habit the field notes record "
-                                "of the live JEX: disagreeing used-weight headers, depth without "
-                                "lastUpdateId in two-element levels and fewer than asked, closeTime < "
-                                "openTime, ids and quantities as JSON numbers). --faults adds to it."),
-    weight_headers: str | None = typer.Option(None, help="How used-weight headers are sent: "
-                                              f"{', '.join(WEIGHT_HEADER_MODES)} (default: the profile's)."),
-    page_cap: int | None = typer.Option(None, help="Serve at most this many trades / klines per page "
-                                        "(below the seed's maximum of 500 / 1000)."),
-    refuse_expired: bool = typer.Option(False, "--refuse-expired",
-                                        help="Refuse market data of expired options with -7013."),
+    profile: str = typer.Option(
+        "default",
+        help="Behave like a recorded exchange: "
+        f"{', '.join(PROFILES)} (live-2019: every habit the field notes record "
+        "of the live JEX: disagreeing used-weight headers, depth without "
+        "lastUpdateId in two-element levels and fewer than asked, closeTime < "
+        "openTime, ids and quantities as JSON numbers). --faults adds to it.",
+    ),
+    weight_headers: str | None = typer.Option(
+        None, help=f"How used-weight headers are sent: {', '.join(WEIGHT_HEADER_MODES)} (default: the profile's)."
+    ),
+    page_cap: int | None = typer.Option(
+        None, help="Serve at most this many trades / klines per page (below the seed's maximum of 500 / 1000)."
+    ),
+    refuse_expired: bool = typer.Option(
+        False, "--refuse-expired", help="Refuse market data of expired options with -7013."
+    ),
     trades_per_minute: float = typer.Option(7.0, help="Mean trades per minute per trading symbol."),
     listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
     grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
@@ -51,9 +57,18 @@ def simulate_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        cfg = SimConfig(seed=seed, history_days=history_days, symbols=symbols, weight_limit=weight_limit,
-                        raw_limit=raw_limit, faults=fault_cfg, trades_per_minute=trades_per_minute,
-                        listing_interval_s=listing_interval_s, grace_s=grace_s, ban_base_s=ban_base_s)
+        cfg = SimConfig(
+            seed=seed,
+            history_days=history_days,
+            symbols=symbols,
+            weight_limit=weight_limit,
+            raw_limit=raw_limit,
+            faults=fault_cfg,
+            trades_per_minute=trades_per_minute,
+            listing_interval_s=listing_interval_s,
+            grace_s=grace_s,
+            ban_base_s=ban_base_s,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if port < 0 or port > 65535:
@@ -66,8 +81,13 @@ def simulate_command(
         raise typer.Exit(2) from None
 
 
-def simulator_faults(profile: str = "default", faults: str = "", weight_headers: str | None = None,
-                     page_cap: int | None = None, refuse_expired: bool = False) -> FaultConfig:
+def simulator_faults(
+    profile: str = "default",
+    faults: str = "",
+    weight_headers: str | None = None,
+    page_cap: int | None = None,
+    refuse_expired: bool = False,
+) -> FaultConfig:
     """The FaultConfig the flags describe: the profile, then --faults, then the switches."""
     cfg = FaultConfig.parse(faults, base=FaultConfig.profile(profile))
     switches: dict[str, object] = {}
@@ -88,8 +108,14 @@ async def _run(cfg: SimConfig, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Simulator(cfg, host=host, port=port) as sim:
-        log.info("JEX simulator on %s (seed %d, %d symbols, weight limit %s, faults %s)",
-                 sim.base_url, cfg.seed, cfg.symbols, cfg.weight_limit or "off", cfg.faults)
+        log.info(
+            "JEX simulator on %s (seed %d, %d symbols, weight limit %s, faults %s)",
+            sim.base_url,
+            cfg.seed,
+            cfg.symbols,
+            cfg.weight_limit or "off",
+            cfg.faults,
+        )
         last = (sim.stats.requests, sim.stats.status_429, sim.stats.status_418, sim.stats.rows)
         while not stop.is_set():
             try:
@@ -100,8 +126,14 @@ async def _run(cfg: SimConfig, host: str, port: int) -> None:
             now = sim.now_ms()
             weight = sum(w.get(now - now % 60_000 - 60_000, 0) for w in s.weight.values())
             cur = (s.requests, s.status_429, s.status_418, s.rows)
-            log.info("last minute: %d requests, weight %d (previous window), %d rows, %d x 429, %d x 418",
-                     cur[0] - last[0], weight, cur[3] - last[3], cur[1] - last[1], cur[2] - last[2])
+            log.info(
+                "last minute: %d requests, weight %d (previous window), %d rows, %d x 429, %d x 418",
+                cur[0] - last[0],
+                weight,
+                cur[3] - last[3],
+                cur[1] - last[1],
+                cur[2] - last[2],
+            )
             last = cur
         log.info("stopping")
 

@@ -26,8 +26,7 @@ _FAULT_KEYS = {
     "skew": "clock_skew_ms",
     "seed": "seed",
 }
-_VARIANT_FIELDS = ("depth_legacy_rate", "ids_as_numbers_rate", "numbers_as_json_rate",
-                   "ticker_swapped_times_rate")
+_VARIANT_FIELDS = ("depth_legacy_rate", "ids_as_numbers_rate", "numbers_as_json_rate", "ticker_swapped_times_rate")
 # How X-MBX-USED-WEIGHT(-1M) are sent: 'exact' (both: the IP's weight in the window), 'live-2019'
 # (X-Mbx-Used-Weight: the weight, X-Mbx-Used-Weight-1m: the limit, as recorded from the live
 # exchange), 'legacy' or '1m' (only that one), 'none', 'stuck' (both: always the limit).
@@ -35,8 +34,14 @@ WEIGHT_HEADER_MODES = ("exact", "live-2019", "legacy", "1m", "none", "stuck")
 # Every habit recorded from the live exchange (JEX-FIELD-NOTES.md), at once, on every answer.
 PROFILES: dict[str, dict[str, object]] = {
     "default": {},
-    "live-2019": {"weight_headers": "live-2019", "depth_legacy_rate": 1.0, "fewer_levels_rate": 1.0,
-                  "ids_as_numbers_rate": 1.0, "numbers_as_json_rate": 1.0, "ticker_swapped_times_rate": 1.0},
+    "live-2019": {
+        "weight_headers": "live-2019",
+        "depth_legacy_rate": 1.0,
+        "fewer_levels_rate": 1.0,
+        "ids_as_numbers_rate": 1.0,
+        "numbers_as_json_rate": 1.0,
+        "ticker_swapped_times_rate": 1.0,
+    },
 }
 
 FAULTS_HELP = (
@@ -46,7 +51,7 @@ FAULTS_HELP = (
     "closed mid-body), truncate (JSON cut short), depth (depth without lastUpdateId, 2-element "
     "levels), idnum (trade ids as JSON numbers), numbers (decimal strings as JSON numbers), "
     "swaptimes (24hr tickers with closeTime < openTime), fewer (fewer depth levels than asked), "
-    "strings (integers and booleans as strings: \"1551129538000\", \"true\", and false as 0), "
+    'strings (integers and booleans as strings: "1551129538000", "true", and false as 0), '
     "skew (serverTime offset in ms), seed (fault RNG seed). 'variants' alone sets depth, idnum, "
     "numbers and swaptimes to 0.5; a bare key means 1.0."
 )
@@ -95,8 +100,9 @@ class FaultConfig:
         if self.slow_delay_s < 0:
             raise ValueError(f"slow_delay_s must be >= 0, got {self.slow_delay_s}")
         if self.weight_headers not in WEIGHT_HEADER_MODES:
-            raise ValueError(f"weight_headers must be one of {', '.join(WEIGHT_HEADER_MODES)}, "
-                             f"got {self.weight_headers!r}")
+            raise ValueError(
+                f"weight_headers must be one of {', '.join(WEIGHT_HEADER_MODES)}, got {self.weight_headers!r}"
+            )
         if self.page_cap is not None and self.page_cap < 1:
             raise ValueError(f"page_cap must be >= 1, got {self.page_cap}")
 

@@ -19,10 +19,16 @@ JSON_5XX = (
     (504, -1006, "An unexpected response was received from the message bus. Execution status unknown."),
 )
 HTML_5XX = (
-    (502, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
-          "</center><hr><center>nginx</center></body></html>"),
-    (503, "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
-          "<h1>503 Service Temporarily Unavailable</h1></center></body></html>"),
+    (
+        502,
+        "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
+        "</center><hr><center>nginx</center></body></html>",
+    ),
+    (
+        503,
+        "<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
+        "<h1>503 Service Temporarily Unavailable</h1></center></body></html>",
+    ),
 )
 
 
@@ -59,9 +65,20 @@ class Injector:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed if cfg.seed is not None else default_seed * 7919 + 17)
         c = cfg
-        self.active = any((c.server_error_rate, c.slow_rate, c.drop_rate, c.truncate_rate,
-                           c.depth_legacy_rate, c.ids_as_numbers_rate, c.numbers_as_json_rate,
-                           c.ticker_swapped_times_rate, c.fewer_levels_rate, c.scalars_as_strings_rate))
+        self.active = any(
+            (
+                c.server_error_rate,
+                c.slow_rate,
+                c.drop_rate,
+                c.truncate_rate,
+                c.depth_legacy_rate,
+                c.ids_as_numbers_rate,
+                c.numbers_as_json_rate,
+                c.ticker_swapped_times_rate,
+                c.fewer_levels_rate,
+                c.scalars_as_strings_rate,
+            )
+        )
 
     def plan(self) -> Plan:
         if not self.active:
@@ -95,7 +112,7 @@ class Injector:
 # variation) nor a key (followed by ':').
 _DECIMAL_STRING = re.compile(r'(?<!"id":)"(-?[0-9]+(?:\.[0-9]+)?)"(?!:)')
 # A JSON integer as an object member's value or a list element; true and false.
-_INTEGER = re.compile(r'(?<=[:\[,])(-?[0-9]+)(?=[,}\]])')
+_INTEGER = re.compile(r"(?<=[:\[,])(-?[0-9]+)(?=[,}\]])")
 
 
 def numbers_as_json(body: str) -> str:

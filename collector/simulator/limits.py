@@ -99,8 +99,15 @@ class Verdict:
 
 
 class Limiter:
-    def __init__(self, stats: Stats, weight_limit: int | None, raw_limit: int | None,
-                 ban_base_ms: int, ban_max_ms: int, ban_after: int) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        weight_limit: int | None,
+        raw_limit: int | None,
+        ban_base_ms: int,
+        ban_max_ms: int,
+        ban_after: int,
+    ) -> None:
         self.stats = stats
         self.weight_limit = weight_limit or 0
         self.raw_limit = raw_limit or 0
@@ -139,7 +146,7 @@ class Limiter:
             self.stats.while_limited += 1
             c.waiting_hits += 1
             if c.waiting_hits >= self.ban_after:
-                ban = min(self.ban_base_ms * (2 ** c.ban_count), self.ban_max_ms)
+                ban = min(self.ban_base_ms * (2**c.ban_count), self.ban_max_ms)
                 c.ban_count += 1
                 c.banned_until = now + ban
                 c.wait_until = 0

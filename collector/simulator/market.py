@@ -42,9 +42,19 @@ _WEEK_OFFSET = 4 * DAY  # 1970-01-05 was a Monday
 _NO_LOW = 1 << 62
 
 INTERVALS: dict[str, int] = {
-    "1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
-    "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE,
-    "12h": 720 * MINUTE, "1d": DAY, "3d": 3 * DAY, "1w": 7 * DAY,
+    "1m": MINUTE,
+    "3m": 3 * MINUTE,
+    "5m": 5 * MINUTE,
+    "15m": 15 * MINUTE,
+    "30m": 30 * MINUTE,
+    "1h": 60 * MINUTE,
+    "2h": 120 * MINUTE,
+    "4h": 240 * MINUTE,
+    "6h": 360 * MINUTE,
+    "12h": 720 * MINUTE,
+    "1d": DAY,
+    "3d": 3 * DAY,
+    "1w": 7 * DAY,
 }
 
 UNDERLYINGS = (("BTC", 9000.0), ("ETH", 180.0), ("EOS", 3.5), ("LTC", 60.0), ("BNB", 20.0))
@@ -100,12 +110,14 @@ class Option:
         self.spot_phase = rng.uniform(0, 2 * math.pi)
 
     def fair_ticks(self, t: int) -> float:
-        return self.premium0 * (1.0 + 0.3 * math.sin(2 * math.pi * t / self.period1 + self.phase1)
-                                + 0.08 * math.sin(2 * math.pi * t / self.period2 + self.phase2))
+        return self.premium0 * (
+            1.0
+            + 0.3 * math.sin(2 * math.pi * t / self.period1 + self.phase1)
+            + 0.08 * math.sin(2 * math.pi * t / self.period2 + self.phase2)
+        )
 
     def spot_ticks(self, t: int) -> int:
-        return int(self.spot0 * TICKS * (1.0 + 0.05 * math.sin(2 * math.pi * t / (36 * 3_600_000)
-                                                                + self.spot_phase)))
+        return int(self.spot0 * TICKS * (1.0 + 0.05 * math.sin(2 * math.pi * t / (36 * 3_600_000) + self.spot_phase)))
 
 
 class _Series:
@@ -115,9 +127,16 @@ class _Series:
 
     def __init__(self, m0: int) -> None:
         self.m0 = m0
-        self.o = array("q"); self.h = array("q"); self.l = array("q"); self.c = array("q")  # noqa: E702
-        self.v = array("q"); self.qv = array("q"); self.n = array("q")  # noqa: E702
-        self.tbv = array("q"); self.tbq = array("q"); self.carry = array("q")  # noqa: E702
+        self.o = array("q")
+        self.h = array("q")
+        self.l = array("q")
+        self.c = array("q")  # noqa: E702
+        self.v = array("q")
+        self.qv = array("q")
+        self.n = array("q")  # noqa: E702
+        self.tbv = array("q")
+        self.tbq = array("q")
+        self.carry = array("q")  # noqa: E702
 
 
 # A trade is a tuple (id, price_ticks, qty, time_ms, buyer_maker).
@@ -131,8 +150,11 @@ class Market:
         import time
 
         self.cfg = cfg
-        anchor = start_ms if start_ms is not None else (cfg.start_ms if cfg.start_ms is not None
-                                                        else int(time.time() * 1000))
+        anchor = (
+            start_ms
+            if start_ms is not None
+            else (cfg.start_ms if cfg.start_ms is not None else int(time.time() * 1000))
+        )
         self.history_start = (anchor - int(cfg.history_days * DAY)) // MINUTE * MINUTE
         self.interval_ms = int(cfg.listing_interval_s * 1000)
         self.lifetime_ms = cfg.symbols * self.interval_ms
@@ -217,26 +239,45 @@ class Market:
         out = []
         for o in self.listed(now_ms):
             release = o.k % 3 == 0
-            out.append({
-                "symbol": o.name,
-                "status": self.status(o, now_ms),
-                "type": "LONGS" if o.is_call else "SHORTS",
-                "exertionTime": o.expiry,
-                "optionDesc": "www.jex.com",
-                "canRelease": release,
-                "releaseOption": {"convertRatio": 0.1, "assetMarginName": o.underlying, "rateMargin": 0.1,
-                                  "rateBase": 1, "assetBaseName": "JEX"} if release else None,
-            })
+            out.append(
+                {
+                    "symbol": o.name,
+                    "status": self.status(o, now_ms),
+                    "type": "LONGS" if o.is_call else "SHORTS",
+                    "exertionTime": o.expiry,
+                    "optionDesc": "www.jex.com",
+                    "canRelease": release,
+                    "releaseOption": {
+                        "convertRatio": 0.1,
+                        "assetMarginName": o.underlying,
+                        "rateMargin": 0.1,
+                        "rateBase": 1,
+                        "assetBaseName": "JEX",
+                    }
+                    if release
+                    else None,
+                }
+            )
         return out
 
     def exchange_symbols(self, now_ms: int) -> list[dict]:
-        return [{
-            "symbol": o.name, "status": self.status(o, now_ms), "baseAsset": o.name,
-            "baseAssetPrecision": 0, "quoteAsset": "USDT", "quotePrecision": 4,
-            "orderTypes": ["LIMIT"], "icebergAllowed": False,
-            "filters": [{"filterType": "PRICE_FILTER", "maxPrice": "100000"},
-                        {"filterType": "LOT_SIZE", "minQty": "1.00000000"}],
-        } for o in self.listed(now_ms)]
+        return [
+            {
+                "symbol": o.name,
+                "status": self.status(o, now_ms),
+                "baseAsset": o.name,
+                "baseAssetPrecision": 0,
+                "quoteAsset": "USDT",
+                "quotePrecision": 4,
+                "orderTypes": ["LIMIT"],
+                "icebergAllowed": False,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "maxPrice": "100000"},
+                    {"filterType": "LOT_SIZE", "minQty": "1.00000000"},
+                ],
+            }
+            for o in self.listed(now_ms)
+        ]
 
     # ---- trades --------------------------------------------------------------------------
     def _trade_start(self, opt: Option) -> int:
@@ -324,12 +365,26 @@ class Market:
                     if not bm:
                         tbv += q
                         tbq += p * q
-                s.o.append(tr[0][1]); s.h.append(hi); s.l.append(lo); s.c.append(tr[-1][1])  # noqa: E702
-                s.v.append(v); s.qv.append(qv); s.n.append(len(tr)); s.tbv.append(tbv); s.tbq.append(tbq)  # noqa: E702
+                s.o.append(tr[0][1])
+                s.h.append(hi)
+                s.l.append(lo)
+                s.c.append(tr[-1][1])  # noqa: E702
+                s.v.append(v)
+                s.qv.append(qv)
+                s.n.append(len(tr))
+                s.tbv.append(tbv)
+                s.tbq.append(tbq)  # noqa: E702
                 carry = tr[-1][1]
             else:
-                s.o.append(0); s.h.append(0); s.l.append(_NO_LOW); s.c.append(0)  # noqa: E702
-                s.v.append(0); s.qv.append(0); s.n.append(0); s.tbv.append(0); s.tbq.append(0)  # noqa: E702
+                s.o.append(0)
+                s.h.append(0)
+                s.l.append(_NO_LOW)
+                s.c.append(0)  # noqa: E702
+                s.v.append(0)
+                s.qv.append(0)
+                s.n.append(0)
+                s.tbv.append(0)
+                s.tbq.append(0)  # noqa: E702
             s.carry.append(carry)
             m += 1
         return s
@@ -357,8 +412,10 @@ class Market:
 
     def trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
         """Ground truth: all trades with start <= time < end, ascending id."""
-        return [{"id": i, "price": fmt_ticks(p), "qty": str(q), "time": t, "buyerMaker": bm}
-                for i, p, q, t, bm in self._trades_range(self.option(symbol), start_ms, end_ms)]
+        return [
+            {"id": i, "price": fmt_ticks(p), "qty": str(q), "time": t, "buyerMaker": bm}
+            for i, p, q, t, bm in self._trades_range(self.option(symbol), start_ms, end_ms)
+        ]
 
     def recent_trades(self, opt: Option, now_ms: int, limit: int) -> list[Trade]:
         """The `limit` most recent trades at now, newest first."""
@@ -453,8 +510,17 @@ class Market:
             first = i
             while not n[first]:
                 first += 1
-            got = (s.o[first], max(s.h[i:j]), min(s.l[i:j]), s.carry[j - 1], sum(s.v[i:j]),
-                   sum(s.qv[i:j]), cnt, sum(s.tbv[i:j]), sum(s.tbq[i:j]))
+            got = (
+                s.o[first],
+                max(s.h[i:j]),
+                min(s.l[i:j]),
+                s.carry[j - 1],
+                sum(s.v[i:j]),
+                sum(s.qv[i:j]),
+                cnt,
+                sum(s.tbv[i:j]),
+                sum(s.tbq[i:j]),
+            )
         else:
             got = None
         if len(self._mid_cache) >= 8192:
@@ -492,8 +558,20 @@ class Market:
             c = fmt_ticks(self.last_price_ticks(opt, open_time))
             return [open_time, c, c, c, c, "0", open_time + iv - 1, "0.0000", 0, "0", "0.0000", "0"]
         o, h, lo, c, v, qv, n, tbv, tbq = st
-        return [open_time, fmt_ticks(o), fmt_ticks(h), fmt_ticks(lo), fmt_ticks(c), str(v), open_time + iv - 1,
-                fmt_ticks(qv), n, str(tbv), fmt_ticks(tbq), "0"]
+        return [
+            open_time,
+            fmt_ticks(o),
+            fmt_ticks(h),
+            fmt_ticks(lo),
+            fmt_ticks(c),
+            str(v),
+            open_time + iv - 1,
+            fmt_ticks(qv),
+            n,
+            str(tbv),
+            fmt_ticks(tbq),
+            "0",
+        ]
 
     def klines_json(self, opt: Option, iv: int, lo: int, hi: int, now_ms: int) -> tuple[int, str]:
         """(row count, JSON array) of the klines with open times lo, lo + iv, ..., hi as served at now
@@ -555,8 +633,21 @@ class Market:
                     f = i
                     while not n[f]:
                         f += 1
-                    append(kline_json(t, iv, o[f], max(h[i:j]), min(low[i:j]), carry[j - 1], sum(v[i:j]),
-                                      sum(qv[i:j]), cnt, sum(tbv[i:j]), sum(tbq[i:j])))
+                    append(
+                        kline_json(
+                            t,
+                            iv,
+                            o[f],
+                            max(h[i:j]),
+                            min(low[i:j]),
+                            carry[j - 1],
+                            sum(v[i:j]),
+                            sum(qv[i:j]),
+                            cnt,
+                            sum(tbv[i:j]),
+                            sum(tbq[i:j]),
+                        )
+                    )
                 else:
                     p = carry[i - 1] if i else self.initial_price_ticks(opt)
                     append(kline_json(t, iv, p, p, p, p, 0, 0, 0, 0, 0))
@@ -661,8 +752,13 @@ class Market:
     def book_ticker_json(self, opt: Option, now_ms: int) -> str:
         """{"symbol", "bidPrice", "bidQty", "askPrice", "askQty"} of the best levels, compact JSON."""
         _, bids, asks = self.depth(opt, now_ms)
-        return BOOK_FMT % (opt.name, fmt_ticks(bids[0][0]) if bids else "0.0000", bids[0][1] if bids else 0,
-                            fmt_ticks(asks[0][0]) if asks else "0.0000", asks[0][1] if asks else 0)
+        return BOOK_FMT % (
+            opt.name,
+            fmt_ticks(bids[0][0]) if bids else "0.0000",
+            bids[0][1] if bids else 0,
+            fmt_ticks(asks[0][0]) if asks else "0.0000",
+            asks[0][1] if asks else 0,
+        )
 
     def price_ticker_json(self, opt: Option, now_ms: int) -> str:
         """{"symbol", "price"}: the last price at now, compact JSON."""

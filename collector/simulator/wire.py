@@ -53,8 +53,10 @@ def fmt_pct4(change: int, o: int) -> str:
 def trade_json(i: int, p: int, q: int, t: int, bm: bool) -> str:
     """One historicalTrades row as JSON, exactly as json.dumps(..., separators=(",", ":")) renders
     {"id": str(i), "price": fmt_ticks(p), "qty": str(q), "time": t, "buyerMaker": bm} (p >= 0)."""
-    return (f'{{"id":"{i}","price":"{p // TICKS}.{p % TICKS:04d}","qty":"{q}","time":{t},'
-            f'"buyerMaker":{"true" if bm else "false"}}}')
+    return (
+        f'{{"id":"{i}","price":"{p // TICKS}.{p % TICKS:04d}","qty":"{q}","time":{t},'
+        f'"buyerMaker":{"true" if bm else "false"}}}'
+    )
 
 
 def recent_trade_json(p: int, q: int, t: int) -> str:
@@ -62,21 +64,39 @@ def recent_trade_json(p: int, q: int, t: int) -> str:
     return f'{{"price":"{p // TICKS}.{p % TICKS:04d}","qty":"{q}","time":{t}}}'
 
 
-def kline_json(t: int, iv: int, o: int, h: int, lo: int, c: int, v: int, qv: int, n: int, tbv: int,
-               tbq: int) -> str:
+def kline_json(t: int, iv: int, o: int, h: int, lo: int, c: int, v: int, qv: int, n: int, tbv: int, tbq: int) -> str:
     """One kline row as compact JSON (the layout of Market.kline; all values >= 0)."""
-    return (f'[{t},"{o // TICKS}.{o % TICKS:04d}","{h // TICKS}.{h % TICKS:04d}",'
-            f'"{lo // TICKS}.{lo % TICKS:04d}","{c // TICKS}.{c % TICKS:04d}","{v}",{t + iv - 1},'
-            f'"{qv // TICKS}.{qv % TICKS:04d}",{n},"{tbv}","{tbq // TICKS}.{tbq % TICKS:04d}","0"]')
+    return (
+        f'[{t},"{o // TICKS}.{o % TICKS:04d}","{h // TICKS}.{h % TICKS:04d}",'
+        f'"{lo // TICKS}.{lo % TICKS:04d}","{c // TICKS}.{c % TICKS:04d}","{v}",{t + iv - 1},'
+        f'"{qv // TICKS}.{qv % TICKS:04d}",{n},"{tbv}","{tbq // TICKS}.{tbq % TICKS:04d}","0"]'
+    )
 
 
-TICKER_24HR_KEYS = ("symbol", "priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice", "bidPrice",
-                    "bidQty", "askPrice", "askQty", "openPrice", "highPrice", "lowPrice", "volume",
-                    "quoteVolume", "openTime", "closeTime", "exertionTime", "performPrice", "referencePrice",
-                    "exertionPrice")
+TICKER_24HR_KEYS = (
+    "symbol",
+    "priceChange",
+    "priceChangePercent",
+    "weightedAvgPrice",
+    "lastPrice",
+    "bidPrice",
+    "bidQty",
+    "askPrice",
+    "askQty",
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "volume",
+    "quoteVolume",
+    "openTime",
+    "closeTime",
+    "exertionTime",
+    "performPrice",
+    "referencePrice",
+    "exertionPrice",
+)
 INT_KEYS = {"openTime", "closeTime", "exertionTime"}
 # Values are ASCII symbol names, decimal strings and ints: nothing JSON would escape.
-TICKER_24HR_FMT = "{" + ",".join(f'"{k}":%d' if k in INT_KEYS else f'"{k}":"%s"'
-                                  for k in TICKER_24HR_KEYS) + "}"
+TICKER_24HR_FMT = "{" + ",".join(f'"{k}":%d' if k in INT_KEYS else f'"{k}":"%s"' for k in TICKER_24HR_KEYS) + "}"
 BOOK_FMT = '{"symbol":"%s","bidPrice":"%s","bidQty":"%d","askPrice":"%s","askQty":"%d"}'
 PRICE_FMT = '{"symbol":"%s","price":"%s"}'

@@ -35,24 +35,45 @@ class Checkpoint:
 
 
 def load(conn: Connection, scope: str, symbol: str, stream: str, interval: str = "") -> Checkpoint | None:
-    row = conn.execute(
-        select(CHECKPOINTS).where(
-            CHECKPOINTS.c.scope == scope, CHECKPOINTS.c.symbol == symbol,
-            CHECKPOINTS.c.stream == stream, CHECKPOINTS.c.interval == interval,
+    row = (
+        conn.execute(
+            select(CHECKPOINTS).where(
+                CHECKPOINTS.c.scope == scope,
+                CHECKPOINTS.c.symbol == symbol,
+                CHECKPOINTS.c.stream == stream,
+                CHECKPOINTS.c.interval == interval,
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
-    return Checkpoint(row["scope"], row["symbol"], row["stream"], row["interval"],
-                      row["last_trade_id"], row["last_time"], row["complete"], row["rows"])
+    return Checkpoint(
+        row["scope"],
+        row["symbol"],
+        row["stream"],
+        row["interval"],
+        row["last_trade_id"],
+        row["last_time"],
+        row["complete"],
+        row["rows"],
+    )
 
 
 def load_scope(conn: Connection, scope: str) -> dict[tuple[str, str, str], Checkpoint]:
     rows = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope)).mappings()
     return {
         (r["symbol"], r["stream"], r["interval"]): Checkpoint(
-            r["scope"], r["symbol"], r["stream"], r["interval"], r["last_trade_id"],
-            r["last_time"], r["complete"], r["rows"])
+            r["scope"],
+            r["symbol"],
+            r["stream"],
+            r["interval"],
+            r["last_trade_id"],
+            r["last_time"],
+            r["complete"],
+            r["rows"],
+        )
         for r in rows
     }
 
@@ -70,9 +91,17 @@ def save(
     added_rows: int = 0,
 ) -> None:
     """Move a checkpoint forward (never back: a stale writer cannot rewind it)."""
-    values = dict(scope=scope, symbol=symbol, stream=stream, interval=interval,
-                  last_trade_id=last_trade_id, last_time=last_time, complete=complete,
-                  rows=added_rows, last_error=None)
+    values = dict(
+        scope=scope,
+        symbol=symbol,
+        stream=stream,
+        interval=interval,
+        last_trade_id=last_trade_id,
+        last_time=last_time,
+        complete=complete,
+        rows=added_rows,
+        last_error=None,
+    )
     stmt = insert(CHECKPOINTS).values(**values)
     c = CHECKPOINTS.c
     stmt = stmt.on_conflict_do_update(
@@ -89,10 +118,10 @@ def save(
     conn.execute(stmt)
 
 
-def record_error(conn: Connection, scope: str, symbol: str, stream: str, interval: str,
-                 message: str) -> None:
-    stmt = insert(CHECKPOINTS).values(scope=scope, symbol=symbol, stream=stream, interval=interval,
-                                      last_error=message[:500], last_error_at=func.now())
+def record_error(conn: Connection, scope: str, symbol: str, stream: str, interval: str, message: str) -> None:
+    stmt = insert(CHECKPOINTS).values(
+        scope=scope, symbol=symbol, stream=stream, interval=interval, last_error=message[:500], last_error_at=func.now()
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "symbol", "stream", "interval"],
         set_={"last_error": stmt.excluded.last_error, "last_error_at": func.now()},
@@ -101,5 +130,4 @@ def record_error(conn: Connection, scope: str, symbol: str, stream: str, interva
 
 
 def reset_scope(conn: Connection, scope: str) -> int:
-    return conn.execute(update(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope)
-                        .values(complete=False)).rowcount
+    return conn.execute(update(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope).values(complete=False)).rowcount

@@ -41,8 +41,11 @@ def _kind(sql_type: object) -> str:
 
 def columns(table: str, *, first: str | None = None, without: tuple[str, ...] = ()) -> tuple[Column, ...]:
     """The data columns of ``table`` in the table's order (``first``, e.g. the index, moved ahead)."""
-    out = [Column(c.name, _kind(c.type), bool(c.nullable)) for c in Base.metadata.tables[table].columns
-           if c.name not in BOOKKEEPING and c.name not in without]
+    out = [
+        Column(c.name, _kind(c.type), bool(c.nullable))
+        for c in Base.metadata.tables[table].columns
+        if c.name not in BOOKKEEPING and c.name not in without
+    ]
     if first is not None:
         out.sort(key=lambda c: c.name != first)
     return tuple(out)

@@ -58,42 +58,66 @@ class Leases:
         wanted = sorted({_resource(s) for s in candidates})
         ttl = f"{self.ttl} seconds"
         with transaction(self.engine) as conn:
-            conn.execute(text(
-                "INSERT INTO collector_nodes (node, host, pid, egress) VALUES (:n, :h, :p, :e) "
-                "ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()"),
-                {"n": self.node, "h": socket.gethostname(), "p": os.getpid(), "e": self.egress})
-            live = conn.execute(text(
-                "SELECT count(*) FROM collector_nodes WHERE heartbeat_at > now() - CAST(:ttl AS interval)"),
-                {"ttl": ttl}).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO collector_nodes (node, host, pid, egress) VALUES (:n, :h, :p, :e) "
+                    "ON CONFLICT (node) DO UPDATE SET heartbeat_at = now()"
+                ),
+                {"n": self.node, "h": socket.gethostname(), "p": os.getpid(), "e": self.egress},
+            )
+            live = conn.execute(
+                text("SELECT count(*) FROM collector_nodes WHERE heartbeat_at > now() - CAST(:ttl AS interval)"),
+                {"ttl": ttl},
+            ).scalar_one()
             # Forget resources nobody needs any more (delisted, swept) and very old dead nodes.
-            conn.execute(text("DELETE FROM collector_leases WHERE holder = :n AND NOT (resource = ANY(:w))"),
-                         {"n": self.node, "w": wanted})
-            conn.execute(text("DELETE FROM collector_nodes WHERE heartbeat_at < now() - CAST(:old AS interval)"),
-                         {"old": f"{self.ttl * 20} seconds"})
-            mine = list(conn.execute(text(
-                "UPDATE collector_leases SET expires_at = now() + CAST(:ttl AS interval) "
-                "WHERE holder = :n AND expires_at > now() RETURNING resource"),
-                {"n": self.node, "ttl": ttl}).scalars())
+            conn.execute(
+                text("DELETE FROM collector_leases WHERE holder = :n AND NOT (resource = ANY(:w))"),
+                {"n": self.node, "w": wanted},
+            )
+            conn.execute(
+                text("DELETE FROM collector_nodes WHERE heartbeat_at < now() - CAST(:old AS interval)"),
+                {"old": f"{self.ttl * 20} seconds"},
+            )
+            mine = list(
+                conn.execute(
+                    text(
+                        "UPDATE collector_leases SET expires_at = now() + CAST(:ttl AS interval) "
+                        "WHERE holder = :n AND expires_at > now() RETURNING resource"
+                    ),
+                    {"n": self.node, "ttl": ttl},
+                ).scalars()
+            )
             share = math.ceil(len(wanted) / max(1, live))
             extra: list[str] = []
             if len(mine) > share:
                 extra = sorted(mine, key=lambda r: _spread(r, self.node))[share:]
                 mine = [r for r in mine if r not in set(extra)]
             elif len(mine) < share:
-                free = conn.execute(text(
-                    "SELECT w.r FROM unnest(CAST(:w AS text[])) AS w(r) "
-                    "LEFT JOIN collector_leases l ON l.resource = w.r "
-                    "WHERE l.resource IS NULL OR l.expires_at < now()"), {"w": wanted}).scalars().all()
+                free = (
+                    conn.execute(
+                        text(
+                            "SELECT w.r FROM unnest(CAST(:w AS text[])) AS w(r) "
+                            "LEFT JOIN collector_leases l ON l.resource = w.r "
+                            "WHERE l.resource IS NULL OR l.expires_at < now()"
+                        ),
+                        {"w": wanted},
+                    )
+                    .scalars()
+                    .all()
+                )
                 for resource in sorted(free, key=lambda r: _spread(r, self.node)):
                     if len(mine) >= share:
                         break
-                    got = conn.execute(text(
-                        "INSERT INTO collector_leases (resource, holder, expires_at) "
-                        "VALUES (:r, :n, now() + CAST(:ttl AS interval)) "
-                        "ON CONFLICT (resource) DO UPDATE SET holder = EXCLUDED.holder, "
-                        "expires_at = EXCLUDED.expires_at, acquired_at = now() "
-                        "WHERE collector_leases.expires_at < now() RETURNING resource"),
-                        {"r": resource, "n": self.node, "ttl": ttl}).scalar()
+                    got = conn.execute(
+                        text(
+                            "INSERT INTO collector_leases (resource, holder, expires_at) "
+                            "VALUES (:r, :n, now() + CAST(:ttl AS interval)) "
+                            "ON CONFLICT (resource) DO UPDATE SET holder = EXCLUDED.holder, "
+                            "expires_at = EXCLUDED.expires_at, acquired_at = now() "
+                            "WHERE collector_leases.expires_at < now() RETURNING resource"
+                        ),
+                        {"r": resource, "n": self.node, "ttl": ttl},
+                    ).scalar()
                     if got:
                         mine.append(got)
         return {r.removeprefix("symbol:") for r in mine}, {r.removeprefix("symbol:") for r in extra}
@@ -101,9 +125,12 @@ class Leases:
     def release(self, symbols: Iterable[str]) -> None:
         """Hand symbols over now: claimable by any node at once."""
         with transaction(self.engine) as conn:
-            conn.execute(text(
-                "UPDATE collector_leases SET holder = '', expires_at = now() WHERE holder = :n AND resource = ANY(:r)"),
-                {"n": self.node, "r": [_resource(s) for s in symbols]})
+            conn.execute(
+                text(
+                    "UPDATE collector_leases SET holder = '', expires_at = now() WHERE holder = :n AND resource = ANY(:r)"
+                ),
+                {"n": self.node, "r": [_resource(s) for s in symbols]},
+            )
 
     def release_all(self) -> None:
         """On a clean stop: hand everything over at once instead of after the TTL."""
@@ -122,8 +149,15 @@ def _spread(resource: str, node: str) -> int:
 class SharedAllowance:
     """Weight claimed from the egress IP's shared budget row, spent locally, chunk by chunk."""
 
-    def __init__(self, engine: Engine, egress: str, *, limit: Callable[[], tuple[int, float]],
-                 server_time: Callable[[], float], chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        egress: str,
+        *,
+        limit: Callable[[], tuple[int, float]],
+        server_time: Callable[[], float],
+        chunk: int | None = None,
+    ) -> None:
         self.engine = engine
         self.egress = egress
         self._limit = limit  # -> (effective weight per window, window seconds)
@@ -138,9 +172,11 @@ class SharedAllowance:
     def for_governor(cls, engine: Engine, egress: str, governor: Any) -> SharedAllowance:
         """The allowance for a weight governor (``collector.exchange.ratelimit.WeightGovernor``):
         its effective limit and window, on its server clock."""
+
         def limit() -> tuple[int, float]:
             stats = governor.stats()
             return stats.effective_limit or 1, stats.weight_window_seconds or 60.0
+
         return cls(engine, egress, limit=limit, server_time=governor.server_time)
 
     async def take(self, weight: int) -> None:
@@ -166,11 +202,14 @@ class SharedAllowance:
     def _claim(self, index: int, window: float, amount: int, limit: int) -> int:
         start = datetime.fromtimestamp(index * window, UTC)
         with transaction(self.engine) as conn:
-            row = conn.execute(text(
-                "INSERT INTO weight_budget (egress, window_start, claimed) VALUES (:e, :w, :a) "
-                "ON CONFLICT (egress, window_start) DO UPDATE SET claimed = weight_budget.claimed + EXCLUDED.claimed "
-                "WHERE weight_budget.claimed + EXCLUDED.claimed <= :limit RETURNING claimed"),
-                {"e": self.egress, "w": start, "a": amount, "limit": limit}).scalar()
+            row = conn.execute(
+                text(
+                    "INSERT INTO weight_budget (egress, window_start, claimed) VALUES (:e, :w, :a) "
+                    "ON CONFLICT (egress, window_start) DO UPDATE SET claimed = weight_budget.claimed + EXCLUDED.claimed "
+                    "WHERE weight_budget.claimed + EXCLUDED.claimed <= :limit RETURNING claimed"
+                ),
+                {"e": self.egress, "w": start, "a": amount, "limit": limit},
+            ).scalar()
             if index % 60 == 0:  # now and then, forget windows older than a day
                 conn.execute(text("DELETE FROM weight_budget WHERE window_start < now() - interval '1 day'"))
         self.claims += 1

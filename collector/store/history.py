@@ -26,22 +26,43 @@ def load_checkpoint(engine: Engine, scope: str, symbol: str, stream: str, interv
         return checkpoints.load(conn, scope, symbol, stream, interval)
 
 
-def save_trades(engine: Engine, scope: str, symbol: str, trades: Sequence[Trade], *,
-                anchor: datetime | None = None, complete: bool = False) -> None:
+def save_trades(
+    engine: Engine,
+    scope: str,
+    symbol: str,
+    trades: Sequence[Trade],
+    *,
+    anchor: datetime | None = None,
+    complete: bool = False,
+) -> None:
     """Trades (sorted by id) and the checkpoint after the last of them. With no trades, ``anchor``
     is where the next search for a first trade starts (nothing before it is missing)."""
     with transaction(engine) as conn:
         if trades:
             write_trades(conn, trades)
-        checkpoints.save(conn, scope, symbol, "trades",
-                         last_trade_id=trades[-1].trade_id if trades else None,
-                         last_time=trades[-1].time if trades else anchor,
-                         complete=complete, added_rows=len(trades))
+        checkpoints.save(
+            conn,
+            scope,
+            symbol,
+            "trades",
+            last_trade_id=trades[-1].trade_id if trades else None,
+            last_time=trades[-1].time if trades else anchor,
+            complete=complete,
+            added_rows=len(trades),
+        )
 
 
-def save_klines(engine: Engine, scope: str, symbol: str, interval: str, klines: Sequence[Kline], *,
-                now: datetime | None = None, covered: datetime | None = None,
-                complete: bool = False) -> datetime | None:
+def save_klines(
+    engine: Engine,
+    scope: str,
+    symbol: str,
+    interval: str,
+    klines: Sequence[Kline],
+    *,
+    now: datetime | None = None,
+    covered: datetime | None = None,
+    complete: bool = False,
+) -> datetime | None:
     """Klines (sorted by open time) and the checkpoint after the last closed one. A kline whose close
     time is not before ``now`` is stored as partial and moves no checkpoint (no ``now``: all are
     closed). ``covered`` is the checkpoint when none is closed. Returns where the checkpoint stands."""
@@ -50,6 +71,7 @@ def save_klines(engine: Engine, scope: str, symbol: str, interval: str, klines: 
     with transaction(engine) as conn:
         if klines:
             write_klines(conn, klines, now=now)
-        checkpoints.save(conn, scope, symbol, "klines", interval, last_time=last_time, complete=complete,
-                         added_rows=len(closed))
+        checkpoints.save(
+            conn, scope, symbol, "klines", interval, last_time=last_time, complete=complete, added_rows=len(closed)
+        )
     return last_time

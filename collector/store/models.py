@@ -72,8 +72,10 @@ class OptionSymbolRow(Base):
     refused_at: Mapped[datetime | None]  # the exchange refused its market data for good: no longer asked
     refusal: Mapped[str | None] = mapped_column(Text)  # why: the exchange's code and message, and where
 
-    __table_args__ = (CheckConstraint("option_type IN ('CALL', 'PUT')", name="option_type"),
-                      CheckConstraint("underlying_source IN ('optionInfo', 'name')", name="underlying_source"))
+    __table_args__ = (
+        CheckConstraint("option_type IN ('CALL', 'PUT')", name="option_type"),
+        CheckConstraint("underlying_source IN ('optionInfo', 'name')", name="underlying_source"),
+    )
 
 
 class KlineRow(Base):
@@ -114,8 +116,7 @@ class TradeRow(Base):
     qty: Mapped[Decimal]
     buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
 
-    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"),
-                      {"postgresql_partition_by": "RANGE (time)"})
+    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"), {"postgresql_partition_by": "RANGE (time)"})
 
 
 class DepthSnapshotRow(Base):

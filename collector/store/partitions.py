@@ -84,12 +84,14 @@ def create_month(conn: Connection, table: str, month: date) -> bool:
     default = default_name(table)
     if _exists(conn, default):
         conn.execute(text(f"LOCK TABLE {default} IN EXCLUSIVE MODE"))
-        conn.execute(text(
-            f"WITH moved AS (DELETE FROM {default} WHERE {column} >= {lo} AND {column} < {hi} "
-            f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"))
+        conn.execute(
+            text(
+                f"WITH moved AS (DELETE FROM {default} WHERE {column} >= {lo} AND {column} < {hi} "
+                f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+            )
+        )
     # The CHECK lets ATTACH skip scanning the new partition; it is redundant once attached.
-    conn.execute(text(f"ALTER TABLE {name} ADD CONSTRAINT {name}_bound "
-                      f"CHECK ({column} >= {lo} AND {column} < {hi})"))
+    conn.execute(text(f"ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK ({column} >= {lo} AND {column} < {hi})"))
     conn.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"))
     conn.execute(text(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bound"))
     return True
@@ -101,14 +103,18 @@ def months_in_default(conn: Connection, table: str) -> list[date]:
     if not _exists(conn, default):
         return []
     column = PARTITIONED[table]
-    rows = conn.execute(text(
-        f"SELECT DISTINCT date_trunc('month', {column}, 'UTC') AT TIME ZONE 'UTC' FROM {default}"))
+    rows = conn.execute(text(f"SELECT DISTINCT date_trunc('month', {column}, 'UTC') AT TIME ZONE 'UTC' FROM {default}"))
     return sorted(month_start(r[0]) for r in rows)
 
 
-def ensure_partitions(conn: Connection, months_ahead: int = DEFAULT_MONTHS_AHEAD, *,
-                      now: datetime | None = None, tables: tuple[str, ...] = tuple(PARTITIONED),
-                      lock_timeout: str | None = None) -> list[str]:
+def ensure_partitions(
+    conn: Connection,
+    months_ahead: int = DEFAULT_MONTHS_AHEAD,
+    *,
+    now: datetime | None = None,
+    tables: tuple[str, ...] = tuple(PARTITIONED),
+    lock_timeout: str | None = None,
+) -> list[str]:
     """Create the monthly partitions of the current month and the next ``months_ahead`` (and of
     any month with rows waiting in DEFAULT) for each partitioned table; returns the names created.
 
@@ -132,9 +138,13 @@ def ensure_partitions(conn: Connection, months_ahead: int = DEFAULT_MONTHS_AHEAD
 
 def monthly_partitions(conn: Connection, table: str) -> dict[date, str]:
     """``table``'s attached monthly partitions, by month."""
-    names = conn.execute(text(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(:t)"), {"t": table}).scalars()
+    names = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(:t)"
+        ),
+        {"t": table},
+    ).scalars()
     found = {}
     for name in names:
         m = _CHILD.match(name)

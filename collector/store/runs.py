@@ -17,11 +17,15 @@ RUNS = RunRow.__table__
 
 def begin(conn: Connection, kind: str, args: dict[str, Any]) -> int:
     """A new run (``kind`` 'run' or 'backfill') of this host and process; returns its id."""
-    return conn.execute(insert(RUNS).values(kind=kind, host=socket.gethostname(), pid=os.getpid(), args=args)
-                        .returning(RUNS.c.id)).scalar_one()
+    return conn.execute(
+        insert(RUNS).values(kind=kind, host=socket.gethostname(), pid=os.getpid(), args=args).returning(RUNS.c.id)
+    ).scalar_one()
 
 
 def finish(conn: Connection, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
     """How the run ended: 'ok', 'failed' or 'interrupted'."""
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-        status=status, finished_at=datetime.now(UTC), counts=counts, error=error))
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id)
+        .values(status=status, finished_at=datetime.now(UTC), counts=counts, error=error)
+    )

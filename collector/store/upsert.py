@@ -94,8 +94,16 @@ def upsert_tuples(
     return _upsert(conn, table, columns, batch, key, update, touch, method)
 
 
-def _upsert(conn: Connection, table: Table, columns: list[str], batch: list[Sequence[Any]], key: list[str],
-            update: Sequence[str] | None, touch: Sequence[str], method: str) -> int:
+def _upsert(
+    conn: Connection,
+    table: Table,
+    columns: list[str],
+    batch: list[Sequence[Any]],
+    key: list[str],
+    update: Sequence[str] | None,
+    touch: Sequence[str],
+    method: str,
+) -> int:
     update = [c for c in (update if update is not None else columns) if c not in key]
     if method == "auto":
         method = "copy" if len(batch) >= COPY_THRESHOLD else "values"
@@ -104,8 +112,9 @@ def _upsert(conn: Connection, table: Table, columns: list[str], batch: list[Sequ
     return _upsert_values(conn, table, batch, columns, key, update, touch)
 
 
-def _merge_sql(table: Table, columns: list[str], key: list[str], update: list[str],
-               touch: Sequence[str], source: str) -> str:
+def _merge_sql(
+    table: Table, columns: list[str], key: list[str], update: list[str], touch: Sequence[str], source: str
+) -> str:
     """``INSERT ... <source> ON CONFLICT`` that rewrites a row only when its values differ."""
     cols = ", ".join(_q(c) for c in columns)
     if update:
@@ -113,16 +122,21 @@ def _merge_sql(table: Table, columns: list[str], key: list[str], update: list[st
         # The trailing NULL makes a one-column list a row too; NULL is not distinct from NULL.
         mine = ", ".join(f"{_q(table.name)}.{_q(c)}" for c in update)
         theirs = ", ".join(f"EXCLUDED.{_q(c)}" for c in update)
-        conflict = (f"DO UPDATE SET {', '.join(sets)} "
-                    f"WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL)")
+        conflict = f"DO UPDATE SET {', '.join(sets)} WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL)"
     else:
         conflict = "DO NOTHING"
-    return (f"INSERT INTO {_q(table.name)} ({cols}) {source} "
-            f"ON CONFLICT ({', '.join(_q(k) for k in key)}) {conflict}")
+    return f"INSERT INTO {_q(table.name)} ({cols}) {source} ON CONFLICT ({', '.join(_q(k) for k in key)}) {conflict}"
 
 
-def _upsert_values(conn: Connection, table: Table, batch: list[Sequence[Any]], columns: list[str],
-                   key: list[str], update: list[str], touch: Sequence[str]) -> int:
+def _upsert_values(
+    conn: Connection,
+    table: Table,
+    batch: list[Sequence[Any]],
+    columns: list[str],
+    key: list[str],
+    update: list[str],
+    touch: Sequence[str],
+) -> int:
     placeholders = ", ".join(["%s"] * len(columns))
     sql = _merge_sql(table, columns, key, update, touch, f"VALUES ({placeholders})")
     raw = conn.connection.driver_connection
@@ -178,8 +192,15 @@ def _numeric_texts(values: Sequence[Any]) -> list[str | None]:
 _DECIMAL_STR = Decimal.__str__
 
 
-def _upsert_copy(conn: Connection, table: Table, batch: list[Sequence[Any]], columns: list[str],
-                 key: list[str], update: list[str], touch: Sequence[str]) -> int:
+def _upsert_copy(
+    conn: Connection,
+    table: Table,
+    batch: list[Sequence[Any]],
+    columns: list[str],
+    key: list[str],
+    update: list[str],
+    touch: Sequence[str],
+) -> int:
     """Binary COPY into a temporary table, then one merge.
 
     NUMERIC columns travel as text (``str(Decimal)``) and are cast back in the merge: exact, and
@@ -190,8 +211,12 @@ def _upsert_copy(conn: Connection, table: Table, batch: list[Sequence[Any]], col
     cols = ", ".join(_q(c) for c in columns)
     types = [_pg_type(table, c) for c in columns]
     numeric = [i for i, t in enumerate(types) if t == "numeric"]
-    as_text = ", ".join(f"{_q(c)}::text AS {_q(c)}" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False))
-    as_stored = ", ".join(f"{_q(c)}::numeric" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False))
+    as_text = ", ".join(
+        f"{_q(c)}::text AS {_q(c)}" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False)
+    )
+    as_stored = ", ".join(
+        f"{_q(c)}::numeric" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False)
+    )
     if numeric:  # column by column: one map() over each numeric column
         by_column = list(zip(*batch, strict=False))
         for i in numeric:
@@ -201,8 +226,9 @@ def _upsert_copy(conn: Connection, table: Table, batch: list[Sequence[Any]], col
         rows = batch
     raw = conn.connection.driver_connection  # the psycopg connection inside this transaction
     with raw.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE {_q(tmp)} ON COMMIT DROP AS "
-                    f"SELECT {as_text} FROM {_q(table.name)} WITH NO DATA")
+        cur.execute(
+            f"CREATE TEMP TABLE {_q(tmp)} ON COMMIT DROP AS SELECT {as_text} FROM {_q(table.name)} WITH NO DATA"
+        )
         with cur.copy(f"COPY {_q(tmp)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text" if t == "numeric" else t for t in types])
             write_row = copy.write_row

@@ -40,17 +40,32 @@ SYMBOLS = OptionSymbolRow.__table__
 
 
 def trade_row(t: Trade) -> dict:
-    return {"symbol": t.symbol, "trade_id": t.trade_id, "price": t.price, "qty": t.qty,
-            "time": t.time, "buyer_maker": t.buyer_maker}
+    return {
+        "symbol": t.symbol,
+        "trade_id": t.trade_id,
+        "price": t.price,
+        "qty": t.qty,
+        "time": t.time,
+        "buyer_maker": t.buyer_maker,
+    }
 
 
 def kline_row(k: Kline, *, closed: bool = True) -> dict:
     return {
-        "symbol": k.symbol, "interval": k.interval, "open_time": k.open_time,
-        "close_time": k.close_time, "open": k.open, "high": k.high, "low": k.low,
-        "close": k.close, "volume": k.volume, "quote_volume": k.quote_volume,
-        "trade_count": k.trade_count, "taker_buy_base_volume": k.taker_buy_base_volume,
-        "taker_buy_quote_volume": k.taker_buy_quote_volume, "is_closed": closed,
+        "symbol": k.symbol,
+        "interval": k.interval,
+        "open_time": k.open_time,
+        "close_time": k.close_time,
+        "open": k.open,
+        "high": k.high,
+        "low": k.low,
+        "close": k.close,
+        "volume": k.volume,
+        "quote_volume": k.quote_volume,
+        "trade_count": k.trade_count,
+        "taker_buy_base_volume": k.taker_buy_base_volume,
+        "taker_buy_quote_volume": k.taker_buy_quote_volume,
+        "is_closed": closed,
     }
 
 
@@ -78,8 +93,7 @@ def write_tickers(conn: Connection, tickers: Iterable[Ticker24h]) -> int:
 
 
 def write_avg_prices(conn: Connection, prices: Iterable[AvgPrice]) -> int:
-    rows = [{"symbol": p.symbol, "captured_at": p.captured_at, "mins": p.mins, "price": p.price}
-            for p in prices]
+    rows = [{"symbol": p.symbol, "captured_at": p.captured_at, "mins": p.mins, "price": p.price} for p in prices]
     return upsert(conn, AvgPriceRow.__table__, rows)
 
 
@@ -92,8 +106,12 @@ def write_depth(conn: Connection, snapshot: DepthSnapshot, *, limit: int | None 
     """Store one snapshot and its levels; returns its id (None if that capture was stored before)."""
     stmt = (
         pg_insert(DepthSnapshotRow.__table__)
-        .values(symbol=snapshot.symbol, captured_at=snapshot.captured_at,
-                last_update_id=snapshot.last_update_id, depth_limit=limit)
+        .values(
+            symbol=snapshot.symbol,
+            captured_at=snapshot.captured_at,
+            last_update_id=snapshot.last_update_id,
+            depth_limit=limit,
+        )
         .on_conflict_do_nothing(index_elements=["symbol", "captured_at"])
         .returning(DepthSnapshotRow.__table__.c.id)
     )
@@ -129,52 +147,86 @@ def write_symbols(
     by_symbol: dict[str, dict] = {}
     for s in listed:
         by_symbol.setdefault(s.symbol, {"symbol": s.symbol}).update(
-            status=s.status, base_asset=s.base_asset, quote_asset=s.quote_asset,
-            quote_precision=s.quote_precision)
+            status=s.status, base_asset=s.base_asset, quote_asset=s.quote_asset, quote_precision=s.quote_precision
+        )
     for o in infos:
         by_symbol.setdefault(o.symbol, {"symbol": o.symbol}).update(
-            status=o.status, option_type=o.option_type, raw_type=o.raw_type, expiry_time=o.expiry_time,
-            underlying=o.underlying, underlying_source=o.underlying_source, weekly=o.weekly)
+            status=o.status,
+            option_type=o.option_type,
+            raw_type=o.raw_type,
+            expiry_time=o.expiry_time,
+            underlying=o.underlying,
+            underlying_source=o.underlying_source,
+            weekly=o.weekly,
+        )
     known = set(conn.execute(select(SYMBOLS.c.symbol)).scalars())
     new = sorted(set(by_symbol) - known)
-    columns = ("status", "base_asset", "quote_asset", "quote_precision", "option_type", "raw_type",
-               "expiry_time", "weekly")
+    columns = (
+        "status",
+        "base_asset",
+        "quote_asset",
+        "quote_precision",
+        "option_type",
+        "raw_type",
+        "expiry_time",
+        "weekly",
+    )
     for row in by_symbol.values():
         values = {c: row[c] for c in columns if c in row}
         terms = {c: row[c] for c in ("underlying", "underlying_source") if row.get("underlying")}
-        stmt = pg_insert(SYMBOLS).values(symbol=row["symbol"], listed=True, first_seen=now,
-                                         last_seen=now, delisted_at=None, **values, **terms)
-        keep_exchange_terms = (SYMBOLS.c.underlying_source == "optionInfo") & \
-            (stmt.excluded.underlying_source != "optionInfo")
+        stmt = pg_insert(SYMBOLS).values(
+            symbol=row["symbol"], listed=True, first_seen=now, last_seen=now, delisted_at=None, **values, **terms
+        )
+        keep_exchange_terms = (SYMBOLS.c.underlying_source == "optionInfo") & (
+            stmt.excluded.underlying_source != "optionInfo"
+        )
         terms_set = {c: case((keep_exchange_terms, SYMBOLS.c[c]), else_=stmt.excluded[c]) for c in terms}
         stmt = stmt.on_conflict_do_update(
             index_elements=["symbol"],
-            set_={**{c: stmt.excluded[c] for c in values}, **terms_set, "listed": True, "last_seen": now,
-                  "delisted_at": None},
+            set_={
+                **{c: stmt.excluded[c] for c in values},
+                **terms_set,
+                "listed": True,
+                "last_seen": now,
+                "delisted_at": None,
+            },
         )
         conn.execute(stmt)
     if not mark_delisted:
         return {"new": new, "delisted": []}
     still = list(by_symbol) + [s for s in unreadable if s not in by_symbol]
-    gone = conn.execute(
-        update(SYMBOLS)
-        .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(still or [""]))
-        .values(listed=False, delisted_at=now)
-        .returning(SYMBOLS.c.symbol)
-    ).scalars().all()
+    gone = (
+        conn.execute(
+            update(SYMBOLS)
+            .where(SYMBOLS.c.listed.is_(True), SYMBOLS.c.symbol.not_in(still or [""]))
+            .values(listed=False, delisted_at=now)
+            .returning(SYMBOLS.c.symbol)
+        )
+        .scalars()
+        .all()
+    )
     return {"new": new, "delisted": sorted(gone)}
 
 
 def write_job_error(conn: Connection, job: str, symbol: str | None, error_class: str, message: str) -> None:
     """One failed daemon job run (per symbol where the job is per symbol), for `collector status`."""
-    conn.execute(insert(JobErrorRow.__table__).values(job=job, symbol=symbol, error_class=error_class,
-                                                      message=message[:2000]))
+    conn.execute(
+        insert(JobErrorRow.__table__).values(job=job, symbol=symbol, error_class=error_class, message=message[:2000])
+    )
 
 
 def symbol_states(conn: Connection) -> list:
     """Every symbol with what the daemon needs to know of it: expiry, listed, swept, first seen, refused."""
-    return conn.execute(select(SYMBOLS.c.symbol, SYMBOLS.c.expiry_time, SYMBOLS.c.listed, SYMBOLS.c.final_sweep_at,
-                               SYMBOLS.c.first_seen, SYMBOLS.c.refused_at)).all()
+    return conn.execute(
+        select(
+            SYMBOLS.c.symbol,
+            SYMBOLS.c.expiry_time,
+            SYMBOLS.c.listed,
+            SYMBOLS.c.final_sweep_at,
+            SYMBOLS.c.first_seen,
+            SYMBOLS.c.refused_at,
+        )
+    ).all()
 
 
 def write_swept(conn: Connection, symbol: str, at: datetime) -> None:
@@ -184,18 +236,26 @@ def write_swept(conn: Connection, symbol: str, at: datetime) -> None:
 
 def refuse_symbol(conn: Connection, symbol: str, reason: str, *, at: datetime) -> bool:
     """Record that the exchange refused ``symbol``'s market data for good; True if newly refused."""
-    return conn.execute(
-        update(SYMBOLS).where(SYMBOLS.c.symbol == symbol, SYMBOLS.c.refused_at.is_(None))
-        .values(refused_at=at, refusal=reason[:500]).returning(SYMBOLS.c.symbol)
-    ).scalar() is not None
+    return (
+        conn.execute(
+            update(SYMBOLS)
+            .where(SYMBOLS.c.symbol == symbol, SYMBOLS.c.refused_at.is_(None))
+            .values(refused_at=at, refusal=reason[:500])
+            .returning(SYMBOLS.c.symbol)
+        ).scalar()
+        is not None
+    )
 
 
 def symbols_without_strike(conn: Connection, symbols: Iterable[str]) -> list[str]:
     """Of ``symbols``, those option_symbols has no strike for (and that the exchange has not refused)."""
-    return sorted(conn.execute(
-        select(SYMBOLS.c.symbol).where(SYMBOLS.c.symbol.in_(list(symbols)), SYMBOLS.c.strike_price.is_(None),
-                                       SYMBOLS.c.refused_at.is_(None))
-    ).scalars())
+    return sorted(
+        conn.execute(
+            select(SYMBOLS.c.symbol).where(
+                SYMBOLS.c.symbol.in_(list(symbols)), SYMBOLS.c.strike_price.is_(None), SYMBOLS.c.refused_at.is_(None)
+            )
+        ).scalars()
+    )
 
 
 def set_strike_prices(conn: Connection, tickers: Iterable[Ticker24h]) -> None:
@@ -205,8 +265,6 @@ def set_strike_prices(conn: Connection, tickers: Iterable[Ticker24h]) -> None:
             continue
         conn.execute(
             update(SYMBOLS)
-            .where(SYMBOLS.c.symbol == t.symbol,
-                   SYMBOLS.c.strike_price.is_distinct_from(t.strike_price))
-            .values(strike_price=t.strike_price,
-                    expiry_time=func.coalesce(SYMBOLS.c.expiry_time, t.expiry_time))
+            .where(SYMBOLS.c.symbol == t.symbol, SYMBOLS.c.strike_price.is_distinct_from(t.strike_price))
+            .values(strike_price=t.strike_price, expiry_time=func.coalesce(SYMBOLS.c.expiry_time, t.expiry_time))
         )

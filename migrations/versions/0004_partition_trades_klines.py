@@ -25,8 +25,8 @@ from alembic import op
 
 from collector.store.partitions import create_month, ensure_partitions, month_start
 
-revision: str = '0004'
-down_revision: str | None = '0003'
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -56,44 +56,62 @@ LEFT JOIN LATERAL (
 ) u ON true
 """
 
-KLINE_COLUMNS = ("symbol", "interval", "open_time", "close_time", "open", "high", "low", "close",
-                 "volume", "quote_volume", "trade_count", "taker_buy_base_volume",
-                 "taker_buy_quote_volume", "is_closed", "updated_at")
+KLINE_COLUMNS = (
+    "symbol",
+    "interval",
+    "open_time",
+    "close_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trade_count",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "is_closed",
+    "updated_at",
+)
 TRADE_COLUMNS = ("symbol", "trade_id", "price", "qty", "time", "buyer_maker")
 
 
 def _klines(name: str, **kw) -> None:
-    op.create_table(name,
-    sa.Column('symbol', sa.Text(), nullable=False),
-    sa.Column('interval', sa.Text(), nullable=False),
-    sa.Column('open_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('close_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('open', sa.Numeric(), nullable=False),
-    sa.Column('high', sa.Numeric(), nullable=False),
-    sa.Column('low', sa.Numeric(), nullable=False),
-    sa.Column('close', sa.Numeric(), nullable=False),
-    sa.Column('volume', sa.Numeric(), nullable=False),
-    sa.Column('quote_volume', sa.Numeric(), nullable=False),
-    sa.Column('trade_count', sa.BigInteger(), nullable=False),
-    sa.Column('taker_buy_base_volume', sa.Numeric(), nullable=False),
-    sa.Column('taker_buy_quote_volume', sa.Numeric(), nullable=False),
-    sa.Column('is_closed', sa.Boolean(), server_default='true', nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('symbol', 'interval', 'open_time', name='pk_klines'),
-    **kw)
+    op.create_table(
+        name,
+        sa.Column("symbol", sa.Text(), nullable=False),
+        sa.Column("interval", sa.Text(), nullable=False),
+        sa.Column("open_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("close_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("open", sa.Numeric(), nullable=False),
+        sa.Column("high", sa.Numeric(), nullable=False),
+        sa.Column("low", sa.Numeric(), nullable=False),
+        sa.Column("close", sa.Numeric(), nullable=False),
+        sa.Column("volume", sa.Numeric(), nullable=False),
+        sa.Column("quote_volume", sa.Numeric(), nullable=False),
+        sa.Column("trade_count", sa.BigInteger(), nullable=False),
+        sa.Column("taker_buy_base_volume", sa.Numeric(), nullable=False),
+        sa.Column("taker_buy_quote_volume", sa.Numeric(), nullable=False),
+        sa.Column("is_closed", sa.Boolean(), server_default="true", nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("symbol", "interval", "open_time", name="pk_klines"),
+        **kw,
+    )
 
 
 def _trades(name: str, key: tuple[str, ...], **kw) -> None:
-    op.create_table(name,
-    sa.Column('symbol', sa.Text(), nullable=False),
-    sa.Column('trade_id', sa.BigInteger(), nullable=False),
-    sa.Column('price', sa.Numeric(), nullable=False),
-    sa.Column('qty', sa.Numeric(), nullable=False),
-    sa.Column('time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('buyer_maker', sa.Boolean(), nullable=True),
-    sa.PrimaryKeyConstraint(*key, name='pk_trades'),
-    **kw)
-    op.create_index('ix_trades_symbol_time', name, ['symbol', 'time'], unique=False)
+    op.create_table(
+        name,
+        sa.Column("symbol", sa.Text(), nullable=False),
+        sa.Column("trade_id", sa.BigInteger(), nullable=False),
+        sa.Column("price", sa.Numeric(), nullable=False),
+        sa.Column("qty", sa.Numeric(), nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("buyer_maker", sa.Boolean(), nullable=True),
+        sa.PrimaryKeyConstraint(*key, name="pk_trades"),
+        **kw,
+    )
+    op.create_index("ix_trades_symbol_time", name, ["symbol", "time"], unique=False)
 
 
 def _set_aside(table: str, suffix: str) -> None:
@@ -118,9 +136,9 @@ def upgrade() -> None:
     _trades("trades", ("symbol", "trade_id", "time"), postgresql_partition_by="RANGE (time)")
     # Partitions for the months the existing rows cover, so they are copied straight into them.
     for table, column in (("klines", "open_time"), ("trades", "time")):
-        months = conn.execute(sa.text(
-            f"SELECT DISTINCT date_trunc('month', {column}, 'UTC') AT TIME ZONE 'UTC' "
-            f"FROM {table}_old")).scalars()
+        months = conn.execute(
+            sa.text(f"SELECT DISTINCT date_trunc('month', {column}, 'UTC') AT TIME ZONE 'UTC' FROM {table}_old")
+        ).scalars()
         for month in sorted(month_start(m) for m in months):
             create_month(conn, table, month)
     ensure_partitions(conn)  # DEFAULT, this month and the next ones

@@ -55,8 +55,15 @@ def symbols_between(m: Market, start: datetime, end: datetime) -> list[str]:
     return sorted(names)
 
 
-def populate(engine: Engine, *, start: datetime = T0, end: datetime = T1, m: Market | None = None,
-             symbols: Sequence[str] | None = None, snapshots: bool = True) -> list[str]:
+def populate(
+    engine: Engine,
+    *,
+    start: datetime = T0,
+    end: datetime = T1,
+    m: Market | None = None,
+    symbols: Sequence[str] | None = None,
+    snapshots: bool = True,
+) -> list[str]:
     """Symbols, closed 1m klines and trades of [start, end) with their (complete) backfill
     checkpoints, and a ticker and a depth snapshot per symbol every 10 minutes."""
     m = m or market()
@@ -70,11 +77,26 @@ def populate(engine: Engine, *, start: datetime = T0, end: datetime = T1, m: Mar
             write_klines(conn, klines, now=end)
             trades = parse_historical_trades(m.trades(name, ms(start), ms(end)), name)
             write_trades(conn, trades)
-            checkpoints.save(conn, scope, name, "klines", "1m", complete=True,
-                             last_time=klines[-1].close_time if klines else None, added_rows=len(klines))
-            checkpoints.save(conn, scope, name, "trades", complete=True,
-                             last_trade_id=trades[-1].trade_id if trades else None,
-                             last_time=trades[-1].time if trades else None, added_rows=len(trades))
+            checkpoints.save(
+                conn,
+                scope,
+                name,
+                "klines",
+                "1m",
+                complete=True,
+                last_time=klines[-1].close_time if klines else None,
+                added_rows=len(klines),
+            )
+            checkpoints.save(
+                conn,
+                scope,
+                name,
+                "trades",
+                complete=True,
+                last_trade_id=trades[-1].trade_id if trades else None,
+                last_time=trades[-1].time if trades else None,
+                added_rows=len(trades),
+            )
         if snapshots:
             for t in range(ms(start), ms(end), int(SNAP_EVERY.total_seconds() * 1000)):
                 for name in names:
@@ -85,10 +107,16 @@ def populate(engine: Engine, *, start: datetime = T0, end: datetime = T1, m: Mar
                     write_tickers(conn, tickers)
                     set_strike_prices(conn, tickers)
                     uid, bids, asks = m.depth(opt, t)
-                    write_depth(conn, DepthSnapshot(
-                        name, at(t), uid,
-                        tuple(DepthLevel(Decimal(fmt_ticks(p)), Decimal(q)) for p, q in bids),
-                        tuple(DepthLevel(Decimal(fmt_ticks(p)), Decimal(q)) for p, q in asks)))
+                    write_depth(
+                        conn,
+                        DepthSnapshot(
+                            name,
+                            at(t),
+                            uid,
+                            tuple(DepthLevel(Decimal(fmt_ticks(p)), Decimal(q)) for p, q in bids),
+                            tuple(DepthLevel(Decimal(fmt_ticks(p)), Decimal(q)) for p, q in asks),
+                        ),
+                    )
     return names
 
 

@@ -15,17 +15,36 @@ from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
 from tests.helpers.truth import ms
 
 LISTING = 30  # seconds between listings; 4 symbols at once -> each lives 2 minutes
-SIM = dict(seed=5, history_days=0.05, symbols=4, trades_per_minute=40, silent_share=0.0,
-           listing_interval_s=LISTING, grace_s=600)
-POLL = dict(trades_poll_seconds=2.0, klines_poll_seconds=4.0, depth_poll_seconds=5.0,
-            tickers_poll_seconds=5.0, symbols_refresh_seconds=6.0, lookback_hours=0.05,
-            kline_intervals=["1m"], metrics_port=0, http_read_timeout=2.0, max_retries=8)
+SIM = dict(
+    seed=5,
+    history_days=0.05,
+    symbols=4,
+    trades_per_minute=40,
+    silent_share=0.0,
+    listing_interval_s=LISTING,
+    grace_s=600,
+)
+POLL = dict(
+    trades_poll_seconds=2.0,
+    klines_poll_seconds=4.0,
+    depth_poll_seconds=5.0,
+    tickers_poll_seconds=5.0,
+    symbols_refresh_seconds=6.0,
+    lookback_hours=0.05,
+    kline_intervals=["1m"],
+    metrics_port=0,
+    http_read_timeout=2.0,
+    max_retries=8,
+)
 LOOKBACK = timedelta(hours=0.05)
 
 
 def daemon_settings(sim: Simulator, db_url: str):
-    return load_settings(None, {"exchange_url": sim.base_url, "api_key": "daemontest1", "database_url": db_url,
-                                **POLL}, defaults_file=None)
+    return load_settings(
+        None,
+        {"exchange_url": sim.base_url, "api_key": "daemontest1", "database_url": db_url, **POLL},
+        defaults_file=None,
+    )
 
 
 def check_up_to(engine, sim: Simulator, started: datetime, target: datetime) -> dict:
@@ -35,8 +54,9 @@ def check_up_to(engine, sim: Simulator, started: datetime, target: datetime) -> 
     return check_against_truth(engine, sim, started, now, settle=(now - target).total_seconds())
 
 
-async def caught_up(engine, sim: Simulator, started: datetime, target: datetime, timeout: float,
-                    alive=lambda: True) -> None:
+async def caught_up(
+    engine, sim: Simulator, started: datetime, target: datetime, timeout: float, alive=lambda: True
+) -> None:
     """Until ``check_up_to`` passes (bounded), while ``alive()`` holds. It runs on the event loop's
     thread: it reads the in-process simulator's market, whose caches are not shared across threads."""
     loop = asyncio.get_running_loop()
@@ -47,8 +67,9 @@ async def caught_up(engine, sim: Simulator, started: datetime, target: datetime,
             return
         except AssertionError as exc:
             if loop.time() > deadline:
-                raise AssertionError(f"not caught up with {target:%H:%M:%S} in {timeout:g}s: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                raise AssertionError(
+                    f"not caught up with {target:%H:%M:%S} in {timeout:g}s: {str(exc).splitlines()[0]}"
+                ) from None
         assert alive(), "the collector stopped before catching up"
         await asyncio.sleep(0.5)
 
@@ -69,10 +90,15 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
     for sym in symbols:
         name = sym["symbol"]
         since = sym["first_seen"] - LOOKBACK + timedelta(seconds=10)
-        truth = {(name, x["id"]): (Decimal(x["price"]), Decimal(x["qty"]), x["time"], x["buyerMaker"])
-                 for x in market.trades(name, ms(since), ms(cutoff))}
-        mine = {key: v for key, v in stored.items() if key[0] == name and since <= datetime.fromtimestamp(
-            v[2] / 1000, UTC) < cutoff}
+        truth = {
+            (name, x["id"]): (Decimal(x["price"]), Decimal(x["qty"]), x["time"], x["buyerMaker"])
+            for x in market.trades(name, ms(since), ms(cutoff))
+        }
+        mine = {
+            key: v
+            for key, v in stored.items()
+            if key[0] == name and since <= datetime.fromtimestamp(v[2] / 1000, UTC) < cutoff
+        }
         assert mine == truth, f"{name}: {len(set(truth) - set(mine))} missing, {len(set(mine) - set(truth))} extra"
         expected_trades += len(truth)
         # Nothing stored that the exchange does not hold, whatever the time.
@@ -83,8 +109,13 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
                 continue
             [truth_k] = market.klines(name, "1m", open_ms, open_ms + 1, ms(stopped))
             assert (row.open, row.high, row.low, row.close, row.volume, row.trade_count) == (
-                Decimal(truth_k[1]), Decimal(truth_k[2]), Decimal(truth_k[3]), Decimal(truth_k[4]),
-                Decimal(truth_k[5]), int(truth_k[8])), (name, open_ms)
+                Decimal(truth_k[1]),
+                Decimal(truth_k[2]),
+                Decimal(truth_k[3]),
+                Decimal(truth_k[4]),
+                Decimal(truth_k[5]),
+                int(truth_k[8]),
+            ), (name, open_ms)
         # Closed 1m klines are gap-free from the first stored one to shortly before the end.
         opens = sorted(o for (s, o) in klines if s == name)
         if opens:

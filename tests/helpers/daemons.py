@@ -29,24 +29,30 @@ class Daemon:
 
 
 @asynccontextmanager
-async def running_daemon(settings: Settings, *, start_timeout: float = 60.0,
-                         stop_timeout: float = 30.0) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    settings: Settings, *, start_timeout: float = 60.0, stop_timeout: float = 30.0
+) -> AsyncIterator[Daemon]:
     async with running_daemons([settings], start_timeout=start_timeout, stop_timeout=stop_timeout) as [daemon]:
         yield daemon
 
 
 @asynccontextmanager
-async def running_daemons(all_settings: Sequence[Settings], *, start_timeout: float = 60.0,
-                          stop_timeout: float = 30.0) -> AsyncIterator[list[Daemon]]:
+async def running_daemons(
+    all_settings: Sequence[Settings], *, start_timeout: float = 60.0, stop_timeout: float = 30.0
+) -> AsyncIterator[list[Daemon]]:
     """Several daemons, started all at once and stopped all at once."""
     loop = asyncio.get_running_loop()
     stops = [asyncio.Event() for _ in all_settings]
     starts: list[asyncio.Future] = [loop.create_future() for _ in all_settings]
-    tasks = [asyncio.create_task(run_daemon(settings, stop=stop, started=started, announce=lambda m: None))
-             for settings, stop, started in zip(all_settings, stops, starts, strict=True)]
+    tasks = [
+        asyncio.create_task(run_daemon(settings, stop=stop, started=started, announce=lambda m: None))
+        for settings, stop, started in zip(all_settings, stops, starts, strict=True)
+    ]
     try:
-        daemons = [Daemon(await _started(task, started, start_timeout), task, stop)
-                   for task, started, stop in zip(tasks, starts, stops, strict=True)]
+        daemons = [
+            Daemon(await _started(task, started, start_timeout), task, stop)
+            for task, started, stop in zip(tasks, starts, stops, strict=True)
+        ]
         yield daemons
     except BaseException:
         await _wind_down(tasks, stops, stop_timeout)

@@ -38,10 +38,13 @@ def checkpoint_state(engine) -> tuple:
 def checkpoints_never_ahead(engine) -> None:
     """Every trades checkpoint's last_trade_id is a stored row: never ahead of committed data."""
     with engine.connect() as conn:
-        ahead = conn.execute(text(
-            "SELECT c.scope, c.symbol, c.last_trade_id FROM checkpoints c WHERE c.stream = 'trades' "
-            "AND c.last_trade_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.symbol = c.symbol "
-            "AND t.trade_id = c.last_trade_id)")).all()
+        ahead = conn.execute(
+            text(
+                "SELECT c.scope, c.symbol, c.last_trade_id FROM checkpoints c WHERE c.stream = 'trades' "
+                "AND c.last_trade_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.symbol = c.symbol "
+                "AND t.trade_id = c.last_trade_id)"
+            )
+        ).all()
     assert not ahead, ahead
 
 
@@ -51,8 +54,15 @@ async def _ended(proc, within: float) -> bool:
     return proc.returncode is not None
 
 
-async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, float] | None, on_commit: bool,
-                         runs_before: int, at_trades: int | None = None) -> str:
+async def kill_at_random(
+    proc,
+    engine,
+    rng: random.Random,
+    delay: tuple[float, float] | None,
+    on_commit: bool,
+    runs_before: int,
+    at_trades: int | None = None,
+) -> str:
     """SIGKILL a random delay after the process began its run (or once ``at_trades`` trades are
     stored), or (on_commit) the moment a checkpoint row changes after that. Returns how it ended:
     "finished" (it exited first), "after-commit" (a checkpoint change was seen just before) or
@@ -83,8 +93,16 @@ async def kill_at_random(proc, engine, rng: random.Random, delay: tuple[float, f
     return "after-commit" if committed else "random"  # no commit seen in 30 s: it was a random kill
 
 
-async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.Random,
-                       delay: tuple[float, float] | None, on_commit: bool = False, at_trades: int | None = None):
+async def run_and_kill(
+    cmd: list[str],
+    env: dict,
+    log_path,
+    engine,
+    rng: random.Random,
+    delay: tuple[float, float] | None,
+    on_commit: bool = False,
+    at_trades: int | None = None,
+):
     """One run of ``cmd`` logging to ``log_path``, killed as ``kill_at_random`` says: (process, how it ended)."""
     runs_before = await asyncio.to_thread(runs_begun, engine)
     with open(log_path, "wb") as log:
@@ -92,9 +110,19 @@ async def run_and_kill(cmd: list[str], env: dict, log_path, engine, rng: random.
         return proc, await kill_at_random(proc, engine, rng, delay, on_commit, runs_before, at_trades)
 
 
-async def kill_backfill_in_progress(cmd: list[str], env: dict, log_dir, engine, rng: random.Random, kills: int,
-                                    expected: int, step: tuple[float, float], *, on_commit=lambda run: False,
-                                    after_kill=lambda engine: None) -> list[tuple[str, int]]:
+async def kill_backfill_in_progress(
+    cmd: list[str],
+    env: dict,
+    log_dir,
+    engine,
+    rng: random.Random,
+    kills: int,
+    expected: int,
+    step: tuple[float, float],
+    *,
+    on_commit=lambda run: False,
+    after_kill=lambda engine: None,
+) -> list[tuple[str, int]]:
     """Run the backfill ``cmd`` again and again, killing each run once another ``step`` share of the
     ``expected`` trades is stored (in progress, not time: a quiet machine finishes the window in
     fewer seconds than a loaded one), until ``kills`` kills or a run finishes; then run it to the
@@ -103,8 +131,9 @@ async def kill_backfill_in_progress(cmd: list[str], env: dict, log_dir, engine, 
     run = 0
     while len(done) < kills:
         target = await asyncio.to_thread(trade_count, engine) + int(rng.uniform(*step) * expected)
-        proc, how = await run_and_kill(cmd, env, log_dir / f"bf{run}.log", engine, rng, None,
-                                       on_commit=on_commit(run), at_trades=target)
+        proc, how = await run_and_kill(
+            cmd, env, log_dir / f"bf{run}.log", engine, rng, None, on_commit=on_commit(run), at_trades=target
+        )
         if how == "finished":  # it outran the kill: the resumes are done
             assert proc.returncode == 0, tail(log_dir / f"bf{run}.log")
             break

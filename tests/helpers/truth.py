@@ -40,8 +40,11 @@ def window(now_ms: int) -> tuple[datetime, datetime]:
 
 
 def truth_trades(market: Market, symbols, start: datetime, end: datetime) -> set[tuple]:
-    return {(s, t["id"], Decimal(t["price"]), Decimal(t["qty"]), t["time"], t["buyerMaker"])
-            for s in symbols for t in market.trades(s, ms(start), ms(end))}
+    return {
+        (s, t["id"], Decimal(t["price"]), Decimal(t["qty"]), t["time"], t["buyerMaker"])
+        for s in symbols
+        for t in market.trades(s, ms(start), ms(end))
+    }
 
 
 def stored_trades(engine: Engine) -> set[tuple]:
@@ -56,16 +59,39 @@ def truth_klines(market: Market, symbols, intervals, start: datetime, end: datet
     for s in symbols:
         for iv in intervals:
             for k in market.klines(s, iv, ms(start), ms(end), now_ms):
-                out.add((s, iv, k[0], *(Decimal(str(x)) for x in k[1:6]), k[6],
-                         *(Decimal(str(x)) for x in (k[7],)), int(k[8]), Decimal(str(k[9])), Decimal(str(k[10]))))
+                out.add(
+                    (
+                        s,
+                        iv,
+                        k[0],
+                        *(Decimal(str(x)) for x in k[1:6]),
+                        k[6],
+                        *(Decimal(str(x)) for x in (k[7],)),
+                        int(k[8]),
+                        Decimal(str(k[9])),
+                        Decimal(str(k[10])),
+                    )
+                )
     return out
 
 
 def stored_klines(engine: Engine) -> set[tuple]:
     k = KlineRow.__table__
-    cols = [k.c.symbol, k.c.interval, k.c.open_time, k.c.open, k.c.high, k.c.low, k.c.close, k.c.volume,
-            k.c.close_time, k.c.quote_volume, k.c.trade_count, k.c.taker_buy_base_volume,
-            k.c.taker_buy_quote_volume]
+    cols = [
+        k.c.symbol,
+        k.c.interval,
+        k.c.open_time,
+        k.c.open,
+        k.c.high,
+        k.c.low,
+        k.c.close,
+        k.c.volume,
+        k.c.close_time,
+        k.c.quote_volume,
+        k.c.trade_count,
+        k.c.taker_buy_base_volume,
+        k.c.taker_buy_quote_volume,
+    ]
     with engine.connect() as conn:
         assert conn.execute(select(k.c.symbol).where(k.c.is_closed.is_(False))).first() is None
         return {(r[0], r[1], ms(r[2]), *r[3:8], ms(r[8]), *r[9:]) for r in conn.execute(select(*cols))}
@@ -98,8 +124,9 @@ def trade_keys(engine: Engine) -> list[tuple[str, int]]:
         return [tuple(r) for r in conn.execute(select(t.c.symbol, t.c.trade_id))]
 
 
-def assert_equals_truth(engine: Engine, sim: Simulator, symbols: list[str], start: datetime, end: datetime,
-                        now_ms: int) -> tuple[int, int]:
+def assert_equals_truth(
+    engine: Engine, sim: Simulator, symbols: list[str], start: datetime, end: datetime, now_ms: int
+) -> tuple[int, int]:
     """Trades and klines (1m, 1h) equal the simulator's, no duplicates, every checkpoint complete
     and its row counter equal to the rows stored (nothing was written twice). Returns the counts."""
     market = sim.market
@@ -112,10 +139,13 @@ def assert_equals_truth(engine: Engine, sim: Simulator, symbols: list[str], star
     expected_klines = truth_klines(market, symbols, INTERVALS, start, end, now_ms)
     assert stored_klines(engine) == expected_klines
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) - count(DISTINCT (symbol, interval, open_time)) FROM klines")
-                            ).scalar() == 0
-        cps = conn.execute(text("SELECT symbol, stream, interval, complete, rows FROM checkpoints "
-                                "WHERE scope LIKE 'backfill %'")).all()
+        assert (
+            conn.execute(text("SELECT count(*) - count(DISTINCT (symbol, interval, open_time)) FROM klines")).scalar()
+            == 0
+        )
+        cps = conn.execute(
+            text("SELECT symbol, stream, interval, complete, rows FROM checkpoints WHERE scope LIKE 'backfill %'")
+        ).all()
     wanted = {(s, "trades", "") for s in symbols} | {(s, "klines", iv) for s in symbols for iv in INTERVALS}
     assert {(c.symbol, c.stream, c.interval) for c in cps} == wanted
     assert all(c.complete for c in cps), [c for c in cps if not c.complete]
@@ -128,4 +158,3 @@ def assert_equals_truth(engine: Engine, sim: Simulator, symbols: list[str], star
 
 def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-

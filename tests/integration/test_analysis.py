@@ -37,8 +37,9 @@ def test_klines_float_and_decimal(engine, data):
 
 def test_trades_chunked_read_is_the_same(engine, data):
     whole = analysis.trades(SYM, T0, T1, engine=engine, decimals=True)
-    chunked = analysis.trades(SYM, "2026-01-05T11:00:00Z", "2026-01-05T13:00:00", engine=engine,
-                              decimals=True, chunk_rows=37)
+    chunked = analysis.trades(
+        SYM, "2026-01-05T11:00:00Z", "2026-01-05T13:00:00", engine=engine, decimals=True, chunk_rows=37
+    )
     assert len(whole) > 200
     pd.testing.assert_frame_equal(whole, chunked)
     truth = market().trades(SYM, ms(T0), ms(T1))

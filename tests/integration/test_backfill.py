@@ -21,8 +21,17 @@ from tests.helpers.truth import (
 
 HOUR = 3_600_000
 # Six symbols trading at once, a new one every 30 min (so one expires every 30 min), 25% silent.
-SIM = dict(seed=11, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=12,
-           listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
+SIM = dict(
+    seed=11,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=0,
+    raw_limit=0,
+    trades_per_minute=12,
+    listing_interval_s=1800,
+    silent_share=0.25,
+    grace_s=6 * 3600,
+)
 
 
 @pytest.fixture

@@ -23,8 +23,17 @@ from tests.helpers.kills import kill_backfill_in_progress
 from tests.helpers.truth import assert_equals_truth, backfill_cmd, cli_env, ms, window
 
 # ~390k trades over the window on 18 listed symbols (some expired inside it, a quarter silent).
-SIM = dict(seed=23, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=500,
-           listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
+SIM = dict(
+    seed=23,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=0,
+    raw_limit=0,
+    trades_per_minute=500,
+    listing_interval_s=1800,
+    silent_share=0.25,
+    grace_s=6 * 3600,
+)
 KILLS = 8
 STEP = (0.03, 0.09)  # share of the window's trades stored between two kills
 
@@ -63,13 +72,16 @@ async def test_kill_9_at_random_moments_then_resume_is_exact(frozen_sim, db_url,
     with engine.connect() as conn:
         before = conn.execute(text("SELECT count(*), max(xmin::text::bigint) FROM trades")).one()
     requests = dict(sim.stats.by_endpoint)
-    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     assert await asyncio.wait_for(proc.wait(), timeout=60) == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*), max(xmin::text::bigint) FROM trades")).one() == before
     data = ("/api/v1/option/klines",)
     assert all(sim.stats.by_endpoint[e] == requests.get(e, 0) for e in data)
     # historicalTrades: only validate's one key check (limit=1), no paging.
-    assert sim.stats.by_endpoint["/api/v1/option/historicalTrades"] - \
-        requests.get("/api/v1/option/historicalTrades", 0) <= 1
+    assert (
+        sim.stats.by_endpoint["/api/v1/option/historicalTrades"] - requests.get("/api/v1/option/historicalTrades", 0)
+        <= 1
+    )

@@ -37,8 +37,17 @@ from tests.helpers.truth import (
     window,
 )
 
-SIM = dict(seed=31, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=40,
-           listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
+SIM = dict(
+    seed=31,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=0,
+    raw_limit=0,
+    trades_per_minute=40,
+    listing_interval_s=1800,
+    silent_share=0.25,
+    grace_s=6 * 3600,
+)
 FAULTS = "5xx=0.05,html=0.5,slow=0.03,delay=1.5,drop=0.03,truncate=0.04,variants,seed=4"
 READ_TIMEOUT = "0.4"  # below the slow answers' delay: every slow answer is a read timeout
 
@@ -64,8 +73,13 @@ async def test_faults_fail_tasks_visibly_then_retries_make_it_exact(db_url, engi
         sim.faults = FaultConfig.parse(FAULTS)
 
         # No retries: some tasks must fail, and the run must say so.
-        env = cli_env(db_url, sim, COLLECTOR_HTTP_READ_TIMEOUT=READ_TIMEOUT, COLLECTOR_MAX_RETRIES="0",
-                      COLLECTOR_BACKFILL_BATCH_ROWS="500")
+        env = cli_env(
+            db_url,
+            sim,
+            COLLECTOR_HTTP_READ_TIMEOUT=READ_TIMEOUT,
+            COLLECTOR_MAX_RETRIES="0",
+            COLLECTOR_BACKFILL_BATCH_ROWS="500",
+        )
         rc = await run_cli(cmd, env, tmp_path / "first.log")
         out = (tmp_path / "first.log").read_text()
         assert rc == 1, tail(tmp_path / "first.log")
@@ -97,8 +111,19 @@ async def test_faults_fail_tasks_visibly_then_retries_make_it_exact(db_url, engi
 
 # ban_after: requests already on their way when the IP is told to wait arrive during the wait and
 # count towards a ban; 20 of them are far more than a collector that stops sending could cause.
-STORM_SIM = dict(seed=37, history_days=0.25, symbols=6, weight_limit=600, raw_limit=0, trades_per_minute=80,
-                 listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600, ban_base_s=3, ban_after=20)
+STORM_SIM = dict(
+    seed=37,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=600,
+    raw_limit=0,
+    trades_per_minute=80,
+    listing_interval_s=1800,
+    silent_share=0.25,
+    grace_s=6 * 3600,
+    ban_base_s=3,
+    ban_after=20,
+)
 IN_FLIGHT_S = 1.0  # how long after our 429 a request already sent may still arrive
 
 

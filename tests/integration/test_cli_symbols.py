@@ -14,8 +14,18 @@ async def test_symbols_json_matches_the_exchange(tmp_path):
     async with Simulator(SimConfig(seed=3, history_days=0.01, symbols=5), port=0) as sim:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "collector", "--exchange-url", sim.base_url, "symbols", "--json",
-            env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "collector",
+            "--exchange-url",
+            sim.base_url,
+            "symbols",
+            "--json",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         rows = [json.loads(line) for line in out.decode().splitlines()]

@@ -113,8 +113,10 @@ async def test_queued_work_uses_the_budget_without_a_429(session, mode):
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0 and sim.stats.while_limited == 0
         assert all(0.95 * limit <= u <= limit for u in used), used
         assert client.retries == 0
-        print(f"\n{mode}: complete windows used {used} of {limit}; {calls['n']} calls; "
-              f"governor waits {client.governor.stats().waits}")
+        print(
+            f"\n{mode}: complete windows used {used} of {limit}; {calls['n']} calls; "
+            f"governor waits {client.governor.stats().waits}"
+        )
 
 
 async def test_faults_give_right_data_or_the_right_error(session):
@@ -146,9 +148,17 @@ async def test_faults_give_right_data_or_the_right_error(session):
         strict = await governed(session, sim, warp=False, read_timeout=2.0, max_retries=0)
         calls["n"] = 0
         requests_before = sim.stats.requests
-        sim.faults = FaultConfig(server_error_rate=0.2, drop_rate=0.05, truncate_rate=0.05, slow_rate=0.03,
-                                 slow_delay_s=5.0, depth_legacy_rate=0.5, ids_as_numbers_rate=0.5,
-                                 numbers_as_json_rate=0.5, seed=7)
+        sim.faults = FaultConfig(
+            server_error_rate=0.2,
+            drop_rate=0.05,
+            truncate_rate=0.05,
+            slow_rate=0.03,
+            slow_delay_s=5.0,
+            depth_legacy_rate=0.5,
+            ids_as_numbers_rate=0.5,
+            numbers_as_json_rate=0.5,
+            seed=7,
+        )
         faulty = await fetch_all()
         assert faulty == clean  # every value identical, whatever the representation
         f = sim.stats.faults
@@ -185,9 +195,14 @@ async def test_429_from_a_shared_ip_holds_everything_until_retry_after(session):
             async with session.get(sim.base_url + "/api/v1/ping") as resp:
                 assert resp.status == 200
         assert sim.stats.status_429 == 0
-        results = await asyncio.gather(client.ping(), *(client.avg_price(s) for s in
-                                        [x.symbol for x in await client.option_info(priority=Priority.BACKFILL)][:5]),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            client.ping(),
+            *(
+                client.avg_price(s)
+                for s in [x.symbol for x in await client.option_info(priority=Priority.BACKFILL)][:5]
+            ),
+            return_exceptions=True,
+        )
         assert not any(isinstance(r, Exception) for r in results), results
         # the exchange said 429 once (or once per request already in flight); then nothing was sent
         # before Retry-After: the simulator counted no request while it had told us to wait

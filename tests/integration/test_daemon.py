@@ -51,7 +51,9 @@ def record_plans(monkeypatch) -> Plans:
         def wrapper(self: Schedule) -> None:
             method(self)
             plans.append((datetime.now(UTC), dict(self.plan.seconds)))
+
         return wrapper
+
     monkeypatch.setattr(Schedule, "start", recording(Schedule.start))
     monkeypatch.setattr(Schedule, "replan", recording(Schedule.replan))
     return plans
@@ -82,8 +84,10 @@ def longest_trading(engine, spans: list[tuple[datetime, datetime]], end: datetim
 def snapshots(engine, table: str, symbol: str, start: datetime, stop: datetime) -> int:
     """Rows of ``symbol`` in a snapshot table captured from ``start`` until ``stop``."""
     with engine.connect() as conn:
-        return conn.execute(text(f"SELECT count(*) FROM {table} WHERE symbol = :s AND captured_at >= :a "
-                                 "AND captured_at < :b"), {"s": symbol, "a": start, "b": stop}).scalar()
+        return conn.execute(
+            text(f"SELECT count(*) FROM {table} WHERE symbol = :s AND captured_at >= :a AND captured_at < :b"),
+            {"s": symbol, "a": start, "b": stop},
+        ).scalar()
 
 
 @pytest.mark.slow
@@ -100,9 +104,16 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble, monke
             first_symbols = set(daemon.running.ctx.symbols)
 
             if trouble != "calm":
-                sim.faults = FaultConfig(server_error_rate=0.05, drop_rate=0.02, truncate_rate=0.02,
-                                         slow_rate=0.02, slow_delay_s=3.0, ids_as_numbers_rate=0.3,
-                                         numbers_as_json_rate=0.3, depth_legacy_rate=0.3)
+                sim.faults = FaultConfig(
+                    server_error_rate=0.05,
+                    drop_rate=0.02,
+                    truncate_rate=0.02,
+                    slow_rate=0.02,
+                    slow_delay_s=3.0,
+                    ids_as_numbers_rate=0.3,
+                    numbers_as_json_rate=0.3,
+                    depth_legacy_rate=0.3,
+                )
                 await until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
                 await asyncio.to_thread(pg_server.restart)
                 restarted_at = datetime.now(UTC)
@@ -111,15 +122,27 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble, monke
             # long enough at the configured snapshot intervals to judge their cadence (below).
             def lifecycle_seen() -> bool:
                 with engine.connect() as conn:
-                    new = conn.execute(text("SELECT count(*) FROM option_symbols WHERE first_seen > :t"),
-                                       {"t": begun + timedelta(seconds=5)}).scalar()
-                    swept = conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at > :t "
-                                              "AND expiry_time > :t"), {"t": begun}).scalar()
+                    new = conn.execute(
+                        text("SELECT count(*) FROM option_symbols WHERE first_seen > :t"),
+                        {"t": begun + timedelta(seconds=5)},
+                    ).scalar()
+                    swept = conn.execute(
+                        text("SELECT count(*) FROM option_symbols WHERE final_sweep_at > :t AND expiry_time > :t"),
+                        {"t": begun},
+                    ).scalar()
                 now = datetime.now(UTC)
-                return new >= 2 and swept >= 2 and all(
-                    stop - start >= CADENCE_SPAN for _, start, stop in
-                    (longest_trading(engine, planned_spans(plans, job, POLL[key], now), now)
-                     for job, key in SNAPSHOTS.values()))
+                return (
+                    new >= 2
+                    and swept >= 2
+                    and all(
+                        stop - start >= CADENCE_SPAN
+                        for _, start, stop in (
+                            longest_trading(engine, planned_spans(plans, job, POLL[key], now), now)
+                            for job, key in SNAPSHOTS.values()
+                        )
+                    )
+                )
+
             await until(lifecycle_seen, 240, "symbols listed and swept during the run")
             # Everything the exchange had by now must arrive before the daemon is stopped; how long
             # that takes depends on the faults and the machine's load, not on a fixed settle time.
@@ -159,8 +182,13 @@ def test_sigterm_exits_zero_within_seconds(db_url, tmp_path):
     """The real command: SIGTERM while it works, exit code 0 within a few seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_METRICS_PORT="0", COLLECTOR_TRADES_POLL_SECONDS="1")
-    with subprocess.Popen([sys.executable, "-m", "collector", "run", "--simulate", "--sim-symbols", "6"],
-                          env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--simulate", "--sim-symbols", "6"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         _sigterm_while_working(proc, db_url)
 
 
@@ -192,8 +220,14 @@ def test_metrics_port_in_use_is_one_line_and_exit_2(db_url, tmp_path):
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         env.update(COLLECTOR_DATABASE_URL=db_url)
-        done = subprocess.run([sys.executable, "-m", "collector", "run", "--simulate", "--metrics-port", str(port)],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "collector", "run", "--simulate", "--metrics-port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("collector: error:")]
     assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "Traceback" not in done.stderr

@@ -19,8 +19,7 @@ from tests.helpers.analyst_data import T0, T1, populate
 
 M = timedelta(minutes=1)
 SYM = "EOS0106CALLW"
-ODD = [Decimal("0.0000001"), Decimal("123456789012.123456789"), Decimal("0.26220000"), Decimal("-5"),
-       Decimal("1E+3")]
+ODD = [Decimal("0.0000001"), Decimal("123456789012.123456789"), Decimal("0.26220000"), Decimal("-5"), Decimal("1E+3")]
 
 
 @pytest.fixture
@@ -34,9 +33,17 @@ def stored(engine, sql: str, **params) -> list[tuple]:
 
 
 def test_parquet_round_trips_exact_decimals(engine, tmp_path):
-    trades = [Trade("X", i, ODD[i % len(ODD)] if i % 2 else Decimal("1.5"), ODD[(i + 1) % len(ODD)],
-                    T0 + timedelta(microseconds=i * 1001), None if i % 3 == 0 else i % 2 == 0)
-              for i in range(1, 400)]
+    trades = [
+        Trade(
+            "X",
+            i,
+            ODD[i % len(ODD)] if i % 2 else Decimal("1.5"),
+            ODD[(i + 1) % len(ODD)],
+            T0 + timedelta(microseconds=i * 1001),
+            None if i % 3 == 0 else i % 2 == 0,
+        )
+        for i in range(1, 400)
+    ]
     with engine.begin() as conn:
         write_trades(conn, trades)
     out = tmp_path / "t.parquet"
@@ -55,8 +62,7 @@ def test_parquet_round_trips_exact_decimals(engine, tmp_path):
 
 def test_csv_keeps_the_stored_text(engine, tmp_path):
     with engine.begin() as conn:
-        write_trades(conn, [Trade("X", i, d, d, T0 + timedelta(microseconds=7), True)
-                            for i, d in enumerate(ODD)])
+        write_trades(conn, [Trade("X", i, d, d, T0 + timedelta(microseconds=7), True) for i, d in enumerate(ODD)])
     out = tmp_path / "t.csv"
     assert export(engine, "trades", out, "csv").rows == len(ODD)
     rows = list(csv.DictReader(out.read_text().splitlines()))
@@ -74,8 +80,13 @@ def test_filters_and_every_table(engine, data, tmp_path):
     t = pq.read_table(out)
     assert set(t.column("symbol").to_pylist()) == {SYM}
     assert t.column("open_time").to_pylist()[0] == T0 + 10 * M
-    want = stored(engine, "SELECT close FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b "
-                          "ORDER BY open_time", s=SYM, a=T0 + 10 * M, b=T0 + 20 * M)
+    want = stored(
+        engine,
+        "SELECT close FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b ORDER BY open_time",
+        s=SYM,
+        a=T0 + 10 * M,
+        b=T0 + 20 * M,
+    )
     assert t.column("close").to_pylist() == [w[0] for w in want]
     for table in ("trades", "tickers_24hr", "depth"):
         for fmt in ("parquet", "csv"):

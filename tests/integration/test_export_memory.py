@@ -31,9 +31,27 @@ def test_million_trades_parquet_under_300_mb(engine, db_url, tmp_path):
     out = tmp_path / "trades.parquet"
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     proc = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-m", "collector", "--database-url", db_url, "export",
-         "--table", "trades", "--format", "parquet", "-o", str(out)],
-        capture_output=True, text=True, env=env, timeout=240)
+        [
+            "/usr/bin/time",
+            "-v",
+            sys.executable,
+            "-m",
+            "collector",
+            "--database-url",
+            db_url,
+            "export",
+            "--table",
+            "trades",
+            "--format",
+            "parquet",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) * 1024
     assert peak < LIMIT, f"peak RSS {peak / 2**20:.0f} MB"

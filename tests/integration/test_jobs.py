@@ -19,19 +19,31 @@ from collector.store import checkpoints
 
 
 @asynccontextmanager
-async def live_on_busiest_symbol(engine, *, seed: int, history_days: float, lookback_hours: float,
-                                 busiest_over_ms: int):
+async def live_on_busiest_symbol(
+    engine, *, seed: int, history_days: float, lookback_hours: float, busiest_over_ms: int
+):
     """A frozen simulator and a LiveContext connected to it, clocked at the simulator's now, and the
     symbol with the most trades over the last ``busiest_over_ms``: (sim, now_ms, symbol, ctx)."""
-    sim_cfg = SimConfig(seed=seed, history_days=history_days, symbols=3, trades_per_minute=60, silent_share=0.0,
-                        weight_limit=0, raw_limit=0)
+    sim_cfg = SimConfig(
+        seed=seed,
+        history_days=history_days,
+        symbols=3,
+        trades_per_minute=60,
+        silent_share=0.0,
+        weight_limit=0,
+        raw_limit=0,
+    )
     async with Simulator(sim_cfg, port=0) as sim:
         sim.clock.freeze()
         now = sim.clock.now_ms()
-        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "jobtest1",
-                                        "lookback_hours": lookback_hours}, defaults_file=None)
-        symbol = max(sim.market.listed_symbols(now),
-                     key=lambda s: len(sim.market.trades(s, now - busiest_over_ms, now)))
+        settings = load_settings(
+            None,
+            {"exchange_url": sim.base_url, "api_key": "jobtest1", "lookback_hours": lookback_hours},
+            defaults_file=None,
+        )
+        symbol = max(
+            sim.market.listed_symbols(now), key=lambda s: len(sim.market.trades(s, now - busiest_over_ms, now))
+        )
         async with connect_exchange(settings) as client:
             yield sim, now, symbol, LiveContext(client, engine, settings, clock=lambda: now / 1000)
 
@@ -46,10 +58,12 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
         nonlocal commits
         commits += 1
         return store(*args)
+
     monkeypatch.setattr(trades_job, "_store", counting_store)
 
-    async with live_on_busiest_symbol(engine, seed=2, history_days=0.2, lookback_hours=2.0,
-                                      busiest_over_ms=2 * 3_600_000) as (sim, now, symbol, ctx):
+    async with live_on_busiest_symbol(
+        engine, seed=2, history_days=0.2, lookback_hours=2.0, busiest_over_ms=2 * 3_600_000
+    ) as (sim, now, symbol, ctx):
         client = ctx.client
         ctx.symbols = {symbol: Symbol(symbol, None)}
         fetch = client.historical_trades
@@ -72,8 +86,10 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
         await poll_symbol_trades(ctx, symbol)  # continues from the checkpoint
 
     since = datetime.fromtimestamp(now / 1000, UTC) - timedelta(hours=2)
-    truth = {(t["id"], Decimal(t["price"]), Decimal(t["qty"])) for t in
-             sim.market.trades(symbol, int(since.timestamp() * 1000), now + 1)}
+    truth = {
+        (t["id"], Decimal(t["price"]), Decimal(t["qty"]))
+        for t in sim.market.trades(symbol, int(since.timestamp() * 1000), now + 1)
+    }
     with engine.connect() as conn:
         rows = {tuple(r) for r in conn.execute(text("SELECT trade_id, price, qty FROM trades"))}
     assert rows == truth and len(truth) > 5000
@@ -82,8 +98,9 @@ async def test_cut_short_catch_up_keeps_committed_pages_and_resumes_exactly(engi
 async def test_a_late_first_poll_starts_lookback_before_the_symbol_was_first_seen(engine):
     """The first poll of a new symbol may fail or come late (database down, polls stretched): its
     history still starts ``lookback_hours`` before the refresh first saw it, not before the poll."""
-    async with live_on_busiest_symbol(engine, seed=4, history_days=0.1, lookback_hours=0.25,
-                                      busiest_over_ms=3_600_000) as (sim, now, symbol, ctx):
+    async with live_on_busiest_symbol(
+        engine, seed=4, history_days=0.1, lookback_hours=0.25, busiest_over_ms=3_600_000
+    ) as (sim, now, symbol, ctx):
         first_seen = datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=10)  # seen, then no poll for 10 min
         ctx.symbols = {symbol: Symbol(symbol, None, first_seen=first_seen)}
         assert ctx.history_start(symbol) == first_seen - timedelta(minutes=15)

@@ -67,8 +67,9 @@ class Command:
 
     async def __aenter__(self) -> Command:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __aexit__
-        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "collector", *self.args,
-                                                         env=self.env, stdout=self._log, stderr=self._log)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "collector", *self.args, env=self.env, stdout=self._log, stderr=self._log
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -105,8 +106,15 @@ def trading(sim: Simulator) -> list[str]:
 
 
 def daemon_env(db_url: str, sim: Simulator, *, key: bool = True, **extra: str) -> dict[str, str]:
-    env = cli_env(db_url, sim, COLLECTOR_METRICS_PORT="0", COLLECTOR_KLINE_INTERVALS="1m",
-                  COLLECTOR_LOOKBACK_HOURS="0.05", COLLECTOR_HTTP_READ_TIMEOUT="3", **extra)
+    env = cli_env(
+        db_url,
+        sim,
+        COLLECTOR_METRICS_PORT="0",
+        COLLECTOR_KLINE_INTERVALS="1m",
+        COLLECTOR_LOOKBACK_HOURS="0.05",
+        COLLECTOR_HTTP_READ_TIMEOUT="3",
+        **extra,
+    )
     if not key:
         del env["COLLECTOR_API_KEY"]
     return env
@@ -124,8 +132,17 @@ async def fetch(url: str) -> tuple[int, str]:
 # --- the backfill against the live-2019 profile: the whole budget, exact ----------------------------------
 
 
-LIVE_BACKFILL_SIM = dict(seed=43, history_days=0.25, symbols=6, weight_limit=300, raw_limit=5000,
-                         trades_per_minute=100, listing_interval_s=1800, silent_share=0.0, grace_s=6 * 3600)
+LIVE_BACKFILL_SIM = dict(
+    seed=43,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=300,
+    raw_limit=5000,
+    trades_per_minute=100,
+    listing_interval_s=1800,
+    silent_share=0.0,
+    grace_s=6 * 3600,
+)
 
 
 @pytest.mark.slow
@@ -158,8 +175,17 @@ async def test_backfill_against_live_2019_uses_the_announced_budget_and_is_exact
 
 # --- a page shorter than asked ---------------------------------------------------------------------------
 
-CAPPED_SIM = dict(seed=47, history_days=0.25, symbols=6, weight_limit=0, raw_limit=0, trades_per_minute=12,
-                  listing_interval_s=1800, silent_share=0.25, grace_s=6 * 3600)
+CAPPED_SIM = dict(
+    seed=47,
+    history_days=0.25,
+    symbols=6,
+    weight_limit=0,
+    raw_limit=0,
+    trades_per_minute=12,
+    listing_interval_s=1800,
+    silent_share=0.25,
+    grace_s=6 * 3600,
+)
 
 
 @pytest.mark.parametrize("cap, minutes", [(100, 120), (1, 25)])
@@ -184,8 +210,12 @@ async def test_backfill_with_a_page_cap_below_the_seed_is_exact(engine, cap, min
         assert paging <= pages + len(trade_tasks), (paging, pages)
         # Option terms: a symbol only backfilled has its strike, underlying and weekly flag.
         with engine.connect() as conn:
-            terms = conn.execute(text("SELECT symbol, strike_price, underlying, underlying_source, weekly "
-                                      "FROM option_symbols ORDER BY symbol")).all()
+            terms = conn.execute(
+                text(
+                    "SELECT symbol, strike_price, underlying, underlying_source, weekly "
+                    "FROM option_symbols ORDER BY symbol"
+                )
+            ).all()
         assert [t.symbol for t in terms] == symbols
         for t in terms:
             opt = sim.market.option(t.symbol)
@@ -201,8 +231,16 @@ async def test_backfill_with_a_page_cap_below_the_seed_is_exact(engine, cap, min
 
 # --- the daemon against the live-2019 profile -------------------------------------------------------------
 
-LIVE_DAEMON_SIM = dict(seed=41, history_days=0.05, symbols=4, trades_per_minute=30, silent_share=0.0,
-                       listing_interval_s=7200, grace_s=600, weight_limit=1200)
+LIVE_DAEMON_SIM = dict(
+    seed=41,
+    history_days=0.05,
+    symbols=4,
+    trades_per_minute=30,
+    silent_share=0.0,
+    listing_interval_s=7200,
+    grace_s=600,
+    weight_limit=1200,
+)
 DEPTH_EVERY = 3.0
 
 
@@ -211,14 +249,23 @@ async def test_daemon_against_live_2019_keeps_cadence_stores_every_trade_once_an
     engine = make_engine(db_url)
     async with Simulator(SimConfig(**LIVE_DAEMON_SIM, faults=LIVE), port=0) as sim:
         begun = datetime.now(UTC)
-        env = daemon_env(db_url, sim, COLLECTOR_TRADES_POLL_SECONDS="2", COLLECTOR_KLINES_POLL_SECONDS="4",
-                         COLLECTOR_DEPTH_POLL_SECONDS=str(DEPTH_EVERY), COLLECTOR_TICKERS_POLL_SECONDS="3")
+        env = daemon_env(
+            db_url,
+            sim,
+            COLLECTOR_TRADES_POLL_SECONDS="2",
+            COLLECTOR_KLINES_POLL_SECONDS="4",
+            COLLECTOR_DEPTH_POLL_SECONDS=str(DEPTH_EVERY),
+            COLLECTOR_TICKERS_POLL_SECONDS="3",
+        )
         async with Command(["run"], env, tmp_path / "run.log") as cmd:
             port = await metrics_port(cmd)
             symbols = sim.market.listed_symbols(sim.now_ms())
             # Every symbol's depth at its planned cadence: judged over a dozen snapshots each.
-            await until(lambda: min(depth_counts(engine, symbols).values(), default=0) >= 12, 120,
-                        "a dozen depth snapshots per symbol")
+            await until(
+                lambda: min(depth_counts(engine, symbols).values(), default=0) >= 12,
+                120,
+                "a dozen depth snapshots per symbol",
+            )
             for symbol, (n, first, last) in depth_spans(engine, symbols).items():
                 planned = (last - first).total_seconds() / DEPTH_EVERY + 1
                 assert 0.7 * planned <= n <= planned + 1, (symbol, n, planned)
@@ -259,14 +306,23 @@ async def test_daemon_stops_within_seconds_while_waiting_out_a_ban_at_start(db_u
 
 def depth_counts(engine, symbols) -> dict[str, int]:
     with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT symbol, count(*) FROM depth_snapshots WHERE symbol = ANY(:s) "
-                                      "GROUP BY symbol"), {"s": list(symbols)}).all())
+        return dict(
+            conn.execute(
+                text("SELECT symbol, count(*) FROM depth_snapshots WHERE symbol = ANY(:s) GROUP BY symbol"),
+                {"s": list(symbols)},
+            ).all()
+        )
 
 
 def depth_spans(engine, symbols) -> dict[str, tuple[int, datetime, datetime]]:
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT symbol, count(*), min(captured_at), max(captured_at) FROM depth_snapshots "
-                                 "WHERE symbol = ANY(:s) GROUP BY symbol"), {"s": list(symbols)}).all()
+        rows = conn.execute(
+            text(
+                "SELECT symbol, count(*), min(captured_at), max(captured_at) FROM depth_snapshots "
+                "WHERE symbol = ANY(:s) GROUP BY symbol"
+            ),
+            {"s": list(symbols)},
+        ).all()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
@@ -283,8 +339,10 @@ def trades_up_to(engine, sim: Simulator, symbols, begun: datetime, target: datet
         by_symbol.setdefault(r.symbol, {})[r.trade_id] = (r.price, r.qty, ms(r.time))
     for s in symbols:
         since = seen[s] - lookback + timedelta(seconds=5)
-        truth = {t["id"]: (Decimal(t["price"]), Decimal(t["qty"]), t["time"])
-                 for t in sim.market.trades(s, ms(since), ms(target))}
+        truth = {
+            t["id"]: (Decimal(t["price"]), Decimal(t["qty"]), t["time"])
+            for t in sim.market.trades(s, ms(since), ms(target))
+        }
         mine = by_symbol.get(s, {})
         assert set(mine) <= {t["id"] for t in sim.market.trades(s, 0, sim.now_ms() + 1)}
         if any(mine.get(i) != v for i, v in truth.items()):
@@ -294,8 +352,17 @@ def trades_up_to(engine, sim: Simulator, symbols, begun: datetime, target: datet
 
 # --- -7013 for expired options ----------------------------------------------------------------------------
 
-EXPIRING_SIM = dict(seed=53, history_days=0.05, symbols=4, trades_per_minute=20, silent_share=0.0,
-                    listing_interval_s=60, grace_s=900, weight_limit=0, raw_limit=0)
+EXPIRING_SIM = dict(
+    seed=53,
+    history_days=0.05,
+    symbols=4,
+    trades_per_minute=20,
+    silent_share=0.0,
+    listing_interval_s=60,
+    grace_s=900,
+    weight_limit=0,
+    raw_limit=0,
+)
 
 
 @pytest.mark.timeout(300)
@@ -305,27 +372,53 @@ async def test_daemon_asks_a_few_times_for_a_refused_expired_symbol_then_stops(d
         now = sim.now_ms()
         expired = [o["symbol"] for o in sim.market.option_info(now) if o["status"] == "EXPIRED"]
         assert len(expired) >= 5
-        settings = in_process_settings(sim, db_url, trades_poll_seconds=1.0, klines_poll_seconds=1.0,
-                                       depth_poll_seconds=2.0, tickers_poll_seconds=2.0, kline_intervals=["1m"],
-                                       symbols_refresh_seconds=30.0, lookback_hours=0.05, metrics_port=0)
+        settings = in_process_settings(
+            sim,
+            db_url,
+            trades_poll_seconds=1.0,
+            klines_poll_seconds=1.0,
+            depth_poll_seconds=2.0,
+            tickers_poll_seconds=2.0,
+            kline_intervals=["1m"],
+            symbols_refresh_seconds=30.0,
+            lookback_hours=0.05,
+            metrics_port=0,
+        )
         async with running_daemon(settings) as daemon:
-            await until(lambda: count(engine, "SELECT count(*) FROM option_symbols WHERE refused_at IS NOT NULL "
-                                              f"AND symbol IN ({', '.join(repr(s) for s in expired)})")
-                        == len(expired), 60, "every expired symbol refused")
+            await until(
+                lambda: (
+                    count(
+                        engine,
+                        "SELECT count(*) FROM option_symbols WHERE refused_at IS NOT NULL "
+                        f"AND symbol IN ({', '.join(repr(s) for s in expired)})",
+                    )
+                    == len(expired)
+                ),
+                60,
+                "every expired symbol refused",
+            )
             asked = {s: sim.stats.by_symbol[s] for s in expired}
             polls = sim.stats.by_endpoint["/api/v1/option/historicalTrades"]
             trading = daemon.running.ctx.with_history()
             # Five more trades polls of the rest: nothing more is asked of the refused ones.
-            await until(lambda: sim.stats.by_endpoint["/api/v1/option/historicalTrades"] >= polls + 5 * len(trading),
-                        60, "five more trades polls")
+            await until(
+                lambda: sim.stats.by_endpoint["/api/v1/option/historicalTrades"] >= polls + 5 * len(trading),
+                60,
+                "five more trades polls",
+            )
             target = datetime.now(UTC)
             live = [s for s in trading if sim.market.option(s).expiry > ms(target)]
-            await until(lambda: trades_up_to(engine, sim, live, datetime.now(UTC), target), 60,
-                        "every trade of the trading symbols")
+            await until(
+                lambda: trades_up_to(engine, sim, live, datetime.now(UTC), target),
+                60,
+                "every trade of the trading symbols",
+            )
         assert {s: sim.stats.by_symbol[s] for s in expired} == asked
         assert max(asked.values()) <= 6, asked  # a few: one per stream polled before the refusal was known
         with engine.connect() as conn:
-            reasons = set(conn.execute(text("SELECT refusal FROM option_symbols WHERE refused_at IS NOT NULL")).scalars())
+            reasons = set(
+                conn.execute(text("SELECT refusal FROM option_symbols WHERE refused_at IS NOT NULL")).scalars()
+            )
         assert reasons and all(r.startswith("-7013 option past its exercise time") for r in reasons), reasons
 
 
@@ -366,20 +459,40 @@ async def test_backfill_reports_refused_symbols_and_fails_only_for_named_ones(db
 @pytest.mark.timeout(300)
 async def test_run_without_an_api_key_says_so_once_and_collects_everything_else(db_url, tmp_path):
     engine = make_engine(db_url)
-    sim_cfg = SimConfig(seed=59, history_days=0.05, symbols=3, trades_per_minute=20, listing_interval_s=3600,
-                        weight_limit=0, raw_limit=0, api_keys=(API_KEY,))
+    sim_cfg = SimConfig(
+        seed=59,
+        history_days=0.05,
+        symbols=3,
+        trades_per_minute=20,
+        listing_interval_s=3600,
+        weight_limit=0,
+        raw_limit=0,
+        api_keys=(API_KEY,),
+    )
     async with Simulator(sim_cfg, port=0) as sim:
-        env = daemon_env(db_url, sim, key=False, COLLECTOR_TRADES_POLL_SECONDS="1",
-                         COLLECTOR_DEPTH_POLL_SECONDS="1", COLLECTOR_TICKERS_POLL_SECONDS="1",
-                         COLLECTOR_KLINES_POLL_SECONDS="1")
+        env = daemon_env(
+            db_url,
+            sim,
+            key=False,
+            COLLECTOR_TRADES_POLL_SECONDS="1",
+            COLLECTOR_DEPTH_POLL_SECONDS="1",
+            COLLECTOR_TICKERS_POLL_SECONDS="1",
+            COLLECTOR_KLINES_POLL_SECONDS="1",
+        )
         async with Command(["run"], env, tmp_path / "run.log") as cmd:
             port = await metrics_port(cmd)
             symbols = trading(sim)
-            await until(lambda: min(depth_counts(engine, symbols).values(), default=0) >= 5, 60,
-                        "five depth polls of every symbol")
+            await until(
+                lambda: min(depth_counts(engine, symbols).values(), default=0) >= 5,
+                60,
+                "five depth polls of every symbol",
+            )
             each = f"SELECT count(DISTINCT symbol) FROM %s WHERE symbol IN ({', '.join(map(repr, symbols))})"
-            await until(lambda: count(engine, each % "klines") == count(engine, each % "tickers_24hr") == len(symbols),
-                        60, "klines and tickers of every symbol")
+            await until(
+                lambda: count(engine, each % "klines") == count(engine, each % "tickers_24hr") == len(symbols),
+                60,
+                "klines and tickers of every symbol",
+            )
             status, body = await fetch(f"http://127.0.0.1:{port}/healthz")
             health = json.loads(body)
             async with Command(["status", "--json"], env, tmp_path / "status.log") as st:
@@ -404,8 +517,16 @@ async def test_run_without_an_api_key_says_so_once_and_collects_everything_else(
 
 async def test_one_malformed_option_info_entry_does_not_blind_the_daemon(db_url, engine, caplog):
     caplog.set_level("WARNING", "collector.exchange.client")
-    cfg = SimConfig(seed=61, history_days=0.05, symbols=6, trades_per_minute=20, listing_interval_s=3600,
-                    weight_limit=0, raw_limit=0, faults=FaultConfig(scalars_as_strings_rate=0.5))
+    cfg = SimConfig(
+        seed=61,
+        history_days=0.05,
+        symbols=6,
+        trades_per_minute=20,
+        listing_interval_s=3600,
+        weight_limit=0,
+        raw_limit=0,
+        faults=FaultConfig(scalars_as_strings_rate=0.5),
+    )
     async with Simulator(cfg, port=0) as sim:
         honest = sim.market.option_info
         bad = trading(sim)[2]
@@ -415,13 +536,19 @@ async def test_one_malformed_option_info_entry_does_not_blind_the_daemon(db_url,
             entries = honest(now_ms)
             entries[entry] = {**entries[entry], "canRelease": "perhaps"}
             return entries
+
         sim.market.option_info = one_bad
-        settings = in_process_settings(sim, db_url, depth_poll_seconds=1.0, metrics_port=0,
-                                       lookback_hours=0.05, symbols_refresh_seconds=2.0)
+        settings = in_process_settings(
+            sim, db_url, depth_poll_seconds=1.0, metrics_port=0, lookback_hours=0.05, symbols_refresh_seconds=2.0
+        )
+
         def terms() -> dict:
             with engine.connect() as conn:
-                return {r.symbol: r for r in conn.execute(text("SELECT symbol, option_type, expiry_time "
-                                                               "FROM option_symbols"))}
+                return {
+                    r.symbol: r
+                    for r in conn.execute(text("SELECT symbol, option_type, expiry_time FROM option_symbols"))
+                }
+
         async with running_daemon(settings) as daemon:
             good = [s for s in trading(sim) if s != bad]
             # Every good symbol with its terms; the bad one is still known from exchangeInfo, without
@@ -445,9 +572,20 @@ async def test_one_malformed_option_info_entry_does_not_blind_the_daemon(db_url,
 
 @pytest.mark.timeout(300)
 async def test_backfill_stops_within_seconds_while_waiting_out_a_ban_and_the_same_command_resumes(
-        db_url, engine, tmp_path):
-    cfg = SimConfig(seed=67, history_days=0.25, symbols=6, weight_limit=6000, raw_limit=0, trades_per_minute=60,
-                    listing_interval_s=1800, silent_share=0.0, grace_s=6 * 3600, faults=LIVE)
+    db_url, engine, tmp_path
+):
+    cfg = SimConfig(
+        seed=67,
+        history_days=0.25,
+        symbols=6,
+        weight_limit=6000,
+        raw_limit=0,
+        trades_per_minute=60,
+        listing_interval_s=1800,
+        silent_share=0.0,
+        grace_s=6 * 3600,
+        faults=LIVE,
+    )
     async with Simulator(cfg, port=0) as sim:
         now = sim.clock.now_ms()
         start, end = window(now)

@@ -16,26 +16,77 @@ from collector.store.models import metadata
 from collector.store.partitions import include_name
 
 CONTRACT = {
-    "option_symbols": (["symbol"], {"option_type", "expiry_time", "strike_price", "status",
-                                    "first_seen", "last_seen"}),
-    "klines": (["symbol", "interval", "open_time"], {
-        "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trade_count",
-        "taker_buy_base_volume", "taker_buy_quote_volume"}),
+    "option_symbols": (["symbol"], {"option_type", "expiry_time", "strike_price", "status", "first_seen", "last_seen"}),
+    "klines": (
+        ["symbol", "interval", "open_time"],
+        {
+            "close_time",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            "trade_count",
+            "taker_buy_base_volume",
+            "taker_buy_quote_volume",
+        },
+    ),
     # (symbol, trade_id) is the natural key; `time` joins it because trades is partitioned by it.
     "trades": (["symbol", "trade_id", "time"], {"price", "qty", "time", "buyer_maker"}),
     "depth_snapshots": (["id"], {"symbol", "captured_at", "last_update_id"}),
     "depth_levels": (["snapshot_id", "side", "level"], {"price", "qty"}),
-    "tickers_24hr": (["symbol", "captured_at"], {
-        "price_change", "price_change_percent", "weighted_avg_price", "last_price", "bid_price",
-        "bid_qty", "ask_price", "ask_qty", "open_price", "high_price", "low_price", "volume",
-        "quote_volume", "open_time", "close_time", "expiry_time", "strike_price",
-        "underlying_price", "perform_price"}),
+    "tickers_24hr": (
+        ["symbol", "captured_at"],
+        {
+            "price_change",
+            "price_change_percent",
+            "weighted_avg_price",
+            "last_price",
+            "bid_price",
+            "bid_qty",
+            "ask_price",
+            "ask_qty",
+            "open_price",
+            "high_price",
+            "low_price",
+            "volume",
+            "quote_volume",
+            "open_time",
+            "close_time",
+            "expiry_time",
+            "strike_price",
+            "underlying_price",
+            "perform_price",
+        },
+    ),
 }
-NUMERIC = {"strike_price", "open", "high", "low", "close", "volume", "quote_volume",
-           "taker_buy_base_volume", "taker_buy_quote_volume", "price", "qty", "price_change",
-           "price_change_percent", "weighted_avg_price", "last_price", "bid_price", "bid_qty",
-           "ask_price", "ask_qty", "open_price", "high_price", "low_price", "underlying_price",
-           "perform_price"}
+NUMERIC = {
+    "strike_price",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "price",
+    "qty",
+    "price_change",
+    "price_change_percent",
+    "weighted_avg_price",
+    "last_price",
+    "bid_price",
+    "bid_qty",
+    "ask_price",
+    "ask_qty",
+    "open_price",
+    "high_price",
+    "low_price",
+    "underlying_price",
+    "perform_price",
+}
 
 
 def test_upgrade_head_matches_models(empty_db_url):

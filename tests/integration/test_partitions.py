@@ -30,16 +30,34 @@ JAN, FEB, MAR = date(2030, 1, 1), date(2030, 2, 1), date(2030, 3, 1)
 
 
 def trade(i: int, at: datetime, price: str = "1.5", symbol: str = "BTC-300125-50000-C") -> dict:
-    return {"symbol": symbol, "trade_id": i, "price": Decimal(price), "qty": Decimal("0.01"),
-            "time": at, "buyer_maker": i % 2 == 0}
+    return {
+        "symbol": symbol,
+        "trade_id": i,
+        "price": Decimal(price),
+        "qty": Decimal("0.01"),
+        "time": at,
+        "buyer_maker": i % 2 == 0,
+    }
 
 
 def kline(at: datetime, close: str = "2", symbol: str = "BTC-300125-50000-C") -> dict:
     d = Decimal
-    return {"symbol": symbol, "interval": "1m", "open_time": at, "close_time": at + timedelta(seconds=59.999),
-            "open": d("1"), "high": d("3"), "low": d("0.5"), "close": d(close), "volume": d("10"),
-            "quote_volume": d("20"), "trade_count": 4, "taker_buy_base_volume": d("5"),
-            "taker_buy_quote_volume": d("10"), "is_closed": True}
+    return {
+        "symbol": symbol,
+        "interval": "1m",
+        "open_time": at,
+        "close_time": at + timedelta(seconds=59.999),
+        "open": d("1"),
+        "high": d("3"),
+        "low": d("0.5"),
+        "close": d(close),
+        "volume": d("10"),
+        "quote_volume": d("20"),
+        "trade_count": 4,
+        "taker_buy_base_volume": d("5"),
+        "taker_buy_quote_volume": d("10"),
+        "is_closed": True,
+    }
 
 
 def where(conn, table: str, column: str) -> dict:
@@ -56,9 +74,14 @@ def ensure(engine, **kw) -> list[str]:
 def test_both_tables_are_range_partitioned_and_match_the_models(engine):
     ensure(engine)  # more children than the migration made: still no drift
     with engine.connect() as conn:
-        keys = dict(conn.execute(text(
-            "SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_partitioned_table p "
-            "JOIN pg_class c ON c.oid = p.partrelid")).all())
+        keys = dict(
+            conn.execute(
+                text(
+                    "SELECT c.relname, pg_get_partkeydef(c.oid) FROM pg_partitioned_table p "
+                    "JOIN pg_class c ON c.oid = p.partrelid"
+                )
+            ).all()
+        )
         assert keys == {"trades": 'RANGE ("time")', "klines": "RANGE (open_time)"}
         assert inspect(conn).get_pk_constraint("trades")["constrained_columns"] == ["symbol", "trade_id", "time"]
         assert {ix["name"] for ix in inspect(conn).get_indexes("trades")} == {"ix_trades_symbol_time"}
@@ -66,16 +89,25 @@ def test_both_tables_are_range_partitioned_and_match_the_models(engine):
         assert compare_metadata(ctx, metadata) == []
         # Without the filter the partitions show up as tables the models do not have.
         plain = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert any(d[0] == "remove_table" and d[1].name == "trades_p2030_01"
-                   for d in compare_metadata(plain, metadata))
+        assert any(d[0] == "remove_table" and d[1].name == "trades_p2030_01" for d in compare_metadata(plain, metadata))
 
 
 def test_rows_land_in_their_month(engine):
-    assert ensure(engine) == ["trades_p2030_01", "trades_p2030_02", "trades_p2030_03",
-                              "klines_p2030_01", "klines_p2030_02", "klines_p2030_03"]
+    assert ensure(engine) == [
+        "trades_p2030_01",
+        "trades_p2030_02",
+        "trades_p2030_03",
+        "klines_p2030_01",
+        "klines_p2030_02",
+        "klines_p2030_03",
+    ]
     edge = datetime(2030, 2, 1, tzinfo=UTC)
-    times = [edge - timedelta(microseconds=1), edge, datetime(2030, 3, 31, 23, 59, tzinfo=UTC),
-             datetime(2030, 4, 1, tzinfo=UTC)]
+    times = [
+        edge - timedelta(microseconds=1),
+        edge,
+        datetime(2030, 3, 31, 23, 59, tzinfo=UTC),
+        datetime(2030, 4, 1, tzinfo=UTC),
+    ]
     with engine.begin() as conn:
         upsert(conn, TRADES, [trade(i, t) for i, t in enumerate(times)])
         upsert(conn, KLINES, [kline(t) for t in times])
@@ -98,15 +130,23 @@ def test_upserts_deduplicate_and_update_across_partitions(engine, method):
     with engine.begin() as conn:  # two changed, one new, duplicates in the batch (the last wins)
         rows = [trade(0, times[0], "9"), trade(3, times[3], "8"), trade(3, times[3], "7"), trade(6, NOW, "1")]
         assert upsert(conn, TRADES, rows, method=method) == 3
-        assert upsert(conn, KLINES, [kline(times[5], "4"), kline(times[5], "5")], method=method,
-                      touch=("updated_at",)) == 1
+        assert (
+            upsert(conn, KLINES, [kline(times[5], "4"), kline(times[5], "5")], method=method, touch=("updated_at",))
+            == 1
+        )
     with engine.connect() as conn:
         prices = dict(conn.execute(select(TRADES.c.trade_id, TRADES.c.price)).all())
         closes = dict(conn.execute(select(KLINES.c.open_time, KLINES.c.close)).all())
-        counts = dict(conn.execute(text(
-            "SELECT tableoid::regclass::text, count(*) FROM trades GROUP BY 1")).all())
-    assert prices == {0: Decimal("9"), 1: Decimal("1.5"), 2: Decimal("1.5"), 3: Decimal("7"),
-                      4: Decimal("1.5"), 5: Decimal("1.5"), 6: Decimal("1")}
+        counts = dict(conn.execute(text("SELECT tableoid::regclass::text, count(*) FROM trades GROUP BY 1")).all())
+    assert prices == {
+        0: Decimal("9"),
+        1: Decimal("1.5"),
+        2: Decimal("1.5"),
+        3: Decimal("7"),
+        4: Decimal("1.5"),
+        5: Decimal("1.5"),
+        6: Decimal("1"),
+    }
     assert closes == {**{t: Decimal("2") for t in times[:5]}, times[5]: Decimal("5")}
     assert counts == {"trades_p2030_01": 3, "trades_p2030_02": 3, "trades_p2030_03": 1}
 
@@ -118,8 +158,7 @@ def test_ensure_partitions_is_idempotent_and_moves_rows_out_of_default(engine):
     assert "trades_p2030_05" in ensure(engine)  # created for the rows in DEFAULT, not for the clock
     assert ensure(engine) == []
     with engine.connect() as conn:
-        assert where(conn, "trades", "time") == {may: "trades_p2030_05",
-                                                 may + timedelta(days=20): "trades_p2030_06"}
+        assert where(conn, "trades", "time") == {may: "trades_p2030_05", may + timedelta(days=20): "trades_p2030_06"}
         assert set(monthly_partitions(conn, "trades")) >= {JAN, FEB, MAR, date(2030, 5, 1), date(2030, 6, 1)}
         assert date(2030, 4, 1) not in monthly_partitions(conn, "trades")
 
@@ -140,8 +179,9 @@ def test_two_callers_at_once_create_each_partition_once(engine):
     thread.start()
     with engine.connect() as watcher:  # wait (bounded) until the second caller queues on the lock
         deadline = time.monotonic() + 30
-        while not watcher.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar():
+        while not watcher.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar():
             assert time.monotonic() < deadline, "the second caller never waited for the lock"
             watcher.rollback()
             time.sleep(0.01)
@@ -197,21 +237,28 @@ def test_data_from_before_partitioning_survives_the_upgrade(empty_db_url):
     engine = make_engine(empty_db_url)
     try:
         upgrade(engine, "0003")
-        times = [datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC),
-                 datetime(2025, 7, 4, 12, 30, 0, 123456, tzinfo=UTC)]
+        times = [
+            datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC),
+            datetime(2024, 2, 1, tzinfo=UTC),
+            datetime(2025, 7, 4, 12, 30, 0, 123456, tzinfo=UTC),
+        ]
         trades = [trade(i, t, f"{i}.25") for i, t in enumerate(times)]
         klines = [kline(t, f"{i}.5") for i, t in enumerate(times)]
         with engine.begin() as conn:
             conn.execute(insert(TRADES), trades)
             conn.execute(insert(KLINES), klines)
-            conn.execute(text("INSERT INTO tickers_24hr (symbol, captured_at, underlying_price) "
-                              "VALUES (:s, :t, 100)"), {"s": trades[0]["symbol"], "t": times[0]})
+            conn.execute(
+                text("INSERT INTO tickers_24hr (symbol, captured_at, underlying_price) VALUES (:s, :t, 100)"),
+                {"s": trades[0]["symbol"], "t": times[0]},
+            )
 
         def snapshot():
             with engine.connect() as conn:
-                return (conn.execute(select(TRADES).order_by(TRADES.c.trade_id)).all(),
-                        conn.execute(select(KLINES).order_by(KLINES.c.open_time)).all(),
-                        conn.execute(text("SELECT * FROM trades_enriched ORDER BY trade_id")).all())
+                return (
+                    conn.execute(select(TRADES).order_by(TRADES.c.trade_id)).all(),
+                    conn.execute(select(KLINES).order_by(KLINES.c.open_time)).all(),
+                    conn.execute(text("SELECT * FROM trades_enriched ORDER BY trade_id")).all(),
+                )
 
         before = snapshot()
         assert len(before[2]) == 3
@@ -219,9 +266,15 @@ def test_data_from_before_partitioning_survives_the_upgrade(empty_db_url):
         assert snapshot() == before
         with engine.connect() as conn:
             assert sorted(set(where(conn, "trades", "time").values())) == [
-                "trades_p2024_01", "trades_p2024_02", "trades_p2025_07"]
+                "trades_p2024_01",
+                "trades_p2024_02",
+                "trades_p2025_07",
+            ]
             assert sorted(set(where(conn, "klines", "open_time").values())) == [
-                "klines_p2024_01", "klines_p2024_02", "klines_p2025_07"]
+                "klines_p2024_01",
+                "klines_p2024_02",
+                "klines_p2025_07",
+            ]
             this_month = datetime.now(UTC).strftime("trades_p%Y_%m")
             assert conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": this_month}).scalar()
             assert conn.execute(text("SELECT count(*) FROM option_chain_at(now())")).scalar() == 0

@@ -30,8 +30,25 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_cli_draws_candles(clean_env, db_url, engine, tmp_path, capsys):
     populate(engine, symbols=[SYM], snapshots=False)
     out = tmp_path / "candles.png"
-    assert run(["--database-url", db_url, "plot", "klines", "--symbol", SYM, "--start", "2026-01-05T11:00Z",
-                "--end", "2026-01-05T12:00Z", "-o", str(out)]) == 0
+    assert (
+        run(
+            [
+                "--database-url",
+                db_url,
+                "plot",
+                "klines",
+                "--symbol",
+                SYM,
+                "--start",
+                "2026-01-05T11:00Z",
+                "--end",
+                "2026-01-05T12:00Z",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = out.read_bytes()
     assert png_size(data) == (1200, 700)
     assert 30_000 < len(data) < 3_000_000

@@ -25,14 +25,31 @@ from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
 from tests.helpers.daemons import running_daemons
 from tests.helpers.polling import until
 
-SIM = dict(seed=9, history_days=0.05, symbols=6, trades_per_minute=40, silent_share=0.0,
-           listing_interval_s=30, grace_s=600, weight_limit=600)
+SIM = dict(
+    seed=9,
+    history_days=0.05,
+    symbols=6,
+    trades_per_minute=40,
+    silent_share=0.0,
+    listing_interval_s=30,
+    grace_s=600,
+    weight_limit=600,
+)
 TTL = 6.0
 
 
 def settings_for(sim: Simulator, db_url: str, n: int):
-    return load_settings(None, {"exchange_url": sim.base_url, "api_key": f"node{n}key", "database_url": db_url,
-                                **POLL, "lease_ttl_seconds": TTL}, defaults_file=None)
+    return load_settings(
+        None,
+        {
+            "exchange_url": sim.base_url,
+            "api_key": f"node{n}key",
+            "database_url": db_url,
+            **POLL,
+            "lease_ttl_seconds": TTL,
+        },
+        defaults_file=None,
+    )
 
 
 @pytest.mark.slow
@@ -47,6 +64,7 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
                 return await fn(ctx, symbol, *args)
             finally:
                 polls.append((ctx.leases.node, f"{stream} {' '.join(args)}".strip(), symbol, start, time.monotonic()))
+
         return wrapper
 
     monkeypatch.setattr(trades_job, "poll_symbol_trades", recorded("trades", trades_job.poll_symbol_trades))
@@ -62,8 +80,12 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
             def balanced() -> bool:  # every node holds a share, no symbol twice, and each has polled
                 owned = [r.ctx.owned or set() for r in running]
                 total = set().union(*owned)
-                return all(owned) and sum(len(o) for o in owned) == len(total) == len(running[0].ctx.candidates()) \
+                return (
+                    all(owned)
+                    and sum(len(o) for o in owned) == len(total) == len(running[0].ctx.candidates())
                     and {n for n, *_ in polls} == set(nodes)
+                )
+
             await until(balanced, 90, "the symbols shared out between three daemons, each polling")
 
             # Kill one: no clean stop, its leases stay until they expire.
@@ -86,17 +108,23 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
                 owned = set().union(*(r.ctx.owned or set() for r in running[1:]))
                 due = victim_symbols & set(running[1].ctx.candidates())
                 with engine.connect() as conn:  # after reading ``owned``: its leases are committed
-                    for resource, at in conn.execute(text(
+                    for resource, at in conn.execute(
+                        text(
                             "SELECT resource, acquired_at FROM collector_leases WHERE holder NOT IN (:n, '') "
-                            "AND resource = ANY(:r)"), {"n": victim_node, "r": [f"symbol:{s}" for s in due]}):
+                            "AND resource = ANY(:r)"
+                        ),
+                        {"n": victim_node, "r": [f"symbol:{s}" for s in due]},
+                    ):
                         acquired.setdefault(resource.removeprefix("symbol:"), at)
                 return due <= owned
+
             await until(taken_over, 4 * TTL, "the dead daemon's symbols taken over")
             # The victim's leases expired TTL after its last heartbeat (renewal and heartbeat share one
             # transaction's now()); read now, since a renewal in flight at the kill still commits.
             with engine.connect() as conn:
-                expired = conn.execute(text("SELECT heartbeat_at FROM collector_nodes WHERE node = :n"),
-                                       {"n": victim_node}).scalar() + timedelta(seconds=TTL)
+                expired = conn.execute(
+                    text("SELECT heartbeat_at FROM collector_nodes WHERE node = :n"), {"n": victim_node}
+                ).scalar() + timedelta(seconds=TTL)
             # A symbol whose lease row is gone was swept since, and its new holder forgot it.
             unseen = due - acquired.keys()
             assert not unseen & set(running[1].ctx.candidates()), unseen
@@ -115,8 +143,17 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
 
             def lifecycle_seen() -> bool:  # symbols expired after the kill and were swept by the others
                 with engine.connect() as conn:
-                    return conn.execute(text("SELECT count(*) FROM option_symbols WHERE final_sweep_at IS NOT NULL "
-                                             "AND expiry_time > :t"), {"t": killed_wall}).scalar() >= 2
+                    return (
+                        conn.execute(
+                            text(
+                                "SELECT count(*) FROM option_symbols WHERE final_sweep_at IS NOT NULL "
+                                "AND expiry_time > :t"
+                            ),
+                            {"t": killed_wall},
+                        ).scalar()
+                        >= 2
+                    )
+
             await until(lifecycle_seen, 240, "symbols expiring after the kill and swept")
             # Everything the exchange had by now must arrive before the survivors are stopped; each
             # plans within its share of the budget, so polls are sparser, and a loaded machine

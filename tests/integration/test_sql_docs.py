@@ -41,12 +41,16 @@ def test_every_block_runs_and_returns_rows(engine, window, n):
     # at that minute depends on the hour the test runs in).
     t = start + timedelta(minutes=30)
     with engine.begin() as conn:
-        deleted = conn.execute(text(
-            "DELETE FROM klines WHERE (symbol, interval, open_time) IN (SELECT k.symbol, k.interval, k.open_time "
-            "FROM klines k WHERE k.interval = '1m' AND k.open_time = :t AND EXISTS (SELECT 1 FROM klines b "
-            "WHERE b.symbol = k.symbol AND b.interval = '1m' AND b.open_time = :t - interval '1 minute') "
-            "AND EXISTS (SELECT 1 FROM klines a WHERE a.symbol = k.symbol AND a.interval = '1m' "
-            "AND a.open_time = :t + interval '1 minute') ORDER BY k.symbol LIMIT 1)"), {"t": t}).rowcount
+        deleted = conn.execute(
+            text(
+                "DELETE FROM klines WHERE (symbol, interval, open_time) IN (SELECT k.symbol, k.interval, k.open_time "
+                "FROM klines k WHERE k.interval = '1m' AND k.open_time = :t AND EXISTS (SELECT 1 FROM klines b "
+                "WHERE b.symbol = k.symbol AND b.interval = '1m' AND b.open_time = :t - interval '1 minute') "
+                "AND EXISTS (SELECT 1 FROM klines a WHERE a.symbol = k.symbol AND a.interval = '1m' "
+                "AND a.open_time = :t + interval '1 minute') ORDER BY k.symbol LIMIT 1)"
+            ),
+            {"t": t},
+        ).rowcount
     assert deleted == 1
     with engine.connect() as conn:
         rows = conn.execute(text(BLOCKS[n])).all()

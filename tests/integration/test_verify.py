@@ -25,8 +25,9 @@ def kline_minute(engine, symbol: str, trades: int, skip: int):
     """Open time of the symbol's kline after ``skip`` others, counting only klines of ``trades`` or more trades."""
     with engine.connect() as conn:
         return conn.exec_driver_sql(
-            "SELECT open_time FROM klines WHERE symbol = %s AND trade_count >= %s ORDER BY open_time "
-            "OFFSET %s LIMIT 1", (symbol, trades, skip)).scalar_one()
+            "SELECT open_time FROM klines WHERE symbol = %s AND trade_count >= %s ORDER BY open_time OFFSET %s LIMIT 1",
+            (symbol, trades, skip),
+        ).scalar_one()
 
 
 def test_complete_data_is_clean(engine, data):
@@ -46,31 +47,45 @@ def test_listing_and_expiry_bound_the_grid(engine, data):
 
 def test_deleted_klines_are_gaps_with_exact_ranges(engine, data):
     sym = "ETH0105CALLW"
-    assert execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
-                   s=sym, a=T0 + 10 * M, b=T0 + 13 * M) == 3
+    assert (
+        execute(
+            engine,
+            "DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b",
+            s=sym,
+            a=T0 + 10 * M,
+            b=T0 + 13 * M,
+        )
+        == 3
+    )
     execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time = :a", s=sym, a=T0)  # the first
     execute(engine, "DELETE FROM klines WHERE symbol = :s AND open_time = :a", s=sym, a=T1 - M)  # the last
     gaps = [p for p in verify(engine, [sym], now=T1).problems if p.kind == "kline_gap"]
     assert [(p.start, p.end, p.interval) for p in gaps] == [
-        (T0, T0 + M, "1m"), (T0 + 10 * M, T0 + 13 * M, "1m"), (T1 - M, T1, "1m")]
+        (T0, T0 + M, "1m"),
+        (T0 + 10 * M, T0 + 13 * M, "1m"),
+        (T1 - M, T1, "1m"),
+    ]
 
 
 def test_deleted_trades_are_holes_not_mismatches(engine, data):
     sym = "EOS0106CALLW"
     minute = kline_minute(engine, sym, trades=2, skip=5)
-    deleted = execute(engine, "DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b",
-                      s=sym, a=minute, b=minute + 2 * M)
+    deleted = execute(
+        engine, "DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b", s=sym, a=minute, b=minute + 2 * M
+    )
     assert deleted >= 2
     problems = verify(engine, now=T1).problems
-    assert [(p.kind, p.symbol, p.start, p.end) for p in problems] == [
-        ("trade_hole", sym, minute, minute + 2 * M)]
+    assert [(p.kind, p.symbol, p.start, p.end) for p in problems] == [("trade_hole", sym, minute, minute + 2 * M)]
 
 
 def test_id_gaps_alone_are_not_holes(engine, data):
     # Ids are numbered across all symbols, so every symbol's ids are full of gaps already:
     with engine.connect() as conn:
-        ids = conn.exec_driver_sql("SELECT trade_id FROM trades WHERE symbol = 'EOS0106CALLW' "
-                                   "ORDER BY trade_id LIMIT 50").scalars().all()
+        ids = (
+            conn.exec_driver_sql("SELECT trade_id FROM trades WHERE symbol = 'EOS0106CALLW' ORDER BY trade_id LIMIT 50")
+            .scalars()
+            .all()
+        )
     assert any(b - a > 1 for a, b in itertools.pairwise(ids))
     assert verify(engine, now=T1).ok
 
@@ -78,8 +93,12 @@ def test_id_gaps_alone_are_not_holes(engine, data):
 def test_changed_kline_is_a_mismatch(engine, data):
     sym = "LTC0106CALLW"
     minute = kline_minute(engine, sym, trades=1, skip=3)
-    execute(engine, "UPDATE klines SET volume = volume + 1 WHERE symbol = :s AND interval = '1m' "
-                    "AND open_time = :m", s=sym, m=minute)
+    execute(
+        engine,
+        "UPDATE klines SET volume = volume + 1 WHERE symbol = :s AND interval = '1m' AND open_time = :m",
+        s=sym,
+        m=minute,
+    )
     assert [(p.kind, p.start) for p in verify(engine, now=T1).problems] == [("kline_mismatch", minute)]
 
 
@@ -90,8 +109,14 @@ def test_unclaimed_minutes_are_not_compared(engine, data):
     execute(engine, "DELETE FROM trades WHERE symbol = :s", s=sym)
     assert verify(engine, now=T1).ok  # nothing claims LTC's trades: nothing is missing from a claim
     with engine.begin() as conn:  # an unfinished backfill claims up to its last trade
-        checkpoints.save(conn, checkpoints.backfill_scope(T0, T1), sym, "trades", last_trade_id=1,
-                         last_time=T0 + 5 * M + timedelta(seconds=30))
+        checkpoints.save(
+            conn,
+            checkpoints.backfill_scope(T0, T1),
+            sym,
+            "trades",
+            last_trade_id=1,
+            last_time=T0 + 5 * M + timedelta(seconds=30),
+        )
     problems = verify(engine, now=T1).problems
     assert {p.kind for p in problems} == {"trade_hole"}
     assert problems[0].start == T0 and max(p.end for p in problems if p.interval) <= T0 + 5 * M
@@ -101,8 +126,9 @@ def test_unclaimed_minutes_are_not_compared(engine, data):
 def test_live_checkpoint_vouches_for_its_last_trade(engine, data):
     sym = "EOS0106CALLW"
     with engine.connect() as conn:
-        tid, t = conn.exec_driver_sql("SELECT trade_id, time FROM trades WHERE symbol = %s "
-                                      "ORDER BY trade_id DESC LIMIT 1", (sym,)).one()
+        tid, t = conn.exec_driver_sql(
+            "SELECT trade_id, time FROM trades WHERE symbol = %s ORDER BY trade_id DESC LIMIT 1", (sym,)
+        ).one()
     with engine.begin() as conn:
         checkpoints.save(conn, checkpoints.LIVE, sym, "trades", last_trade_id=tid, last_time=t)
     assert verify(engine, now=T1).ok
@@ -115,8 +141,11 @@ def test_live_checkpoint_vouches_for_its_last_trade(engine, data):
 def test_crossed_book(engine, data):
     with engine.connect() as conn:
         snap, sym = conn.exec_driver_sql("SELECT id, symbol FROM depth_snapshots ORDER BY id LIMIT 1").one()
-    execute(engine, "UPDATE depth_levels SET price = price + 1000 WHERE snapshot_id = :i AND side = 'bid' "
-                    "AND level = 3", i=snap)
+    execute(
+        engine,
+        "UPDATE depth_levels SET price = price + 1000 WHERE snapshot_id = :i AND side = 'bid' AND level = 3",
+        i=snap,
+    )
     problems = verify(engine, now=T1).problems
     assert [(p.kind, p.symbol, p.repairable) for p in problems] == [("crossed_book", sym, False)]
 

@@ -18,8 +18,7 @@ from collector.exchange.session import connect_exchange
 from collector.simulator import SimConfig, Simulator
 
 M = timedelta(minutes=1)
-SIM = dict(seed=21, history_days=0.1, symbols=4, weight_limit=0, raw_limit=0, trades_per_minute=10,
-           silent_share=0.0)
+SIM = dict(seed=21, history_days=0.1, symbols=4, weight_limit=0, raw_limit=0, trades_per_minute=10, silent_share=0.0)
 
 
 def iso(t: datetime) -> str:
@@ -29,11 +28,16 @@ def iso(t: datetime) -> str:
 def snapshot(engine: Engine) -> list[tuple]:
     """Every stored kline and trade, as PostgreSQL's text of each value: equal means byte for byte.
     (Not klines.updated_at: that records when a row was written, and a restored row was written now.)"""
-    cols = "symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, " \
-           "trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed"
+    cols = (
+        "symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, "
+        "trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed"
+    )
     with engine.connect() as conn:
-        klines = conn.execute(text(
-            f"SELECT ({cols})::text FROM klines ORDER BY symbol, interval, open_time")).scalars().all()
+        klines = (
+            conn.execute(text(f"SELECT ({cols})::text FROM klines ORDER BY symbol, interval, open_time"))
+            .scalars()
+            .all()
+        )
         trades = conn.execute(text("SELECT t::text FROM trades t ORDER BY symbol, trade_id")).scalars().all()
     return [*(("k", r) for r in klines), *(("t", r) for r in trades)]
 
@@ -55,8 +59,9 @@ async def test_verify_clean_then_holes_then_repaired(sim, engine, db_url, clean_
     now = datetime.fromtimestamp(sim.clock.now_ms() / 1000, UTC)
     end = now.replace(second=0, microsecond=0) - 10 * M
     start = end - 40 * M
-    symbols = sorted(o.name for o in sim.market.listed(sim.clock.now_ms() - 40 * 60_000)
-                     if o.expiry > sim.clock.now_ms())[:3]
+    symbols = sorted(
+        o.name for o in sim.market.listed(sim.clock.now_ms() - 40 * 60_000) if o.expiry > sim.clock.now_ms()
+    )[:3]
     settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": "testkey123456"}, defaults_file=None)
     async with connect_exchange(settings) as client:
         summary = await run_backfill(client, engine, BackfillPlan(start, end, symbols))
@@ -67,24 +72,39 @@ async def test_verify_clean_then_holes_then_repaired(sim, engine, db_url, clean_
 
     a, b, c = symbols
     with engine.begin() as conn:
-        minute = conn.execute(text(
-            "SELECT open_time FROM klines WHERE symbol = :s AND trade_count > 0 AND open_time >= :t "
-            "ORDER BY open_time LIMIT 1"), {"s": a, "t": start + 10 * M}).scalar_one()
-        gone = conn.execute(text("DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b"),
-                            {"s": a, "a": minute, "b": minute + 2 * M}).rowcount
+        minute = conn.execute(
+            text(
+                "SELECT open_time FROM klines WHERE symbol = :s AND trade_count > 0 AND open_time >= :t "
+                "ORDER BY open_time LIMIT 1"
+            ),
+            {"s": a, "t": start + 10 * M},
+        ).scalar_one()
+        gone = conn.execute(
+            text("DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b"),
+            {"s": a, "a": minute, "b": minute + 2 * M},
+        ).rowcount
         conn.execute(text("DELETE FROM klines WHERE symbol = :s AND open_time = :t"), {"s": b, "t": start + 20 * M})
         # c loses klines and trades together: the trades' hole shows only once the klines are back
-        conn.execute(text("DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b"),
-                     {"s": c, "a": start + 30 * M, "b": start + 32 * M})
-        lost_c = conn.execute(text("DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b"),
-                              {"s": c, "a": start + 30 * M, "b": start + 32 * M}).rowcount
-        second = conn.execute(text("SELECT trade_count FROM klines WHERE symbol = :s AND interval = '1m' "
-                                   "AND open_time = :t"), {"s": a, "t": minute + M}).scalar_one()
+        conn.execute(
+            text("DELETE FROM klines WHERE symbol = :s AND open_time >= :a AND open_time < :b"),
+            {"s": c, "a": start + 30 * M, "b": start + 32 * M},
+        )
+        lost_c = conn.execute(
+            text("DELETE FROM trades WHERE symbol = :s AND time >= :a AND time < :b"),
+            {"s": c, "a": start + 30 * M, "b": start + 32 * M},
+        ).rowcount
+        second = conn.execute(
+            text("SELECT trade_count FROM klines WHERE symbol = :s AND interval = '1m' AND open_time = :t"),
+            {"s": a, "t": minute + M},
+        ).scalar_one()
     assert gone > 0 and lost_c > 0
     hole_end = minute + (2 * M if second else M)  # a quiet minute lost nothing
     found = [(p.kind, p.symbol, p.start, p.end) for p in verify(engine, now=now).problems]
-    assert found == [("trade_hole", a, minute, hole_end), ("kline_gap", b, start + 20 * M, start + 21 * M),
-                     ("kline_gap", c, start + 30 * M, start + 32 * M)]
+    assert found == [
+        ("trade_hole", a, minute, hole_end),
+        ("kline_gap", b, start + 20 * M, start + 21 * M),
+        ("kline_gap", c, start + 30 * M, start + 32 * M),
+    ]
 
     clean_env.setenv("COLLECTOR_API_KEY", "testkey123456")
     base = ["--database-url", db_url, "verify", "--start", iso(start), "--end", iso(end)]

@@ -45,8 +45,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("export-bad-table", ["export", "--table", "users", "-o", "{tmp}/x.csv", "--format", "csv"], {}, "users"),
     ("export-bad-format", ["export", "--table", "trades", "-o", "{tmp}/x.xml", "--format", "xml"], {}, "xml"),
     ("export-missing-output", ["export", "--table", "trades"], {}, "--output"),
-    ("export-output-dir-missing", ["export", "--table", "trades", "-o", "/nonexistent/dir/x.parquet"], {},
-     "/nonexistent/dir"),
+    (
+        "export-output-dir-missing",
+        ["export", "--table", "trades", "-o", "/nonexistent/dir/x.parquet"],
+        {},
+        "/nonexistent/dir",
+    ),
     ("log-level-flag", ["--log-level", "LOUD", "config", "show"], {}, "log_level"),
     ("log-format-flag", ["--log-format", "yaml", "config", "show"], {}, "log_format"),
     ("db-upgrade-bad-revision", ["db", "upgrade", "nosuchrev"], {}, "nosuchrev"),
@@ -70,11 +74,22 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("exchange-url-nothing-there", ["backfill", *W, "--exchange-url", "http://127.0.0.1:9"], {}, "127.0.0.1:9"),  # 75
     ("database-url-scheme", ["db", "upgrade"], {"COLLECTOR_DATABASE_URL": "mysql://u:hunter2pw@h/db"}, "mysql"),
     ("database-url-garbage", ["status"], {"COLLECTOR_DATABASE_URL": "not a url"}, "database_url"),
-    ("database-unreachable", ["db", "upgrade"],  # 75
-     {"COLLECTOR_DATABASE_URL": "postgresql://u:hunter2pw@127.0.0.1:9/db"}, "127.0.0.1"),
+    (
+        "database-unreachable",
+        ["db", "upgrade"],  # 75
+        {"COLLECTOR_DATABASE_URL": "postgresql://u:hunter2pw@127.0.0.1:9/db"},
+        "127.0.0.1",
+    ),
     # config files
-    *[(f"config-{name}", ["--config", "{tmp}/" + name + ".toml", "config", "show"], {}, name if name == "missing"
-       else "") for name in CONFIGS],
+    *[
+        (
+            f"config-{name}",
+            ["--config", "{tmp}/" + name + ".toml", "config", "show"],
+            {},
+            name if name == "missing" else "",
+        )
+        for name in CONFIGS
+    ],
     ("config-is-a-directory", ["--config", "{tmp}", "status"], {}, "directory"),
     # environment
     ("env-streams", ["run"], {"COLLECTOR_STREAMS": "klines,gossip"}, "COLLECTOR_STREAMS"),
@@ -96,8 +111,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
 def sim_url() -> str:
     """A live simulator (subprocess), so a command wrongly proceeding would find data to write."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-    proc = subprocess.Popen([sys.executable, "-m", "collector", "simulate", "--port", "0", "--history-days", "0.1",
-                             "--weight-limit", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "simulate", "--port", "0", "--history-days", "0.1", "--weight-limit", "0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stderr:
             m = re.search(r"JEX simulator on (http://\S+)", line)
@@ -119,16 +138,28 @@ BOOKKEEPING = {"weight_budget"}
 
 def table_rows(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        names = conn.execute(text("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                  "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')")).scalars().all()
-        return {n: conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar()  # noqa: S608
-                for n in names if n not in BOOKKEEPING}
+        names = (
+            conn.execute(
+                text(
+                    "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        return {
+            n: conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar()  # noqa: S608
+            for n in names
+            if n not in BOOKKEEPING
+        }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("argv", "env_extra", "mentions"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(argv, env_extra, mentions, sim_url, db_url,
-                                                                   tmp_path):
+def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(
+    argv, env_extra, mentions, sim_url, db_url, tmp_path
+):
     for name, body in CONFIGS.items():
         if body is not None:
             (tmp_path / f"{name}.toml").write_text(body)
@@ -136,14 +167,24 @@ def test_bad_input_is_one_line_exit_2_no_traceback_nothing_written(argv, env_ext
     try:
         before = table_rows(engine)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_API_KEY="badinput1",
-                   COLLECTOR_DATA_DIR=str(tmp_path / "data"), COLLECTOR_METRICS_PORT="0")
+        env.update(
+            COLLECTOR_DATABASE_URL=db_url,
+            COLLECTOR_API_KEY="badinput1",
+            COLLECTOR_DATA_DIR=str(tmp_path / "data"),
+            COLLECTOR_METRICS_PORT="0",
+        )
         if "--config" not in argv:  # a config file's own exchange_url must not be overridden
             env["COLLECTOR_EXCHANGE_URL"] = sim_url
         env.update(env_extra)
         args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-        proc = subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "collector", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         # 2: the input must be fixed; 75 (EX_TEMPFAIL): nothing answers there, try again later
         expected = 75 if "127.0.0.1:9" in " ".join([*argv, *env_extra.values()]) else 2
         assert proc.returncode == expected, (proc.returncode, proc.stderr[-3000:])

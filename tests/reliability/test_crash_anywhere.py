@@ -47,8 +47,17 @@ DAEMON_KILLS = 10
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
-    cfg = SimConfig(seed=41, history_days=0.25, symbols=5, weight_limit=0, raw_limit=0, trades_per_minute=300,
-                    listing_interval_s=1800, silent_share=0.2, grace_s=6 * 3600)
+    cfg = SimConfig(
+        seed=41,
+        history_days=0.25,
+        symbols=5,
+        weight_limit=0,
+        raw_limit=0,
+        trades_per_minute=300,
+        listing_interval_s=1800,
+        silent_share=0.2,
+        grace_s=6 * 3600,
+    )
     async with Simulator(cfg, port=0) as sim:
         sim.clock.freeze()
         now = sim.clock.now_ms()
@@ -59,8 +68,18 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
         rng = random.Random(9001)
         # 3-8% of the window's trades after the last kill, so all kills land inside the run.
         expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
-        kills = await kill_backfill_in_progress(cmd, env, tmp_path, engine, rng, BACKFILL_KILLS, expected, (0.03, 0.08),
-                                                on_commit=lambda run: run % 3 == 1, after_kill=checkpoints_never_ahead)
+        kills = await kill_backfill_in_progress(
+            cmd,
+            env,
+            tmp_path,
+            engine,
+            rng,
+            BACKFILL_KILLS,
+            expected,
+            (0.03, 0.08),
+            on_commit=lambda run: run % 3 == 1,
+            after_kill=checkpoints_never_ahead,
+        )
         trades, _ = assert_equals_truth(engine, sim, symbols, start, end, now)
         print(f"backfill kills (how, trades stored): {kills}; {trades} trades")
         assert len(kills) >= BACKFILL_KILLS, kills
@@ -75,21 +94,31 @@ async def test_daemon_killed_anywhere_loses_nothing(db_url, tmp_path):
     engine = make_engine(db_url)
     async with Simulator(SimConfig(**DAEMON_SIM), port=0) as sim:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_EXCHANGE_URL=sim.base_url,
-                   COLLECTOR_API_KEY="crashtest1", COLLECTOR_METRICS_PORT="0",
-                   COLLECTOR_TRADES_POLL_SECONDS="2", COLLECTOR_KLINES_POLL_SECONDS="4",
-                   COLLECTOR_DEPTH_POLL_SECONDS="5", COLLECTOR_TICKERS_POLL_SECONDS="5",
-                   COLLECTOR_SYMBOLS_REFRESH_SECONDS="6", COLLECTOR_LOOKBACK_HOURS="0.05",
-                   COLLECTOR_KLINE_INTERVALS="1m", COLLECTOR_HTTP_READ_TIMEOUT="2",
-                   COLLECTOR_LEASE_TTL_SECONDS="3", COLLECTOR_DATA_DIR=str(tmp_path))
+        env.update(
+            COLLECTOR_DATABASE_URL=db_url,
+            COLLECTOR_EXCHANGE_URL=sim.base_url,
+            COLLECTOR_API_KEY="crashtest1",
+            COLLECTOR_METRICS_PORT="0",
+            COLLECTOR_TRADES_POLL_SECONDS="2",
+            COLLECTOR_KLINES_POLL_SECONDS="4",
+            COLLECTOR_DEPTH_POLL_SECONDS="5",
+            COLLECTOR_TICKERS_POLL_SECONDS="5",
+            COLLECTOR_SYMBOLS_REFRESH_SECONDS="6",
+            COLLECTOR_LOOKBACK_HOURS="0.05",
+            COLLECTOR_KLINE_INTERVALS="1m",
+            COLLECTOR_HTTP_READ_TIMEOUT="2",
+            COLLECTOR_LEASE_TTL_SECONDS="3",
+            COLLECTOR_DATA_DIR=str(tmp_path),
+        )
         cmd = [sys.executable, "-m", "collector", "run"]
         rng = random.Random(4242)
         begun = datetime.now(UTC)
         kills: list[tuple[str, int]] = []
         run = 0
         while len(kills) < DAEMON_KILLS:
-            _, how = await run_and_kill(cmd, env, tmp_path / f"run{run}.log", engine, rng, (0.5, 6.0),
-                                        on_commit=run % 3 == 1)
+            _, how = await run_and_kill(
+                cmd, env, tmp_path / f"run{run}.log", engine, rng, (0.5, 6.0), on_commit=run % 3 == 1
+            )
             assert how != "finished", tail(tmp_path / f"run{run}.log")
             run += 1
             kills.append((how, await asyncio.to_thread(trade_count, engine)))

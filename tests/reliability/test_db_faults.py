@@ -25,8 +25,12 @@ TRADES = "SELECT count(*) FROM trades"
 def terminate_others(engine) -> int:
     """Terminate every other backend on this database (the daemon's connections)."""
     with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        n = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
         conn.commit()
     return int(n)
 

@@ -70,8 +70,9 @@ async def test_exchange_clock_ahead_of_ours_windows_follow_its_clock(engine, cap
     small limit sees no 429."""
     skew_ms = 9_000
     clock = Clock(offset_ms=skew_ms)
-    cfg = SimConfig(seed=21, history_days=0.2, symbols=3, trades_per_minute=30, silent_share=0.0,
-                    weight_limit=40, ban_after=1)
+    cfg = SimConfig(
+        seed=21, history_days=0.2, symbols=3, trades_per_minute=30, silent_share=0.0, weight_limit=40, ban_after=1
+    )
     async with Simulator(cfg, port=0, clock=clock) as sim:
         now = sim.clock.now_ms()
         start, end = past_window(now, 40)
@@ -105,8 +106,16 @@ async def test_ban_on_our_ip_is_waited_out_and_logged(engine, caplog):
     # The ban must outlast the way to our first request on a loaded machine. It costs little: after
     # it the neighbour's spent window (429 until its end) is waited out anyway, so the test waits
     # until whichever ends later.
-    cfg = SimConfig(seed=22, history_days=0.2, symbols=3, trades_per_minute=30, silent_share=0.0,
-                    weight_limit=300, ban_after=1, ban_base_s=15)
+    cfg = SimConfig(
+        seed=22,
+        history_days=0.2,
+        symbols=3,
+        trades_per_minute=30,
+        silent_share=0.0,
+        weight_limit=300,
+        ban_after=1,
+        ban_base_s=15,
+    )
     async with Simulator(cfg, port=0) as sim:
         now = sim.clock.now_ms()
         start, end = past_window(now, 20)
@@ -135,23 +144,33 @@ async def test_symbols_vanishing_from_exchange_info_are_kept_and_marked(db_url, 
     them delisted, keeps their rows, and stops polling them; nothing errors."""
     from collector.store.db import make_engine
 
-    cfg = SimConfig(seed=23, history_days=0.05, symbols=3, trades_per_minute=40, silent_share=0.0,
-                    listing_interval_s=20, grace_s=6)
+    cfg = SimConfig(
+        seed=23, history_days=0.05, symbols=3, trades_per_minute=40, silent_share=0.0, listing_interval_s=20, grace_s=6
+    )
     engine = make_engine(db_url)
     caplog.set_level(logging.INFO)
     async with Simulator(cfg, port=0) as sim:
-        settings = load_settings(None, {"exchange_url": sim.base_url, "api_key": KEY, "database_url": db_url,
-                                        **POLL}, defaults_file=None)
+        settings = load_settings(
+            None, {"exchange_url": sim.base_url, "api_key": KEY, "database_url": db_url, **POLL}, defaults_file=None
+        )
 
         def delisted_with_rows() -> bool:
             with engine.connect() as conn:
-                return conn.execute(text(
-                    "SELECT count(*) FROM option_symbols s WHERE NOT s.listed AND s.delisted_at IS NOT NULL "
-                    "AND EXISTS (SELECT 1 FROM trades t WHERE t.symbol = s.symbol)")).scalar() >= 1
+                return (
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM option_symbols s WHERE NOT s.listed AND s.delisted_at IS NOT NULL "
+                            "AND EXISTS (SELECT 1 FROM trades t WHERE t.symbol = s.symbol)"
+                        )
+                    ).scalar()
+                    >= 1
+                )
+
         async with running_daemon(settings, stop_timeout=20):
             await until(delisted_with_rows, 180, "a symbol with stored trades to vanish and be marked delisted")
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
     engine.dispose()
     assert any("delisted (kept, no longer polled)" in r.getMessage() for r in caplog.records)
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], \
-        [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR][:3]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ][:3]

@@ -82,18 +82,30 @@ def assert_clean(where: str, blob: str) -> None:
 async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_password, db_url, tmp_path):
     async with Simulator(SimConfig(**DAEMON_SIM), port=0) as sim:
         base = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        base.update(COLLECTOR_DATABASE_URL=url_with_password, COLLECTOR_EXCHANGE_URL=sim.base_url,
-                    COLLECTOR_API_KEY=API_KEY, COLLECTOR_API_SECRET=API_SECRET, COLLECTOR_LOG_LEVEL="DEBUG",
-                    COLLECTOR_TRADES_POLL_SECONDS="1", COLLECTOR_LOOKBACK_HOURS="0.02",
-                    COLLECTOR_DATA_DIR=str(tmp_path))
+        base.update(
+            COLLECTOR_DATABASE_URL=url_with_password,
+            COLLECTOR_EXCHANGE_URL=sim.base_url,
+            COLLECTOR_API_KEY=API_KEY,
+            COLLECTOR_API_SECRET=API_SECRET,
+            COLLECTOR_LOG_LEVEL="DEBUG",
+            COLLECTOR_TRADES_POLL_SECONDS="1",
+            COLLECTOR_LOOKBACK_HOURS="0.02",
+            COLLECTOR_DATA_DIR=str(tmp_path),
+        )
         outputs: dict[str, str] = {}
         for fmt in ("text", "json"):
             # Port 0: the daemon binds a free port and names it in its "collecting" line.
             env = {**base, "COLLECTOR_LOG_FORMAT": fmt, "COLLECTOR_METRICS_PORT": "0"}
             depth_before = await asyncio.to_thread(count_rows, db_url, DEPTH_ROWS)
-            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "collector", "run", env=env,
-                                                        stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "collector",
+                "run",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             err: list[str] = []
             out: list[str] = []
             collecting = asyncio.get_running_loop().create_future()
@@ -104,8 +116,7 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
                 while chunk := await stream.read(1 << 16):
                     lines.append(chunk.decode(errors="replace"))
                     if not collecting.done():
-                        found = re.search(r"collecting .*?metrics on http://127\.0\.0\.1:(\d+)/metrics",
-                                          "".join(lines))
+                        found = re.search(r"collecting .*?metrics on http://127\.0\.0\.1:(\d+)/metrics", "".join(lines))
                         if found:
                             collecting.set_result(int(found.group(1)))
                 if not collecting.done():
@@ -114,14 +125,16 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
             readers = [asyncio.create_task(drain(proc.stderr, err)), asyncio.create_task(drain(proc.stdout, out))]
             port = await asyncio.wait_for(collecting, 60)
             # the metrics server binds loopback only
-            listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp")
-                         if c.status == psutil.CONN_LISTEN}
+            listening = {
+                c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN
+            }
             assert listening == {"127.0.0.1"}, listening
             # Let it work: new rows stored through the password-bearing URL, so secrets had every chance
             # to leak (the key's format is refused by the exchange, so trades fail: that error path too).
             await until_rows(url_with_password, DEPTH_ROWS, above=depth_before)
             outputs[f"/metrics ({fmt})"] = await asyncio.to_thread(
-                lambda p=port: urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode())
+                lambda p=port: urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode()
+            )
             outputs[f"/healthz ({fmt})"] = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/healthz")
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 30)
@@ -132,16 +145,28 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
         # Errors: a backfill refused by the exchange, a database that does not answer, config show.
         for name, args, extra in (
             ("backfill error", ["backfill", "--start", "2026-01-01", "--end", "2026-01-02", "--symbol", "NOPE"], {}),
-            ("database error", ["db", "upgrade"],
-             {"COLLECTOR_DATABASE_URL": f"postgresql://u:{DB_PASSWORD}@127.0.0.1:9/x"}),
+            (
+                "database error",
+                ["db", "upgrade"],
+                {"COLLECTOR_DATABASE_URL": f"postgresql://u:{DB_PASSWORD}@127.0.0.1:9/x"},
+            ),
             ("config show", ["config", "show"], {}),
             ("status", ["status", "--json"], {}),
-            ("bad setting", ["config", "show"], {"COLLECTOR_API_SECRET": "", "COLLECTOR_DATABASE_URL":
-                                                 f"mysql://u:{DB_PASSWORD}@h/x"}),
+            (
+                "bad setting",
+                ["config", "show"],
+                {"COLLECTOR_API_SECRET": "", "COLLECTOR_DATABASE_URL": f"mysql://u:{DB_PASSWORD}@h/x"},
+            ),
         ):
-            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "collector", *args,
-                                                        env={**base, **extra}, stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "collector",
+                *args,
+                env={**base, **extra},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             outputs[name] = out.decode() + err.decode()
     for where, blob in outputs.items():
@@ -151,14 +176,24 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
     # Every row of every table, cast to text.
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        tables = conn.execute(text("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                   "WHERE n.nspname = 'public' AND c.relkind = 'r'")).scalars().all()
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert conn.execute(text("SELECT count(*) FROM collector_runs")).scalar() >= 2  # both runs logged
         assert conn.execute(text("SELECT count(*) FROM option_symbols")).scalar() > 0
         for table in tables:
             for secret in (API_KEY, API_SECRET, DB_PASSWORD):
-                hits = conn.execute(text(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE :s'),  # noqa: S608
-                                    {"s": f"%{secret}%"}).scalar()
+                hits = conn.execute(
+                    text(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE :s'),  # noqa: S608
+                    {"s": f"%{secret}%"},
+                ).scalar()
                 assert hits == 0, f"{secret[:6]}... stored in {table}"
     engine.dispose()
 
@@ -180,8 +215,17 @@ ALLOWED = {
     "collector/analysis.py": {"sql.format(columns=_select_list(cols, decimals))"},  # a column list
     "collector/export.py": {"measures", "select", "spec.source", "where"},  # fixed specs; %(name)s params
     "collector/status.py": {"bucket.format(c='open_time')", "bucket.format(c=col)", "c", "col", "t", "table"},
-    "collector/store/partitions.py": {"PARTITIONED[table]", "_bound(cutoff)", "column", "default",
-                                      "default_name(table)", "hi", "lo", "name", "table"},  # lo/hi: _bound(date)
+    "collector/store/partitions.py": {
+        "PARTITIONED[table]",
+        "_bound(cutoff)",
+        "column",
+        "default",
+        "default_name(table)",
+        "hi",
+        "lo",
+        "name",
+        "table",
+    },  # lo/hi: _bound(date)
     # as_text/as_stored: the table's own column names, quoted by _q, with fixed casts
     "collector/store/upsert.py": {"_q(table.name)", "_q(tmp)", "as_stored", "as_text", "cols"},
     "collector/verify.py": {"MAX_REPORTED", "where"},  # a constant int; ':start'/':end' params
@@ -229,6 +273,7 @@ def test_partition_bounds_are_rendered_from_dates_only():
 
 # --- loopback by default -------------------------------------------------------------------------
 
+
 def test_servers_bind_loopback_by_default():
     import inspect
 
@@ -242,6 +287,9 @@ def test_servers_bind_loopback_by_default():
 
 async def test_simulator_listens_on_loopback_only():
     async with Simulator(SimConfig(history_days=0.01, symbols=2), port=0) as sim:
-        listening = {c.laddr.ip for c in psutil.Process().net_connections("tcp")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == int(sim.base_url.rsplit(":", 1)[1])}
+        listening = {
+            c.laddr.ip
+            for c in psutil.Process().net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(sim.base_url.rsplit(":", 1)[1])
+        }
     assert listening == {"127.0.0.1"}

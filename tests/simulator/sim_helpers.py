@@ -12,8 +12,17 @@ KEY = {"X-JEX-APIKEY": "testkey123"}
 
 
 def small_config(**kw) -> SimConfig:
-    base = dict(seed=1, history_days=0.5, symbols=30, listing_interval_s=1800, trades_per_minute=6,
-                silent_share=0.0, start_ms=T0, weight_limit=0, grace_s=7200)
+    base = dict(
+        seed=1,
+        history_days=0.5,
+        symbols=30,
+        listing_interval_s=1800,
+        trades_per_minute=6,
+        silent_share=0.0,
+        start_ms=T0,
+        weight_limit=0,
+        grace_s=7200,
+    )
     base.update(kw)
     return SimConfig(**base)
 

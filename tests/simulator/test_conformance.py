@@ -120,8 +120,9 @@ async def test_historical_trades(make_sim, http):
     from_id = truth[100]["id"] - 1
     st, _, rows = await get(http, sim, path, {"symbol": sym, "fromId": from_id, "limit": 500}, KEY)
     assert [int(r["id"]) for r in rows] == [t["id"] for t in truth[100:600]]
-    assert [(r["price"], r["qty"], r["time"], r["buyerMaker"]) for r in rows] == \
-        [(t["price"], t["qty"], t["time"], t["buyerMaker"]) for t in truth[100:600]]
+    assert [(r["price"], r["qty"], r["time"], r["buyerMaker"]) for r in rows] == [
+        (t["price"], t["qty"], t["time"], t["buyerMaker"]) for t in truth[100:600]
+    ]
     st, _, rows = await get(http, sim, path, {"symbol": sym, "fromId": truth[-1]["id"] + 1}, KEY)
     assert (st, rows) == (200, [])
     for bad, code in (("501", -1130), ("0", -1130)):
@@ -158,8 +159,9 @@ async def test_klines_parameters(make_sim, http):
     assert [r[0] for r in rows] == [T0 - 3_600_000 + 300_000 * i for i in (1, 2, 3)]
     st, _, rows = await get(http, sim, path, {"symbol": sym, "interval": "5m", "endTime": T0 - 1, "limit": 2})
     assert [r[0] for r in rows] == [T0 - 600_000, T0 - 300_000]
-    st, _, rows = await get(http, sim, path, {"symbol": sym, "interval": "1h", "startTime": T0 - 7_200_000,
-                                              "endTime": T0 - 3_600_000})
+    st, _, rows = await get(
+        http, sim, path, {"symbol": sym, "interval": "1h", "startTime": T0 - 7_200_000, "endTime": T0 - 3_600_000}
+    )
     assert [r[0] for r in rows] == [T0 - 7_200_000, T0 - 3_600_000]
     assert rows == sim.market.klines(sym, "1h", T0 - 7_200_000, T0 - 3_600_000 + 1, now)
 
@@ -173,13 +175,29 @@ async def test_tickers_and_avg_price(make_sim, http):
     trades = m.trades(sym, now - 86_400_000 + 1, now + 1)
     st, _, t = await get(http, sim, "/api/v1/option/ticker/24hr", {"symbol": sym})
     assert st == 200 and t["symbol"] == sym
-    for k in ("priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice", "bidPrice", "bidQty",
-              "askPrice", "askQty", "openPrice", "highPrice", "lowPrice", "volume", "quoteVolume",
-              "performPrice", "referencePrice", "exertionPrice"):
+    for k in (
+        "priceChange",
+        "priceChangePercent",
+        "weightedAvgPrice",
+        "lastPrice",
+        "bidPrice",
+        "bidQty",
+        "askPrice",
+        "askQty",
+        "openPrice",
+        "highPrice",
+        "lowPrice",
+        "volume",
+        "quoteVolume",
+        "performPrice",
+        "referencePrice",
+        "exertionPrice",
+    ):
         assert is_dec(t[k]), k
     for k in ("openTime", "closeTime", "exertionTime"):
         assert isinstance(t[k], int)
     from decimal import Decimal as D
+
     assert t["lastPrice"] == trades[-1]["price"] and t["openPrice"] == trades[0]["price"]
     assert D(t["volume"]) == sum(D(x["qty"]) for x in trades)
     assert D(t["quoteVolume"]) == sum(D(x["qty"]) * D(x["price"]) for x in trades)
@@ -193,8 +211,13 @@ async def test_tickers_and_avg_price(make_sim, http):
     assert [x["symbol"] for x in ps] == syms
     st, _, b = await get(http, sim, "/api/v1/option/ticker/bookTicker", {"symbol": sym})
     st, _, d = await get(http, sim, "/api/v1/option/depth", {"symbol": sym, "limit": 5})
-    assert b == {"symbol": sym, "bidPrice": d["bids"][0][0], "bidQty": d["bids"][0][1],
-                 "askPrice": d["asks"][0][0], "askQty": d["asks"][0][1]}
+    assert b == {
+        "symbol": sym,
+        "bidPrice": d["bids"][0][0],
+        "bidQty": d["bids"][0][1],
+        "askPrice": d["asks"][0][0],
+        "askQty": d["asks"][0][1],
+    }
     assert (b["bidPrice"], b["askPrice"]) == (t["bidPrice"], t["askPrice"])
     st, _, bs = await get(http, sim, "/api/v1/option/ticker/bookTicker")
     assert len(bs) == len(syms)
@@ -205,13 +228,20 @@ async def test_tickers_and_avg_price(make_sim, http):
 
 
 WEIGHTS = [
-    ("/api/v1/ping", {}, 1), ("/api/v1/time", {}, 1), ("/api/v1/exchangeInfo", {}, 1),
-    ("/api/v1/optionInfo", {}, 1), ("/api/v1/option/depth", {"symbol": None}, 1),
-    ("/api/v1/option/trades", {"symbol": None}, 1), ("/api/v1/option/historicalTrades", {"symbol": None}, 5),
+    ("/api/v1/ping", {}, 1),
+    ("/api/v1/time", {}, 1),
+    ("/api/v1/exchangeInfo", {}, 1),
+    ("/api/v1/optionInfo", {}, 1),
+    ("/api/v1/option/depth", {"symbol": None}, 1),
+    ("/api/v1/option/trades", {"symbol": None}, 1),
+    ("/api/v1/option/historicalTrades", {"symbol": None}, 5),
     ("/api/v1/option/klines", {"symbol": None, "interval": "1m"}, 1),
-    ("/api/v1/option/avgPrice", {"symbol": None}, 1), ("/api/v1/option/ticker/24hr", {"symbol": None}, 1),
-    ("/api/v1/option/ticker/24hr", {}, 40), ("/api/v1/option/ticker/price", {"symbol": None}, 1),
-    ("/api/v1/option/ticker/price", {}, 2), ("/api/v1/option/ticker/bookTicker", {"symbol": None}, 1),
+    ("/api/v1/option/avgPrice", {"symbol": None}, 1),
+    ("/api/v1/option/ticker/24hr", {"symbol": None}, 1),
+    ("/api/v1/option/ticker/24hr", {}, 40),
+    ("/api/v1/option/ticker/price", {"symbol": None}, 1),
+    ("/api/v1/option/ticker/price", {}, 2),
+    ("/api/v1/option/ticker/bookTicker", {"symbol": None}, 1),
     ("/api/v1/option/ticker/bookTicker", {}, 2),
 ]
 

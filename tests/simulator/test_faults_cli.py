@@ -47,20 +47,30 @@ async def test_variations_keep_values(make_sim, http):
     sim = await make_sim()
     sym = trading_symbol(sim)
     plain = {}
-    reqs = [("/api/v1/option/depth", {"symbol": sym}), ("/api/v1/option/historicalTrades", {"symbol": sym}),
-            ("/api/v1/option/klines", {"symbol": sym, "interval": "5m"}), ("/api/v1/option/ticker/24hr", {"symbol": sym})]
+    reqs = [
+        ("/api/v1/option/depth", {"symbol": sym}),
+        ("/api/v1/option/historicalTrades", {"symbol": sym}),
+        ("/api/v1/option/klines", {"symbol": sym, "interval": "5m"}),
+        ("/api/v1/option/ticker/24hr", {"symbol": sym}),
+    ]
     for path, params in reqs:
         plain[path] = (await get(http, sim, path, params, KEY))[2]
-    sim.faults = FaultConfig(depth_legacy_rate=1, ids_as_numbers_rate=1, numbers_as_json_rate=1,
-                             ticker_swapped_times_rate=1, clock_skew_ms=-5000)
+    sim.faults = FaultConfig(
+        depth_legacy_rate=1,
+        ids_as_numbers_rate=1,
+        numbers_as_json_rate=1,
+        ticker_swapped_times_rate=1,
+        clock_skew_ms=-5000,
+    )
     odd = {path: (await get(http, sim, path, params, KEY))[2] for path, params in reqs}
     d0, d1 = plain["/api/v1/option/depth"], odd["/api/v1/option/depth"]
     assert "lastUpdateId" not in d1 and all(len(lvl) == 2 for lvl in d1["bids"] + d1["asks"])
     assert [[D(p), D(q)] for p, q, _ in d0["bids"]] == [[D(str(p)), D(str(q))] for p, q in d1["bids"]]
     t0, t1 = plain["/api/v1/option/historicalTrades"], odd["/api/v1/option/historicalTrades"]
     assert all(isinstance(x["id"], int) and isinstance(x["price"], float) for x in t1)
-    assert [(int(a["id"]), D(a["price"]), D(a["qty"])) for a in t0] == \
-        [(b["id"], D(str(b["price"])), D(str(b["qty"]))) for b in t1]
+    assert [(int(a["id"]), D(a["price"]), D(a["qty"])) for a in t0] == [
+        (b["id"], D(str(b["price"])), D(str(b["qty"]))) for b in t1
+    ]
     k0, k1 = plain["/api/v1/option/klines"], odd["/api/v1/option/klines"]
     assert [[D(str(v)) for v in r] for r in k0] == [[D(str(v)) for v in r] for r in k1]
     x0, x1 = plain["/api/v1/option/ticker/24hr"], odd["/api/v1/option/ticker/24hr"]
@@ -79,8 +89,9 @@ def test_fault_spec_parsing():
             FaultConfig.parse(bad)
 
 
-@pytest.mark.parametrize("args", [["--faults", "bogus"], ["--symbols", "0"], ["--port", "70000"],
-                                  ["--history-days", "x"]])
+@pytest.mark.parametrize(
+    "args", [["--faults", "bogus"], ["--symbols", "0"], ["--port", "70000"], ["--history-days", "x"]]
+)
 def test_cli_bad_flags_exit_2_without_traceback(args):
     app = typer.Typer()
     app.command()(simulate_command)

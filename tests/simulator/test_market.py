@@ -39,8 +39,19 @@ def aggregate(trades, interval, first_open, last_open, initial, now):
             vol = sum(D(x["qty"]) for x in bucket)
             qv = sum(D(x["price"]) * D(x["qty"]) for x in bucket)
             taker = [x for x in bucket if not x["buyerMaker"]]
-            row = (t, ps[0], max(ps), min(ps), ps[-1], vol, t + n - 1, qv, len(bucket),
-                   sum((D(x["qty"]) for x in taker), D(0)), sum((D(x["price"]) * D(x["qty"]) for x in taker), D(0)))
+            row = (
+                t,
+                ps[0],
+                max(ps),
+                min(ps),
+                ps[-1],
+                vol,
+                t + n - 1,
+                qv,
+                len(bucket),
+                sum((D(x["qty"]) for x in taker), D(0)),
+                sum((D(x["price"]) * D(x["qty"]) for x in taker), D(0)),
+            )
             prev = ps[-1]
         else:
             row = (t, prev, prev, prev, prev, D(0), t + n - 1, D(0), 0, D(0), D(0))
@@ -50,8 +61,19 @@ def aggregate(trades, interval, first_open, last_open, initial, now):
 
 
 def as_values(row):
-    return (row[0], D(row[1]), D(row[2]), D(row[3]), D(row[4]), D(row[5]), row[6], D(row[7]), row[8],
-            D(row[9]), D(row[10]))
+    return (
+        row[0],
+        D(row[1]),
+        D(row[2]),
+        D(row[3]),
+        D(row[4]),
+        D(row[5]),
+        row[6],
+        D(row[7]),
+        row[8],
+        D(row[9]),
+        D(row[10]),
+    )
 
 
 @functools.cache
@@ -108,9 +130,12 @@ async def test_two_servers_same_seed_serve_identical_history(make_sim, http):
     s1 = await make_sim(small_config(seed=3))
     s2 = await make_sim(small_config(seed=3))
     sym = trading_symbol(s1)
-    for path, params in (("/api/v1/option/historicalTrades", {"symbol": sym, "fromId": 0, "limit": 500}),
-                         ("/api/v1/option/klines", {"symbol": sym, "interval": "15m", "limit": 1000}),
-                         ("/api/v1/optionInfo", {}), ("/api/v1/option/ticker/24hr", {})):
+    for path, params in (
+        ("/api/v1/option/historicalTrades", {"symbol": sym, "fromId": 0, "limit": 500}),
+        ("/api/v1/option/klines", {"symbol": sym, "interval": "15m", "limit": 1000}),
+        ("/api/v1/optionInfo", {}),
+        ("/api/v1/option/ticker/24hr", {}),
+    ):
         r1 = await get(http, s1, path, params, KEY)
         r2 = await get(http, s2, path, params, KEY)
         assert r1[0] == 200 and r1[2] == r2[2], path

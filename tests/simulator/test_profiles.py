@@ -28,10 +28,12 @@ async def raw(http, sim, path, params=None):
 async def test_live_2019_headers_depth_tickers_and_numbers(make_sim, http):
     sim = await make_sim(small_config(weight_limit=1200))
     sym = trading_symbol(sim)
-    reqs = [("/api/v1/option/depth", {"symbol": sym, "limit": "20"}),
-            ("/api/v1/option/historicalTrades", {"symbol": sym, "limit": "50"}),
-            ("/api/v1/option/klines", {"symbol": sym, "interval": "1m", "limit": "30"}),
-            ("/api/v1/option/ticker/24hr", {"symbol": sym})]
+    reqs = [
+        ("/api/v1/option/depth", {"symbol": sym, "limit": "20"}),
+        ("/api/v1/option/historicalTrades", {"symbol": sym, "limit": "50"}),
+        ("/api/v1/option/klines", {"symbol": sym, "interval": "1m", "limit": "30"}),
+        ("/api/v1/option/ticker/24hr", {"symbol": sym}),
+    ]
     plain = {p: exact((await raw(http, sim, p, q))[2]) for p, q in reqs}
     sim.faults = FaultConfig.profile("live-2019")
     answers = {p: await raw(http, sim, p, q) for p, q in reqs}
@@ -46,13 +48,15 @@ async def test_live_2019_headers_depth_tickers_and_numbers(make_sim, http):
     assert "lastUpdateId" not in depth
     assert all(len(level) == 2 for level in depth["bids"] + depth["asks"])
     assert 1 <= len(depth["bids"]) < 20  # fewer levels than asked
-    assert [[Decimal(str(p)), Decimal(str(q))] for p, q in depth["bids"]] == \
-        [[Decimal(p), Decimal(q)] for p, q, _ in plain["/api/v1/option/depth"]["bids"][:len(depth["bids"])]]
+    assert [[Decimal(str(p)), Decimal(str(q))] for p, q in depth["bids"]] == [
+        [Decimal(p), Decimal(q)] for p, q, _ in plain["/api/v1/option/depth"]["bids"][: len(depth["bids"])]
+    ]
 
     trades = exact(answers["/api/v1/option/historicalTrades"][2])
     assert all(type(t["id"]) is int and type(t["qty"]) is not str for t in trades)  # JSON numbers
-    assert [(t["id"], Decimal(t["price"]), Decimal(t["qty"])) for t in trades] == \
-        [(int(t["id"]), Decimal(t["price"]), Decimal(t["qty"])) for t in plain["/api/v1/option/historicalTrades"]]
+    assert [(t["id"], Decimal(t["price"]), Decimal(t["qty"])) for t in trades] == [
+        (int(t["id"]), Decimal(t["price"]), Decimal(t["qty"])) for t in plain["/api/v1/option/historicalTrades"]
+    ]
 
     klines = exact(answers["/api/v1/option/klines"][2])
     assert klines == [[Decimal(v) if isinstance(v, str) else v for v in row] for row in plain["/api/v1/option/klines"]]
@@ -82,8 +86,9 @@ async def test_scalars_as_strings(make_sim, http):
     sim.faults = FaultConfig(scalars_as_strings_rate=1)
     odd = exact((await raw(http, sim, "/api/v1/option/historicalTrades", {"symbol": sym}))[2])
     assert all(type(t["time"]) is str for t in odd)
-    assert [(t["id"], int(t["time"]), t["buyerMaker"] in ("true", 0) and (t["buyerMaker"] == "true"))
-            for t in odd] == [(t["id"], t["time"], t["buyerMaker"]) for t in plain]
+    assert [(t["id"], int(t["time"]), t["buyerMaker"] in ("true", 0) and (t["buyerMaker"] == "true")) for t in odd] == [
+        (t["id"], t["time"], t["buyerMaker"]) for t in plain
+    ]
     odd_info = exact((await raw(http, sim, "/api/v1/optionInfo"))[2])
     assert [o["exertionTime"] for o in odd_info] == [str(o["exertionTime"]) for o in info]
 
@@ -93,16 +98,22 @@ async def test_page_cap_serves_fewer_than_asked(make_sim, http, cap):
     sim = await make_sim()
     sym = trading_symbol(sim)
     sim.faults = FaultConfig(page_cap=cap)
-    trades = (await get(http, sim, "/api/v1/option/historicalTrades", {"symbol": sym, "limit": 500, "fromId": 0},
-                        KEY))[2]
+    trades = (await get(http, sim, "/api/v1/option/historicalTrades", {"symbol": sym, "limit": 500, "fromId": 0}, KEY))[
+        2
+    ]
     klines = (await get(http, sim, "/api/v1/option/klines", {"symbol": sym, "interval": "1m", "limit": 1000}))[2]
     assert len(trades) == cap and len(klines) == cap
 
 
-@pytest.mark.parametrize("mode, present", [
-    ("none", set()), ("legacy", {"X-MBX-USED-WEIGHT"}), ("1m", {"X-MBX-USED-WEIGHT-1M"}),
-    ("stuck", {"X-MBX-USED-WEIGHT", "X-MBX-USED-WEIGHT-1M"}),
-])
+@pytest.mark.parametrize(
+    "mode, present",
+    [
+        ("none", set()),
+        ("legacy", {"X-MBX-USED-WEIGHT"}),
+        ("1m", {"X-MBX-USED-WEIGHT-1M"}),
+        ("stuck", {"X-MBX-USED-WEIGHT", "X-MBX-USED-WEIGHT-1M"}),
+    ],
+)
 async def test_weight_header_modes(make_sim, http, mode, present):
     sim = await make_sim(small_config(weight_limit=1200))
     sim.faults = FaultConfig(weight_headers=mode)
@@ -119,8 +130,12 @@ async def test_refuse_expired_answers_7013_for_expired_symbols_only(make_sim, ht
     expired = [o["symbol"] for o in sim.market.option_info(now) if o["status"] == "EXPIRED"]
     assert expired
     sim.faults = FaultConfig(refuse_expired=True)
-    for path, extra in (("/api/v1/option/historicalTrades", {}), ("/api/v1/option/klines", {"interval": "1m"}),
-                        ("/api/v1/option/depth", {}), ("/api/v1/option/ticker/24hr", {})):
+    for path, extra in (
+        ("/api/v1/option/historicalTrades", {}),
+        ("/api/v1/option/klines", {"interval": "1m"}),
+        ("/api/v1/option/depth", {}),
+        ("/api/v1/option/ticker/24hr", {}),
+    ):
         status, _, body = await get(http, sim, path, {"symbol": expired[0], **extra}, KEY)
         assert (status, body["code"]) == (400, -7013)
     status, _, _ = await get(http, sim, "/api/v1/option/klines", {"symbol": trading_symbol(sim), "interval": "1m"})

@@ -36,6 +36,7 @@ SECRET_WORDS = re.compile(r"PASSWORD|SECRET|API_?KEY|TOKEN|CREDENTIAL", re.IGNOR
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def load_compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
@@ -146,6 +147,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 
 # --- docker-compose.yml ----------------------------------------------------------------------
+
 
 def test_compose_has_the_four_services_and_only_the_simulator_is_optional():
     services = load_compose()["services"]
@@ -279,19 +281,22 @@ def compose_client() -> list[str] | None:
     return None
 
 
-def run_compose(tmp_path: Path, *args: str,
-                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_compose(tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     client = compose_client()
     if client is None:
         pytest.skip("no docker compose client installed")
     # Some clients check that secret files exist: give them empty ones, away from the repository.
     for name in load_compose()["secrets"]:
         (tmp_path / name).touch()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COLLECTOR_", "POSTGRES_", "SIMULATOR_", "COMPOSE_", "SECRETS_DIR"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COLLECTOR_", "POSTGRES_", "SIMULATOR_", "COMPOSE_", "SECRETS_DIR"))
+    }
     env.update({"SECRETS_DIR": str(tmp_path), **(extra_env or {})})
-    return subprocess.run([*client, "-f", str(COMPOSE), *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=60)
+    return subprocess.run(
+        [*client, "-f", str(COMPOSE), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
+    )
 
 
 def test_compose_client_accepts_the_file_and_interpolates_the_defaults(tmp_path):
@@ -319,6 +324,7 @@ def test_compose_client_takes_the_exchange_url_from_the_environment(tmp_path):
 
 
 # --- Dockerfile and .dockerignore ------------------------------------------------------------
+
 
 def test_dockerfile_is_multi_stage_on_a_slim_python_311_base():
     base = global_args()
@@ -359,8 +365,12 @@ def test_the_image_keeps_migrations_and_config_next_to_the_package():
     from collector.store import migrate
 
     assert migrate.ROOT == REPO and config.DEFAULTS_FILE.parent.parent == REPO
-    sources = {src.rstrip("/") for keyword, args in dockerfile_instructions()
-               if keyword in ("COPY", "ADD") for src in copy_sources(args)}
+    sources = {
+        src.rstrip("/")
+        for keyword, args in dockerfile_instructions()
+        if keyword in ("COPY", "ADD")
+        for src in copy_sources(args)
+    }
     for needed in ("collector", "migrations", "config", "alembic.ini", "pyproject.toml"):
         assert needed in sources, needed
     installs = " ".join(args for keyword, args in stages()[0] if keyword == "RUN")
@@ -380,8 +390,15 @@ def test_dockerfile_bakes_in_no_secret():
 
 def test_dockerignore_keeps_out_the_venv_data_git_and_secrets_but_not_what_is_copied():
     patterns = dockerignore_patterns()
-    for path in (".venv/bin/python", "data/pg/PG_VERSION", ".git/HEAD", "secrets/jex_api_key",
-                 ".env", "collector/__pycache__/x.pyc", "jex_collector.egg-info/PKG-INFO"):
+    for path in (
+        ".venv/bin/python",
+        "data/pg/PG_VERSION",
+        ".git/HEAD",
+        "secrets/jex_api_key",
+        ".env",
+        "collector/__pycache__/x.pyc",
+        "jex_collector.egg-info/PKG-INFO",
+    ):
         assert ignored(path, patterns), path
     for keyword, args in dockerfile_instructions():
         if keyword in ("COPY", "ADD"):
@@ -408,8 +425,9 @@ def fake_collector(tmp_path):
 
 def entrypoint(args: list[str], env: dict[str, str], bindir: Path) -> subprocess.CompletedProcess:
     base = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    return subprocess.run([BASH, str(ENTRYPOINT), *args], env={**base, **env},
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [BASH, str(ENTRYPOINT), *args], env={**base, **env}, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_entrypoint_is_an_executable_bash_script():
@@ -427,8 +445,12 @@ def test_entrypoint_exports_each_collector_file_secret_and_drops_the_file_variab
     password.write_text("pg-pa55\n")
     result = entrypoint(
         ["env"],
-        {"COLLECTOR_API_KEY_FILE": str(key), "PGPASSWORD_FILE": str(password),
-         "OTHER_FILE": str(key), "COLLECTOR_LOG_LEVEL": "DEBUG"},
+        {
+            "COLLECTOR_API_KEY_FILE": str(key),
+            "PGPASSWORD_FILE": str(password),
+            "OTHER_FILE": str(key),
+            "COLLECTOR_LOG_LEVEL": "DEBUG",
+        },
         fake_collector,
     )
     assert result.returncode == 0, result.stderr
@@ -454,8 +476,9 @@ def test_entrypoint_leaves_an_optional_secret_unset_when_its_file_is_empty(tmp_p
 def test_entrypoint_refuses_a_secret_given_twice_without_printing_it(tmp_path, fake_collector):
     key = tmp_path / "key"
     key.write_text("from-file-value\n")
-    result = entrypoint(["env"], {"COLLECTOR_API_KEY": "from-env-value",
-                                  "COLLECTOR_API_KEY_FILE": str(key)}, fake_collector)
+    result = entrypoint(
+        ["env"], {"COLLECTOR_API_KEY": "from-env-value", "COLLECTOR_API_KEY_FILE": str(key)}, fake_collector
+    )
     assert result.returncode == 2
     assert "COLLECTOR_API_KEY" in result.stderr and "COLLECTOR_API_KEY_FILE" in result.stderr
     assert "from-env-value" not in result.stderr + result.stdout
@@ -471,12 +494,15 @@ def test_entrypoint_fails_on_a_missing_secret_file_instead_of_running_without_it
 
 
 @needs_bash
-@pytest.mark.parametrize(("args", "ran"), [
-    ([], "collector run"),
-    (["db", "upgrade"], "collector db upgrade"),
-    (["--help"], "collector --help"),
-    (["collector", "simulate", "--port", "8080"], "collector simulate --port 8080"),
-])
+@pytest.mark.parametrize(
+    ("args", "ran"),
+    [
+        ([], "collector run"),
+        (["db", "upgrade"], "collector db upgrade"),
+        (["--help"], "collector --help"),
+        (["collector", "simulate", "--port", "8080"], "collector simulate --port 8080"),
+    ],
+)
 def test_entrypoint_runs_the_collector_by_default(args, ran, fake_collector):
     result = entrypoint(args, {}, fake_collector)
     assert result.returncode == 0, result.stderr

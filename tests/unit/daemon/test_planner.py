@@ -13,10 +13,17 @@ from collector.daemon.planner import MAX_STRETCH, PLAN_SHARE, JobSpec, job_specs
 
 
 def settings(**overrides):
-    base = {"streams": ["klines", "trades", "depth", "tickers", "avg_price", "book_ticker"],
-            "kline_intervals": ["1m", "1h"], "trades_poll_seconds": 15.0, "klines_poll_seconds": 60.0,
-            "depth_poll_seconds": 60.0, "tickers_poll_seconds": 60.0, "avg_price_poll_seconds": 60.0,
-            "book_ticker_poll_seconds": 60.0, "symbols_refresh_seconds": 300.0}
+    base = {
+        "streams": ["klines", "trades", "depth", "tickers", "avg_price", "book_ticker"],
+        "kline_intervals": ["1m", "1h"],
+        "trades_poll_seconds": 15.0,
+        "klines_poll_seconds": 60.0,
+        "depth_poll_seconds": 60.0,
+        "tickers_poll_seconds": 60.0,
+        "avg_price_poll_seconds": 60.0,
+        "book_ticker_poll_seconds": 60.0,
+        "symbols_refresh_seconds": 300.0,
+    }
     return load_settings(None, {**base, **overrides}, defaults_file=None)
 
 

@@ -30,7 +30,8 @@ from tests.helpers import loopback
 T0 = 1_700_000_040.0  # a minute boundary
 
 EXCHANGE_INFO = {
-    "timezone": "UTC", "serverTime": 1551270414646,
+    "timezone": "UTC",
+    "serverTime": 1551270414646,
     "rateLimits": [
         {"rateLimitType": "requestsWeight", "interval": "minute", "intervalNum": 1, "limit": 100},
         {"rateLimitType": "orders", "interval": "second", "intervalNum": 1, "limit": 10},
@@ -91,8 +92,10 @@ def error(status: int, code: int, msg: str, headers: dict | None = None) -> web.
 async def test_endpoints_paths_params_and_api_key(session):
     def handler(req: web.Request):
         return {
-            "/api/v1/option/historicalTrades": [{"id": "2", "price": "1.5", "qty": "1", "time": 2},
-                                                 {"id": 1, "price": "1.4", "qty": "1", "time": 1}],
+            "/api/v1/option/historicalTrades": [
+                {"id": "2", "price": "1.5", "qty": "1", "time": 2},
+                {"id": 1, "price": "1.4", "qty": "1", "time": 1},
+            ],
             "/api/v1/option/klines": [[60000, "1", "1", "1", "1", "0", 119999, "0", 0, "0", "0", "0"]],
         }.get(req.path, {})
 
@@ -109,8 +112,13 @@ async def test_endpoints_paths_params_and_api_key(session):
         await client.klines("BTCCALLM", "1m", start=start, end=datetime(1970, 1, 1, 0, 2, 0, 999000, tzinfo=UTC))
         req = srv.requests[-1]
         assert "X-JEX-APIKEY" not in req.headers  # only MARKET_DATA endpoints carry the key
-        assert dict(req.query) == {"symbol": "BTCCALLM", "interval": "1m", "startTime": "60000",
-                                   "endTime": "120999", "limit": "1000"}
+        assert dict(req.query) == {
+            "symbol": "BTCCALLM",
+            "interval": "1m",
+            "startTime": "60000",
+            "endTime": "120999",
+            "limit": "1000",
+        }
         with pytest.raises(ConfigError):
             await client.klines("BTCCALLM", "2m")
         with pytest.raises(ConfigError):
@@ -150,9 +158,11 @@ async def test_weights_reserved_per_endpoint(session):
 
 
 async def test_used_weight_header_is_adopted(session):
-    async with serve(lambda r: web.json_response(
-            EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {},
-            headers={"X-Mbx-Used-Weight-1m": "77"})) as (_, url):
+    async with serve(
+        lambda r: web.json_response(
+            EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {}, headers={"X-Mbx-Used-Weight-1m": "77"}
+        )
+    ) as (_, url):
         gov = WeightGovernor(margin=0)
         client = make(session, url, governor=gov)
         await client.configure_limits()
@@ -162,9 +172,12 @@ async def test_used_weight_header_is_adopted(session):
 
 async def test_the_live_header_pair_that_disagrees_is_not_obeyed(session):
     """The recorded live pair: X-Mbx-Used-Weight: 1 beside X-Mbx-Used-Weight-1m: 1200."""
-    async with serve(lambda r: web.json_response(
+    async with serve(
+        lambda r: web.json_response(
             EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {},
-            headers={"X-Mbx-Used-Weight-1m": "1200", "X-Mbx-Used-Weight": "1"})) as (_, url):
+            headers={"X-Mbx-Used-Weight-1m": "1200", "X-Mbx-Used-Weight": "1"},
+        )
+    ) as (_, url):
         gov = WeightGovernor(margin=0)
         client = make(session, url, governor=gov)
         await client.configure_limits()
@@ -205,7 +218,8 @@ async def test_sync_time_and_signed_request(session):
         qs = req.query_string
         payload, _, signature = qs.rpartition("&signature=")
         if req.headers.get("X-JEX-APIKEY") != "K" or not hmac.compare_digest(
-                signature, hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()):
+            signature, hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        ):
             return error(400, -1022, "Signature for this request is not valid.")
         if abs(int(req.query["timestamp"]) - now) > int(req.query["recvWindow"]):
             return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
@@ -216,8 +230,10 @@ async def test_sync_time_and_signed_request(session):
         offset = await client.sync_time()
         assert offset == pytest.approx(3600, abs=0.5)
         assert client.governor.offset == offset
-        assert await client.signed_request("GET", "/api/v1/option/order", {"symbol": "BTCCALLM"}) == \
-            {"ok": True, "symbol": "BTCCALLM"}
+        assert await client.signed_request("GET", "/api/v1/option/order", {"symbol": "BTCCALLM"}) == {
+            "ok": True,
+            "symbol": "BTCCALLM",
+        }
         bad = make(session, url, api_key="K", api_secret="wrong")
         with pytest.raises(ExchangeRejected) as info:
             await bad.signed_request("GET", "/api/v1/option/order", {"symbol": "BTCCALLM"})
@@ -227,12 +243,26 @@ async def test_sync_time_and_signed_request(session):
 def test_sign_published_vector():
     secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
     expected = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
-    params = {"symbol": "LTCBTC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": 1,
-              "price": "0.1", "recvWindow": 5000, "timestamp": 1499827319559}
+    params = {
+        "symbol": "LTCBTC",
+        "side": "BUY",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": 1,
+        "price": "0.1",
+        "recvWindow": 5000,
+        "timestamp": 1499827319559,
+    }
     assert sign(params, secret) == expected
     assert sign(list(params.items()), secret) == expected
-    assert sign("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000"
-                "&timestamp=1499827319559", secret) == expected
+    assert (
+        sign(
+            "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000"
+            "&timestamp=1499827319559",
+            secret,
+        )
+        == expected
+    )
 
 
 # --- retries and errors ----------------------------------------------------------------------
@@ -244,17 +274,22 @@ def failing_then_ok(failures: int, failure: Callable[[], web.Response]):
     def handler(req):
         state["n"] += 1
         return failure() if state["n"] <= failures else {"serverTime": 1000}
+
     return handler
 
 
-@pytest.mark.parametrize("failure", [
-    lambda: web.Response(status=500, text="<html>oops</html>", content_type="text/html"),
-    lambda: error(503, -1016, "server offline"),
-    lambda: error(400, -1001, "Internal error; unable to process your request. Please try again."),
-    lambda: error(400, -1006, "unexpected response"),
-    lambda: error(408, -1007, "Timeout waiting for response from backend server."),
-    lambda: web.Response(status=200, text='{"serverTime": 10', content_type="application/json"),
-], ids=["500-html", "-1016", "-1001", "-1006", "-1007", "truncated"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: web.Response(status=500, text="<html>oops</html>", content_type="text/html"),
+        lambda: error(503, -1016, "server offline"),
+        lambda: error(400, -1001, "Internal error; unable to process your request. Please try again."),
+        lambda: error(400, -1006, "unexpected response"),
+        lambda: error(408, -1007, "Timeout waiting for response from backend server."),
+        lambda: web.Response(status=200, text='{"serverTime": 10', content_type="application/json"),
+    ],
+    ids=["500-html", "-1016", "-1001", "-1006", "-1007", "truncated"],
+)
 async def test_transient_failures_are_retried(session, failure):
     async with serve(failing_then_ok(2, failure)) as (srv, url):
         client = make(session, url, max_retries=5)
@@ -343,7 +378,7 @@ def _misbehaviours():
         "nan": raw_bytes(200, b'{"serverTime": NaN}'),
         "html-502": raw_bytes(502, b"<html>bad gateway</html>", "text/html"),
         "redirect": lambda req: web.Response(status=302, headers={"Location": "/elsewhere"}),
-        "wrong-shape": raw_bytes(200, b'[1, 2]'),
+        "wrong-shape": raw_bytes(200, b"[1, 2]"),
     }
 
 
@@ -420,8 +455,9 @@ async def test_429_without_retries_raises_rate_limited(session):
 
 async def test_long_ban_raises_and_blocks_all_sending(session, caplog):
     until_ms = int((T0 + 3 * 86400) * 1000)
-    async with serve(lambda r: error(418, -1003, f"Way too many requests; IP banned until {until_ms}.",
-                                     {"Retry-After": "60"})) as (srv, url):
+    async with serve(
+        lambda r: error(418, -1003, f"Way too many requests; IP banned until {until_ms}.", {"Retry-After": "60"})
+    ) as (srv, url):
         clock = ManualClock(T0 + 1)
         client = make(session, url, governor=WeightGovernor(clock=clock), max_ban_wait=300)
         with caplog.at_level(logging.CRITICAL), pytest.raises(Banned) as info:
@@ -432,6 +468,7 @@ async def test_long_ban_raises_and_blocks_all_sending(session, caplog):
             await client.depth("X")  # refused locally, nothing sent
         assert srv.count() == 1
         from collector import metrics
+
         assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_seconds") == until_ms / 1000
 
 

@@ -17,8 +17,13 @@ from collector.errors import ExchangeUnavailable, ParseError
 from collector.exchange import client as c
 
 KEYS = st.sampled_from(["id", "price", "qty", "a:b", "{", "}", ":", '"', "x\\y", "é", "code"])
-SCALARS = st.one_of(st.integers(-5, 10**20), st.sampled_from(["1.5", "a:b", "{:}", "", "\u2028", "NaN"]),
-                    st.booleans(), st.none(), st.sampled_from([Decimal("1.50"), Decimal("-0.0")]))
+SCALARS = st.one_of(
+    st.integers(-5, 10**20),
+    st.sampled_from(["1.5", "a:b", "{:}", "", "\u2028", "NaN"]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([Decimal("1.50"), Decimal("-0.0")]),
+)
 
 
 def render(value) -> str:
@@ -34,8 +39,9 @@ def render(value) -> str:
 
 values = st.recursive(
     SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.lists(st.tuples(KEYS, inner), max_size=4).map(lambda pairs: ("obj", pairs))),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.lists(st.tuples(KEYS, inner), max_size=4).map(lambda pairs: ("obj", pairs))
+    ),
     max_leaves=12,
 )
 
@@ -43,8 +49,9 @@ values = st.recursive(
 def checked(body: bytes):
     """The decode as it was: every object through the duplicate-key hook."""
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=c._reject_constant,
-                          object_pairs_hook=c._unique_keys)
+        return json.loads(
+            body, parse_float=Decimal, parse_constant=c._reject_constant, object_pairs_hook=c._unique_keys
+        )
     except c._DuplicateKey as exc:
         return ("duplicate", str(exc))
     except (ValueError, RecursionError):
@@ -79,24 +86,29 @@ def test_pages_of_flat_objects(page):
     assert same(fast(body), checked(body))
 
 
-@pytest.mark.parametrize("body", [
-    b'[{"id": "7", "price": "12.5", "price": "99", "qty": "0.3", "time": 1700000000000}]',
-    b'[{"id": "7", "qty": "1"}, {"id": "8", "id": "9"}]',
-    b'{"code": 0, "code": 1}',
-    b'{"a": {"b": 1, "b": 2}}',
-    b'[[{"b": 1, "b": 2}]]',
-    b'[{"m": "x:y", "m": 1}]',  # a ':' inside a string must not hide the repeat
-    b'[{"m": "{", "m": 1}]',
-    '[{"id": 1, "id": 2}]'.encode("utf-16"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"id": "7", "price": "12.5", "price": "99", "qty": "0.3", "time": 1700000000000}]',
+        b'[{"id": "7", "qty": "1"}, {"id": "8", "id": "9"}]',
+        b'{"code": 0, "code": 1}',
+        b'{"a": {"b": 1, "b": 2}}',
+        b'[[{"b": 1, "b": 2}]]',
+        b'[{"m": "x:y", "m": 1}]',  # a ':' inside a string must not hide the repeat
+        b'[{"m": "{", "m": 1}]',
+        '[{"id": 1, "id": 2}]'.encode("utf-16"),
+    ],
+)
 def test_repeated_keys_are_refused_wherever_they_are(body):
     with pytest.raises(ParseError, match="duplicate key"):
         c.JexClient._decode("historicalTrades", body, 200)
 
 
 def test_a_plain_trade_page_needs_no_hook(monkeypatch):
-    page = [{"id": str(10 + i), "price": "1.2500", "qty": "-3", "time": 1795598875001 + i, "buyerMaker": True}
-            for i in range(500)]
+    page = [
+        {"id": str(10 + i), "price": "1.2500", "qty": "-3", "time": 1795598875001 + i, "buyerMaker": True}
+        for i in range(500)
+    ]
     body = json.dumps(page, separators=(",", ":")).encode()
     assert c._keys_surely_unique(body, json.loads(body))
 
@@ -111,5 +123,5 @@ def test_a_plain_trade_page_needs_no_hook(monkeypatch):
 
 
 def test_floats_stay_decimal_and_constants_reach_the_parser():
-    payload = c.JexClient._decode("klines", b'[[1, 1.10, NaN, -Infinity]]', 200)
+    payload = c.JexClient._decode("klines", b"[[1, 1.10, NaN, -Infinity]]", 200)
     assert repr(payload) == repr([[1, Decimal("1.10"), Decimal("NaN"), Decimal("-Infinity")]])

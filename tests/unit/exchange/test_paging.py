@@ -39,7 +39,7 @@ class PagedTrades:
         if from_id is None:
             return self.trades[-limit:]
         first = bisect.bisect_left(self.ids, from_id)
-        return self.trades[first:first + limit]
+        return self.trades[first : first + limit]
 
 
 @st.composite
@@ -125,8 +125,10 @@ def test_the_daemon_learns_the_servers_page_and_stops_on_a_page_shorter_than_it(
 
 
 def test_interpolation_needs_few_probes_on_a_regular_history():
-    trades = [Trade("S", 10_000 + 112 * i, Decimal("1"), Decimal("1"), T0 + timedelta(seconds=3 * i), None)
-              for i in range(200_000)]
+    trades = [
+        Trade("S", 10_000 + 112 * i, Decimal("1"), Decimal("1"), T0 + timedelta(seconds=3 * i), None)
+        for i in range(200_000)
+    ]
     client = PagedTrades(trades)
     cost = Cost()
     at = T0 + timedelta(days=4, seconds=1)

@@ -44,10 +44,13 @@ def test_recorded_exchange_info():
     assert len(info.rate_limits) == 4
 
 
-@pytest.mark.parametrize("name, symbol", [
-    ("api_v1_spot_depth__symbol-LTCBTC.json", "LTCBTC"),
-    ("api_v1_contract_depth__symbol-BTCUSDT.json", "BTCUSDT"),
-])
+@pytest.mark.parametrize(
+    "name, symbol",
+    [
+        ("api_v1_spot_depth__symbol-LTCBTC.json", "LTCBTC"),
+        ("api_v1_contract_depth__symbol-BTCUSDT.json", "BTCUSDT"),
+    ],
+)
 def test_recorded_depth(name, symbol):
     body = recorded(name)["body"]
     snap = p.parse_depth(body, symbol, NOW)
@@ -58,10 +61,13 @@ def test_recorded_depth(name, symbol):
     assert snap.captured_at == NOW
 
 
-@pytest.mark.parametrize("name, symbol", [
-    ("api_v1_spot_trades__symbol-LTCBTC.json", "LTCBTC"),
-    ("api_v1_contract_trades__symbol-BTCUSDT.json", "BTCUSDT"),
-])
+@pytest.mark.parametrize(
+    "name, symbol",
+    [
+        ("api_v1_spot_trades__symbol-LTCBTC.json", "LTCBTC"),
+        ("api_v1_contract_trades__symbol-BTCUSDT.json", "BTCUSDT"),
+    ],
+)
 def test_recorded_trades_newest_first_without_ids(name, symbol):
     body = recorded(name)["body"]
     trades = p.parse_recent_trades(body, symbol)
@@ -93,11 +99,24 @@ def test_recorded_tickers(name):
 
 def test_option_info_seed_example():
     payload = [
-        {"symbol": "BTCCALLM", "status": "TRADING", "type": "LONGS", "exertionTime": 1551344400000,
-         "optionDesc": "www.jex.com", "canRelease": True,
-         "releaseOption": {"convertRatio": Decimal("0.1"), "assetMarginName": "BTC"}},
-        {"symbol": "BTCPUTM", "status": "TRADING", "type": "SHORTS", "exertionTime": "1551172087000",
-         "optionDesc": "www.jex.com", "canRelease": False, "releaseOption": None},
+        {
+            "symbol": "BTCCALLM",
+            "status": "TRADING",
+            "type": "LONGS",
+            "exertionTime": 1551344400000,
+            "optionDesc": "www.jex.com",
+            "canRelease": True,
+            "releaseOption": {"convertRatio": Decimal("0.1"), "assetMarginName": "BTC"},
+        },
+        {
+            "symbol": "BTCPUTM",
+            "status": "TRADING",
+            "type": "SHORTS",
+            "exertionTime": "1551172087000",
+            "optionDesc": "www.jex.com",
+            "canRelease": False,
+            "releaseOption": None,
+        },
         {"symbol": "X", "status": "TRADING", "type": "WEIRD"},
     ]
     call, put, other = p.parse_option_info(payload)
@@ -106,13 +125,22 @@ def test_option_info_seed_example():
     assert (other.option_type, other.raw_type, other.expiry_time, other.can_release) == (None, "WEIRD", None, None)
 
 
-@pytest.mark.parametrize("payload, last_id, bids", [
-    ({"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000", []]], "asks": []}, 1027024,
-     (DepthLevel(Decimal("4.00000000"), Decimal("431.00000000")),)),
-    ({"lastUpdateId": "99", "bids": [[Decimal("4.5"), 3]], "asks": []}, 99,
-     (DepthLevel(Decimal("4.5"), Decimal(3)),)),
-    ({"bids": [], "asks": []}, None, ()),
-])
+@pytest.mark.parametrize(
+    "payload, last_id, bids",
+    [
+        (
+            {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000", []]], "asks": []},
+            1027024,
+            (DepthLevel(Decimal("4.00000000"), Decimal("431.00000000")),),
+        ),
+        (
+            {"lastUpdateId": "99", "bids": [[Decimal("4.5"), 3]], "asks": []},
+            99,
+            (DepthLevel(Decimal("4.5"), Decimal(3)),),
+        ),
+        ({"bids": [], "asks": []}, None, ()),
+    ],
+)
 def test_depth_variations(payload, last_id, bids):
     snap = p.parse_depth(payload, "S", NOW)
     assert snap.last_update_id == last_id and snap.bids == bids
@@ -131,30 +159,64 @@ def test_historical_trades_sorted_by_id_either_order():
 
 
 def test_klines_seed_example_and_order():
-    row = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815",
-           1499644799999, "2434.19055334", 308, "1756.87402397", "28.46694368", "17928899.62484339"]
+    row = [
+        1499040000000,
+        "0.01634790",
+        "0.80000000",
+        "0.01575800",
+        "0.01577100",
+        "148976.11427815",
+        1499644799999,
+        "2434.19055334",
+        308,
+        "1756.87402397",
+        "28.46694368",
+        "17928899.62484339",
+    ]
     later = [1499040060000, Decimal("1"), 2, "1", "1", "0", 1499040119999, "0", "0", "0", "0"]  # 11 fields
     klines = p.parse_klines([later, row], "S", "1m")
     assert [k.open_time for k in klines] == [ms(1499040000000), ms(1499040060000)]
     k = klines[0]
     assert (k.open, k.high, k.trade_count, k.close_time) == (
-        Decimal("0.01634790"), Decimal("0.80000000"), 308, ms(1499644799999))
+        Decimal("0.01634790"),
+        Decimal("0.80000000"),
+        308,
+        ms(1499644799999),
+    )
     assert k.taker_buy_quote_volume == Decimal("28.46694368") and k.interval == "1m"
     assert klines[1].trade_count == 0 and klines[1].high == Decimal(2)
 
 
 def test_ticker_seed_example_single_object_and_option_fields():
-    obj = {"symbol": "BNBBTC", "priceChange": "-1.00000000", "priceChangePercent": "50.00000000",
-           "weightedAvgPrice": "1.88", "lastPrice": "3.00000000", "bidPrice": "1.00000000",
-           "bidQty": "5.00000000", "askPrice": "3.00000000", "askQty": "9.00000000",
-           "openPrice": "2.00000000", "highPrice": "18.00000000", "lowPrice": "1.00000000",
-           "volume": "8.00000000", "quoteVolume": "15.00000000", "openTime": 1551174049782,
-           "closeTime": 1551173957144, "exertionTime": 1574841600000, "performPrice": "0.0000",
-           "referencePrice": "9279.5200", "exertionPrice": "7958.7100"}
+    obj = {
+        "symbol": "BNBBTC",
+        "priceChange": "-1.00000000",
+        "priceChangePercent": "50.00000000",
+        "weightedAvgPrice": "1.88",
+        "lastPrice": "3.00000000",
+        "bidPrice": "1.00000000",
+        "bidQty": "5.00000000",
+        "askPrice": "3.00000000",
+        "askQty": "9.00000000",
+        "openPrice": "2.00000000",
+        "highPrice": "18.00000000",
+        "lowPrice": "1.00000000",
+        "volume": "8.00000000",
+        "quoteVolume": "15.00000000",
+        "openTime": 1551174049782,
+        "closeTime": 1551173957144,
+        "exertionTime": 1574841600000,
+        "performPrice": "0.0000",
+        "referencePrice": "9279.5200",
+        "exertionPrice": "7958.7100",
+    }
     (t,) = p.parse_ticker_24hr(obj, NOW)
     assert t.price_change == Decimal("-1.00000000")
     assert (t.strike_price, t.underlying_price, t.perform_price) == (
-        Decimal("7958.7100"), Decimal("9279.5200"), Decimal("0.0000"))
+        Decimal("7958.7100"),
+        Decimal("9279.5200"),
+        Decimal("0.0000"),
+    )
     assert t.expiry_time == ms(1574841600000) and t.close_time < t.open_time
     assert p.parse_ticker_24hr([obj, obj], NOW) == [t, t]
     (bare,) = p.parse_ticker_24hr({"symbol": "A", "lastPrice": None}, NOW)
@@ -163,10 +225,20 @@ def test_ticker_seed_example_single_object_and_option_fields():
 
 def test_price_and_book_tickers_object_or_list():
     assert p.parse_price_tickers({"symbol": "LTCBTC", "price": "4.00000200"})[0].price == Decimal("4.00000200")
-    assert [t.symbol for t in p.parse_price_tickers([{"symbol": "A", "price": 1}, {"symbol": "B", "price": "2"}])] \
-        == ["A", "B"]
-    (b,) = p.parse_book_tickers({"symbol": "LTCBTC", "bidPrice": "4.00000000", "bidQty": "431.00000000",
-                                  "askPrice": "4.00000200", "askQty": "9.00000000"}, NOW)
+    assert [t.symbol for t in p.parse_price_tickers([{"symbol": "A", "price": 1}, {"symbol": "B", "price": "2"}])] == [
+        "A",
+        "B",
+    ]
+    (b,) = p.parse_book_tickers(
+        {
+            "symbol": "LTCBTC",
+            "bidPrice": "4.00000000",
+            "bidQty": "431.00000000",
+            "askPrice": "4.00000200",
+            "askQty": "9.00000000",
+        },
+        NOW,
+    )
     assert (b.bid_price, b.ask_qty, b.captured_at) == (Decimal("4.00000000"), Decimal("9.00000000"), NOW)
 
 
@@ -177,8 +249,9 @@ def test_avg_price_and_server_time():
 
 
 def test_binance_rate_limit_spelling():
-    info = p.parse_exchange_info({"rateLimits": [
-        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 60}]})
+    info = p.parse_exchange_info(
+        {"rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 60}]}
+    )
     assert info.rate_limits[0].window_seconds == 60 and info.option_symbols == ()
 
 
@@ -187,39 +260,49 @@ def test_binance_rate_limit_spelling():
 GOOD_TRADE = {"id": 1, "price": "1", "qty": "1", "time": 1}
 
 
-@pytest.mark.parametrize("parse, payload, field", [
-    (lambda x: p.parse_depth(x, "S", NOW), {"asks": []}, "bids"),
-    (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["1"]], "asks": []}, "bids[0]"),
-    (lambda x: p.parse_depth(x, "S", NOW), {"bids": "nope", "asks": []}, "bids"),
-    (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["-1", "1"]], "asks": []}, "bids[0].price"),
-    (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["NaN", "1"]], "asks": []}, "bids[0].price"),
-    (lambda x: p.parse_depth(x, "S", NOW), {"bids": [[Decimal("Infinity"), "1"]], "asks": []}, "bids[0].price"),
-    (lambda x: p.parse_depth(x, "S", NOW), [], "<body>"),
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "id": None}], "id"),
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "id": "12a"}], "id"),
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "price": True}], "price"),
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "price": 1.5}], "price"),  # a float: refused
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "time": -5}], "time"),
-    (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "buyerMaker": "yes"}], "buyerMaker"),
-    (lambda x: p.parse_historical_trades(x, "S"), {"id": 1}, "<body>"),
-    (lambda x: p.parse_recent_trades(x, "S"), [{"price": "1", "qty": "1"}], "time"),
-    (lambda x: p.parse_recent_trades(x, "S"), [{"price": "abc", "qty": "1", "time": 1}], "price"),
-    (lambda x: p.parse_klines(x, "S", "1m"), [[1, "1", "1"]], "[0]"),
-    (lambda x: p.parse_klines(x, "S", "1m"), [[1, "1", "1", "1", "1", "1", 2, "1", 1.0, "1", "1"]], "[0].trade_count"),
-    (lambda x: p.parse_klines(x, "S", "1m"), [[1, "1", "-1", "1", "1", "1", 2, "1", 1, "1", "1"]], "[0].high"),
-    (lambda x: p.parse_exchange_info(x), {"optionSymbols": []}, "rateLimits"),
-    (lambda x: p.parse_exchange_info(x), {"rateLimits": [{"rateLimitType": "x", "interval": "fortnight",
-                                                          "intervalNum": 1, "limit": 1}]}, "interval"),
-    (lambda x: p.parse_option_info(x), [{"status": "TRADING"}], "symbol"),
-    (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": "yes"}], "canRelease"),
-    (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": 2}], "canRelease"),
-    (lambda x: p.parse_avg_price(x, "S", NOW), {"mins": 5}, "price"),
-    (lambda x: p.parse_price_tickers(x), [{"symbol": "A", "price": ""}], "price"),
-    (lambda x: p.parse_price_tickers(x), "A", "<body>"),
-    (lambda x: p.parse_ticker_24hr(x, NOW), [{"symbol": "A", "openTime": "soon"}], "openTime"),
-    (lambda x: p.parse_book_tickers(x, NOW), [{"bidPrice": "1"}], "symbol"),
-    (lambda x: p.parse_server_time(x), {"serverTime": False}, "serverTime"),
-])
+@pytest.mark.parametrize(
+    "parse, payload, field",
+    [
+        (lambda x: p.parse_depth(x, "S", NOW), {"asks": []}, "bids"),
+        (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["1"]], "asks": []}, "bids[0]"),
+        (lambda x: p.parse_depth(x, "S", NOW), {"bids": "nope", "asks": []}, "bids"),
+        (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["-1", "1"]], "asks": []}, "bids[0].price"),
+        (lambda x: p.parse_depth(x, "S", NOW), {"bids": [["NaN", "1"]], "asks": []}, "bids[0].price"),
+        (lambda x: p.parse_depth(x, "S", NOW), {"bids": [[Decimal("Infinity"), "1"]], "asks": []}, "bids[0].price"),
+        (lambda x: p.parse_depth(x, "S", NOW), [], "<body>"),
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "id": None}], "id"),
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "id": "12a"}], "id"),
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "price": True}], "price"),
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "price": 1.5}], "price"),  # a float: refused
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "time": -5}], "time"),
+        (lambda x: p.parse_historical_trades(x, "S"), [{**GOOD_TRADE, "buyerMaker": "yes"}], "buyerMaker"),
+        (lambda x: p.parse_historical_trades(x, "S"), {"id": 1}, "<body>"),
+        (lambda x: p.parse_recent_trades(x, "S"), [{"price": "1", "qty": "1"}], "time"),
+        (lambda x: p.parse_recent_trades(x, "S"), [{"price": "abc", "qty": "1", "time": 1}], "price"),
+        (lambda x: p.parse_klines(x, "S", "1m"), [[1, "1", "1"]], "[0]"),
+        (
+            lambda x: p.parse_klines(x, "S", "1m"),
+            [[1, "1", "1", "1", "1", "1", 2, "1", 1.0, "1", "1"]],
+            "[0].trade_count",
+        ),
+        (lambda x: p.parse_klines(x, "S", "1m"), [[1, "1", "-1", "1", "1", "1", 2, "1", 1, "1", "1"]], "[0].high"),
+        (lambda x: p.parse_exchange_info(x), {"optionSymbols": []}, "rateLimits"),
+        (
+            lambda x: p.parse_exchange_info(x),
+            {"rateLimits": [{"rateLimitType": "x", "interval": "fortnight", "intervalNum": 1, "limit": 1}]},
+            "interval",
+        ),
+        (lambda x: p.parse_option_info(x), [{"status": "TRADING"}], "symbol"),
+        (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": "yes"}], "canRelease"),
+        (lambda x: p.parse_option_info(x), [{"symbol": "S", "status": "T", "canRelease": 2}], "canRelease"),
+        (lambda x: p.parse_avg_price(x, "S", NOW), {"mins": 5}, "price"),
+        (lambda x: p.parse_price_tickers(x), [{"symbol": "A", "price": ""}], "price"),
+        (lambda x: p.parse_price_tickers(x), "A", "<body>"),
+        (lambda x: p.parse_ticker_24hr(x, NOW), [{"symbol": "A", "openTime": "soon"}], "openTime"),
+        (lambda x: p.parse_book_tickers(x, NOW), [{"bidPrice": "1"}], "symbol"),
+        (lambda x: p.parse_server_time(x), {"serverTime": False}, "serverTime"),
+    ],
+)
 def test_malformed_is_refused_naming_the_field(parse, payload, field):
     with pytest.raises(ParseError) as info:
         parse(payload)
@@ -230,10 +313,22 @@ def test_malformed_is_refused_naming_the_field(parse, payload, field):
 # --- tolerance: every scalar as a string or a number; listings keep their good entries -------------
 
 
-@pytest.mark.parametrize("value, expected", [
-    (True, True), (False, False), ("true", True), ("FALSE", False), (" True ", True), (1, True), (0, False),
-    ("1", True), ("0", False), (Decimal("1"), True), (Decimal("0"), False),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("FALSE", False),
+        (" True ", True),
+        (1, True),
+        (0, False),
+        ("1", True),
+        ("0", False),
+        (Decimal("1"), True),
+        (Decimal("0"), False),
+    ],
+)
 def test_booleans_in_every_spelling_the_notes_allow(value, expected):
     assert p.to_bool(value, "t", "f") is expected
     (info,) = p.parse_option_info([{"symbol": "S", "status": "TRADING", "canRelease": value}])
@@ -243,13 +338,28 @@ def test_booleans_in_every_spelling_the_notes_allow(value, expected):
 
 
 def test_scalars_as_strings_or_numbers_mean_the_same():
-    as_strings = {"symbol": "BTC0925CALL", "status": "TRADING", "type": "LONGS", "exertionTime": "1569398400000",
-                  "canRelease": "false"}
-    as_numbers = {"symbol": "BTC0925CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000,
-                  "canRelease": 0}
+    as_strings = {
+        "symbol": "BTC0925CALL",
+        "status": "TRADING",
+        "type": "LONGS",
+        "exertionTime": "1569398400000",
+        "canRelease": "false",
+    }
+    as_numbers = {
+        "symbol": "BTC0925CALL",
+        "status": "TRADING",
+        "type": "LONGS",
+        "exertionTime": 1569398400000,
+        "canRelease": 0,
+    }
     assert p.parse_option_info([as_strings]) == p.parse_option_info([as_numbers])
     ticker = {"symbol": "A", "lastPrice": "1.5", "openTime": "1551174049782", "exertionPrice": "7958.71"}
-    numeric = {"symbol": "A", "lastPrice": Decimal("1.5"), "openTime": 1551174049782, "exertionPrice": Decimal("7958.71")}
+    numeric = {
+        "symbol": "A",
+        "lastPrice": Decimal("1.5"),
+        "openTime": 1551174049782,
+        "exertionPrice": Decimal("7958.71"),
+    }
     assert p.parse_ticker_24hr(ticker, NOW) == p.parse_ticker_24hr(numeric, NOW)
     # a status sent as a number is its text
     (odd,) = p.parse_option_info([{"symbol": "S", "status": 1}])
@@ -257,8 +367,10 @@ def test_scalars_as_strings_or_numbers_mean_the_same():
 
 
 def test_one_bad_option_info_entry_does_not_blind_the_listing():
-    good = [{"symbol": f"BTC09{d:02d}CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000}
-            for d in range(10, 37)]
+    good = [
+        {"symbol": f"BTC09{d:02d}CALL", "status": "TRADING", "type": "LONGS", "exertionTime": 1569398400000}
+        for d in range(10, 37)
+    ]
     bad = {"symbol": "BTC0925PUT", "status": "TRADING", "type": "SHORTS", "canRelease": "perhaps"}
     listing = p.parse_option_info([*good[:5], bad, *good[5:]])
     assert [o.symbol for o in listing] == [g["symbol"] for g in good]  # 27 good ones, in order
@@ -267,10 +379,15 @@ def test_one_bad_option_info_entry_does_not_blind_the_listing():
     assert str(why) == "optionInfo entry [5] BTC0925PUT: field 'canRelease': expected a boolean, got 'perhaps'"
     assert listing.rejected_symbols == {"BTC0925PUT"}
     # exchangeInfo's symbols and limits are listings too
-    info = p.parse_exchange_info({"rateLimits": [{"rateLimitType": "requestsWeight", "interval": "minute",
-                                                  "intervalNum": 1, "limit": 1200},
-                                                 {"rateLimitType": "orders", "interval": "fortnight", "limit": 1}],
-                                  "optionSymbols": [{"symbol": "A", "status": "TRADING"}, {"symbol": "B"}]})
+    info = p.parse_exchange_info(
+        {
+            "rateLimits": [
+                {"rateLimitType": "requestsWeight", "interval": "minute", "intervalNum": 1, "limit": 1200},
+                {"rateLimitType": "orders", "interval": "fortnight", "limit": 1},
+            ],
+            "optionSymbols": [{"symbol": "A", "status": "TRADING"}, {"symbol": "B"}],
+        }
+    )
     assert [s.symbol for s in info.option_symbols] == ["A"] and info.rejected_symbols == {"B"}
     assert [r.limit for r in info.rate_limits] == [1200] and len(info.rejected) == 2
     # all-symbol tickers: the good ones stay
@@ -293,14 +410,17 @@ def test_a_bad_entry_refuses_a_page_of_data_naming_the_entry():
     assert info.value.entry == "[1]"
 
 
-@pytest.mark.parametrize("entry, underlying, source, weekly", [
-    ({"symbol": "BTC0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
-    ({"symbol": "ETH1010PUT", "releaseOption": None}, "ETH", "name", False),
-    ({"symbol": "EOS0923CALLW"}, "EOS", "name", True),
-    ({"symbol": "BTCCALLM", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
-    ({"symbol": "XBT0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
-    ({"symbol": "ODDNAME1"}, None, None, None),
-])
+@pytest.mark.parametrize(
+    "entry, underlying, source, weekly",
+    [
+        ({"symbol": "BTC0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+        ({"symbol": "ETH1010PUT", "releaseOption": None}, "ETH", "name", False),
+        ({"symbol": "EOS0923CALLW"}, "EOS", "name", True),
+        ({"symbol": "BTCCALLM", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+        ({"symbol": "XBT0925CALL", "releaseOption": {"assetMarginName": "BTC"}}, "BTC", "optionInfo", False),
+        ({"symbol": "ODDNAME1"}, None, None, None),
+    ],
+)
 def test_underlying_from_option_info_else_from_the_name(entry, underlying, source, weekly):
     (o,) = p.parse_option_info([{"status": "TRADING", **entry}])
     assert (o.underlying, o.underlying_source, o.weekly) == (underlying, source, weekly)
@@ -308,8 +428,9 @@ def test_underlying_from_option_info_else_from_the_name(entry, underlying, sourc
 
 # --- properties ----------------------------------------------------------------------------
 
-decimals = st.decimals(allow_nan=False, allow_infinity=False, min_value=0, max_value=Decimal("1e12"),
-                       places=None).filter(lambda d: d.as_tuple().exponent >= -20)
+decimals = st.decimals(
+    allow_nan=False, allow_infinity=False, min_value=0, max_value=Decimal("1e12"), places=None
+).filter(lambda d: d.as_tuple().exponent >= -20)
 
 
 @given(decimals)

@@ -18,8 +18,24 @@ ids = st.one_of(
     st.integers(min_value=-5, max_value=2**64),
     st.sampled_from([2**63 - 1, 2**63, 0, True, None, 1.0]),
     st.integers(min_value=0, max_value=2**64).map(str),
-    st.sampled_from(["", " 12", "12 ", "-0", "-3", "+3", "007", "١٢", "1_0", "12a", "9223372036854775807",
-                     "9223372036854775808", "99999999999999999999", "1" * 21]),
+    st.sampled_from(
+        [
+            "",
+            " 12",
+            "12 ",
+            "-0",
+            "-3",
+            "+3",
+            "007",
+            "١٢",
+            "1_0",
+            "12a",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999",
+            "1" * 21,
+        ]
+    ),
     st.sampled_from([Decimal("3"), Decimal("3.0"), Decimal("3.5"), Decimal("1e30")]),
 )
 decimal_texts = st.decimals(allow_nan=False, allow_infinity=False, places=None).map(str)
@@ -27,14 +43,58 @@ decimals = st.one_of(
     decimal_texts,
     decimal_texts.map(lambda s: f" {s}\t"),
     st.decimals(allow_nan=True, allow_infinity=True, places=None),
-    st.sampled_from(["0", "-0", "0E-8", "0.00000000", "1e100", "9.99e99", "1e-100", "1e-101", "-1e-100",
-                     "-1e-101", "-9.99e99", "-1e100", "NaN", "sNaN", "-Infinity", "Infinity", "1_000", "١٫٥",
-                     "", "abc", "1.5.5", "1e999999", "\u20031.5", 7, -7, 0, 1.5, True, None]),
+    st.sampled_from(
+        [
+            "0",
+            "-0",
+            "0E-8",
+            "0.00000000",
+            "1e100",
+            "9.99e99",
+            "1e-100",
+            "1e-101",
+            "-1e-100",
+            "-1e-101",
+            "-9.99e99",
+            "-1e100",
+            "NaN",
+            "sNaN",
+            "-Infinity",
+            "Infinity",
+            "1_000",
+            "١٫٥",
+            "",
+            "abc",
+            "1.5.5",
+            "1e999999",
+            "\u20031.5",
+            7,
+            -7,
+            0,
+            1.5,
+            True,
+            None,
+        ]
+    ),
 )
 times = st.one_of(
     st.integers(min_value=-5, max_value=2**70),
-    st.sampled_from([0, 1795598995728, 253402300799999, 253402300800000, 10**20, "1795598995728", " 5",
-                     Decimal("5"), Decimal("5.5"), True, None, 1.5]),
+    st.sampled_from(
+        [
+            0,
+            1795598995728,
+            253402300799999,
+            253402300800000,
+            10**20,
+            "1795598995728",
+            " 5",
+            Decimal("5"),
+            Decimal("5.5"),
+            True,
+            None,
+            1.5,
+        ]
+    ),
 )
 makers = st.sampled_from([True, False, None, MISSING, "yes", 1, 0])
 
@@ -78,8 +138,16 @@ def test_pages_fast_path_equals_the_general_readers(items, rnd):
 
 
 def test_plain_page_read_exactly():
-    page = [{"id": str(5983153800028 + i), "price": f"1.{i:04d}", "qty": str(-i if i % 3 else i),
-             "time": 1795598875001 + i, "buyerMaker": i % 2 == 0} for i in range(500)]
+    page = [
+        {
+            "id": str(5983153800028 + i),
+            "price": f"1.{i:04d}",
+            "qty": str(-i if i % 3 else i),
+            "time": 1795598875001 + i,
+            "buyerMaker": i % 2 == 0,
+        }
+        for i in range(500)
+    ]
     random.Random(7).shuffle(page)
     trades = p.parse_historical_trades(page, "S")
     assert [t.trade_id for t in trades] == list(range(5983153800028, 5983153800528))
@@ -90,16 +158,32 @@ def test_plain_page_read_exactly():
 
 
 def test_repeated_ids_keep_the_exchange_order_among_themselves():
-    page = [{"id": 2, "price": "1", "qty": "1", "time": 5}, {"id": 1, "price": "2", "qty": "1", "time": 5},
-            {"id": 2, "price": "3", "qty": "1", "time": 5}]
+    page = [
+        {"id": 2, "price": "1", "qty": "1", "time": 5},
+        {"id": 1, "price": "2", "qty": "1", "time": 5},
+        {"id": 2, "price": "3", "qty": "1", "time": 5},
+    ]
     assert [(t.trade_id, str(t.price)) for t in p.parse_historical_trades(page, "S")] == [(1, "2"), (2, "1"), (2, "3")]
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("id", "9223372036854775808"), ("id", -1), ("price", "-0.5"), ("price", "1e100"), ("price", "1e-101"),
-    ("qty", "-1e100"), ("qty", "-1e-101"), ("price", "NaN"), ("qty", Decimal("sNaN")), ("time", 10**20),
-    ("time", -1), ("buyerMaker", 2), ("buyerMaker", "yes"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", "9223372036854775808"),
+        ("id", -1),
+        ("price", "-0.5"),
+        ("price", "1e100"),
+        ("price", "1e-101"),
+        ("qty", "-1e100"),
+        ("qty", "-1e-101"),
+        ("price", "NaN"),
+        ("qty", Decimal("sNaN")),
+        ("time", 10**20),
+        ("time", -1),
+        ("buyerMaker", 2),
+        ("buyerMaker", "yes"),
+    ],
+)
 def test_fast_path_still_refuses_naming_the_field(field, value):
     item = {"id": "1", "price": "1", "qty": "1", "time": 1, field: value}
     with pytest.raises(ParseError) as info:

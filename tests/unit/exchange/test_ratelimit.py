@@ -27,8 +27,11 @@ async def settle() -> None:
 
 
 def limits(weight: int, raw: int | None = None, spelling: str = "jex") -> list[RateLimit]:
-    names = ("requestsWeight", "rawRequests", "minute") if spelling == "jex" else (
-        "REQUEST_WEIGHT", "RAW_REQUESTS", "MINUTE")
+    names = (
+        ("requestsWeight", "rawRequests", "minute")
+        if spelling == "jex"
+        else ("REQUEST_WEIGHT", "RAW_REQUESTS", "MINUTE")
+    )
     result = [RateLimit(names[0], names[2], 1, weight), RateLimit("orders", "second", 1, 10)]
     if raw is not None:
         result.append(RateLimit(names[1], names[2], 5, raw))
@@ -54,8 +57,9 @@ async def answered(gov: WeightGovernor, weight: int = 1) -> Reservation:
     return r
 
 
-async def queue(gov: WeightGovernor, n: int, weight: int = 1, prio: Priority = Priority.LIVE,
-                log: list | None = None) -> list[asyncio.Task]:
+async def queue(
+    gov: WeightGovernor, n: int, weight: int = 1, prio: Priority = Priority.LIVE, log: list | None = None
+) -> list[asyncio.Task]:
     """``n`` requests sent at once; returns when they have got as far as they can without the clock moving."""
     tasks = [asyncio.create_task(take(gov, weight, prio, log)) for _ in range(n)]
     await settle()
@@ -506,6 +510,7 @@ async def test_ban_blocks_everything_until_it_ends(caplog):
         gov.ban(T0 + 121)
     assert "BANNED" in caplog.text and "2023-11-14T22:16:01" in caplog.text
     from collector import metrics
+
     assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_seconds") == T0 + 121
     task = asyncio.create_task(take(gov, 1))
     await clock.advance(119.9)
