@@ -91,7 +91,7 @@ def trade_claims(conn: Connection, symbols: list[str]) -> dict[str, list[tuple[d
         {"s": symbols},
     ).all()
     live = [r for r in rows if r.scope == LIVE and r.last_time is not None]
-    firsts = {}
+    firsts: dict[str, datetime] = {}
     if live:
         firsts = dict(
             conn.execute(

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine
 from collector.domain import INTERVALS
 from collector.errors import ConfigError
 from collector.store.columns import Column, columns
-from collector.store.db import reading
+from collector.store.db import driver_connection, reading
 
 # Rows fetched per round trip: Python objects exist for this many rows at a time. Row groups are
 # assembled from the Arrow batches (~60 bytes a trade). Peak RSS of a whole `collector export`
@@ -90,7 +90,8 @@ class ExportResult:
 def _filters(
     spec: TableSpec, symbols: Sequence[str] | None, start: datetime | None, end: datetime | None, interval: str | None
 ) -> tuple[str, dict[str, Any]]:
-    clauses, params = ["true"], {}
+    clauses: list[str] = ["true"]
+    params: dict[str, Any] = {}
     if symbols:
         clauses.append(f"{spec.symbol_col} = ANY(%(symbols)s)")
         params["symbols"] = list(symbols)
@@ -169,7 +170,7 @@ def _write_csv(conn: Connection, spec: TableSpec, where: str, params: dict, tmp:
     select = (
         f"SELECT {', '.join(_csv_expr(c) for c in spec.columns)} FROM {spec.source} WHERE {where} ORDER BY {spec.order}"
     )
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     rows = 0
     with raw.cursor() as cur, tmp.open("wb") as out:
         with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT csv, HEADER true)", params) as copy:
@@ -183,7 +184,7 @@ def _write_csv(conn: Connection, spec: TableSpec, where: str, params: dict, tmp:
 
 
 def _decimal_type(scale: int | None, int_digits: int | None) -> pa.DataType:
-    if scale is None:  # no values at all: any exact type will do
+    if scale is None or int_digits is None:  # no values at all: any exact type will do
         return pa.decimal128(38, 18)
     precision = max(1, int_digits + scale)
     if precision <= 38:

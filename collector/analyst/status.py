@@ -78,7 +78,7 @@ def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus
                     max(missing or 0, 0) if missing is not None else None,
                 )
             )
-        unfinished = dict(
+        unfinished: dict[str, int] = dict(
             conn.execute(
                 text(
                     "SELECT symbol, count(*) FROM checkpoints WHERE stream = 'trades' AND scope LIKE 'backfill %' "

@@ -210,7 +210,7 @@ async def _symbols(cfg) -> list[dict]:
                 "type": info.option_type if info else None,
                 "strike": str(strikes[name]) if strikes.get(name) is not None else None,
                 "expiry": info.expiry_time.isoformat() if info and info.expiry_time else None,
-                "status": (info.status if info else entry.status),
+                "status": info.status if info else entry.status if entry else None,
             }
         )
     return out
@@ -317,7 +317,7 @@ _register_commands()
 
 EXIT_BAD_INPUT = 2
 # typer vendors click; reach its usage-error class through a public one rather than a private module.
-_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the database or the exchange is down; try again later
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except _UsageError as exc:
-        print(f"collector: error: {exc.format_message()}", file=sys.stderr)
+        print(f"collector: error: {exc.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
         sys.exit(EXIT_BAD_INPUT)
     except typer.Abort:
         print("collector: aborted", file=sys.stderr)

@@ -48,7 +48,7 @@ def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpe
                 "tickers",
                 "tickers",
                 s.tickers_poll_seconds,
-                min(ep.TICKER_24HR.weight_all, ep.TICKER_24HR.weight * n_trading),
+                ep.TICKER_24HR.cheapest(n_trading),
             )
         )
     if "avg_price" in s.streams:
@@ -59,7 +59,7 @@ def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpe
                 "book_ticker",
                 "book_ticker",
                 s.book_ticker_poll_seconds,
-                min(ep.BOOK_TICKER.weight_all, ep.BOOK_TICKER.weight * n_trading),
+                ep.BOOK_TICKER.cheapest(n_trading),
             )
         )
     specs.append(JobSpec("partitions", "partitions", PARTITIONS_SECONDS, 0))  # database upkeep

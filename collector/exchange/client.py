@@ -469,6 +469,7 @@ class JexClient:
             offset = (server - _EPOCH) / timedelta(seconds=1) - (sent + received) / 2
             if best is None or received - sent < best[0]:
                 best = (received - sent, offset)
+        assert best is not None  # at least one sample
         self.governor.set_time_offset(best[1])
         return best[1]
 

@@ -26,6 +26,11 @@ class Endpoint:
     def weight_for(self, symbol: str | None) -> int:
         return self.weight if symbol is not None or self.weight_all is None else self.weight_all
 
+    def cheapest(self, n_symbols: int) -> int:
+        """Weight of asking for ``n_symbols`` symbols the cheapest way: one all-symbol call, or one each."""
+        each = self.weight * n_symbols
+        return each if self.weight_all is None else min(self.weight_all, each)
+
 
 PING = Endpoint("ping", "/api/v1/ping", 1)
 TIME = Endpoint("time", "/api/v1/time", 1)

@@ -260,10 +260,10 @@ class Simulator:
             st.faults["slow"] += 1
             await asyncio.sleep(plan.slow)
         if plan.error is not None:
-            status, ctype, body = plan.error
+            status, ctype, error_body = plan.error
             st.faults["5xx"] += 1
             return web.Response(
-                status=status, text=body, content_type=ctype, headers=self._weight_headers(verdict.used_weight)
+                status=status, text=error_body, content_type=ctype, headers=self._weight_headers(verdict.used_weight)
             )
         try:
             status, data = fn(request, q, now, plan)

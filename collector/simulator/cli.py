@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+from typing import Any
 
 import typer
 
@@ -90,7 +91,7 @@ def simulator_faults(
 ) -> FaultConfig:
     """The FaultConfig the flags describe: the profile, then --faults, then the switches."""
     cfg = FaultConfig.parse(faults, base=FaultConfig.profile(profile))
-    switches: dict[str, object] = {}
+    switches: dict[str, Any] = {}
     if weight_headers is not None:
         switches["weight_headers"] = weight_headers
     if page_cap is not None:

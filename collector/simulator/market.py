@@ -475,13 +475,7 @@ class Market:
         tail = self._trades_range(opt, fb * MINUTE, b) if b > fb * MINUTE else []
         s = self._series_for(opt, fb)
         mid = self._mid(opt.k, s, fa - s.m0, fb - s.m0)
-        parts = []
-        if head:
-            parts.append(_fold(head))
-        if mid is not None:
-            parts.append(mid)
-        if tail:
-            parts.append(_fold(tail))
+        parts: list[tuple] = [p for p in (_fold(head), mid, _fold(tail)) if p is not None]
         if len(parts) < 2:
             return parts[0] if parts else None
         o, h, lo, c, v, qv, n, tbv, tbq = parts[0]
@@ -501,9 +495,8 @@ class Market:
     def _mid(self, k: int, s: _Series, i: int, j: int) -> tuple | None:
         """Fold of the closed minutes i..j-1 of series s (immutable once folded: cached)."""
         key = (k, i, j)
-        got = self._mid_cache.get(key, False)
-        if got is not False:
-            return got
+        if key in self._mid_cache:
+            return self._mid_cache[key]
         cnt = sum(s.n[i:j])
         if cnt:
             n = s.n

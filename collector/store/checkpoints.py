@@ -12,9 +12,9 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from collector.store.models import CheckpointRow
+from collector.store.models import CheckpointRow, table_of
 
-CHECKPOINTS = CheckpointRow.__table__
+CHECKPOINTS = table_of(CheckpointRow)
 LIVE = "live"
 
 

@@ -110,6 +110,13 @@ def open_database(
     return db
 
 
+def driver_connection(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection inside ``conn``'s transaction (for COPY and pipelined executemany)."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return raw
+
+
 def ping(engine: Engine) -> None:
     """Raise DatabaseUnavailable unless the database answers a trivial query."""
     with reading(engine) as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -288,3 +289,8 @@ class WeightBudgetRow(Base):
     egress: Mapped[str] = mapped_column(Text, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     claimed: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Table (typed as one: ``__table__`` is declared as the more general FromClause)."""
+    return cast(Table, model.__table__)

@@ -61,7 +61,7 @@ def _bound(month: date) -> str:
 
 
 def _exists(conn: Connection, name: str) -> bool:
-    return conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar()
+    return bool(conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar())
 
 
 def create_default_partition(conn: Connection, table: str) -> None:

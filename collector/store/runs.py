@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, update
 
-from collector.store.models import RunRow
+from collector.store.models import RunRow, table_of
 
-RUNS = RunRow.__table__
+RUNS = table_of(RunRow)
 
 
 def begin(conn: Connection, kind: str, args: dict[str, Any]) -> int:

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from collector.store.db import driver_connection
+
 COPY_THRESHOLD = 1000  # rows; below this the temp table costs more than it saves
 _tmp_names = itertools.count()
 
@@ -139,7 +141,7 @@ def _upsert_values(
 ) -> int:
     placeholders = ", ".join(["%s"] * len(columns))
     sql = _merge_sql(table, columns, key, update, touch, f"VALUES ({placeholders})")
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor() as cur:
         # psycopg pipelines executemany and sums the rowcounts of its statements.
         cur.executemany(sql, batch)
@@ -178,10 +180,10 @@ def _numeric_text(value: Any) -> str | None:
     raise TypeError(f"a NUMERIC column takes Decimal or int, not {type(value).__name__}")
 
 
-def _numeric_texts(values: Sequence[Any]) -> list[str | None]:
+def _numeric_texts(values: Sequence[Any]) -> Sequence[str | None]:
     """str() of each Decimal: exact (PostgreSQL reads it back digit for digit, scale included)."""
     try:
-        texts = list(map(_DECIMAL_STR, values))  # all Decimals: the common case, looped in C
+        texts: list[str] = list(map(_DECIMAL_STR, values))  # all Decimals: the common case, in C
     except TypeError:  # None, int, or a type refused here
         return [_numeric_text(v) for v in values]
     if "NaN" in "".join(texts):  # sNaN, -NaN, NaN123: not numeric input
@@ -218,13 +220,13 @@ def _upsert_copy(
         f"{_q(c)}::numeric" if t == "numeric" else _q(c) for c, t in zip(columns, types, strict=False)
     )
     if numeric:  # column by column: one map() over each numeric column
-        by_column = list(zip(*batch, strict=False))
+        by_column: list[Sequence[Any]] = list(zip(*batch, strict=False))
         for i in numeric:
             by_column[i] = _numeric_texts(by_column[i])
         rows: Iterable[Sequence[Any]] = zip(*by_column, strict=False)
     else:
         rows = batch
-    raw = conn.connection.driver_connection  # the psycopg connection inside this transaction
+    raw = driver_connection(conn)
     with raw.cursor() as cur:
         cur.execute(
             f"CREATE TEMP TABLE {_q(tmp)} ON COMMIT DROP AS SELECT {as_text} FROM {_q(table.name)} WITH NO DATA"

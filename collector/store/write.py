@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, Row, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from collector.domain import (
@@ -30,13 +30,14 @@ from collector.store.models import (
     OptionSymbolRow,
     Ticker24hRow,
     TradeRow,
+    table_of,
 )
 from collector.store.upsert import upsert, upsert_tuples
 
-TRADES = TradeRow.__table__
-KLINES = KlineRow.__table__
-TICKERS = Ticker24hRow.__table__
-SYMBOLS = OptionSymbolRow.__table__
+TRADES = table_of(TradeRow)
+KLINES = table_of(KlineRow)
+TICKERS = table_of(Ticker24hRow)
+SYMBOLS = table_of(OptionSymbolRow)
 
 
 def trade_row(t: Trade) -> dict:
@@ -94,18 +95,18 @@ def write_tickers(conn: Connection, tickers: Iterable[Ticker24h]) -> int:
 
 def write_avg_prices(conn: Connection, prices: Iterable[AvgPrice]) -> int:
     rows = [{"symbol": p.symbol, "captured_at": p.captured_at, "mins": p.mins, "price": p.price} for p in prices]
-    return upsert(conn, AvgPriceRow.__table__, rows)
+    return upsert(conn, table_of(AvgPriceRow), rows)
 
 
 def write_book_tickers(conn: Connection, tickers: Iterable[BookTicker]) -> int:
     rows = [{f: getattr(t, f) for f in BookTicker.__slots__} for t in tickers]
-    return upsert(conn, BookTickerRow.__table__, rows)
+    return upsert(conn, table_of(BookTickerRow), rows)
 
 
 def write_depth(conn: Connection, snapshot: DepthSnapshot, *, limit: int | None = None) -> int | None:
     """Store one snapshot and its levels; returns its id (None if that capture was stored before)."""
     stmt = (
-        pg_insert(DepthSnapshotRow.__table__)
+        pg_insert(table_of(DepthSnapshotRow))
         .values(
             symbol=snapshot.symbol,
             captured_at=snapshot.captured_at,
@@ -113,7 +114,7 @@ def write_depth(conn: Connection, snapshot: DepthSnapshot, *, limit: int | None 
             depth_limit=limit,
         )
         .on_conflict_do_nothing(index_elements=["symbol", "captured_at"])
-        .returning(DepthSnapshotRow.__table__.c.id)
+        .returning(table_of(DepthSnapshotRow).c.id)
     )
     snapshot_id = conn.execute(stmt).scalar()
     if snapshot_id is None:
@@ -124,7 +125,7 @@ def write_depth(conn: Connection, snapshot: DepthSnapshot, *, limit: int | None 
         for i, lv in enumerate(book)
     ]
     if levels:
-        conn.execute(insert(DepthLevelRow.__table__), levels)
+        conn.execute(insert(table_of(DepthLevelRow)), levels)
     return snapshot_id
 
 
@@ -211,11 +212,11 @@ def write_symbols(
 def write_job_error(conn: Connection, job: str, symbol: str | None, error_class: str, message: str) -> None:
     """One failed daemon job run (per symbol where the job is per symbol), for `collector status`."""
     conn.execute(
-        insert(JobErrorRow.__table__).values(job=job, symbol=symbol, error_class=error_class, message=message[:2000])
+        insert(table_of(JobErrorRow)).values(job=job, symbol=symbol, error_class=error_class, message=message[:2000])
     )
 
 
-def symbol_states(conn: Connection) -> list:
+def symbol_states(conn: Connection) -> Sequence[Row]:
     """Every symbol with what the daemon needs to know of it: expiry, listed, swept, first seen, refused."""
     return conn.execute(
         select(
