@@ -1,4 +1,6 @@
-"""The exchange side: HTTP client, weight governor, request signing and pure parsers."""
+"""The exchange side: HTTP client, weight governor, request signing, pure parsers, paging and the
+session. Knows nothing of the database; imports only the shared modules (config, errors, domain,
+logs, metrics)."""
 
 from collector.exchange.client import JexClient
 from collector.exchange.clocks import Clock, ManualClock, SystemClock
