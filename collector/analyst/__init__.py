@@ -7,7 +7,9 @@ The frame functions of ``frames`` are available here too (``collector.analyst.kl
 ``collector.analysis``). ``verify`` checks stored history against what its checkpoints claim
 (``claims``), ``repair`` re-fetches what is missing, ``export`` writes Parquet or CSV, ``plots``
 draws, ``status`` summarises per symbol and stream. May import store, exchange, backfill (repair
-re-fetches through it) and the shared modules; pandas lives only here.
+re-fetches through it) and the shared modules; pandas lives only here. Like the command line, the
+frames are an entry point of their own: given no engine, they build the collector's Settings (as
+a notebook has no ``collector`` command around it to do so).
 """
 
 from __future__ import annotations

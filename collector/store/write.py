@@ -20,6 +20,7 @@ from collector.domain import (
     Ticker24h,
     Trade,
 )
+from collector.store.columns import columns
 from collector.store.models import (
     AvgPriceRow,
     BookTickerRow,
@@ -40,37 +41,20 @@ TICKERS = table_of(Ticker24hRow)
 SYMBOLS = table_of(OptionSymbolRow)
 
 
+# The records' fields are named as the columns (store.columns describes them once).
+_TRADE_COLUMNS = tuple(c.name for c in columns("trades"))
+_KLINE_FIELDS = tuple(c.name for c in columns("klines") if c.name != "is_closed")
+_kline_values = attrgetter(*_KLINE_FIELDS)
+
+
 def trade_row(t: Trade) -> dict:
-    return {
-        "symbol": t.symbol,
-        "trade_id": t.trade_id,
-        "price": t.price,
-        "qty": t.qty,
-        "time": t.time,
-        "buyer_maker": t.buyer_maker,
-    }
+    return dict(zip(_TRADE_COLUMNS, _trade_values(t), strict=True))
 
 
 def kline_row(k: Kline, *, closed: bool = True) -> dict:
-    return {
-        "symbol": k.symbol,
-        "interval": k.interval,
-        "open_time": k.open_time,
-        "close_time": k.close_time,
-        "open": k.open,
-        "high": k.high,
-        "low": k.low,
-        "close": k.close,
-        "volume": k.volume,
-        "quote_volume": k.quote_volume,
-        "trade_count": k.trade_count,
-        "taker_buy_base_volume": k.taker_buy_base_volume,
-        "taker_buy_quote_volume": k.taker_buy_quote_volume,
-        "is_closed": closed,
-    }
+    return {**dict(zip(_KLINE_FIELDS, _kline_values(k), strict=True)), "is_closed": closed}
 
 
-_TRADE_COLUMNS = ("symbol", "trade_id", "price", "qty", "time", "buyer_maker")
 _trade_values = attrgetter(*_TRADE_COLUMNS)  # field names match the columns
 
 
