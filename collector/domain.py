@@ -185,3 +185,109 @@ class BookTicker:
     bid_qty: Decimal | None
     ask_price: Decimal | None
     ask_qty: Decimal | None
+
+
+# --- The account (signed endpoints) ---------------------------------------------------------
+
+ORDER_FINAL = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})  # an order in these never changes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOrder:
+    """An order of the account (GET order, openOrders, historyOrders; POST order with RESULT)."""
+
+    symbol: str
+    order_id: int
+    price: Decimal
+    orig_qty: Decimal
+    executed_qty: Decimal
+    cummulative_quote_qty: Decimal  # the exchange's spelling, kept
+    status: str  # NEW | PARTIALLY_FILLED | FILLED | CANCELED | ...
+    time_in_force: str | None
+    type: str | None
+    side: str  # BUY | SELL
+    time: datetime | None  # placed (transactTime for a new order)
+    update_time: datetime | None
+    working: bool | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in ORDER_FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    """POST order with newOrderRespType=ACK: the order exists, nothing more is known yet."""
+
+    symbol: str
+    order_id: int
+    transact_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShortCall:
+    """The answer to a short (``release``) or a call (``back``), and ``info`` without createdDate."""
+
+    asset_margin: str | None
+    asset_base: str | None
+    asset_option: str
+    release_amount: Decimal
+    back_amount: Decimal
+    margin_amount: Decimal
+    base_amount: Decimal
+    available_margin: Decimal | None
+    available_base: Decimal | None
+    available_option: Decimal | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionRecord:
+    """One historical short or call of the account (``option/record``)."""
+
+    record_id: int
+    symbol: str
+    status: str  # as sent (the seed shows 2 for a call)
+    amount: Decimal
+    convert_ratio: Decimal | None
+    rate_margin: Decimal | None
+    base_amount: Decimal | None
+    margin_amount: Decimal | None
+    asset_margin: str | None
+    asset_base: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One option position of the account (``option/position``)."""
+
+    symbol: str
+    amount: Decimal
+    avail_amount: Decimal | None
+    profit: Decimal | None
+    profit_rate: Decimal | None
+    cost: Decimal | None
+    type: str | None  # CALL | PUT
+    exec_time: datetime | None  # the option's exercise (expiry) time
+    exec_price: Decimal | None  # the seed spells it execrPrice: the strike
+    order_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    section: str  # contract | option | spot
+    asset: str
+    free: Decimal
+    locked: Decimal
+    can_trade: bool | None
+    can_deposit: bool | None
+    can_withdraw: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """``GET /api/v1/account``: the balances of every section."""
+
+    update_time: datetime | None
+    balances: tuple[Balance, ...]

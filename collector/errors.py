@@ -4,7 +4,9 @@
     ├── ConfigError            bad settings or bad command input: fix the input; exit code 2
     ├── TransientError         try again later; the outcome of the failed call is unknown
     │   ├── ExchangeUnavailable    timeouts, connection resets, 5xx, -1001/-1006/-1007/-1016,
-    │   │                          truncated or non-JSON bodies
+    │   │   │                      truncated or non-JSON bodies
+    │   │   └── OutcomeUnknown     a TRADE request (an order, a short) whose outcome could not be
+    │   │                          resolved: look at the account before trying again
     │   ├── RateLimited            429: send nothing before ``retry_after`` seconds have passed
     │   ├── Banned                 418: send nothing before ``until``
     │   └── DatabaseUnavailable    the database cannot be reached right now
@@ -12,6 +14,8 @@
     │   │                      a bug or bad input, never retried
     │   └── SymbolRefused      -7012 / -7013 / -1121 for a symbol: the exchange will not serve this
     │                          symbol's market data (gone, or past its exercise time): stop asking
+    ├── OrderNotPlaced         a TRADE request without an answer that the account shows did not
+    │                          take effect: safe to send again
     ├── ParseError             a response that does not follow the API: names endpoint and field
     └── DatabaseError          the database refused a statement (a schema not migrated, a bug):
                                not retried
@@ -48,6 +52,16 @@ class ExchangeUnavailable(TransientError):
         self.endpoint = endpoint
         self.status = status
         self.code = code
+
+
+class OutcomeUnknown(ExchangeUnavailable):
+    """A request that changes the account got no usable answer, and asking the account could not
+    tell whether it took effect. It was not retried: doing it again might do it twice."""
+
+
+class OrderNotPlaced(CollectorError):
+    """A TRADE request got no usable answer, and the account shows it did not take effect: nothing
+    was done, so it is safe to try again."""
 
 
 class RateLimited(TransientError):

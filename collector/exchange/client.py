@@ -13,6 +13,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -27,14 +28,19 @@ from yarl import URL
 from collector import metrics
 from collector.domain import (
     INTERVALS,
+    AccountInfo,
+    AccountOrder,
     AvgPrice,
     BookTicker,
     DepthSnapshot,
     ExchangeInfo,
     Kline,
+    OptionRecord,
     OptionSymbol,
+    Position,
     PriceTicker,
     RecentTrade,
+    ShortCall,
     Ticker24h,
     Trade,
 )
@@ -44,6 +50,8 @@ from collector.errors import (
     ConfigError,
     ExchangeRejected,
     ExchangeUnavailable,
+    OrderNotPlaced,
+    OutcomeUnknown,
     ParseError,
     RateLimited,
     SymbolRefused,
@@ -63,6 +71,8 @@ _BANNED_UNTIL = re.compile(r"banned until (\d+)", re.IGNORECASE)
 _DEFAULT_BAN = 120.0  # bans start at 2 minutes; used when a 418 says nothing about its end
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_BODY_BYTES = 32 * 1024 * 1024  # far above any real answer (a 1000-kline page is ~0.2 MB)
+CLOCK_REFRESH_SECONDS = 600.0  # a signed request measures the server clock again after this long
+RESOLVE_SLACK_MS = 2_000  # an order found by its terms may carry a time this far before we sent it
 
 
 class _DuplicateKey(ValueError):
@@ -194,6 +204,7 @@ class JexClient:
         self.requests_sent = 0  # HTTP requests attempted (each retry is one)
         self._rejected_seen: set[str] = set()  # malformed listing entries already logged
         self.pages = PageSizes()  # the server's real page sizes, as paging has seen them
+        self._synced_at = -math.inf  # host time of the last clock measurement
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -222,8 +233,16 @@ class JexClient:
         weight: int | None = None,
         method: str = "GET",
     ) -> Any:
-        """One logical call: reserve, send, decode, retry what is transient. Returns decoded JSON."""
+        """One logical call: reserve, send, decode, retry what is transient. Returns decoded JSON.
+
+        A TRADE request (``endpoint.trade``) that got no usable answer is not retried here: it may
+        have taken effect. Its typed method resolves it against the account (``place_order``...).
+        A signed request refused for its timestamp (-1021) is signed again once, on a fresh clock.
+        """
         attempt = 0
+        resynced = False
+        if endpoint.security is Security.SIGNED and self._clock_stale():
+            await self.sync_time()
         while True:
             try:
                 return await self._attempt(
@@ -232,6 +251,10 @@ class JexClient:
             except SymbolRefused:
                 raise
             except ExchangeRejected as exc:
+                if exc.code == -1021 and endpoint.security is Security.SIGNED and not resynced:
+                    resynced = True  # our clock estimate drifted: measure again, sign again, once
+                    await self.sync_time()
+                    continue
                 symbol = (params or {}).get("symbol")
                 if exc.code in SYMBOL_REFUSALS and isinstance(symbol, str):
                     raise SymbolRefused(
@@ -250,8 +273,15 @@ class JexClient:
                 reason = "banned"
                 if attempt >= self.max_retries or self._ban_too_long(exc.until):
                     raise
-            except ExchangeUnavailable:
+            except ExchangeUnavailable as exc:
                 reason = "unavailable"
+                if endpoint.trade:
+                    raise OutcomeUnknown(
+                        f"{exc} (not retried: it may have taken effect)",
+                        endpoint=exc.endpoint,
+                        status=exc.status,
+                        code=exc.code,
+                    ) from exc
                 if attempt >= self.max_retries:
                     raise
             attempt += 1
@@ -283,7 +313,7 @@ class JexClient:
         items = [(k, v) for k, v in params.items() if v is not None]
         if self.allowance is not None and self.governor.configured:
             await self.allowance.take(weight)
-        async with self.governor.slot(weight, priority) as reservation:
+        async with self.governor.slot(weight, priority, orders=endpoint.orders) as reservation:
             if endpoint.security is Security.SIGNED:
                 items = self._signed(items)
             qs = query_string(items)
@@ -471,7 +501,12 @@ class JexClient:
                 best = (received - sent, offset)
         assert best is not None  # at least one sample
         self.governor.set_time_offset(best[1])
+        self._synced_at = clock.time()
         return best[1]
+
+    def _clock_stale(self) -> bool:
+        """Signed requests carry the server's time: the offset is measured again every so often."""
+        return self.governor.clock.time() - self._synced_at > CLOCK_REFRESH_SECONDS
 
     async def exchange_info(self, *, priority: Priority = Priority.LIVE) -> ExchangeInfo:
         info = parsers.parse_exchange_info(await self.request(ep.EXCHANGE_INFO, priority=priority))
@@ -569,17 +604,193 @@ class JexClient:
         self._kept(ep.BOOK_TICKER.name, books.rejected)
         return books
 
-    # --- signed endpoints (not used by the collector; kept for completeness) ---------------
+    # --- the account (signed: USER_DATA reads, TRADE changes) -------------------------------------
+    # The collector only reads the account; the TRADE methods are here for the account holder's own
+    # tools and the tests, and none of them is ever sent twice by accident.
 
-    async def signed_request(
+    async def get_order(self, symbol: str, order_id: int, *, priority: Priority = Priority.LIVE) -> AccountOrder:
+        payload = await self.request(ep.ORDER, {"symbol": symbol, "orderId": order_id}, priority=priority)
+        return parsers.parse_order(payload)
+
+    async def open_orders(
         self,
-        method: str,
-        path: str,
-        params: Mapping[str, object] | None = None,
+        symbol: str,
         *,
-        weight: int = 1,
+        order_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = ep.MAX_ACCOUNT_PAGE,
         priority: Priority = Priority.LIVE,
-    ) -> Any:
-        """A USER_DATA/TRADE call: adds recvWindow, timestamp (server time) and the signature."""
-        endpoint = Endpoint(path.rsplit("/", 1)[-1] or path, path, weight, security=Security.SIGNED)
-        return await self.request(endpoint, params, priority=priority, method=method)
+    ) -> list[AccountOrder]:
+        return await self._orders(ep.OPEN_ORDERS, symbol, order_id, start, end, limit, priority)
+
+    async def history_orders(
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = ep.MAX_ACCOUNT_PAGE,
+        priority: Priority = Priority.LIVE,
+    ) -> list[AccountOrder]:
+        """The symbol's orders (``order_id``: from that id on), sorted by id."""
+        return await self._orders(ep.HISTORY_ORDERS, symbol, order_id, start, end, limit, priority)
+
+    async def _orders(
+        self,
+        endpoint: Endpoint,
+        symbol: str,
+        order_id: int | None,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        priority: Priority,
+    ) -> list[AccountOrder]:
+        if not 1 <= limit <= ep.MAX_ACCOUNT_PAGE:
+            raise ConfigError(f"{endpoint.name} limit must be 1..{ep.MAX_ACCOUNT_PAGE}, not {limit}")
+        params = {
+            "symbol": symbol,
+            "orderId": order_id,
+            "limit": limit,
+            "startTime": None if start is None else _to_ms(start, "start"),
+            "endTime": None if end is None else _to_ms(end, "end"),
+        }
+        return parsers.parse_orders(await self.request(endpoint, params, priority=priority), endpoint.name)
+
+    async def records(
+        self,
+        symbol: str,
+        *,
+        from_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = ep.MAX_ACCOUNT_PAGE,
+        priority: Priority = Priority.LIVE,
+    ) -> list[OptionRecord]:
+        """The symbol's shorts and calls (``from_id``: from that id on), sorted by id."""
+        if not 1 <= limit <= ep.MAX_ACCOUNT_PAGE:
+            raise ConfigError(f"record limit must be 1..{ep.MAX_ACCOUNT_PAGE}, not {limit}")
+        params = {
+            "symbol": symbol,
+            "fromId": from_id,
+            "limit": limit,
+            "startTime": None if start is None else _to_ms(start, "start"),
+            "endTime": None if end is None else _to_ms(end, "end"),
+        }
+        return parsers.parse_records(await self.request(ep.RECORD, params, priority=priority))
+
+    async def positions(self, symbol: str | None = None, *, priority: Priority = Priority.LIVE) -> list[Position]:
+        return parsers.parse_positions(await self.request(ep.POSITION, {"symbol": symbol}, priority=priority))
+
+    async def short_call_info(self, symbol: str, *, priority: Priority = Priority.LIVE) -> ShortCall:
+        payload = await self.request(ep.SHORT_CALL_INFO, {"symbol": symbol}, priority=priority)
+        return parsers.parse_short_call(payload, ep.SHORT_CALL_INFO.name)
+
+    async def account(self, *, priority: Priority = Priority.LIVE) -> AccountInfo:
+        return parsers.parse_account(await self.request(ep.ACCOUNT, priority=priority))
+
+    async def test_order(self, symbol: str, side: str, quantity: Decimal, price: Decimal) -> None:
+        """order/test: validated by the exchange, never placed."""
+        await self.request(ep.TEST_ORDER, self._order_params(symbol, side, quantity, price, "ACK"), method="POST")
+
+    async def place_order(self, symbol: str, side: str, quantity: Decimal, price: Decimal) -> AccountOrder:
+        """Place a LIMIT order (newOrderRespType RESULT). Never sent twice: without a usable answer the
+        account is asked whether the order exists (raises OrderNotPlaced if it does not, and
+        OutcomeUnknown if that cannot be told)."""
+        params = self._order_params(symbol, side, quantity, price, "RESULT")
+        sent_ms = self._server_ms()
+        try:
+            return parsers.parse_order(await self.request(ep.PLACE_ORDER, params, method="POST"))
+        except OutcomeUnknown as unknown:
+            return await self._resolve_order(symbol, side, quantity, price, sent_ms, unknown)
+
+    async def _resolve_order(
+        self, symbol: str, side: str, quantity: Decimal, price: Decimal, sent_ms: int, unknown: OutcomeUnknown
+    ) -> AccountOrder:
+        start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
+        try:
+            with self.retrying(max(self.max_retries, 2)):
+                seen = await self.history_orders(symbol, start=start)
+        except ExchangeUnavailable as exc:
+            raise OutcomeUnknown(
+                f"{unknown}; the account could not be asked either: {exc}", endpoint=unknown.endpoint
+            ) from exc
+        found = [o for o in seen if o.side == side and o.orig_qty == quantity and o.price == price]
+        if len(found) == 1:
+            log.warning("order outcome was unknown (%s); the account shows it placed as %s", unknown, found[0].order_id)
+            return found[0]
+        if not found:
+            raise OrderNotPlaced(f"{unknown}; the account shows no such order since it was sent: nothing was placed")
+        raise OutcomeUnknown(
+            f"{unknown}; {len(found)} orders with these terms since it was sent: which is it?",
+            endpoint=unknown.endpoint,
+        )
+
+    async def cancel_order(self, symbol: str, order_id: int) -> AccountOrder:
+        """Cancel; without a usable answer, the order itself says whether it is cancelled."""
+        try:
+            payload = await self.request(ep.CANCEL_ORDER, {"symbol": symbol, "orderId": order_id}, method="DELETE")
+            return parsers.parse_order(payload)
+        except OutcomeUnknown as unknown:
+            try:
+                with self.retrying(max(self.max_retries, 2)):
+                    order = await self.get_order(symbol, order_id)
+            except ExchangeUnavailable as exc:
+                raise OutcomeUnknown(f"{unknown}; the order could not be asked either: {exc}") from exc
+            if order.status == "CANCELED":
+                return order
+            if order.final:
+                raise OrderNotPlaced(f"{unknown}; order {order_id} is {order.status}: nothing to cancel") from None
+            raise OrderNotPlaced(f"{unknown}; order {order_id} is still {order.status}: not cancelled") from None
+
+    async def release(self, symbol: str, amount: int) -> ShortCall:
+        """Short ``amount`` of an option (margin and base move as the seed's example shows)."""
+        return await self._short_call(ep.RELEASE, symbol, amount)
+
+    async def back(self, symbol: str, amount: int) -> ShortCall:
+        """Call back ``amount`` of a shorted option."""
+        return await self._short_call(ep.BACK, symbol, amount)
+
+    async def _short_call(self, endpoint: Endpoint, symbol: str, amount: int) -> ShortCall:
+        if amount <= 0:
+            raise ConfigError(f"{endpoint.name} amount must be a positive integer, not {amount}")
+        sent_ms = self._server_ms()
+        before = None
+        try:
+            payload = await self.request(endpoint, {"symbol": symbol, "amount": amount}, method="POST")
+            return parsers.parse_short_call(payload, endpoint.name)
+        except OutcomeUnknown as unknown:
+            start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
+            try:
+                with self.retrying(max(self.max_retries, 2)):
+                    records = await self.records(symbol, start=start)
+                    before = await self.short_call_info(symbol)
+            except ExchangeUnavailable as exc:
+                raise OutcomeUnknown(f"{unknown}; the account could not be asked either: {exc}") from exc
+            found = [r for r in records if r.amount == amount]
+            if not found:
+                raise OrderNotPlaced(f"{unknown}; no {endpoint.name} of {amount} recorded since it was sent") from None
+            if len(found) > 1:
+                raise OutcomeUnknown(f"{unknown}; {len(found)} records of {amount} since it was sent") from None
+            log.warning("%s outcome was unknown (%s); the account shows it done", endpoint.name, unknown)
+            return before
+
+    def _order_params(
+        self, symbol: str, side: str, quantity: Decimal, price: Decimal, resp_type: str
+    ) -> dict[str, object]:
+        if side not in ("BUY", "SELL"):
+            raise ConfigError(f"side must be BUY or SELL, not {side!r}")
+        if quantity <= 0 or price <= 0:
+            raise ConfigError("quantity and price must be positive")
+        return {
+            "symbol": symbol,
+            "side": side,
+            "type": "LIMIT",
+            "quantity": format(quantity, "f"),
+            "price": format(price, "f"),
+            "newOrderRespType": resp_type,
+        }
+
+    def _server_ms(self) -> int:
+        return int(self.governor.server_time() * 1000)

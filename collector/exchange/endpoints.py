@@ -22,6 +22,8 @@ class Endpoint:
     weight: int
     weight_all: int | None = None  # when the symbol parameter is omitted
     security: Security = Security.NONE
+    trade: bool = False  # TRADE: it changes the account, so an unknown outcome is resolved, never retried
+    orders: int = 0  # counts against the `orders` rate limits (placing an order)
 
     def weight_for(self, symbol: str | None) -> int:
         return self.weight if symbol is not None or self.weight_all is None else self.weight_all
@@ -45,8 +47,24 @@ TICKER_24HR = Endpoint("ticker/24hr", "/api/v1/option/ticker/24hr", 1, weight_al
 TICKER_PRICE = Endpoint("ticker/price", "/api/v1/option/ticker/price", 1, weight_all=2)
 BOOK_TICKER = Endpoint("ticker/bookTicker", "/api/v1/option/ticker/bookTicker", 1, weight_all=2)
 
+# The account (USER_DATA / TRADE: signed). One path serves several methods (the order).
+ORDER = Endpoint("order", "/api/v1/option/order", 1, security=Security.SIGNED)
+PLACE_ORDER = Endpoint("order", "/api/v1/option/order", 1, security=Security.SIGNED, trade=True, orders=1)
+CANCEL_ORDER = Endpoint("order", "/api/v1/option/order", 1, security=Security.SIGNED, trade=True)
+TEST_ORDER = Endpoint("order/test", "/api/v1/option/order/test", 1, security=Security.SIGNED)
+OPEN_ORDERS = Endpoint("openOrders", "/api/v1/option/openOrders", 5, security=Security.SIGNED)
+HISTORY_ORDERS = Endpoint("historyOrders", "/api/v1/option/historyOrders", 5, security=Security.SIGNED)
+RELEASE = Endpoint("release", "/api/v1/option/release", 1, security=Security.SIGNED, trade=True)
+BACK = Endpoint("back", "/api/v1/option/back", 1, security=Security.SIGNED, trade=True)
+POSITION = Endpoint("position", "/api/v1/option/position", 2, security=Security.SIGNED)
+SHORT_CALL_INFO = Endpoint("info", "/api/v1/option/info", 1, security=Security.SIGNED)
+RECORD = Endpoint("record", "/api/v1/option/record", 5, security=Security.SIGNED)
+ACCOUNT = Endpoint("account", "/api/v1/account", 1, security=Security.SIGNED)
+
 # Limits of the seed's parameters, checked before spending weight on a request that would fail.
 DEPTH_LIMITS = (5, 10, 20, 50, 60)
 MAX_TRADES = 60
 MAX_HISTORICAL_TRADES = 500
 MAX_KLINES = 1000
+MAX_ACCOUNT_PAGE = 500  # openOrders, historyOrders, record
+MAX_RECV_WINDOW = 60_000

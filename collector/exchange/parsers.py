@@ -24,17 +24,24 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from collector.domain import (
+    AccountInfo,
+    AccountOrder,
     AvgPrice,
+    Balance,
     BookTicker,
     DepthLevel,
     DepthSnapshot,
     ExchangeInfo,
     Kline,
     ListedSymbol,
+    OptionRecord,
     OptionSymbol,
+    OrderAck,
+    Position,
     PriceTicker,
     RateLimit,
     RecentTrade,
+    ShortCall,
     Ticker24h,
     Trade,
 )
@@ -608,3 +615,167 @@ def parse_book_tickers(payload: Any, captured_at: datetime) -> Listing[BookTicke
             ask_qty=_opt_dec(obj, "askQty", ep, signed=False),
         ),
     )
+
+
+# --- The account (signed endpoints) ----------------------------------------------------------
+
+
+def _order(obj: Mapping[str, Any], ep: str) -> AccountOrder:
+    def dec(key: str) -> Decimal:
+        return to_decimal(_get(obj, key, ep), ep, key, signed=False)
+
+    tif = _get(obj, "timeInForce", ep, required=False)
+    kind = _get(obj, "type", ep, required=False)
+    return AccountOrder(
+        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+        order_id=to_id(_get(obj, "orderId", ep), ep, "orderId"),
+        price=dec("price"),
+        orig_qty=dec("origQty"),
+        executed_qty=dec("executedQty"),
+        cummulative_quote_qty=dec("cummulativeQuoteQty"),
+        status=_text(_get(obj, "status", ep), ep, "status"),
+        time_in_force=None if tif is None else _text(tif, ep, "timeInForce"),
+        type=None if kind is None else _text(kind, ep, "type"),
+        side=_text(_get(obj, "side", ep), ep, "side"),
+        time=_opt_time(obj, "time", ep) or _opt_time(obj, "transactTime", ep),
+        update_time=_opt_time(obj, "updateTime", ep) or _opt_time(obj, "transactTime", ep),
+        working=_opt_bool(obj, "working", ep),
+    )
+
+
+def parse_order(payload: Any, endpoint: str = "order") -> AccountOrder:
+    """GET/DELETE order, and POST order with newOrderRespType=RESULT."""
+    return _order(_obj(payload, endpoint, "<body>"), endpoint)
+
+
+def parse_order_ack(payload: Any) -> OrderAck:
+    ep = "order"
+    obj = _obj(payload, ep, "<body>")
+    return OrderAck(
+        symbol=_str(_get(obj, "symbol", ep), ep, "symbol"),
+        order_id=to_id(_get(obj, "orderId", ep), ep, "orderId"),
+        transact_time=_opt_time(obj, "transactTime", ep),
+    )
+
+
+def parse_orders(payload: Any, endpoint: str) -> list[AccountOrder]:
+    """openOrders / historyOrders: a page of the account's own data (one bad order refuses it),
+    sorted by order id."""
+    orders = _page(
+        _list(payload, endpoint, "<body>"), lambda i, item: _order(_obj(item, endpoint, "<entry>"), endpoint)
+    )
+    return sorted(orders, key=attrgetter("order_id"))
+
+
+def parse_short_call(payload: Any, endpoint: str) -> ShortCall:
+    """``release``, ``back`` and ``info``: the account's short & call position in one option."""
+    obj = _obj(payload, endpoint, "<body>")
+
+    def dec(key: str, required: bool = True) -> Decimal | None:
+        value = _get(obj, key, endpoint, required=required)
+        return None if value is None else to_decimal(value, endpoint, key)
+
+    def txt(key: str) -> str | None:
+        value = _get(obj, key, endpoint, required=False)
+        return None if value is None else _text(value, endpoint, key)
+
+    return ShortCall(
+        asset_margin=txt("assetMargin"),
+        asset_base=txt("assetBase"),
+        asset_option=_str(_get(obj, "assetOption", endpoint), endpoint, "assetOption"),
+        release_amount=dec("releaseAmount") or Decimal(0),
+        back_amount=dec("backAmount") or Decimal(0),
+        margin_amount=dec("marginAmount") or Decimal(0),
+        base_amount=dec("baseAmount") or Decimal(0),
+        available_margin=dec("availableMargin", required=False),
+        available_base=dec("availableBase", required=False),
+        available_option=dec("availableOption", required=False),
+        created_at=_opt_time(obj, "createdDate", endpoint),
+    )
+
+
+def parse_records(payload: Any) -> list[OptionRecord]:
+    """``option/record``: a page of the account's shorts and calls, sorted by id."""
+    ep = "record"
+
+    def one(i: int, item: Any) -> OptionRecord:
+        obj = _obj(item, ep, "<entry>")
+
+        def dec(key: str) -> Decimal | None:
+            return _opt_dec(obj, key, ep)
+
+        def txt(key: str) -> str | None:
+            value = _get(obj, key, ep, required=False)
+            return None if value is None else _text(value, ep, key)
+
+        return OptionRecord(
+            record_id=to_id(_get(obj, "id", ep), ep, "id"),
+            symbol=_str(_get(obj, "name", ep), ep, "name"),
+            status=_text(_get(obj, "status", ep), ep, "status"),
+            amount=to_decimal(_get(obj, "amount", ep), ep, "amount"),
+            convert_ratio=dec("convertRatio"),
+            rate_margin=dec("rateMargin"),
+            base_amount=dec("baseAmount"),
+            margin_amount=dec("marginAmount"),
+            asset_margin=txt("assetMargin"),
+            asset_base=txt("assetBase"),
+            created_at=ms_to_datetime(_get(obj, "createdDate", ep), ep, "createdDate"),
+        )
+
+    return sorted(_page(_list(payload, ep, "<body>"), one), key=attrgetter("record_id"))
+
+
+def parse_positions(payload: Any) -> list[Position]:
+    """``option/position``: every position, or one symbol's (an object or a list of one)."""
+    ep = "position"
+
+    def one(obj: Mapping[str, Any]) -> Position:
+        kind = _get(obj, "type", ep, required=False)
+        index = _get(obj, "orderIndex", ep, required=False)
+        strike = _get(obj, "execrPrice", ep, required=False)
+        if strike is None:
+            strike = _get(obj, "execPrice", ep, required=False)
+        return Position(
+            symbol=_str(_get(obj, "name", ep), ep, "name"),
+            amount=to_decimal(_get(obj, "amount", ep), ep, "amount"),
+            avail_amount=_opt_dec(obj, "availAmount", ep),
+            profit=_opt_dec(obj, "profit", ep),
+            profit_rate=_opt_dec(obj, "profitRate", ep),
+            cost=_opt_dec(obj, "cost", ep),
+            type=None if kind is None else _text(kind, ep, "type"),
+            exec_time=_opt_time(obj, "execTime", ep),
+            exec_price=None if strike is None else to_decimal(strike, ep, "execrPrice"),
+            order_index=None if index is None else to_int(index, ep, "orderIndex"),
+        )
+
+    items = [payload] if isinstance(payload, Mapping) else _list(payload, ep, "<body>")
+    return _page(items, lambda i, item: one(_obj(item, ep, "<entry>")))
+
+
+_SECTIONS = (("contractBalances", "contract"), ("optionBalances", "option"), ("spotBalances", "spot"))
+
+
+def parse_account(payload: Any) -> AccountInfo:
+    """``GET /api/v1/account``: each section's balances (a section may be missing)."""
+    ep = "account"
+    obj = _obj(payload, ep, "<body>")
+    balances: list[Balance] = []
+    for key, section in _SECTIONS:
+        raw = _get(obj, key, ep, required=False)
+        if raw is None:
+            continue
+
+        def one(i: int, item: Any, section: str = section, key: str = key) -> Balance:
+            b = _obj(item, ep, f"{key}[]")
+            return Balance(
+                section=section,
+                asset=_text(_get(b, "asset", ep), ep, "asset"),
+                free=to_decimal(_get(b, "free", ep), ep, "free"),
+                locked=to_decimal(_get(b, "locked", ep), ep, "locked"),
+                can_trade=_opt_bool(b, "canTrade", ep),
+                can_deposit=_opt_bool(b, "canDeposit", ep),
+                can_withdraw=_opt_bool(b, "canWithdraw", ep),
+            )
+
+        balances.extend(_page(_list(raw, ep, key), one))
+    return AccountInfo(update_time=_opt_time(obj, "updateTime", ep), balances=tuple(balances))

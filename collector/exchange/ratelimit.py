@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 _WEIGHT_TYPES = {"requestsweight", "request_weight"}
 _RAW_TYPES = {"rawrequests", "raw_requests"}
+_ORDER_TYPES = {"orders"}
 _SLACK = 1e-6  # float tolerance when comparing with the pacing line
 _MIN_DELAY = 0.001  # floor for timer delays, so float rounding cannot make a busy loop
 
@@ -193,6 +194,7 @@ class _Waiter:
     priority: Priority
     future: asyncio.Future[Reservation]
     since: float
+    orders: int = 0  # new orders it places (the `orders` rate limits)
 
 
 def _effective(limit: int, margin: float) -> int:
@@ -222,6 +224,7 @@ class WeightGovernor:
         self.offset = 0.0  # server time - host time, seconds
         self._weight: _Budget | None = None
         self._raw: _Budget | None = None
+        self._orders: list[_Budget] = []  # per window length: new orders counted (not paced)
         self._queues: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
         self._in_flight = 0
         self._paused_until = 0.0  # host time
@@ -245,11 +248,16 @@ class WeightGovernor:
         return self._weight is not None
 
     def configure(self, rate_limits: Iterable[RateLimit]) -> None:
-        """Take the request-weight and raw-request limits; other kinds (orders) do not apply."""
+        """Take the request-weight, raw-request and order limits (every `orders` entry applies:
+        JEX announces 10 a second and 100000 a day)."""
         weight = raw = None
+        orders: list[_Budget] = []
         for rl in rate_limits:
             kind = rl.rate_limit_type.lower()
             budget = _Budget(rl.rate_limit_type, rl.limit, _effective(rl.limit, self.margin), rl.window_seconds)
+            if kind in _ORDER_TYPES:
+                orders.append(budget)
+                continue
             # Several entries of one kind: the tightest per second wins (not expected on JEX).
             if kind in _WEIGHT_TYPES and (
                 weight is None or budget.limit / budget.window < weight.limit / weight.window
@@ -280,7 +288,11 @@ class WeightGovernor:
             or self._judge.limit != weight.limit
         ):
             self._judge = HeaderJudge(suffix, weight.limit)
-        self._weight, self._raw = weight, raw
+        old_orders = {o.window: o for o in self._orders}
+        for o in orders:
+            if o.window in old_orders:
+                o.used = old_orders[o.window].used
+        self._weight, self._raw, self._orders = weight, raw, orders
         metrics.WEIGHT_LIMIT.set(weight.limit)
         metrics.WEIGHT_EFFECTIVE_LIMIT.set(weight.effective)
         log.info(
@@ -303,9 +315,12 @@ class WeightGovernor:
     # --- reservation -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def slot(self, weight: int, priority: Priority = Priority.LIVE) -> AsyncIterator[Reservation]:
-        """Reserve ``weight`` before sending; the request is in flight inside the block."""
-        reservation = await self.acquire(weight, priority)
+    async def slot(
+        self, weight: int, priority: Priority = Priority.LIVE, *, orders: int = 0
+    ) -> AsyncIterator[Reservation]:
+        """Reserve ``weight`` (and ``orders`` new orders) before sending; the request is in flight
+        inside the block."""
+        reservation = await self.acquire(weight, priority, orders=orders)
         try:
             yield reservation
         finally:
@@ -320,13 +335,13 @@ class WeightGovernor:
                 queue.popleft().future.cancel()
         self._arm(math.inf)
 
-    async def acquire(self, weight: int, priority: Priority = Priority.LIVE) -> Reservation:
-        if weight < 0:
-            raise ValueError("weight must be >= 0")
+    async def acquire(self, weight: int, priority: Priority = Priority.LIVE, *, orders: int = 0) -> Reservation:
+        if weight < 0 or orders < 0:
+            raise ValueError("weight and orders must be >= 0")
         if self._shut:
             raise asyncio.CancelledError
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(weight, priority, loop.create_future(), self.clock.time())
+        waiter = _Waiter(weight, priority, loop.create_future(), self.clock.time(), orders)
         self._queues[priority].append(waiter)
         self._pump()
         if waiter.future.done():
@@ -447,7 +462,7 @@ class WeightGovernor:
 
     # --- scheduling ------------------------------------------------------------------------
 
-    def _delay(self, weight: int, now: float) -> float:
+    def _delay(self, weight: int, now: float, orders: int = 0) -> float:
         """Seconds until the head request might go: 0 = now, inf = when something is released."""
         hold = max(self._paused_until, self._banned_until) - now
         if hold > 0:
@@ -456,7 +471,10 @@ class WeightGovernor:
             return 0.0 if self._in_flight == 0 else math.inf
         server_now = now + self.offset
         delay = 0.0
-        for budget, units in ((self._weight, weight), (self._raw, 1)):
+        budgets = [(self._weight, weight), (self._raw, 1)]
+        if orders:
+            budgets.extend((o, orders) for o in self._orders)
+        for budget, units in budgets:
             if budget is not None and not budget.fits(server_now, self.guard, units):
                 delay = max(delay, budget.wait(server_now, self.guard, units) - server_now, _MIN_DELAY)
         return delay
@@ -470,7 +488,7 @@ class WeightGovernor:
             if waiter is None:
                 delay = math.inf
                 break
-            delay = self._delay(waiter.weight, now)
+            delay = self._delay(waiter.weight, now, waiter.orders)
             if delay > 0:
                 break
             self._queues[waiter.priority].popleft()
@@ -520,6 +538,8 @@ class WeightGovernor:
                     continue
                 if raw is not None and not raw.fits(server_now, self.guard, 2):  # keep one for the head
                     return math.inf
+                if waiter.orders and not all(o.fits(server_now, self.guard, waiter.orders) for o in self._orders):
+                    continue
                 self._queues[p].remove(waiter)
                 self._grant(waiter, now)
         return max(later - server_now, _MIN_DELAY) if math.isfinite(later) else math.inf
@@ -549,6 +569,9 @@ class WeightGovernor:
         if self._raw is not None:
             self._raw.charge(server_now, self.guard, 1)
             metrics.RAW_REQUESTS_USED.set(self._raw.current(server_now))
+        if waiter.orders and self._weight is not None:
+            for o in self._orders:
+                o.charge(server_now, self.guard, waiter.orders)
         self._in_flight += 1
         self._granted[waiter.priority] += 1
         waited = now - waiter.since

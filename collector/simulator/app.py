@@ -13,13 +13,18 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from collector.simulator.account_api import ROUTES as ACCOUNT_ROUTES
+from collector.simulator.account_api import AccountApi, verify
+from collector.simulator.accounts import AccountError, Accounts
 from collector.simulator.config import FaultConfig, SimConfig
 from collector.simulator.faults import (
     NO_FAULTS,
     Injector,
+    Plan,
     numbers_as_json,
     scalars_as_strings,
 )
@@ -132,6 +137,8 @@ class Simulator:
             int(self.cfg.ban_max_s * 1000),
             self.cfg.ban_after,
         )
+        self.accounts = Accounts(self.market, self.cfg.accounts, self.cfg.seed)
+        self.account_api = AccountApi(self)
         self._faults = self.cfg.faults
         self._injector = Injector(self._faults, self.cfg.seed)
         self._runner: web.AppRunner | None = None
@@ -217,11 +224,45 @@ class Simulator:
         ]
         for path, fn, weight in routes:
             app.router.add_get(path, self._endpoint(path, fn, weight))
+        for path, methods in ACCOUNT_ROUTES.items():
+            for method in methods:
+                app.router.add_route(method, path, self._signed_endpoint(path, method))
         app.router.add_get("/_sim/stats", self._debug_stats)
         app.router.add_get("/_sim/trades", self._debug_trades)
         app.router.add_get("/_sim/klines", self._debug_klines)
         app.router.add_route("*", "/api/{tail:.*}", self._endpoint("unknown", self._unknown, lambda q: 1))
         return app
+
+    def _signed_endpoint(self, path: str, method: str):
+        """A USER_DATA/TRADE endpoint: parameters from the query string and the body, signature checked,
+        then the account's answer, through `_serve` like every other (limits, faults)."""
+        name, units, trade = ACCOUNT_ROUTES[path][method]
+        fn = self.account_api.handler(path, method)
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = await request.text() if request.body_exists else ""
+            query = request.query_string
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            params.update(parse_qsl(body, keep_blank_values=True))
+
+            def run(req: web.Request, q: Any, now: int, plan: Plan) -> tuple[int, Any]:
+                try:
+                    key = verify(self.accounts, req.headers.get("X-JEX-APIKEY"), query, body, params, now)
+                    status, data = fn(params, now, key)
+                except AccountError as exc:
+                    raise ApiError(exc.status, exc.code, exc.msg) from None
+                if trade and plan.trade_lost:  # done, and the answer lost on the way back
+                    self.stats.faults["trade_lost"] += 1
+                    raise ApiError(
+                        504,
+                        -1006,
+                        "An unexpected response was received from the message bus. Execution status unknown.",
+                    )
+                return status, data
+
+            return await self._serve(request, name, run, lambda q: units, params=params)
+
+        return handler
 
     def _endpoint(self, name: str, fn: Callable, weight: Callable[[Any], int]):
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -230,13 +271,18 @@ class Simulator:
         return handler
 
     async def _serve(
-        self, request: web.Request, name: str, fn: Callable, weight: Callable[[Any], int]
+        self,
+        request: web.Request,
+        name: str,
+        fn: Callable,
+        weight: Callable[[Any], int],
+        params: Any = None,
     ) -> web.StreamResponse:
         st = self.stats
         st.requests += 1
         st.by_endpoint[name] += 1
         now = self.clock.now_ms()
-        q = request.query
+        q = request.query if params is None else params
         symbol = q.get("symbol")
         if symbol:
             st.by_symbol[symbol] += 1

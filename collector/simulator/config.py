@@ -23,6 +23,7 @@ _FAULT_KEYS = {
     "swaptimes": "ticker_swapped_times_rate",
     "fewer": "fewer_levels_rate",
     "strings": "scalars_as_strings_rate",
+    "tradelost": "trade_lost_rate",
     "skew": "clock_skew_ms",
     "seed": "seed",
 }
@@ -77,6 +78,7 @@ class FaultConfig:
     ticker_swapped_times_rate: float = 0.0
     fewer_levels_rate: float = 0.0
     scalars_as_strings_rate: float = 0.0
+    trade_lost_rate: float = 0.0  # a TRADE request done, then answered 504 -1006 (outcome unknown)
     clock_skew_ms: int = 0
     seed: int | None = None  # None: derived from SimConfig.seed
     # Habits of a whole server rather than of single answers (not drawn: always on when set).
@@ -157,7 +159,8 @@ class SimConfig:
     ban_base_s: float = 120.0  # first 418 ban; doubles with each ban
     ban_max_s: float = 3 * 86400.0
     ban_after: int = 3  # requests received while told to wait (Retry-After) before an IP is banned
-    api_keys: tuple[str, ...] | None = None  # None: any well-formed X-JEX-APIKEY is accepted
+    api_keys: tuple[str, ...] | None = None  # market data: None = any well-formed X-JEX-APIKEY is accepted
+    accounts: dict[str, str] | None = None  # signed endpoints: key -> secret; None: the demo pair only
     trade_cache_buckets: int = 50_000  # LRU of generated (symbol, minute) trade lists
 
     def __post_init__(self) -> None:

@@ -45,6 +45,7 @@ class Plan:
         "numbers_as_json",
         "slow",
         "swap_times",
+        "trade_lost",
         "truncate",
     )
 
@@ -55,6 +56,7 @@ class Plan:
         self.depth_legacy = self.ids_as_numbers = self.numbers_as_json = self.swap_times = False
         self.fewer_levels: float | None = None  # share of the asked levels served, in (0, 1)
         self.as_strings = False
+        self.trade_lost = False
 
 
 NO_FAULTS = Plan()
@@ -77,6 +79,7 @@ class Injector:
                 c.ticker_swapped_times_rate,
                 c.fewer_levels_rate,
                 c.scalars_as_strings_rate,
+                c.trade_lost_rate,
             )
         )
 
@@ -105,6 +108,7 @@ class Injector:
         if c.fewer_levels_rate and r() < c.fewer_levels_rate:
             p.fewer_levels = 0.05 + 0.9 * r()
         p.as_strings = bool(c.scalars_as_strings_rate) and r() < c.scalars_as_strings_rate
+        p.trade_lost = bool(c.trade_lost_rate) and r() < c.trade_lost_rate
         return p
 
 

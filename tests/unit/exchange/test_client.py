@@ -24,6 +24,7 @@ from collector.errors import (
     RateLimited,
 )
 from collector.exchange import JexClient, ManualClock, Priority, WeightGovernor, sign
+from collector.exchange import endpoints as ep
 from collector.exchange.clocks import _settle
 from tests.helpers import loopback
 
@@ -230,13 +231,13 @@ async def test_sync_time_and_signed_request(session):
         offset = await client.sync_time()
         assert offset == pytest.approx(3600, abs=0.5)
         assert client.governor.offset == offset
-        assert await client.signed_request("GET", "/api/v1/option/order", {"symbol": "BTCCALLM"}) == {
+        assert await client.request(ep.ORDER, {"symbol": "BTCCALLM"}) == {
             "ok": True,
             "symbol": "BTCCALLM",
         }
         bad = make(session, url, api_key="K", api_secret="wrong")
         with pytest.raises(ExchangeRejected) as info:
-            await bad.signed_request("GET", "/api/v1/option/order", {"symbol": "BTCCALLM"})
+            await bad.request(ep.ORDER, {"symbol": "BTCCALLM"})
         assert info.value.code == -1022 and srv.count("/api/v1/option/order") == 2
 
 
