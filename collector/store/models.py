@@ -71,6 +71,7 @@ class OptionSymbolRow(Base):
     underlying_source: Mapped[str | None] = mapped_column(Text)  # optionInfo | name (read off the name)
     weekly: Mapped[bool | None] = mapped_column(Boolean)  # the name ends in W; NULL: the name does not say
     refused_at: Mapped[datetime | None]  # the exchange refused its market data for good: no longer asked
+    can_release: Mapped[bool | None] = mapped_column(Boolean)  # optionInfo: it may be shorted (release)
     refusal: Mapped[str | None] = mapped_column(Text)  # why: the exchange's code and message, and where
 
     __table_args__ = (
@@ -190,6 +191,107 @@ class BookTickerRow(Base):
     bid_qty: Mapped[Decimal | None]
     ask_price: Mapped[Decimal | None]
     ask_qty: Mapped[Decimal | None]
+
+
+# --- The account (signed endpoints; one account per database, named in ``account``) -----------
+
+
+class AccountOrderRow(Base):
+    """Every order of the account, kept current until it is final (FILLED, CANCELED, ...)."""
+
+    __tablename__ = "account_orders"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    price: Mapped[Decimal]
+    orig_qty: Mapped[Decimal]
+    executed_qty: Mapped[Decimal]
+    cummulative_quote_qty: Mapped[Decimal]  # the exchange's spelling
+    status: Mapped[str] = mapped_column(Text)
+    time_in_force: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    time: Mapped[datetime | None]
+    update_time: Mapped[datetime | None]
+    final: Mapped[bool] = mapped_column(Boolean)  # FILLED/CANCELED/REJECTED/EXPIRED: never changes again
+    account: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AccountOptionRecordRow(Base):
+    """Every short (``release``) and call (``back``) of the account."""
+
+    __tablename__ = "account_option_records"
+
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)  # as sent (the seed shows 2 for a call)
+    amount: Mapped[Decimal]
+    convert_ratio: Mapped[Decimal | None]
+    rate_margin: Mapped[Decimal | None]
+    base_amount: Mapped[Decimal | None]
+    margin_amount: Mapped[Decimal | None]
+    asset_margin: Mapped[str | None] = mapped_column(Text)
+    asset_base: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    account: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_account_option_records_symbol_created_at", "symbol", "created_at"),)
+
+
+class AccountPositionRow(Base):
+    """A position as it was each time the holding changed (amount, availability or cost)."""
+
+    __tablename__ = "account_positions"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    amount: Mapped[Decimal]
+    avail_amount: Mapped[Decimal | None]
+    profit: Mapped[Decimal | None]  # as the exchange valued it then
+    profit_rate: Mapped[Decimal | None]
+    cost: Mapped[Decimal | None]
+    type: Mapped[str | None] = mapped_column(Text)
+    exec_time: Mapped[datetime | None]  # the option's exercise time
+    exec_price: Mapped[Decimal | None]  # the strike (the seed spells it execrPrice)
+    account: Mapped[str] = mapped_column(Text)
+
+
+class AccountBalanceRow(Base):
+    """A balance as it was each time it changed."""
+
+    __tablename__ = "account_balances"
+
+    section: Mapped[str] = mapped_column(Text, primary_key=True)  # contract | option | spot
+    asset: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    free: Mapped[Decimal]
+    locked: Mapped[Decimal]
+    can_trade: Mapped[bool | None] = mapped_column(Boolean)
+    can_deposit: Mapped[bool | None] = mapped_column(Boolean)
+    can_withdraw: Mapped[bool | None] = mapped_column(Boolean)
+    account: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint("section IN ('contract', 'option', 'spot')", name="section"),)
+
+
+class AccountShortCallRow(Base):
+    """The account's short & call position in one option (``option/info``), each time it changed."""
+
+    __tablename__ = "account_short_call"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    captured_at: Mapped[datetime] = mapped_column(primary_key=True)
+    asset_margin: Mapped[str | None] = mapped_column(Text)
+    asset_base: Mapped[str | None] = mapped_column(Text)
+    release_amount: Mapped[Decimal]
+    back_amount: Mapped[Decimal]
+    margin_amount: Mapped[Decimal]
+    base_amount: Mapped[Decimal]
+    available_margin: Mapped[Decimal | None]
+    available_base: Mapped[Decimal | None]
+    available_option: Mapped[Decimal | None]
+    account: Mapped[str] = mapped_column(Text)
 
 
 # --- Bookkeeping ---------------------------------------------------------------------------

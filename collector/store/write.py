@@ -143,6 +143,7 @@ def write_symbols(
             underlying=o.underlying,
             underlying_source=o.underlying_source,
             weekly=o.weekly,
+            can_release=o.can_release,
         )
     known = set(conn.execute(select(SYMBOLS.c.symbol)).scalars())
     new = sorted(set(by_symbol) - known)
@@ -155,6 +156,7 @@ def write_symbols(
         "raw_type",
         "expiry_time",
         "weekly",
+        "can_release",
     )
     for row in by_symbol.values():
         values = {c: row[c] for c in columns if c in row}
@@ -210,6 +212,7 @@ def symbol_states(conn: Connection) -> Sequence[Row]:
             SYMBOLS.c.final_sweep_at,
             SYMBOLS.c.first_seen,
             SYMBOLS.c.refused_at,
+            SYMBOLS.c.can_release,
         )
     ).all()
 
