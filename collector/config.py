@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     max_ban_wait_seconds: float = Field(600.0, ge=0)
 
     # What the daemon collects and how often
-    streams: Annotated[list[str], NoDecode] = ["klines", "trades", "depth", "tickers"]
+    streams: Annotated[list[str], NoDecode] = ["klines", "trades", "depth", "tickers", "account"]
     kline_intervals: Annotated[list[str], NoDecode] = ["1m", "1h"]
     symbols_refresh_seconds: float = Field(300.0, gt=0)
     trades_poll_seconds: float = Field(15.0, gt=0)
@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     tickers_poll_seconds: float = Field(60.0, gt=0)
     avg_price_poll_seconds: float = Field(60.0, gt=0)
     book_ticker_poll_seconds: float = Field(60.0, gt=0)
+    account_poll_seconds: float = Field(60.0, gt=0)  # balances, positions, orders not yet final
+    account_history_seconds: float = Field(300.0, gt=0)  # new orders and shorts/calls, symbol by symbol
+    account_name: str = "default"  # stored beside every account row (a label, never the key)
     depth_limit: Literal[5, 10, 20, 50, 60] = 20
     lookback_hours: float = Field(1.0, ge=0)
 

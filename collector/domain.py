@@ -26,7 +26,7 @@ INTERVALS: dict[str, timedelta] = {
     "1w": timedelta(weeks=1),
 }
 
-STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker")
+STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker", "account")
 
 
 @dataclass(frozen=True, slots=True)

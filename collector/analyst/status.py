@@ -95,11 +95,34 @@ def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus
             ):
                 gaps = unfinished.get(r.symbol, 0) if stream == "trades" else None
                 out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, now - r.newest, gaps))
+        _account(conn, out, now)
         _attach_errors(conn, out)
         _attach_notes(conn, out)
         conn.rollback()
     out.sort(key=lambda s: (s.symbol, s.stream, INTERVALS.get(s.interval, timedelta(0))))
     return out
+
+
+# The account's streams: per symbol (orders, shorts and calls), or for the whole account ('*').
+ACCOUNT_PER_SYMBOL = {"orders": ("account_orders", "update_time"), "records": ("account_option_records", "created_at")}
+ACCOUNT_WHOLE = {"positions": "account_positions", "balances": "account_balances"}
+
+
+def _account(conn, out: list[StreamStatus], now: datetime) -> None:
+    for stream, (table, col) in ACCOUNT_PER_SYMBOL.items():
+        for r in conn.execute(
+            text(
+                f"SELECT symbol, count(*) AS n, min({col}) AS first, max({col}) AS newest FROM {table} GROUP BY symbol"
+            )
+        ):
+            lag = None if r.newest is None else now - r.newest
+            out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, lag, None))
+    for stream, table in ACCOUNT_WHOLE.items():
+        r = conn.execute(
+            text(f"SELECT count(*) AS n, min(captured_at) AS first, max(captured_at) AS newest FROM {table}")
+        ).one()
+        if r.n:
+            out.append(StreamStatus("*", stream, "", r.n, r.first, r.newest, now - r.newest, None))
 
 
 def _attach_errors(conn, statuses: list[StreamStatus]) -> None:
@@ -155,8 +178,9 @@ def _attach_notes(conn, statuses: list[StreamStatus]) -> None:
 
 
 def _stream_of_job(job: str) -> str:
-    """Job names start with their stream ('trades', 'klines 1m', 'depth:BTC...'); others stay as they are."""
-    for stream in ("klines", *SNAPSHOT_STREAMS):
+    """Job names start with their stream ('trades', 'klines 1m', 'account orders'); others stay as they are."""
+    job = job.removeprefix("account ")
+    for stream in ("klines", *SNAPSHOT_STREAMS, *ACCOUNT_PER_SYMBOL):
         if job.startswith(stream):
             return stream
     return job

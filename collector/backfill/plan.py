@@ -17,7 +17,9 @@ from collector.exchange.paging import Cost
 from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
 
-BACKFILL_STREAMS = ("klines", "trades")
+BACKFILL_STREAMS = ("klines", "trades")  # the default
+ACCOUNT_STREAMS = ("orders", "records")  # the account's own history (signed: key and secret)
+KNOWN_STREAMS = BACKFILL_STREAMS + ACCOUNT_STREAMS
 # Rejections that no task can get past (the key is bad for all of them): stop the whole run.
 FATAL_CODES = frozenset({-1002, -1022, -2014, -2015})
 KEY_PROBES = 5  # symbols tried to prove the API key when the exchange refuses the first ones
@@ -32,6 +34,7 @@ class BackfillPlan:
     intervals: Sequence[str] = ("1m",)
     batch_rows: int = 5000
     from_listing: bool = False  # the symbols are the exchange's listing, not named by the user
+    account_name: str = "default"  # the label stored with account rows (orders, records)
 
     @property
     def scope(self) -> str:
@@ -83,13 +86,16 @@ def plan_tasks(plan: BackfillPlan) -> list[Task]:
     return tasks
 
 
-def check_inputs(streams, intervals, *, has_api_key: bool) -> None:
+def check_inputs(streams, intervals, *, has_api_key: bool, has_api_secret: bool = False) -> None:
     """What can be checked without the exchange: run before connecting, so bad input is one line."""
-    unknown_streams = [s for s in streams if s not in BACKFILL_STREAMS]
+    unknown_streams = [s for s in streams if s not in KNOWN_STREAMS]
     if unknown_streams:
-        raise ConfigError(f"unknown stream {unknown_streams[0]!r}; backfill knows {', '.join(BACKFILL_STREAMS)}")
+        raise ConfigError(f"unknown stream {unknown_streams[0]!r}; backfill knows {', '.join(KNOWN_STREAMS)}")
     if "trades" in streams and not has_api_key:
         raise ConfigError("trades need option/historicalTrades, which needs an API key: set COLLECTOR_API_KEY")
+    account = [s for s in streams if s in ACCOUNT_STREAMS]
+    if account and not (has_api_key and has_api_secret):
+        raise ConfigError(f"{account[0]} are the account's: set COLLECTOR_API_KEY and COLLECTOR_API_SECRET")
     bad_intervals = [i for i in intervals if i not in INTERVALS]
     if bad_intervals:
         raise ConfigError(f"unknown interval {bad_intervals[0]!r}; choose from {', '.join(INTERVALS)}")
@@ -108,7 +114,7 @@ async def validate(
     """
     if plan.start >= plan.end:
         raise ConfigError("--start must be before --end")
-    check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key))
+    check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key), has_api_secret=bool(client.api_secret))
     listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols
     infos = await client.option_info(priority=Priority.BACKFILL)
     known = {s.symbol for s in listed} | {o.symbol for o in infos}

@@ -28,7 +28,7 @@ from collector.backfill.plan import (
     plan_tasks,
     validate,
 )
-from collector.backfill.tasks import run_klines, run_trades
+from collector.backfill.tasks import run_account, run_klines, run_trades
 from collector.domain import Ticker24h
 from collector.errors import (
     CollectorError,
@@ -154,8 +154,10 @@ async def run_backfill(
             try:
                 if task.stream == "klines":
                     await run_klines(client, engine, plan, task, reporter)
-                else:
+                elif task.stream == "trades":
                     await run_trades(client, engine, plan, task, reporter)
+                else:
+                    await run_account(client, engine, plan, task, reporter)
             except SymbolRefused as exc:
                 if exc.symbol not in refused:
                     log.warning("%s refused by the exchange: %s; its other tasks are skipped", exc.symbol, exc.reason)

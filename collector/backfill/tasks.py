@@ -18,12 +18,11 @@ from sqlalchemy import Engine
 
 from collector.backfill.plan import BackfillPlan, Reporter, Task
 from collector.domain import Kline, Trade
+from collector.exchange import endpoints as ep
 from collector.exchange.client import JexClient
-from collector.exchange.paging import (
-    kline_pages,
-    locate_first_trade,
-    trade_pages,
-)
+from collector.exchange.paging import ONE_MS, kline_pages, locate_first_trade, trade_pages
+from collector.exchange.ratelimit import Priority
+from collector.store import account as account_store
 from collector.store.history import load_checkpoint, save_klines, save_trades
 
 QUEUE_BATCHES = 2  # batches fetched ahead of the writer, per task: bounds memory
@@ -126,6 +125,51 @@ def _store_trades(
     if past_end:
         task.complete = True
         task.covered_until = task.end
+
+
+# --- the account's orders and shorts/calls ------------------------------------------------------
+
+
+async def run_account(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task, reporter: Reporter) -> None:
+    """Orders (or records) of the symbol made in the window, paged by id from the checkpoint; complete
+    once a page from the next id is empty (and the window has ended)."""
+    cp = await asyncio.to_thread(load_checkpoint, engine, plan.scope, task.symbol, task.stream)
+    after = cp.last_trade_id if cp is not None and cp.last_trade_id is not None else -1
+    server_now = _server_now(client)
+    start, end = task.start, task.end - ONE_MS
+    endpoint = ep.HISTORY_ORDERS if task.stream == "orders" else ep.RECORD
+    save = account_store.save_orders if task.stream == "orders" else account_store.save_records
+
+    async def batches() -> AsyncIterator[tuple[list, bool]]:
+        nonlocal after
+        while True:
+            task.cost.add(endpoint.weight)
+            if task.stream == "orders":
+                raw: list = await client.history_orders(
+                    task.symbol, order_id=after + 1, start=start, end=end, priority=Priority.BACKFILL
+                )
+                ids = [o.order_id for o in raw]
+            else:
+                raw = await client.records(
+                    task.symbol, from_id=after + 1, start=start, end=end, priority=Priority.BACKFILL
+                )
+                ids = [r.record_id for r in raw]
+            page = [x for x, i in zip(raw, ids, strict=True) if i > after]
+            if not page:
+                yield [], True  # an empty page from the next id: nothing more in the window
+                return
+            after = max(ids)
+            yield page, False
+
+    def store(rows: list, last: bool) -> None:
+        complete = last and task.end <= server_now
+        save(engine, plan.scope, task.symbol, rows, plan.account_name, complete=complete)
+        task.rows += len(rows)
+        if complete:
+            task.complete = True
+            task.covered_until = task.end
+
+    await _drain(batches(), store, task, reporter)
 
 
 # --- plumbing -----------------------------------------------------------------------------------

@@ -146,12 +146,17 @@ def run_command(
 
 
 def simulator_settings(cfg, base_url: str):
-    """Point the settings at an in-process simulator (any well-formed key is accepted there)."""
+    """Point the settings at an in-process simulator, with its demo account's key pair unless a key
+    was configured (any well-formed key is accepted there for market data)."""
     from pydantic import SecretStr
+
+    from collector.simulator.accounts import DEMO_KEY, DEMO_SECRET
 
     update: dict = {"exchange_url": base_url}
     if cfg.api_key is None:
-        update["api_key"] = SecretStr("simulator")
+        update["api_key"] = SecretStr(DEMO_KEY)
+        if cfg.api_secret is None:
+            update["api_secret"] = SecretStr(DEMO_SECRET)
     return cfg.model_copy(update=update)
 
 
@@ -225,7 +230,9 @@ def backfill_command(
         list[str] | None,
         typer.Option("--symbol", help="Option symbol; repeat for several. Default: every symbol the exchange lists."),
     ] = None,
-    streams: Annotated[str, typer.Option(help="Comma-separated: klines, trades.")] = "klines,trades",
+    streams: Annotated[
+        str, typer.Option(help="Comma-separated: klines, trades; the account's own: orders, records.")
+    ] = "klines,trades",
     interval: Annotated[
         list[str] | None,
         typer.Option("--interval", help="Kline interval; repeat for several. Default: kline_intervals from config."),
@@ -241,7 +248,7 @@ def backfill_command(
     from collector.backfill.plan import check_inputs
 
     intervals = tuple(interval or cfg.kline_intervals)
-    check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None)
+    check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None, has_api_secret=cfg.api_secret is not None)
     from collector.cli.options import Interrupted, console, run_interruptible
     from collector.cli.progress import LogReporter, RichReporter
 
@@ -276,7 +283,15 @@ async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> 
                 from collector.store.coordination import SharedAllowance
 
                 client.allowance = SharedAllowance.for_governor(db.engine, cfg.egress, client.governor)
-            plan = BackfillPlan(window[0], window[1], symbols, streams, intervals, cfg.backfill_batch_rows)
+            plan = BackfillPlan(
+                window[0],
+                window[1],
+                symbols,
+                streams,
+                intervals,
+                cfg.backfill_batch_rows,
+                account_name=cfg.account_name,
+            )
             summary = await run_backfill(client, db.engine, plan, reporter=reporter)
         finally:
             await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop

@@ -36,6 +36,7 @@ class Symbol:
     swept: bool = False  # its final collection after expiry is done: no longer polled
     first_seen: datetime | None = None  # when a refresh first stored it
     refused: bool = False  # the exchange refused its market data for good: no longer asked
+    can_release: bool = False  # it may be shorted: the account's shorts and calls of it are followed
 
     def trading(self, now: datetime) -> bool:
         return self.listed and not self.refused and (self.expiry is None or self.expiry > now)

@@ -2,7 +2,8 @@
 and, when it does not fit the announced limit (less the margin), longer intervals for the least
 urgent jobs instead of a life on 429s.
 
-Urgency, least first: bookTicker, avgPrice, klines (long intervals first), depth, tickers, trades.
+Urgency, least first: bookTicker, avgPrice, klines (long intervals first), the account, depth,
+tickers, trades.
 Trades and klines lose nothing when stretched (the next poll catches up from the checkpoint);
 snapshots only get sparser. Steady state is planned at PLAN_SHARE of the effective limit, leaving
 room for catching up after an outage and for a backfill in the same process (which waits behind
@@ -31,8 +32,9 @@ class JobSpec:
     weight_per_run: int
 
 
-def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpec]:
-    """Every scheduled job with its configured interval and the weight one run costs."""
+def job_specs(settings: Settings, n_trading: int, n_history: int, n_releasable: int = 0) -> list[JobSpec]:
+    """Every scheduled job with its configured interval and the weight one run costs
+    (``n_releasable``: symbols with history that may be shorted, whose shorts and calls are paged)."""
     s = settings
     specs = [JobSpec("symbols", "symbols", s.symbols_refresh_seconds, ep.EXCHANGE_INFO.weight + ep.OPTION_INFO.weight)]
     if "trades" in s.streams:  # steady state: one page per symbol per poll
@@ -62,12 +64,39 @@ def job_specs(settings: Settings, n_trading: int, n_history: int) -> list[JobSpe
                 ep.BOOK_TICKER.cheapest(n_trading),
             )
         )
+    if "account" in s.streams:
+        # balances and positions, plus what the account keeps open (orders, shorts): one each, at least
+        specs.append(
+            JobSpec(
+                "account",
+                "account",
+                s.account_poll_seconds,
+                ep.ACCOUNT.weight + ep.POSITION.weight + ep.SHORT_CALL_INFO.weight * n_releasable,
+            )
+        )
+        specs.append(
+            JobSpec(
+                "account history",
+                "account",
+                s.account_history_seconds,
+                ep.HISTORY_ORDERS.weight * n_history + ep.RECORD.weight * n_releasable,
+            )
+        )
     specs.append(JobSpec("partitions", "partitions", PARTITIONS_SECONDS, 0))  # database upkeep
     return specs
 
 
 def _urgency(spec: JobSpec) -> tuple[int, float]:
-    order = {"book_ticker": 0, "avg_price": 1, "klines": 2, "depth": 3, "tickers": 4, "trades": 5, "symbols": 6}
+    order = {
+        "book_ticker": 0,
+        "avg_price": 1,
+        "klines": 2,
+        "account": 3,
+        "depth": 4,
+        "tickers": 5,
+        "trades": 6,
+        "symbols": 7,
+    }
     interval = INTERVALS[spec.name.split()[1]].total_seconds() if spec.stream == "klines" else 0.0
     return order[spec.stream], -interval  # among klines, the longest interval is least urgent
 

@@ -159,13 +159,22 @@ async def run_daemon(
 NO_KEY = "needs COLLECTOR_API_KEY: option/historicalTrades is MARKET_DATA (an API key, no signature)"
 
 
+NO_SECRET = "needs COLLECTOR_API_KEY and COLLECTOR_API_SECRET: the account's endpoints are signed"
+
+
 def _collectable(settings: Settings) -> tuple[Settings, dict[str, str]]:
     """The streams that can be collected with these settings, and why the others cannot (said once)."""
-    if "trades" not in settings.streams or settings.api_key is not None:
+    disabled: dict[str, str] = {}
+    if "trades" in settings.streams and settings.api_key is None:
+        log.warning("trades are not collected: %s; every other stream is", NO_KEY)
+        disabled["trades"] = NO_KEY
+    if "account" in settings.streams and (settings.api_key is None or settings.api_secret is None):
+        log.info("the account is not collected: %s", NO_SECRET)
+        disabled["account"] = NO_SECRET
+    if not disabled:
         return settings, {}
-    log.warning("trades are not collected: %s; every other stream is", NO_KEY)
-    rest = [s for s in settings.streams if s != "trades"]
-    return settings.model_copy(update={"streams": rest}), {"trades": NO_KEY}
+    rest = [s for s in settings.streams if s not in disabled]
+    return settings.model_copy(update={"streams": rest}), disabled
 
 
 def _begin_run(engine, settings: Settings, disabled: dict[str, str]) -> int:

@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector import metrics
 from collector.daemon import planner as budget
+from collector.daemon.account import poll_account, poll_account_history
 from collector.daemon.context import LiveContext
 from collector.daemon.klines import poll_klines
 from collector.daemon.leases import balance_leases
@@ -45,6 +46,8 @@ def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]
         "book_ticker": partial(poll_book_ticker, ctx),
         "leases": partial(balance_leases, ctx),
     }
+    funcs["account"] = partial(poll_account, ctx)
+    funcs["account history"] = partial(poll_account_history, ctx)
     for iv in ctx.settings.kline_intervals:
         funcs[f"klines {iv}"] = partial(poll_klines, ctx, iv)
     return funcs
@@ -69,7 +72,9 @@ class Schedule:
         ctx.on_symbols_changed = self.replan
 
     def _specs(self) -> list[budget.JobSpec]:
-        specs = budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(self.ctx.with_history()))
+        history = self.ctx.with_history()
+        releasable = sum(1 for s in history if self.ctx.symbols[s].can_release)
+        specs = budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(history), releasable)
         if self.ctx.leases is not None:
             specs.append(budget.JobSpec("leases", "leases", self.ctx.settings.lease_ttl_seconds / 3, 0))
         return specs

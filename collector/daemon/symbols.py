@@ -46,7 +46,13 @@ def load_symbols(engine: Engine) -> dict[str, Symbol]:
         rows = symbol_states(conn)
     return {
         r.symbol: Symbol(
-            r.symbol, r.expiry_time, r.listed, r.final_sweep_at is not None, r.first_seen, r.refused_at is not None
+            r.symbol,
+            r.expiry_time,
+            r.listed,
+            r.final_sweep_at is not None,
+            r.first_seen,
+            r.refused_at is not None,
+            bool(r.can_release),
         )
         for r in rows
     }

@@ -705,9 +705,17 @@ class JexClient:
         except OutcomeUnknown as unknown:
             return await self._resolve_order(symbol, side, quantity, price, sent_ms, unknown)
 
+    async def _settled(self, sent_ms: int) -> None:
+        """Wait until a request signed at ``sent_ms`` can no longer be accepted: an exchange refuses a
+        timestamp older than recvWindow, so what the account shows after that is final."""
+        wait = (sent_ms + self.recv_window + RESOLVE_SLACK_MS) / 1000 - self.governor.server_time()
+        if wait > 0:
+            await self.governor.clock.sleep(wait)
+
     async def _resolve_order(
         self, symbol: str, side: str, quantity: Decimal, price: Decimal, sent_ms: int, unknown: OutcomeUnknown
     ) -> AccountOrder:
+        await self._settled(sent_ms)
         start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
         try:
             with self.retrying(max(self.max_retries, 2)):
@@ -729,10 +737,12 @@ class JexClient:
 
     async def cancel_order(self, symbol: str, order_id: int) -> AccountOrder:
         """Cancel; without a usable answer, the order itself says whether it is cancelled."""
+        sent_ms = self._server_ms()
         try:
             payload = await self.request(ep.CANCEL_ORDER, {"symbol": symbol, "orderId": order_id}, method="DELETE")
             return parsers.parse_order(payload)
         except OutcomeUnknown as unknown:
+            await self._settled(sent_ms)
             try:
                 with self.retrying(max(self.max_retries, 2)):
                     order = await self.get_order(symbol, order_id)
@@ -761,6 +771,7 @@ class JexClient:
             payload = await self.request(endpoint, {"symbol": symbol, "amount": amount}, method="POST")
             return parsers.parse_short_call(payload, endpoint.name)
         except OutcomeUnknown as unknown:
+            await self._settled(sent_ms)
             start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
             try:
                 with self.retrying(max(self.max_retries, 2)):

@@ -15,14 +15,11 @@ import hmac
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from collector.simulator.accounts import Account, AccountError, Accounts
-from collector.simulator.market import Option
+from collector.simulator.market import Market, Option
 from collector.simulator.wire import TICKS
-
-if TYPE_CHECKING:
-    from collector.simulator.app import Simulator
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
 _INT_RE = re.compile(r"^[0-9]{1,20}$")
@@ -107,9 +104,9 @@ def _decimal(params: dict[str, str], name: str) -> Decimal:
 class AccountApi:
     """The handlers; each takes (params, now, key) and returns (status, JSON-able)."""
 
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.accounts = sim.accounts
+    def __init__(self, market: Market, accounts: Accounts) -> None:
+        self.market = market
+        self.accounts = accounts
 
     def handler(self, path: str, method: str) -> Callable[[dict[str, str], int, str], tuple[int, Any]]:
         name = {"GET": "get", "POST": "post", "DELETE": "delete"}[method]
@@ -122,7 +119,7 @@ class AccountApi:
             if required:
                 raise mandatory("symbol")
             return None
-        opt = self.sim.market.lookup(symbol, now)
+        opt = self.market.lookup(symbol, now)
         if opt is None:
             raise _err(400, -1121, "Invalid symbol.")
         return opt

@@ -138,7 +138,7 @@ class Simulator:
             self.cfg.ban_after,
         )
         self.accounts = Accounts(self.market, self.cfg.accounts, self.cfg.seed)
-        self.account_api = AccountApi(self)
+        self.account_api = AccountApi(self.market, self.accounts)
         self._faults = self.cfg.faults
         self._injector = Injector(self._faults, self.cfg.seed)
         self._runner: web.AppRunner | None = None
@@ -245,7 +245,8 @@ class Simulator:
             params = dict(parse_qsl(query, keep_blank_values=True))
             params.update(parse_qsl(body, keep_blank_values=True))
 
-            def run(req: web.Request, q: Any, now: int, plan: Plan) -> tuple[int, Any]:
+            def run(req: web.Request, q: Any, arrived: int, plan: Plan) -> tuple[int, Any]:
+                now = self.clock.now_ms()  # processed now (after a slow answer's delay, too)
                 try:
                     key = verify(self.accounts, req.headers.get("X-JEX-APIKEY"), query, body, params, now)
                     status, data = fn(params, now, key)
