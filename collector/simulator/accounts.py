@@ -394,10 +394,12 @@ class Accounts:
                 if order is not None:  # some are cancelled soon; none stays open more than 2 hours
                     later = rng.randrange(3, 30) if rng.random() < 0.3 else 120
                     pending_cancel.append((t + later * MINUTE, order))
-                if opt.k % 3 == 0 and rng.random() < 0.15:  # may be shorted (releaseOption)
+                shortable = [o for o in trading if o.k % 3 == 0]  # optionInfo canRelease
+                if shortable and (not account.records or rng.random() < 0.15):  # the first always
+                    opt = shortable[rng.randrange(len(shortable))]
                     try:
                         self.release(account, opt, 10 * (1 + rng.randrange(5)), t)
-                        if rng.random() < 0.5:
+                        if len(account.records) == 1 or rng.random() < 0.5:
                             self.back(account, opt, 5, t + MINUTE)
                     except AccountError:
                         pass
