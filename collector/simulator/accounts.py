@@ -15,9 +15,10 @@ is configured). Everything is ground truth for tests: ``Accounts.get(key)`` is t
   option; ``back`` (a call) returns them, as the seed's examples show.
 - **Records**: every short (status 1) and call (status 2), ids growing across the exchange.
 - **The demo account** gets a deterministic history over the market's history span: an order
-  every 20 minutes or so on a trading symbol near its price (some cancelled within half an hour,
-  the rest after two hours if still open), now and then a short on a symbol that may be shorted,
-  and a call of part of it.
+  every 20 minutes or so on a trading symbol, of up to a few trades' quantity (so some fill in
+  parts), near its price or (one in five) resting away from it; some cancelled within half an
+  hour, the rest after two hours if still open (those of the last two hours are open at the
+  start); now and then a short on a symbol that may be shorted, and a call of part of it.
 """
 
 from __future__ import annotations
@@ -383,9 +384,11 @@ class Accounts:
                 last = m.last_price_ticks(opt, t)
                 held = account.balance("option", opt.name)[0]
                 side = "SELL" if held >= 2 and rng.random() < 0.4 else "BUY"
-                qty = 1 + rng.randrange(int(held) if side == "SELL" else 5)
+                # up to a few trades' worth (so some fill in parts); one in five rests away from the market
+                qty = 1 + rng.randrange(int(held) if side == "SELL" else 30)
                 step = max(1, last // 200)
-                price = max(1, last + (-1 if side == "BUY" else 1) * step * rng.randrange(0, 4))
+                away = rng.randrange(10, 20) if rng.random() < 0.2 else rng.randrange(0, 4)
+                price = max(1, last + (-1 if side == "BUY" else 1) * step * away)
                 order: Order | None
                 try:
                     order = self.place(account, opt, side, qty, price, t)
