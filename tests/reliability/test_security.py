@@ -1,8 +1,10 @@
 """Secrets never leak, SQL is parameterised, servers bind loopback by default.
 
-A real daemon (`python -m collector run`, text and then JSON logs at DEBUG) and a failing backfill
-run with an API key, an API secret and a database password; afterwards none of the three appears
-in any log line, in /metrics, in any error message, or in any row of any table (cast to text).
+A real daemon (`python -m collector run`, text and then JSON logs at DEBUG) collecting market data
+and the account (signed requests with the key and secret the simulator knows), and failing runs (a
+backfill refused, signed requests with a wrong secret, a database that does not answer) with an
+API key, an API secret and a database password; afterwards none of the three appears in any log
+line, in /metrics, in any error message, or in any row of any table (cast to text).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from tests.helpers.daemon_truth import SIM as DAEMON_SIM
 from tests.helpers.polling import count, until
 
 REPO = Path(__file__).resolve().parents[2]
-API_KEY = "KEYk3yK3Y-0123456789abcdef"
+API_KEY = "KEYk3yK3Y0123456789abcdef"
 API_SECRET = "SECRETs3cr3t-fedcba9876543210"
 DB_PASSWORD = "PASSWORDpa55w0rd-13579"
 
@@ -52,6 +55,7 @@ def url_with_password(db_url: str):
 
 
 DEPTH_ROWS = "SELECT count(*) FROM depth_snapshots"
+SIGNED_OK = re.compile(r'jex_exchange_requests_total\{endpoint="(account|position|historyOrders)",status="200"\} [1-9]')
 
 
 async def until_rows(url: str, sql: str, above: int, timeout: float = 60) -> None:
@@ -80,7 +84,9 @@ def assert_clean(where: str, blob: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_password, db_url, tmp_path):
-    async with Simulator(SimConfig(**DAEMON_SIM), port=0) as sim:
+    # the account's key pair is known to the exchange: the signed stream works, and is watched too
+    cfg = SimConfig(**{**DAEMON_SIM, "weight_limit": 0}, accounts={API_KEY: API_SECRET})
+    async with Simulator(cfg, port=0) as sim:
         base = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         base.update(
             COLLECTOR_DATABASE_URL=url_with_password,
@@ -89,6 +95,8 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
             COLLECTOR_API_SECRET=API_SECRET,
             COLLECTOR_LOG_LEVEL="DEBUG",
             COLLECTOR_TRADES_POLL_SECONDS="1",
+            COLLECTOR_ACCOUNT_POLL_SECONDS="1",
+            COLLECTOR_ACCOUNT_HISTORY_SECONDS="2",
             COLLECTOR_LOOKBACK_HOURS="0.02",
             COLLECTOR_DATA_DIR=str(tmp_path),
         )
@@ -129,12 +137,12 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
                 c.laddr.ip for c in psutil.Process(proc.pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN
             }
             assert listening == {"127.0.0.1"}, listening
-            # Let it work: new rows stored through the password-bearing URL, so secrets had every chance
-            # to leak (the key's format is refused by the exchange, so trades fail: that error path too).
+            # Let it work: new rows stored through the password-bearing URL, and signed requests
+            # answered, so secrets had every chance to leak.
             await until_rows(url_with_password, DEPTH_ROWS, above=depth_before)
-            outputs[f"/metrics ({fmt})"] = await asyncio.to_thread(
-                lambda p=port: urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10).read().decode()
-            )
+            metrics_url = f"http://127.0.0.1:{port}/metrics"
+            await until(lambda u=metrics_url: SIGNED_OK.search(fetch(u)), 60, "signed requests answered")
+            outputs[f"/metrics ({fmt})"] = await asyncio.to_thread(fetch, metrics_url)
             outputs[f"/healthz ({fmt})"] = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/healthz")
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 30)
@@ -143,8 +151,15 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
             assert proc.returncode == 0, outputs[f"daemon log ({fmt})"][-2000:]
         assert '"level": "DEBUG"' in outputs["daemon log (json)"]
         # Errors: a backfill refused by the exchange, a database that does not answer, config show.
+        now = sim.now_ms() // 1000
+        recent = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - back)) for back in (1800, 60)]
         for name, args, extra in (
             ("backfill error", ["backfill", "--start", "2026-01-01", "--end", "2026-01-02", "--symbol", "NOPE"], {}),
+            (
+                "signed refusal",  # a wrong secret that holds the real one: refused, and never printed
+                ["backfill", "--start", recent[0], "--end", recent[1], "--streams", "orders,records"],
+                {"COLLECTOR_API_SECRET": "x" + API_SECRET},
+            ),
             (
                 "database error",
                 ["db", "upgrade"],
@@ -169,6 +184,7 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
             )
             out, err = await asyncio.wait_for(proc.communicate(), 60)
             outputs[name] = out.decode() + err.decode()
+    assert "-1022" in outputs["signed refusal"], outputs["signed refusal"][-2000:]  # the signature was refused
     for where, blob in outputs.items():
         assert_clean(where, blob)
     assert "jex_" in outputs["/metrics (text)"]

@@ -73,3 +73,17 @@ def test_a_schedule_that_cannot_fit_says_so():
 def test_need_is_weight_per_minute():
     specs = [JobSpec("a", "depth", 30.0, 10), JobSpec("b", "trades", 15.0, 5)]
     assert need(specs, {"a": 30.0, "b": 15.0}) == pytest.approx(10 * 2 + 5 * 4)
+
+
+def test_the_account_stream_is_in_the_plan_with_its_weights():
+    s = settings(streams=["trades", "account"], account_poll_seconds=60.0, account_history_seconds=300.0)
+    specs = {x.name: x for x in job_specs(s, n_trading=28, n_history=30, n_releasable=10)}
+    assert specs["account"].weight_per_run == 1 + 2 + 1 * 10  # account, position, info per shortable
+    assert specs["account history"].weight_per_run == 5 * 30 + 5 * 10  # historyOrders each, record each shortable
+    assert specs["account"].stream == specs["account history"].stream == "account"
+    p = plan(list(specs.values()), 1140)
+    assert p.need_per_minute == pytest.approx(need(list(specs.values()), p.seconds))
+    assert p.need_per_minute >= 13 + 200 / 5  # both account jobs are counted in what the plan needs
+    # when the budget is short, the account gives way before trades do
+    tight = plan(list(specs.values()), 700)
+    assert tight.seconds["account history"] > 300.0 and tight.seconds["trades"] == 15.0
