@@ -51,10 +51,18 @@ def simulate_command(
     listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
     grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
     ban_base_s: float = typer.Option(120.0, help="First 418 ban in seconds (doubles per ban, max 3 days)."),
+    account: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a repeatable option
+        [],
+        metavar="KEY:SECRET",
+        help="An account of the signed endpoints as KEY:SECRET (repeatable; letters and digits). "
+        "None given: the demo account only (key jexdemokey0000000000000001, secret "
+        "jexdemosecret00000000000000000000000000000001), with a history over the history span.",
+    ),
 ) -> None:
-    """Run a local JEX exchange serving the seed's public option endpoints."""
+    """Run a local JEX exchange serving the seed's public option endpoints and its signed account API."""
     try:
         fault_cfg = simulator_faults(profile, faults, weight_headers, page_cap, refuse_expired)
+        accounts = parse_accounts(account)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
@@ -69,6 +77,7 @@ def simulate_command(
             listing_interval_s=listing_interval_s,
             grace_s=grace_s,
             ban_base_s=ban_base_s,
+            accounts=accounts,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -80,6 +89,17 @@ def simulate_command(
     except OSError as exc:
         typer.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def parse_accounts(pairs: list[str]) -> dict[str, str] | None:
+    """``KEY:SECRET`` pairs as the simulator's accounts (None when there are none: the demo's)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, secret = pair.partition(":")
+        if not (sep and key.isalnum() and key.isascii() and secret.isalnum() and secret.isascii()):
+            raise ValueError("--account takes KEY:SECRET, both letters and digits only")
+        out[key] = secret
+    return out or None
 
 
 def simulator_faults(

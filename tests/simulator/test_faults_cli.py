@@ -12,7 +12,7 @@ from sim_helpers import KEY, get, trading_symbol
 from typer.testing import CliRunner
 
 from collector.simulator import FaultConfig
-from collector.simulator.cli import simulate_command
+from collector.simulator.cli import parse_accounts, simulate_command
 
 
 async def test_server_errors_json_and_html(make_sim, http):
@@ -79,6 +79,14 @@ async def test_variations_keep_values(make_sim, http):
     assert sim.market.trades(sym, 0, sim.now_ms() + 1)[-1]["id"] == int(t0[0]["id"])
 
 
+def test_account_pairs():
+    assert parse_accounts([]) is None  # the demo account
+    assert parse_accounts(["k1:s1", "k2:s2"]) == {"k1": "s1", "k2": "s2"}
+    for bad in (["k1"], [":s"], ["k1:"], ["k 1:s"], ["ké:s"]):
+        with pytest.raises(ValueError):
+            parse_accounts(bad)
+
+
 def test_fault_spec_parsing():
     f = FaultConfig.parse("5xx=0.05,slow=0.02,drop=0.01,truncate=0.01,variants,skew=-250")
     assert (f.server_error_rate, f.slow_rate, f.drop_rate, f.truncate_rate) == (0.05, 0.02, 0.01, 0.01)
@@ -90,7 +98,15 @@ def test_fault_spec_parsing():
 
 
 @pytest.mark.parametrize(
-    "args", [["--faults", "bogus"], ["--symbols", "0"], ["--port", "70000"], ["--history-days", "x"]]
+    "args",
+    [
+        ["--faults", "bogus"],
+        ["--symbols", "0"],
+        ["--port", "70000"],
+        ["--history-days", "x"],
+        ["--account", "nosecret"],
+        ["--account", "key-1:secret"],
+    ],
 )
 def test_cli_bad_flags_exit_2_without_traceback(args):
     app = typer.Typer()
