@@ -16,7 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
-_FRAMES = ("klines", "trades", "tickers", "top_of_book", "option_chain", "depth", "resolve_engine", "to_utc")
+_FRAMES = (
+    "klines",
+    "trades",
+    "tickers",
+    "top_of_book",
+    "option_chain",
+    "depth",
+    "orders",
+    "option_records",
+    "positions",
+    "position_marks",
+    "balances",
+    "resolve_engine",
+    "to_utc",
+)
 
 
 def __getattr__(name: str) -> Any:  # the frames on first use: `collector status` need not load pandas

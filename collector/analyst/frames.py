@@ -40,9 +40,14 @@ from collector.store.db import reading
 CHUNK_ROWS = 100_000
 
 __all__ = [
+    "balances",
     "depth",
     "klines",
     "option_chain",
+    "option_records",
+    "orders",
+    "position_marks",
+    "positions",
     "resolve_engine",
     "tickers",
     "to_utc",
@@ -331,3 +336,129 @@ def depth(symbol: str, at: Any = None, *, engine: Engine | str | None = None, de
         f"{cond} ORDER BY captured_at DESC LIMIT 1) ORDER BY l.side DESC, l.level"
     )
     return _read(sql, params, DEPTH_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+
+
+# --- The account's own (orders, shorts and calls, positions, balances) ---------------------------
+
+
+def _maybe_symbols(symbol: str | Iterable[str] | None, params: dict[str, Any]) -> str:
+    if symbol is None:
+        return "true"
+    params["symbols"] = _symbols(symbol)
+    return "symbol = ANY(:symbols)"
+
+
+ORDER_COLS = columns("account_orders", first="time")
+
+
+def orders(
+    symbol: str | Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    *,
+    open_only: bool = False,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+) -> pd.DataFrame:
+    """The account's orders placed in [start, end) (all symbols by default), indexed by the time they
+    were placed; ``open_only`` keeps those still NEW or PARTIALLY_FILLED (the account_open_orders view)."""
+    params: dict[str, Any] = {}
+    cond = _maybe_symbols(symbol, params) + _window("time", start, end, params)
+    if open_only:
+        cond += " AND status IN ('NEW', 'PARTIALLY_FILLED')"
+    sql = f"SELECT {{columns}} FROM account_orders WHERE {cond} ORDER BY time, order_id"
+    return _read(sql, params, ORDER_COLS, "time", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+
+
+RECORD_COLS = columns("account_option_records", first="created_at")
+
+
+def option_records(
+    symbol: str | Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    *,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+) -> pd.DataFrame:
+    """The account's shorts (status '1') and calls ('2') made in [start, end), indexed by created_at."""
+    params: dict[str, Any] = {}
+    cond = _maybe_symbols(symbol, params) + _window("created_at", start, end, params)
+    sql = f"SELECT {{columns}} FROM account_option_records WHERE {cond} ORDER BY created_at, record_id"
+    return _read(sql, params, RECORD_COLS, "created_at", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+
+
+POSITION_COLS = columns("account_positions", first="captured_at")
+
+
+def positions(
+    at: Any = None, *, history: bool = False, engine: Engine | str | None = None, decimals: bool = False
+) -> pd.DataFrame:
+    """The positions held at ``at`` (default: now), one row per symbol from its latest snapshot, indexed
+    by when that was captured; ``history=True`` gives every snapshot up to ``at`` instead (a row is
+    stored only when the holding changed, and a row of zeros when it closed)."""
+    params: dict[str, Any] = {"at": to_utc(at) or datetime.now(UTC)}
+    if history:
+        sql = "SELECT {columns} FROM account_positions WHERE captured_at <= :at ORDER BY captured_at, symbol"
+    else:
+        sql = (
+            "SELECT {columns} FROM (SELECT DISTINCT ON (symbol) * FROM account_positions WHERE captured_at <= :at "
+            "ORDER BY symbol, captured_at DESC) p WHERE amount <> 0 ORDER BY symbol"
+        )
+    return _read(sql, params, POSITION_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+
+
+MARK_COLS = (
+    Column("symbol", "text"),
+    Column("position_at", "time"),
+    Column("amount", "num"),
+    Column("cost", "num"),
+    Column("type", "text"),
+    Column("exec_time", "time"),
+    Column("exec_price", "num"),
+    Column("mark_price", "num"),
+    Column("market_value", "num"),
+    Column("unrealised_pnl", "num"),
+    Column("ticker_at", "time"),
+    Column("book_at", "time"),
+)
+
+
+def position_marks(*, engine: Engine | str | None = None, decimals: bool = False) -> pd.DataFrame:
+    """Every open position valued at the latest mid price (else the last ticker price), with its
+    unrealised P&L (the position_marks view), indexed by symbol."""
+    sql = "SELECT {columns} FROM position_marks ORDER BY symbol"
+    return _read(sql, {}, MARK_COLS, "symbol", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+
+
+BALANCE_COLS = columns("account_balances", first="captured_at")
+DAILY_BALANCE_COLS = (
+    Column("day", "time", expr="day::timestamp AT TIME ZONE 'UTC'"),
+    Column("section", "text"),
+    Column("asset", "text"),
+    Column("free", "num"),
+    Column("locked", "num"),
+    Column("total", "num"),
+    Column("as_of", "time"),
+)
+
+
+def balances(
+    start: Any = None,
+    end: Any = None,
+    *,
+    daily: bool = False,
+    engine: Engine | str | None = None,
+    decimals: bool = False,
+) -> pd.DataFrame:
+    """The account's balances: every change captured in [start, end), indexed by captured_at; or with
+    ``daily=True`` each (section, asset) at the end of every UTC day (the account_balance_daily view),
+    indexed by the day's midnight."""
+    params: dict[str, Any] = {}
+    if daily:
+        where = _window("day", start, end, params)
+        sql = f"SELECT {{columns}} FROM account_balance_daily WHERE true{where} ORDER BY day, section, asset"
+        return _read(sql, params, DAILY_BALANCE_COLS, "day", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)
+    where = _window("captured_at", start, end, params)
+    sql = f"SELECT {{columns}} FROM account_balances WHERE true{where} ORDER BY captured_at, section, asset"
+    return _read(sql, params, BALANCE_COLS, "captured_at", engine=engine, decimals=decimals, chunk_rows=CHUNK_ROWS)

@@ -123,3 +123,27 @@ def populate(
 def execute(engine: Engine, sql: str, **params) -> int:
     with engine.begin() as conn:
         return conn.execute(text(sql), params).rowcount
+
+
+def populate_account(engine: Engine, m: Market, at: datetime) -> dict[str, int]:
+    """The demo account's history up to ``at`` (the simulator's own, so exact), written as the
+    collector would: orders and records with their checkpoints, and one snapshot of positions and
+    balances taken at ``at``. Returns the rows written per table."""
+    from collector.exchange.parsers import parse_account, parse_orders, parse_positions, parse_records
+    from collector.simulator.accounts import DEMO_KEY, Accounts
+    from collector.store import account as store
+
+    accounts = Accounts(m, None, m.cfg.seed)
+    account = accounts.get(DEMO_KEY, ms(at))
+    resting = m.listed(ms(at))[-1]  # and one order still open: a bid far below the market
+    accounts.place(account, resting, "BUY", 1, 1, ms(at))
+    orders = parse_orders([o.json() for o in account.orders.values()], "historyOrders")
+    records = parse_records([r.json() for r in account.records])
+    for symbol in sorted({o.symbol for o in orders}):
+        store.save_orders(engine, checkpoints.LIVE, symbol, [o for o in orders if o.symbol == symbol], "demo")
+    for symbol in sorted({r.symbol for r in records}):
+        store.save_records(engine, checkpoints.LIVE, symbol, [r for r in records if r.symbol == symbol], "demo")
+    positions = parse_positions(accounts.positions(account, ms(at)))
+    store.save_positions(engine, positions, at, "demo")
+    store.save_balances(engine, parse_account(accounts.account_json(account)), at, "demo")
+    return {"orders": len(orders), "records": len(records), "positions": len(positions)}

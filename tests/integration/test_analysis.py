@@ -108,3 +108,37 @@ def test_to_utc():
     assert analysis.to_utc("2026-01-05T13:00:00+02:00") == T0
     assert analysis.to_utc(pd.Timestamp("2026-01-05 11:00")) == T0
     assert analysis.to_utc(None) is None
+
+
+def test_the_account_frames_equal_the_account(engine, data):
+    from collector.simulator.accounts import DEMO_KEY, Accounts
+    from tests.helpers.analyst_data import populate_account
+
+    m = market()
+    written = populate_account(engine, m, T1)
+    account = Accounts(m, None, m.cfg.seed).get(DEMO_KEY, ms(T1))
+    o = analysis.orders(engine=engine, decimals=True)
+    assert len(o) == written["orders"] and o.index.name == "time" and str(o.index.tz) == "UTC"
+    assert o.index.is_monotonic_increasing and o["order_id"].dtype == "int64"
+    truth = {x.order_id: (x.status, Decimal(x.executed)) for x in account.orders.values()}
+    stored = {r.order_id: (r.status, r.executed_qty) for r in o.itertuples()}
+    (resting,) = set(stored) - set(truth)  # the order populate_account left open at T1
+    assert stored.pop(resting) == ("NEW", 0) and stored == truth
+    opened = analysis.orders(open_only=True, engine=engine)
+    assert len(opened) >= 1 and set(opened["status"]) <= {"NEW", "PARTIALLY_FILLED"}
+    one = o["symbol"].iloc[0]
+    window = analysis.orders(one, o.index[0], o.index[0] + timedelta(seconds=1), engine=engine)
+    assert set(window["symbol"]) == {one} and window.index.min() == o.index[0]
+    r = analysis.option_records(engine=engine)
+    assert len(r) == written["records"] == len(account.records) and set(r["status"]) == {"1", "2"}
+    p = analysis.positions(T1, engine=engine, decimals=True)
+    assert len(p) == written["positions"] and (p["amount"] != 0).all()
+    assert analysis.positions(T1 - timedelta(seconds=1), engine=engine).empty  # the snapshot was taken at T1
+    marks = analysis.position_marks(engine=engine)
+    assert set(marks.index) <= set(p["symbol"]) and marks["unrealised_pnl"].dtype == "float64"
+    b = analysis.balances(engine=engine, decimals=True)
+    usdt = b[(b["section"] == "option") & (b["asset"] == "USDT")]
+    assert usdt["free"].iloc[-1] + usdt["locked"].iloc[-1] == sum(account.balance("option", "USDT"))
+    daily = analysis.balances(daily=True, engine=engine)
+    assert daily.index.name == "day" and str(daily.index.tz) == "UTC"
+    assert (daily.index == daily.index.normalize()).all() and {"total", "as_of"} <= set(daily.columns)

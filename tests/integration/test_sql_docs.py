@@ -12,16 +12,17 @@ from sqlalchemy import inspect, text
 
 from collector.simulator import Market, SimConfig
 from collector.store.migrate import upgrade
-from tests.helpers.analyst_data import ms, populate
+from tests.helpers.analyst_data import ms, populate, populate_account
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sql.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
 VIEWS = {"option_chain", "top_of_book", "trades_enriched"}
+ACCOUNT_VIEWS = {"account_open_orders", "position_marks", "account_balance_daily"}
 
 
 def test_doc_has_examples():
     assert len(BLOCKS) >= 10
-    for view in VIEWS:
+    for view in VIEWS | ACCOUNT_VIEWS:
         assert f"### `{view}`" in DOC.read_text() or f"### `{view}` and" in DOC.read_text()
 
 
@@ -37,6 +38,7 @@ def test_every_block_runs_and_returns_rows(engine, window, n):
     start, end = window
     m = Market(SimConfig(seed=3, history_days=0.2, symbols=4, start_ms=ms(end)))
     populate(engine, start=start, end=end, m=m)
+    populate_account(engine, m, end)
     # One gap for the gap query to find: a kline with neighbours on both sides (which symbols trade
     # at that minute depends on the hour the test runs in).
     t = start + timedelta(minutes=30)
