@@ -490,7 +490,12 @@ class WeightGovernor:
                 break
             delay = self._delay(waiter.weight, now, waiter.orders)
             if delay > 0:
-                break
+                other = self._past_held_order(waiter, now)
+                if other is None:
+                    break
+                self._queues[other.priority].remove(other)
+                self._grant(other, now)
+                continue
             self._queues[waiter.priority].popleft()
             self._grant(waiter, now)
         if (
@@ -543,6 +548,17 @@ class WeightGovernor:
                 self._queues[p].remove(waiter)
                 self._grant(waiter, now)
         return max(later - server_now, _MIN_DELAY) if math.isfinite(later) else math.inf
+
+    def _past_held_order(self, head: _Waiter, now: float) -> _Waiter | None:
+        """A request that places no order and may go now, when the head waits for the ``orders``
+        limits alone (they count new orders, not weight: a read has no reason to wait behind them)."""
+        if not head.orders or self._delay(head.weight, now) > 0:
+            return None
+        for p in Priority:
+            for waiter in self._queues[p]:
+                if not waiter.orders and not waiter.future.done():
+                    return waiter if self._delay(waiter.weight, now) == 0 else None
+        return None
 
     def _head(self) -> _Waiter | None:
         for p in Priority:

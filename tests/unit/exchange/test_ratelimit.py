@@ -564,3 +564,29 @@ async def test_shut_cancels_every_waiting_request_and_later_ones_at_once():
     assert all(t.cancelled() for t in tasks)
     with pytest.raises(asyncio.CancelledError):
         await gov.acquire(1)
+
+
+async def test_new_orders_are_held_to_the_orders_limits_and_reads_are_not():
+    from collector.domain import RateLimit
+
+    clock, gov = governor()
+    gov.configure([*limits(1200), RateLimit("orders", "day", 1, 14)])
+    placed: list[float] = []
+
+    async def place() -> None:
+        async with gov.slot(1, orders=1):
+            placed.append(clock.time())
+
+    tasks = [asyncio.create_task(place()) for _ in range(16)]
+    await settle()
+    assert len(placed) == 10  # 10 per second
+    read = asyncio.create_task(take(gov, 5))  # a read is not an order: not held by the orders limits
+    await settle()
+    assert read.done()
+    for _ in range(4):
+        await clock.advance(0.5)
+    assert len(placed) == 14  # the next second's share, up to the day's 14
+    assert max(placed) - min(placed) >= 1.0
+    await clock.advance(60)
+    assert len(placed) == 14  # the day's limit holds for the rest of the day
+    await drop(tasks)
