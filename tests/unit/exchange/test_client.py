@@ -241,6 +241,52 @@ async def test_sync_time_and_signed_request(session):
         assert info.value.code == -1022 and srv.count("/api/v1/option/order") == 2
 
 
+async def test_a_timestamp_refused_measures_the_clock_again_and_signs_again_once(session):
+    state = {"offset_ms": 0, "refuse": False}  # the server's clock jumps an hour after the first measurement
+
+    def handler(req: web.Request):
+        now = int(datetime.now(UTC).timestamp() * 1000) + state["offset_ms"]
+        if req.path == "/api/v1/time":
+            return {"serverTime": now}
+        if state["refuse"] or abs(int(req.query["timestamp"]) - now) > int(req.query["recvWindow"]):
+            return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        return {"ok": int(req.query["timestamp"])}
+
+    async with serve(handler) as (srv, url):
+        client = make(session, url, api_key="K", api_secret="S")
+        await client.sync_time()
+        state["offset_ms"] = 3_600_000
+        answer = await client.request(ep.ACCOUNT)
+        assert srv.count("/api/v1/account") == 2 and srv.count("/api/v1/time") == 6  # 3 + 3 again
+        assert client.governor.offset == pytest.approx(3600, abs=0.5)
+        first, second = (int(r.query["timestamp"]) for r in srv.requests if r.path == "/api/v1/account")
+        assert answer == {"ok": second} and second - first == pytest.approx(3_600_000, abs=1_000)  # signed anew
+        state["refuse"] = True  # refused again right after measuring: raised, not looped
+        with pytest.raises(ExchangeRejected) as info:
+            await client.request(ep.ACCOUNT)
+        assert info.value.code == -1021 and srv.count("/api/v1/account") == 4
+
+
+async def test_the_clock_is_measured_again_before_a_signed_request_after_ten_minutes(session):
+    clock = ManualClock(T0)
+
+    def handler(req: web.Request):
+        if req.path == "/api/v1/time":
+            return {"serverTime": int(clock.time() * 1000)}
+        return {}
+
+    async with serve(handler) as (srv, url):
+        client = make(session, url, api_key="K", api_secret="S", governor=WeightGovernor(clock=clock))
+        await client.sync_time()
+        await client.request(ep.ACCOUNT)
+        assert srv.count("/api/v1/time") == 3  # fresh: not measured again
+        await clock.advance(601)
+        await client.request(ep.POSITION)
+        assert srv.count("/api/v1/time") == 6
+        await client.request(ep.TICKER_PRICE)  # a public request does not need it
+        assert srv.count("/api/v1/time") == 6
+
+
 def test_sign_published_vector():
     secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
     expected = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
