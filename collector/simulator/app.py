@@ -136,6 +136,7 @@ class Simulator:
             int(self.cfg.ban_base_s * 1000),
             int(self.cfg.ban_max_s * 1000),
             self.cfg.ban_after,
+            self.cfg.weight_window_s * 1000,
         )
         self.accounts = Accounts(self.market, self.cfg.accounts, self.cfg.seed)
         self.account_api = AccountApi(self.market, self.accounts)
@@ -336,17 +337,19 @@ class Simulator:
     def _weight_headers(self, used: int) -> dict[str, str]:
         """The used-weight headers, the way this exchange sends them (FaultConfig.weight_headers)."""
         mode = self._faults.weight_headers
+        window = self.cfg.weight_window_s
+        suffix = "1M" if window == 60 else (f"{window // 60}M" if window % 60 == 0 else f"{window}S")
         if mode == "exact":
-            return {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+            return {f"X-MBX-USED-WEIGHT-{suffix}": str(used), "X-MBX-USED-WEIGHT": str(used)}
         limit = str(self.cfg.weight_limit or UNLIMITED_ANNOUNCED)
         if mode == "live-2019":  # as recorded (api_v1_contractInfo.json), spelling included
             return {"X-Mbx-Used-Weight": str(used), "X-Mbx-Used-Weight-1m": limit}
         if mode == "legacy":
             return {"X-MBX-USED-WEIGHT": str(used)}
         if mode == "1m":
-            return {"X-MBX-USED-WEIGHT-1M": str(used)}
+            return {f"X-MBX-USED-WEIGHT-{suffix}": str(used)}
         if mode == "stuck":
-            return {"X-MBX-USED-WEIGHT-1M": limit, "X-MBX-USED-WEIGHT": limit}
+            return {f"X-MBX-USED-WEIGHT-{suffix}": limit, "X-MBX-USED-WEIGHT": limit}
         return {}
 
     def _limited(self, v: Verdict) -> web.Response:
@@ -404,6 +407,17 @@ class Simulator:
     def _time(self, request, q, now, plan):
         return 200, {"serverTime": now + self._faults.clock_skew_ms}
 
+    def _weight_limit_entry(self, limit: int) -> dict:
+        window = self.cfg.weight_window_s
+        if window % 60 == 0:
+            return {
+                "rateLimitType": "requestsWeight",
+                "interval": "minute",
+                "intervalNum": window // 60,
+                "limit": limit,
+            }
+        return {"rateLimitType": "requestsWeight", "interval": "second", "intervalNum": window, "limit": limit}
+
     def _exchange_info(self, request, q, now, plan):
         wl = self.cfg.weight_limit or UNLIMITED_ANNOUNCED
         rl = (self.cfg.raw_limit or UNLIMITED_ANNOUNCED) if self.cfg.weight_limit else UNLIMITED_ANNOUNCED
@@ -411,7 +425,7 @@ class Simulator:
             "timezone": "UTC",
             "serverTime": now + self._faults.clock_skew_ms,
             "rateLimits": [
-                {"rateLimitType": "requestsWeight", "interval": "minute", "intervalNum": 1, "limit": wl},
+                self._weight_limit_entry(wl),
                 {"rateLimitType": "orders", "interval": "second", "intervalNum": 1, "limit": 10},
                 {"rateLimitType": "orders", "interval": "day", "intervalNum": 1, "limit": 100000},
                 {"rateLimitType": "rawRequests", "interval": "minute", "intervalNum": 5, "limit": rl},

@@ -148,7 +148,8 @@ class SimConfig:
     seed: int = 1
     history_days: float = 7.0  # trades exist from (start - history_days), floored to the minute
     symbols: int = 28  # options trading at once
-    weight_limit: int | None = 1200  # requestsWeight per 1 minute; 0/None lifts all limits
+    weight_limit: int | None = 1200  # requestsWeight per window; 0/None lifts all limits
+    weight_window_s: int = 60  # the requestsWeight window: JEX's is a minute; shorter ones compress time in tests
     raw_limit: int | None = 5000  # rawRequests per 5 minutes; 0/None lifts it
     faults: FaultConfig = field(default_factory=FaultConfig)
     trades_per_minute: float = 7.0  # mean per trading symbol (each symbol has its own multiplier)
@@ -174,6 +175,8 @@ class SimConfig:
             raise ValueError(f"silent_share must be within [0, 1], got {self.silent_share}")
         if self.listing_interval_s < 1:
             raise ValueError(f"listing_interval_s must be >= 1, got {self.listing_interval_s}")
+        if not 1 <= self.weight_window_s <= 3600:
+            raise ValueError(f"weight_window_s must be within 1..3600, got {self.weight_window_s}")
         for name in ("weight_limit", "raw_limit"):
             v = getattr(self, name)
             if v is not None and v < 0:

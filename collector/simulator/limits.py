@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-WEIGHT_WINDOW = 60_000
+WEIGHT_WINDOW = 60_000  # JEX: a minute (SimConfig.weight_window_s may shorten it)
 RAW_WINDOW = 300_000
 
 
@@ -107,8 +107,10 @@ class Limiter:
         ban_base_ms: int,
         ban_max_ms: int,
         ban_after: int,
+        weight_window_ms: int = WEIGHT_WINDOW,
     ) -> None:
         self.stats = stats
+        self.weight_window = weight_window_ms
         self.weight_limit = weight_limit or 0
         self.raw_limit = raw_limit or 0
         self.ban_base_ms = ban_base_ms
@@ -124,11 +126,11 @@ class Limiter:
 
     def used(self, ip: str, now: int) -> int:
         w = self.stats.weight.get(ip)
-        return w.get(now - now % WEIGHT_WINDOW, 0) if w else 0
+        return w.get(now - now % self.weight_window, 0) if w else 0
 
     def admit(self, ip: str, weight: int, now: int) -> Verdict:
         """Account one request; status 200 means serve it, else 429/418."""
-        wstart = now - now % WEIGHT_WINDOW
+        wstart = now - now % self.weight_window
         if not self.weight_limit:
             # Limits lifted: still count, so headers and stats stay meaningful.
             wmap = self.stats.weight[ip]
@@ -164,7 +166,7 @@ class Limiter:
         used = wmap[wstart]
         until = 0
         if used > self.weight_limit:
-            until = wstart + WEIGHT_WINDOW
+            until = wstart + self.weight_window
         if self.raw_limit and rmap[rstart] > self.raw_limit:
             until = max(until, rstart + RAW_WINDOW)
         if until:

@@ -270,6 +270,21 @@ async def test_weights_and_headers(make_sim, http):
         assert r.headers["X-MBX-USED-WEIGHT-1M"] == "1"
 
 
+async def test_a_shorter_weight_window_is_announced_counted_and_named_as_such(make_sim, http):
+    sim = await make_sim(small_config(weight_limit=12, weight_window_s=10), now=T0 + 1_000)
+    _, _, info = await get(http, sim, "/api/v1/exchangeInfo")
+    (weight,) = [x for x in info["rateLimits"] if x["rateLimitType"] == "requestsWeight"]
+    assert (weight["interval"], weight["intervalNum"], weight["limit"]) == ("second", 10, 12)
+    for n in range(2, 13):  # exchangeInfo was the first
+        async with http.get(sim.base_url + "/api/v1/ping") as r:
+            assert r.status == 200 and r.headers["X-MBX-USED-WEIGHT-10S"] == str(n)
+    async with http.get(sim.base_url + "/api/v1/ping") as r:
+        assert r.status == 429 and int(r.headers["Retry-After"]) == 9  # to the end of the 10 s window
+    sim.clock.advance(9_000)
+    async with http.get(sim.base_url + "/api/v1/ping") as r:
+        assert r.status == 200 and r.headers["X-MBX-USED-WEIGHT-10S"] == "1"
+
+
 async def test_429_then_418_and_growing_bans(make_sim, http):
     cfg = small_config(weight_limit=50, ban_base_s=2, ban_after=1)
     sim = await make_sim(cfg, now=T0 + 10_000)  # 50 s before the window ends
