@@ -65,13 +65,21 @@ async def offset_within_guard(client, true_offset: float, elapsed: float) -> Non
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_exchange_clock_ahead_of_ours_windows_follow_its_clock(engine, caplog):
-    """The exchange's clock runs 9 s ahead of the host's (its windows too): the governor measures
+    """The exchange's clock runs 7 s ahead of the host's (its windows too): the governor measures
     the offset and aligns its windows to the exchange's, so a backfill spanning several windows at a
-    small limit sees no 429."""
-    skew_ms = 9_000
+    small limit sees no 429. (Windows of 10 s, announced as such, keep the run short: 7 s is most
+    of a window, as 9 s of a minute would not be.)"""
+    skew_ms = 7_000
     clock = Clock(offset_ms=skew_ms)
     cfg = SimConfig(
-        seed=21, history_days=0.2, symbols=3, trades_per_minute=30, silent_share=0.0, weight_limit=40, ban_after=1
+        seed=21,
+        history_days=0.2,
+        symbols=3,
+        trades_per_minute=30,
+        silent_share=0.0,
+        weight_limit=40,
+        weight_window_s=10,
+        ban_after=1,
     )
     async with Simulator(cfg, port=0, clock=clock) as sim:
         now = sim.clock.now_ms()

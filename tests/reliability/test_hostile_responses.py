@@ -231,7 +231,13 @@ async def test_daemon_refuses_hostile_answers_keeps_running_and_recovers(db_url,
     async with (
         Simulator(
             SimConfig(
-                seed=9, history_days=0.05, symbols=3, trades_per_minute=60, silent_share=0.0, listing_interval_s=3600
+                seed=9,
+                history_days=0.05,
+                symbols=3,
+                trades_per_minute=60,
+                silent_share=0.0,
+                listing_interval_s=3600,
+                weight_limit=0,  # polls every second fit: no stretched plan between the phases
             ),
             port=0,
         ) as sim,
