@@ -111,6 +111,13 @@ def run_command(
             "`collector simulate --help`)."
         ),
     ] = "default",
+    sim_market: Annotated[
+        str,
+        typer.Option(
+            help="With --simulate: the market model: chain (calls and puts at several strikes per "
+            "expiry, moving underlyings, activity near the money) or slots (one option per listing)."
+        ),
+    ] = "chain",
     exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics and /healthz (0: any free).")] = None,
 ) -> None:
@@ -136,6 +143,7 @@ def run_command(
                 history_days=0.25,
                 listing_interval_s=sim_listing_interval,
                 faults=simulator_faults(sim_profile),
+                market=sim_market,
             )
         except ValueError as exc:
             raise ConfigError(f"simulator: {exc}") from None

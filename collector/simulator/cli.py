@@ -47,7 +47,17 @@ def simulate_command(
     refuse_expired: bool = typer.Option(
         False, "--refuse-expired", help="Refuse market data of expired options with -7013."
     ),
-    trades_per_minute: float = typer.Option(7.0, help="Mean trades per minute per trading symbol."),
+    market: str = typer.Option(
+        "chain",
+        help="The market model: chain (per underlying a moving price; per expiry calls and puts at "
+        "--strikes strikes around the money, priced by Black-Scholes with a smile; trading "
+        "concentrated near the money and near expiry, in bursts) or slots (one option per listing "
+        "on a smooth price).",
+    ),
+    strikes: int = typer.Option(3, help="chain: strikes per expiry, each with a call and a put."),
+    trades_per_minute: float = typer.Option(
+        7.0, help="Activity: mean trades per minute of a trading symbol (chain: of one at the money)."
+    ),
     listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
     grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
     ban_base_s: float = typer.Option(120.0, help="First 418 ban in seconds (doubles per ban, max 3 days)."),
@@ -78,6 +88,8 @@ def simulate_command(
             grace_s=grace_s,
             ban_base_s=ban_base_s,
             accounts=accounts,
+            market=market,
+            strikes=strikes,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

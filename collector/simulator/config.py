@@ -32,6 +32,7 @@ _VARIANT_FIELDS = ("depth_legacy_rate", "ids_as_numbers_rate", "numbers_as_json_
 # (X-Mbx-Used-Weight: the weight, X-Mbx-Used-Weight-1m: the limit, as recorded from the live
 # exchange), 'legacy' or '1m' (only that one), 'none', 'stuck' (both: always the limit).
 WEIGHT_HEADER_MODES = ("exact", "live-2019", "legacy", "1m", "none", "stuck")
+MARKETS = ("chain", "slots")
 # Every habit recorded from the live exchange (JEX-FIELD-NOTES.md), at once, on every answer.
 PROFILES: dict[str, dict[str, object]] = {
     "default": {},
@@ -141,8 +142,10 @@ class FaultConfig:
 class SimConfig:
     """The simulated exchange. The market is a pure function of (seed, time) given these fields.
 
-    Symbol k is listed at k * listing_interval_s (Unix epoch) and expires `symbols` listings later,
-    so exactly `symbols` options trade at any instant; expired ones stay listed for grace_s.
+    Slot k is listed at k * listing_interval_s (Unix epoch) and expires `symbols` listings later,
+    so `symbols` options trade at any instant; expired ones stay listed for grace_s. The chain
+    market lists its slots in groups (a chain of 2 x strikes options of one expiry, listed and
+    expiring together, every 2 x strikes listings), so about `symbols` trade at once.
     """
 
     seed: int = 1
@@ -163,6 +166,13 @@ class SimConfig:
     api_keys: tuple[str, ...] | None = None  # market data: None = any well-formed X-JEX-APIKEY is accepted
     accounts: dict[str, str] | None = None  # signed endpoints: key -> secret; None: the demo pair only
     trade_cache_buckets: int = 50_000  # LRU of generated (symbol, minute) trade lists
+    # The market model: "chain" (chains of calls and puts per expiry on underlyings that move, priced
+    # by Black-Scholes with a smile, trading near the money and near expiry in bursts: see chain.py)
+    # or "slots" (one option per listing on a smooth price: small, fast markets for tests).
+    market: str = "slots"
+    strikes: int = 3  # chain: strikes per expiry (each with a call and a put)
+    # chain: (symbol, start ms, end ms, factor): that symbol's activity multiplied over [start, end)
+    boosts: tuple[tuple[str, int, int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -175,6 +185,10 @@ class SimConfig:
             raise ValueError(f"silent_share must be within [0, 1], got {self.silent_share}")
         if self.listing_interval_s < 1:
             raise ValueError(f"listing_interval_s must be >= 1, got {self.listing_interval_s}")
+        if self.market not in MARKETS:
+            raise ValueError(f"market must be one of {', '.join(MARKETS)}, got {self.market!r}")
+        if not 1 <= self.strikes <= 10:
+            raise ValueError(f"strikes must be within 1..10, got {self.strikes}")
         if not 1 <= self.weight_window_s <= 3600:
             raise ValueError(f"weight_window_s must be within 1..3600, got {self.weight_window_s}")
         for name in ("weight_limit", "raw_limit"):

@@ -2,10 +2,13 @@
 
 - Symbol k (k = 0, 1, ...) is listed at k * I and expires at (k + symbols) * I, I being the listing
   interval; names follow the real ones: underlying + MMDD of expiry + CALL/PUT + optional W
-  (plus a counter only when two slots would share a name).
+  (plus a counter only when two slots would share a name). The chain market (``chain``) lists the
+  slots in groups of G = 2 x strikes, one chain of one underlying and expiry, at g * G * I, all
+  expiring S * I later; its options are priced off moving underlyings and trade unevenly.
 - Trades of symbol k in minute m come from an RNG seeded by (seed, k, m), so any minute of history
   is the same whenever the simulator started. Trade ids are time-major across ALL symbols:
-  id = (t - ID_EPOCH) * 4S + (k mod S) * 4 + n, n numbering trades of one symbol in one millisecond.
+  id = (t - ID_EPOCH) * 4S + (k mod S) * 4 + n, n numbering trades of one symbol in one millisecond
+  (S + G in place of S for chains: that many consecutive slots may trade at once).
   Ids increase with time, are unique (the S trading symbols have distinct k mod S), have gaps per
   symbol, and give the time back (useful to check a bisection).
 - Prices are integers in ticks of 0.0001, quantities integers, so every aggregate is exact.
@@ -22,6 +25,7 @@ from array import array
 from collections import OrderedDict
 from datetime import UTC, datetime
 
+from collector.simulator import chain
 from collector.simulator.config import SimConfig
 from collector.simulator.wire import (
     BOOK_FMT,
@@ -119,6 +123,68 @@ class Option:
     def spot_ticks(self, t: int) -> int:
         return int(self.spot0 * TICKS * (1.0 + 0.05 * math.sin(2 * math.pi * t / (36 * 3_600_000) + self.spot_phase)))
 
+    def rate_at(self, m: int) -> float:
+        """Mean trades per minute in minute m."""
+        return self.rate
+
+    book_div = 400  # the book's price step: the price / this
+
+
+class ChainOption(Option):
+    """An option of a chain (market "chain"): priced off its underlying's path, active near the money
+    and near expiry, in bursts, and quiet for long stretches (see ``chain``)."""
+
+    __slots__ = ("boosts", "quiet_key", "strike_f", "und", "vol")
+    book_div = 60  # options trade on wider books than the slot model's
+
+    def __init__(
+        self,
+        k: int,
+        name: str,
+        rng: random.Random,
+        cfg: SimConfig,
+        listing: int,
+        expiry: int,
+        und: chain.Underlying,
+        strike: float,
+        is_call: bool,
+        weekly: bool,
+    ) -> None:
+        self.k, self.name, self.und = k, name, und
+        self.underlying, self.vol = und.name, und.vol
+        self.is_call, self.weekly = is_call, weekly
+        self.listing, self.expiry = listing, expiry
+        self.strike_f = strike
+        self.strike = round(strike * TICKS)
+        self.spot0 = und.price(listing)
+        self.rate = cfg.trades_per_minute * math.exp(rng.gauss(0.0, 0.4))
+        self.silent = rng.random() < cfg.silent_share
+        self.quiet_key = chain._key(cfg.seed, k, 4)
+        self.boosts = tuple((a, b, f) for name_, a, b, f in cfg.boosts if name_ == name)
+        self.premium0 = self.phase1 = self.phase2 = self.period1 = self.period2 = self.spot_phase = 0.0
+
+    def fair_ticks(self, t: int) -> float:
+        spot = self.und.price(t)
+        vol = chain.smile(self.vol, spot, self.strike_f)
+        value = chain.black_scholes(spot, self.strike_f, (self.expiry - t) / chain.YEAR_MS, vol, self.is_call)
+        return max(1.0, value * TICKS)
+
+    def spot_ticks(self, t: int) -> int:
+        return int(self.und.price(t) * TICKS)
+
+    def rate_at(self, m: int) -> float:
+        t = m * MINUTE + 30_000
+        x = math.log(self.und.price(t) / self.strike_f)  # log-moneyness
+        near_money = math.exp(-0.5 * (x / 0.04) ** 2)
+        money = 0.03 + near_money
+        near_expiry = 1.0 + 3.0 * math.exp(-max(0.0, self.expiry - t) / (12 * 3_600_000))
+        awake = random.Random(self.quiet_key ^ (m // chain.QUIET_BLOCK)).random() < 0.1 + 0.8 * near_money
+        rate = self.rate * money * near_expiry * self.und.burst(m) * (1.0 if awake else 0.02)
+        for a, b, factor in self.boosts:
+            if a <= t < b:
+                rate *= factor
+        return rate
+
 
 class _Series:
     """Per-symbol aggregates of completed minutes m0 + i (arrays grow lazily)."""
@@ -159,7 +225,16 @@ class Market:
         self.interval_ms = int(cfg.listing_interval_s * 1000)
         self.lifetime_ms = cfg.symbols * self.interval_ms
         self.grace_ms = int(cfg.grace_s * 1000)
-        self._id_mult = 4 * cfg.symbols
+        # Slots are listed in groups (a chain: calls and puts of one expiry at several strikes, listed
+        # and expiring together) of `group` slots every group x interval; the slot model's group is 1.
+        self.chain = cfg.market == "chain"
+        self.group = 2 * cfg.strikes if self.chain else 1
+        self._group_ms = self.group * self.interval_ms
+        # Ids are unique when the symbols trading at once have distinct k mod _id_slots: at most
+        # symbols + group - 1 consecutive slots trade at once.
+        self._id_slots = cfg.symbols if self.group == 1 else cfg.symbols + self.group
+        self._id_mult = 4 * self._id_slots
+        self._underlyings = [chain.Underlying(cfg.seed, i, u) for i, (u, _) in enumerate(UNDERLYINGS)]
         self._options: dict[int, Option] = {}
         self._by_name: dict[str, Option] = {}
         self._series: dict[int, _Series] = {}
@@ -175,10 +250,35 @@ class Market:
         opt = self._options.get(k)
         if opt is None:
             rng = random.Random((self.cfg.seed << 40) ^ (k << 1) ^ 0x5EED)
-            opt = Option(k, self._name(k), rng, self.cfg, self.interval_ms)
+            if self.chain:
+                opt = self._chain_option(k, rng)
+            else:
+                opt = Option(k, self._name(k), rng, self.cfg, self.interval_ms)
             self._options[k] = opt
             self._by_name[opt.name] = opt
         return opt
+
+    def _chain_option(self, k: int, rng: random.Random) -> ChainOption:
+        g, j = divmod(k, self.group)
+        listing = g * self._group_ms
+        expiry = listing + self.lifetime_ms
+        und = self._underlyings[g % len(UNDERLYINGS)]
+        weekly = g % 2 == 1
+        strikes = chain.strikes_around(und.price(listing), und.step_share, self.cfg.strikes)
+        strike, is_call = strikes[j // 2], j % 2 == 0
+        kind = "CALL" if is_call else "PUT"
+        base = (
+            und.name + datetime.fromtimestamp(expiry / 1000, tz=UTC).strftime("%m%d") + kind + ("W" if weekly else "")
+        )
+        # Several strikes share a base name, and so may another chain of the same underlying and
+        # weekly flag expiring that day: number them (such groups recur every 10).
+        cycle = 2 * len(UNDERLYINGS)
+        day = expiry // DAY
+        first_g = -(-(day * DAY - self.lifetime_ms) // self._group_ms)  # first group expiring that day
+        first_g += (g - first_g) % cycle
+        n = (g - first_g) // cycle * self.cfg.strikes + j // 2
+        name = base if n == 0 else f"{base}{n + 1}"
+        return ChainOption(k, name, rng, self.cfg, listing, expiry, und, strike, is_call, weekly)
 
     def _name(self, k: int) -> str:
         u = UNDERLYINGS[k % len(UNDERLYINGS)][0]
@@ -196,9 +296,9 @@ class Market:
     def _slots(self, now_ms: int, grace: bool = True) -> range:
         """Slots listed at now (trading, plus expired within the grace period if grace)."""
         back = self.lifetime_ms + (self.grace_ms if grace else 0)
-        k_hi = now_ms // self.interval_ms  # listed: k*I <= now
-        k_lo = (now_ms - back) // self.interval_ms + 1  # not gone: (k+S)*I + grace > now
-        return range(max(k_lo, 0), k_hi + 1)
+        g_hi = now_ms // self._group_ms  # listed: g*G*I <= now
+        g_lo = (now_ms - back) // self._group_ms + 1  # not gone: g*G*I + S*I + grace > now
+        return range(max(g_lo, 0) * self.group, (g_hi + 1) * self.group)
 
     def listed(self, now_ms: int) -> list[Option]:
         return [self._option(k) for k in self._slots(now_ms)]
@@ -302,11 +402,12 @@ class Market:
         keep them exactly as they are (expovariate(1.0) is inlined as -log(1 - random()))."""
         lo = max(m * MINUTE, self._trade_start(opt))
         hi = min((m + 1) * MINUTE, opt.expiry)
-        if opt.silent or lo >= hi or opt.rate <= 0:
+        rate = opt.rate_at(m)
+        if opt.silent or lo >= hi or rate <= 0:
             return []
         rnd = random.Random((self.cfg.seed << 64) ^ (opt.k << 36) ^ m).random
         log = math.log
-        mean_gap = MINUTE / opt.rate
+        mean_gap = MINUTE / rate
         times: list[int] = []
         add = times.append
         t = m * MINUTE + -log(1.0 - rnd()) * mean_gap
@@ -321,7 +422,7 @@ class Market:
             t += -log(1.0 - rnd()) * mean_gap
         trades: list[Trade] = []
         keep = trades.append
-        base = (opt.k % self.cfg.symbols) * 4 - ID_EPOCH * self._id_mult
+        base = (opt.k % self._id_slots) * 4 - ID_EPOCH * self._id_mult
         mult = self._id_mult
         whole = lo == m * MINUTE and hi == end
         prev = -1
@@ -684,7 +785,7 @@ class Market:
 
     def _book(self, opt: Option, now_ms: int, last: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         rng = random.Random((self.cfg.seed << 64) ^ (opt.k << 36) ^ (now_ms // 1000) ^ 0xD)
-        step = max(1, last // 400)
+        step = max(1, last // opt.book_div)
         bids: list[tuple[int, int]] = []
         asks: list[tuple[int, int]] = []
         p = last - 1 - int(rng.random() * step)

@@ -77,13 +77,14 @@ def as_values(row):
 
 
 @functools.cache
-def _market() -> Market:
-    return Market(small_config(history_days=3, symbols=8, listing_interval_s=43_200, trades_per_minute=3))
+def _market(model: str = "slots") -> Market:
+    return Market(small_config(history_days=3, symbols=8, listing_interval_s=43_200, trades_per_minute=3, market=model))
 
 
+@pytest.mark.parametrize("model", ["slots", "chain"])
 @pytest.mark.parametrize("interval", list(INTERVALS))
-def test_klines_equal_independent_aggregation(interval):
-    m = _market()
+def test_klines_equal_independent_aggregation(interval, model):
+    m = _market(model)
     now = T0 + 37_123
     for sym in (o["symbol"] for o in m.option_info(now)):
         opt = m.option(sym)
