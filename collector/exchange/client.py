@@ -107,6 +107,13 @@ def _keys_surely_unique(body: bytes, payload: Any) -> bool:
     return entries == body.count(b":")
 
 
+def _unknown(exc: Exception, endpoint: Endpoint) -> OutcomeUnknown:
+    """A TRADE request without a usable answer (none, or one that cannot be read): its outcome."""
+    if isinstance(exc, OutcomeUnknown):
+        return exc
+    return OutcomeUnknown(f"{endpoint.name}: the answer could not be read ({exc})", endpoint=endpoint.name)
+
+
 def _reject_constant(name: str) -> Decimal:
     return Decimal(name)  # NaN / Infinity reach the parser, which refuses them by field
 
@@ -232,12 +239,15 @@ class JexClient:
         priority: Priority = Priority.LIVE,
         weight: int | None = None,
         method: str = "GET",
+        signed: list[int] | None = None,
     ) -> Any:
         """One logical call: reserve, send, decode, retry what is transient. Returns decoded JSON.
 
         A TRADE request (``endpoint.trade``) that got no usable answer is not retried here: it may
         have taken effect. Its typed method resolves it against the account (``place_order``...).
         A signed request refused for its timestamp (-1021) is signed again once, on a fresh clock.
+        ``signed`` collects the timestamp (ms) of every signature sent: the latest is when the
+        exchange may have accepted it, whatever the waits before it.
         """
         attempt = 0
         resynced = False
@@ -246,7 +256,7 @@ class JexClient:
         while True:
             try:
                 return await self._attempt(
-                    endpoint, params or {}, priority, endpoint.weight if weight is None else weight, method
+                    endpoint, params or {}, priority, endpoint.weight if weight is None else weight, method, signed
                 )
             except SymbolRefused:
                 raise
@@ -295,7 +305,13 @@ class JexClient:
         return until.timestamp() - self.governor.clock.time() > self.max_ban_wait
 
     async def _attempt(
-        self, endpoint: Endpoint, params: Mapping[str, object], priority: Priority, weight: int, method: str
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, object],
+        priority: Priority,
+        weight: int,
+        method: str,
+        signed: list[int] | None = None,
     ) -> Any:
         banned = self.governor.stats().banned_until
         if banned is not None and banned - self.governor.clock.time() > self.max_ban_wait:
@@ -315,7 +331,7 @@ class JexClient:
             await self.allowance.take(weight)
         async with self.governor.slot(weight, priority, orders=endpoint.orders) as reservation:
             if endpoint.security is Security.SIGNED:
-                items = self._signed(items)
+                items = self._signed(items, signed)
             qs = query_string(items)
             url = URL(self.base_url + endpoint.path + (f"?{qs}" if qs else ""), encoded=True)
             status_label = "error"
@@ -350,10 +366,12 @@ class JexClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _signed(self, items: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    def _signed(self, items: list[tuple[str, object]], signed: list[int] | None = None) -> list[tuple[str, object]]:
         if not (self.api_key and self.api_secret):
             raise ConfigError("signed endpoints need COLLECTOR_API_KEY and COLLECTOR_API_SECRET")
         timestamp = int((self.governor.clock.time() + self.governor.offset) * 1000)
+        if signed is not None:
+            signed.append(timestamp)
         items = [*items, ("recvWindow", self.recv_window), ("timestamp", timestamp)]
         return [*items, ("signature", sign(items, self.api_secret))]
 
@@ -699,11 +717,16 @@ class JexClient:
         account is asked whether the order exists (raises OrderNotPlaced if it does not, and
         OutcomeUnknown if that cannot be told)."""
         params = self._order_params(symbol, side, quantity, price, "RESULT")
-        sent_ms = self._server_ms()
+        signed: list[int] = []
         try:
-            return parsers.parse_order(await self.request(ep.PLACE_ORDER, params, method="POST"))
-        except OutcomeUnknown as unknown:
-            return await self._resolve_order(symbol, side, quantity, price, sent_ms, unknown)
+            return parsers.parse_order(await self.request(ep.PLACE_ORDER, params, method="POST", signed=signed))
+        except (OutcomeUnknown, ParseError) as exc:  # no answer, or one we cannot read: it may be placed
+            unknown = _unknown(exc, ep.PLACE_ORDER)
+            return await self._resolve_order(symbol, side, quantity, price, self._sent(signed), unknown)
+
+    def _sent(self, signed: list[int]) -> tuple[int, int]:
+        """(first, last) timestamps a TRADE request was signed with (now, if it never was)."""
+        return (min(signed), max(signed)) if signed else (self._server_ms(), self._server_ms())
 
     async def _settled(self, sent_ms: int) -> None:
         """Wait until a request signed at ``sent_ms`` can no longer be accepted: an exchange refuses a
@@ -713,10 +736,16 @@ class JexClient:
             await self.governor.clock.sleep(wait)
 
     async def _resolve_order(
-        self, symbol: str, side: str, quantity: Decimal, price: Decimal, sent_ms: int, unknown: OutcomeUnknown
+        self,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        sent: tuple[int, int],
+        unknown: OutcomeUnknown,
     ) -> AccountOrder:
-        await self._settled(sent_ms)
-        start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
+        await self._settled(sent[1])
+        start = _EPOCH + timedelta(milliseconds=sent[0] - RESOLVE_SLACK_MS)
         try:
             with self.retrying(max(self.max_retries, 2)):
                 seen = await self.history_orders(symbol, start=start)
@@ -737,17 +766,20 @@ class JexClient:
 
     async def cancel_order(self, symbol: str, order_id: int) -> AccountOrder:
         """Cancel; without a usable answer, the order itself says whether it is cancelled."""
-        sent_ms = self._server_ms()
+        signed: list[int] = []
         try:
-            payload = await self.request(ep.CANCEL_ORDER, {"symbol": symbol, "orderId": order_id}, method="DELETE")
+            payload = await self.request(
+                ep.CANCEL_ORDER, {"symbol": symbol, "orderId": order_id}, method="DELETE", signed=signed
+            )
             return parsers.parse_order(payload)
-        except OutcomeUnknown as unknown:
-            await self._settled(sent_ms)
+        except (OutcomeUnknown, ParseError) as exc:
+            unknown = _unknown(exc, ep.CANCEL_ORDER)
+            await self._settled(self._sent(signed)[1])
             try:
                 with self.retrying(max(self.max_retries, 2)):
                     order = await self.get_order(symbol, order_id)
-            except ExchangeUnavailable as exc:
-                raise OutcomeUnknown(f"{unknown}; the order could not be asked either: {exc}") from exc
+            except ExchangeUnavailable as asked:
+                raise OutcomeUnknown(f"{unknown}; the order could not be asked either: {asked}") from asked
             if order.status == "CANCELED":
                 return order
             if order.final:
@@ -765,21 +797,24 @@ class JexClient:
     async def _short_call(self, endpoint: Endpoint, symbol: str, amount: int) -> ShortCall:
         if amount <= 0:
             raise ConfigError(f"{endpoint.name} amount must be a positive integer, not {amount}")
-        sent_ms = self._server_ms()
+        signed: list[int] = []
         before = None
         try:
-            payload = await self.request(endpoint, {"symbol": symbol, "amount": amount}, method="POST")
+            payload = await self.request(endpoint, {"symbol": symbol, "amount": amount}, method="POST", signed=signed)
             return parsers.parse_short_call(payload, endpoint.name)
-        except OutcomeUnknown as unknown:
-            await self._settled(sent_ms)
-            start = _EPOCH + timedelta(milliseconds=sent_ms - RESOLVE_SLACK_MS)
+        except (OutcomeUnknown, ParseError) as exc:
+            unknown = _unknown(exc, endpoint)
+            first, last = self._sent(signed)
+            await self._settled(last)
+            start = _EPOCH + timedelta(milliseconds=first - RESOLVE_SLACK_MS)
             try:
                 with self.retrying(max(self.max_retries, 2)):
                     records = await self.records(symbol, start=start)
                     before = await self.short_call_info(symbol)
-            except ExchangeUnavailable as exc:
-                raise OutcomeUnknown(f"{unknown}; the account could not be asked either: {exc}") from exc
-            found = [r for r in records if r.amount == amount]
+            except ExchangeUnavailable as asked:
+                raise OutcomeUnknown(f"{unknown}; the account could not be asked either: {asked}") from asked
+            status = "1" if endpoint is ep.RELEASE else "2"  # a short is status 1, a call 2
+            found = [r for r in records if r.amount == amount and r.status == status]
             if not found:
                 raise OrderNotPlaced(f"{unknown}; no {endpoint.name} of {amount} recorded since it was sent") from None
             if len(found) > 1:
