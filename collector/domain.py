@@ -291,3 +291,4 @@ class AccountInfo:
 
     update_time: datetime | None
     balances: tuple[Balance, ...]
+    sections: tuple[str, ...] = ("contract", "option", "spot")  # the sections the answer held

@@ -760,10 +760,12 @@ def parse_account(payload: Any) -> AccountInfo:
     ep = "account"
     obj = _obj(payload, ep, "<body>")
     balances: list[Balance] = []
+    sections: list[str] = []
     for key, section in _SECTIONS:
         raw = _get(obj, key, ep, required=False)
         if raw is None:
             continue
+        sections.append(section)
 
         def one(i: int, item: Any, section: str = section, key: str = key) -> Balance:
             b = _obj(item, ep, f"{key}[]")
@@ -778,4 +780,4 @@ def parse_account(payload: Any) -> AccountInfo:
             )
 
         balances.extend(_page(_list(raw, ep, key), one))
-    return AccountInfo(update_time=_opt_time(obj, "updateTime", ep), balances=tuple(balances))
+    return AccountInfo(update_time=_opt_time(obj, "updateTime", ep), balances=tuple(balances), sections=tuple(sections))

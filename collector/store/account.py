@@ -2,7 +2,8 @@
 paging in the same transaction; positions, balances and short & call positions as snapshots
 stored only when something changed.
 
-"Changed" is decided against the latest stored row of each key, in the same transaction:
+"Changed" is decided against the latest stored row of each key, in the same transaction, under a
+lock on the table (so two daemons cannot both add the same change):
 positions by symbol on what the account holds (amount, availability, cost, type, exercise time and
 price; the exchange's profit moves with the market, so it is stored as it was but does not make a
 row by itself), balances by (section, asset) on free, locked and the flags, short & call positions
@@ -12,13 +13,13 @@ shows when it closed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, text
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text, tuple_
 
 from collector.domain import AccountInfo, AccountOrder, OptionRecord, Position, ShortCall
 from collector.store import checkpoints
@@ -39,6 +40,9 @@ POSITIONS = table_of(AccountPositionRow)
 BALANCES = table_of(AccountBalanceRow)
 SHORT_CALL = table_of(AccountShortCallRow)
 
+# An order's state only moves forward: an answer older than the stored one (a page fetched before a
+# lookup committed) does not overwrite it, and a final order never becomes open again.
+NEWER = ("update_time", "final")
 POSITION_HOLDING = ("amount", "avail_amount", "cost", "type", "exec_time", "exec_price")
 BALANCE_STATE = ("free", "locked", "can_trade", "can_deposit", "can_withdraw")
 SHORT_CALL_STATE = (
@@ -69,7 +73,7 @@ def save_orders(
 ) -> int:
     """Orders (sorted by id) and the orders checkpoint (its last id) of ``symbol`` in ``scope``."""
     with transaction(engine) as conn:
-        changed = upsert(conn, ORDERS, [order_row(o, account) for o in orders], touch=("updated_at",))
+        changed = upsert(conn, ORDERS, [order_row(o, account) for o in orders], touch=("updated_at",), monotonic=NEWER)
         _checkpoint(
             conn,
             scope,
@@ -103,7 +107,21 @@ def _checkpoint(
 def refresh_orders(engine: Engine, orders: Sequence[AccountOrder], account: str) -> int:
     """Orders looked up one by one (those not yet final): no checkpoint moves."""
     with transaction(engine) as conn:
-        return upsert(conn, ORDERS, [order_row(o, account) for o in orders], touch=("updated_at",))
+        return upsert(conn, ORDERS, [order_row(o, account) for o in orders], touch=("updated_at",), monotonic=NEWER)
+
+
+def stop_following(engine: Engine, keys: Iterable[tuple[str, int]]) -> int:
+    """Orders the exchange no longer answers for (their symbol delisted before they ended): marked
+    final, so they are not asked again; their status stays the last one the exchange gave."""
+    keys = list(keys)
+    if not keys:
+        return 0
+    with transaction(engine) as conn:
+        return conn.execute(
+            ORDERS.update()
+            .where(tuple_(ORDERS.c.symbol, ORDERS.c.order_id).in_(keys))
+            .values(final=True, updated_at=func.now())
+        ).rowcount
 
 
 def unfinished_orders(engine: Engine) -> list[tuple[str, int]]:
@@ -160,6 +178,8 @@ def save_positions(engine: Engine, positions: Iterable[Position], at: datetime, 
 
 
 def save_balances(engine: Engine, info: AccountInfo, at: datetime, account: str) -> int:
+    """The balances of the sections the answer holds: a section it left out says nothing of its
+    assets (they are not closed)."""
     rows = {(b.section, b.asset): {**asdict(b), "account": account} for b in info.balances}
     with transaction(engine) as conn:
         return _save_changed(
@@ -171,6 +191,7 @@ def save_balances(engine: Engine, info: AccountInfo, at: datetime, account: str)
             at,
             account,
             closed={"free": Decimal(0), "locked": Decimal(0)},
+            answered=lambda k: k[0] in info.sections,
         )
 
 
@@ -194,9 +215,13 @@ def _save_changed(
     at: datetime,
     account: str,
     closed: dict[str, Any] | None,
+    answered: Callable[[tuple], bool] = lambda k: True,
 ) -> int:
     """Insert the rows whose state differs from the latest stored row of their key (and, with
-    ``closed``, a closing row for each key held before and absent now). Returns rows inserted."""
+    ``closed``, a closing row for each key held before, absent now, and ``answered`` for).
+    Returns rows inserted. The table is locked for the compare: two writers (two daemons) never
+    both find a key changed and both add its row."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": table.name})
     keys = ", ".join(key)
     latest = {
         tuple(r[k] for k in key): r
@@ -211,7 +236,7 @@ def _save_changed(
             new.append({**row, "captured_at": at})
     if closed is not None:
         for k, before in latest.items():
-            if k in rows or all(before[c] == v for c, v in closed.items()):
+            if k in rows or not answered(k) or all(before[c] == v for c, v in closed.items()):
                 continue
             new.append(
                 {

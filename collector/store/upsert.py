@@ -61,19 +61,22 @@ def upsert(
     update: Sequence[str] | None = None,
     touch: Sequence[str] = (),
     method: str = "auto",
+    monotonic: Sequence[str] = (),
 ) -> int:
     """Insert ``rows`` into ``table``, updating rows whose key exists and whose values differ.
 
     ``key`` defaults to the primary key; ``update`` to every other column present in the rows;
-    ``touch`` names timestamp columns set to now() when a row is updated. Returns the number of
-    rows inserted or changed. ``method`` is 'auto', 'values' or 'copy'.
+    ``touch`` names timestamp columns set to now() when a row is updated; ``monotonic`` names
+    columns that never go back: a row whose value of one is lower than the stored one is older
+    news and does not update it. Returns the number of rows inserted or changed. ``method`` is
+    'auto', 'values' or 'copy'.
     """
     key = list(key or (c.name for c in table.primary_key.columns))
     batch = dedupe(rows, key)
     if not batch:
         return 0
     columns = list(batch[0].keys())
-    return _upsert(conn, table, columns, list(map(_getter(columns), batch)), key, update, touch, method)
+    return _upsert(conn, table, columns, list(map(_getter(columns), batch)), key, update, touch, method, monotonic)
 
 
 def upsert_tuples(
@@ -105,26 +108,38 @@ def _upsert(
     update: Sequence[str] | None,
     touch: Sequence[str],
     method: str,
+    monotonic: Sequence[str] = (),
 ) -> int:
     update = [c for c in (update if update is not None else columns) if c not in key]
     if method == "auto":
         method = "copy" if len(batch) >= COPY_THRESHOLD else "values"
     if method == "copy":
-        return _upsert_copy(conn, table, batch, columns, key, update, touch)
-    return _upsert_values(conn, table, batch, columns, key, update, touch)
+        return _upsert_copy(conn, table, batch, columns, key, update, touch, monotonic)
+    return _upsert_values(conn, table, batch, columns, key, update, touch, monotonic)
 
 
 def _merge_sql(
-    table: Table, columns: list[str], key: list[str], update: list[str], touch: Sequence[str], source: str
+    table: Table,
+    columns: list[str],
+    key: list[str],
+    update: list[str],
+    touch: Sequence[str],
+    source: str,
+    monotonic: Sequence[str] = (),
 ) -> str:
-    """``INSERT ... <source> ON CONFLICT`` that rewrites a row only when its values differ."""
+    """``INSERT ... <source> ON CONFLICT`` that rewrites a row only when its values differ (and,
+    for ``monotonic`` columns, none of them would go back)."""
     cols = ", ".join(_q(c) for c in columns)
     if update:
         sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update] + [f"{_q(c)} = now()" for c in touch]
         # The trailing NULL makes a one-column list a row too; NULL is not distinct from NULL.
         mine = ", ".join(f"{_q(table.name)}.{_q(c)}" for c in update)
         theirs = ", ".join(f"EXCLUDED.{_q(c)}" for c in update)
-        conflict = f"DO UPDATE SET {', '.join(sets)} WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL)"
+        forward = "".join(
+            f" AND ({_q(table.name)}.{_q(c)} IS NULL OR EXCLUDED.{_q(c)} >= {_q(table.name)}.{_q(c)})"
+            for c in monotonic
+        )
+        conflict = f"DO UPDATE SET {', '.join(sets)} WHERE ({mine}, NULL) IS DISTINCT FROM ({theirs}, NULL){forward}"
     else:
         conflict = "DO NOTHING"
     return f"INSERT INTO {_q(table.name)} ({cols}) {source} ON CONFLICT ({', '.join(_q(k) for k in key)}) {conflict}"
@@ -138,9 +153,10 @@ def _upsert_values(
     key: list[str],
     update: list[str],
     touch: Sequence[str],
+    monotonic: Sequence[str] = (),
 ) -> int:
     placeholders = ", ".join(["%s"] * len(columns))
-    sql = _merge_sql(table, columns, key, update, touch, f"VALUES ({placeholders})")
+    sql = _merge_sql(table, columns, key, update, touch, f"VALUES ({placeholders})", monotonic)
     raw = driver_connection(conn)
     with raw.cursor() as cur:
         # psycopg pipelines executemany and sums the rowcounts of its statements.
@@ -202,6 +218,7 @@ def _upsert_copy(
     key: list[str],
     update: list[str],
     touch: Sequence[str],
+    monotonic: Sequence[str] = (),
 ) -> int:
     """Binary COPY into a temporary table, then one merge.
 
@@ -236,7 +253,7 @@ def _upsert_copy(
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
-        cur.execute(_merge_sql(table, columns, key, update, touch, f"SELECT {as_stored} FROM {_q(tmp)}"))
+        cur.execute(_merge_sql(table, columns, key, update, touch, f"SELECT {as_stored} FROM {_q(tmp)}", monotonic))
         changed = cur.rowcount
         cur.execute(f"DROP TABLE {_q(tmp)}")
     return max(changed, 0)
