@@ -1,25 +1,34 @@
 """The account stream (on with both COLLECTOR_API_KEY and COLLECTOR_API_SECRET): two jobs.
 
 - ``poll_account`` (every ``account_poll_seconds``): the balances (weight 1) and every position
-  (weight 2), stored when they changed; every stored order not yet final looked up (weight 1
-  each) until it is; the short & call position (weight 1) of every option the account shorted.
-- ``poll_account_history`` (every ``account_history_seconds``): for every symbol with history
-  (trading, or expired and not yet swept), the orders since its checkpoint (historyOrders from the
+  (weight 2), stored when they changed, by one daemon only (the one holding the first symbol's
+  lease, when several share the work); the orders stored and not yet final, kept current symbol by
+  symbol (openOrders, weight 5, for a symbol with 5 or more of them, then each order that left it
+  looked up once; else each looked up, weight 1); the short & call position (weight 1) of every
+  listed option the account shorted.
+- ``poll_account_history`` (every ``account_history_seconds``): for every listed symbol not yet
+  swept (whether or not the exchange still serves its market data), the orders since its checkpoint (historyOrders from the
   last id + 1, weight 5 a page), and for those that may be shorted, the shorts and calls since
-  theirs (record from the last id + 1, weight 5 a page). Rows and checkpoint commit together.
+  theirs (record from the last id + 1, weight 5 a page). Rows and checkpoint commit together. An
+  expired symbol's final sweep waits for these too, so nothing placed before its expiry is missed.
 
 An order is first found by the history sweep and then kept current by ``poll_account`` until it
-is final, so every order of every symbol is stored once and ends in its final state.
+is final, so every order of every symbol is stored once and ends in its final state. An order the
+exchange no longer answers for (its symbol delisted, or "order does not exist") is no longer
+followed: it keeps the last state the exchange gave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from collector.daemon.context import LiveContext
+from collector.daemon.sweep import note_final
+from collector.errors import ExchangeRejected, SymbolRefused
 from collector.exchange import endpoints as ep
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
@@ -29,61 +38,94 @@ from collector.store.history import load_checkpoint
 
 log = logging.getLogger(__name__)
 STREAM = "account"
+ORDER_GONE = -2013  # "Order does not exist."
+
+
+def leads(ctx: LiveContext) -> bool:
+    """Whether this daemon polls the account as a whole: always alone; with several, the holder of
+    the first symbol's lease (exactly one daemon at a time)."""
+    if ctx.owned is None:
+        return True
+    candidates = ctx.candidates()
+    return bool(candidates) and candidates[0] in ctx.owned
 
 
 async def poll_account(ctx: LiveContext) -> None:
     client, engine, name = ctx.client, ctx.engine, ctx.settings.account_name
     started = ctx.clock()
-    info = await client.account()
-    await ctx.db(store.save_balances, engine, info, ctx.now(), name)
-    positions = await client.positions()
-    await ctx.db(store.save_positions, engine, positions, ctx.now(), name)
-    unfinished = await ctx.db(store.unfinished_orders, engine)
-    orders = await _each(ctx, "orders", [(s, client.get_order(s, oid)) for s, oid in unfinished if _asked(ctx, s)])
-    if orders:
-        await ctx.db(store.refresh_orders, engine, orders, name)
-    shorted = await ctx.db(store.shorted_symbols, engine)
-    infos = await _each(ctx, "short_call", [(s, client.short_call_info(s)) for s in shorted if _asked(ctx, s)])
-    if infos:
-        await ctx.db(store.save_short_calls, engine, infos, ctx.now(), name)
+    if leads(ctx):
+        info = await client.account()
+        await ctx.db(store.save_balances, engine, info, ctx.now(), name)
+        positions = await client.positions()
+        await ctx.db(store.save_positions, engine, positions, ctx.now(), name)
+    unfinished: dict[str, list[int]] = defaultdict(list)
+    for symbol, order_id in await ctx.db(store.unfinished_orders, engine):
+        unfinished[symbol].append(order_id)
+    ctx.account_open_symbols = len(unfinished)
+    await asyncio.gather(*(_guarded(ctx, "orders", s, _follow_orders, ids) for s, ids in unfinished.items()))
+    shorted = [
+        s
+        for s in await ctx.db(store.shorted_symbols, engine)
+        if s in ctx.symbols and ctx.symbols[s].listed and not ctx.symbols[s].swept
+    ]
+    await asyncio.gather(*(_guarded(ctx, "short_call", s, _short_call) for s in shorted))
     ctx.mark_caught_up(STREAM, "*", started)
 
 
-async def _each(ctx: LiveContext, stream: str, calls: list) -> list:
-    """Await every (symbol, call) at once; a symbol's failure is recorded and leaves the others."""
-    results = await asyncio.gather(*(call for _, call in calls), return_exceptions=True)
-    out = []
-    for (symbol, _), result in zip(calls, results, strict=True):
-        if isinstance(result, BaseException):
-            if not isinstance(result, Exception):
-                raise result
-            await ctx.record_error(f"account {stream}", symbol, result, stream=stream)
-        else:
-            out.append(result)
-    return out
+async def _follow_orders(ctx: LiveContext, symbol: str, ids: list[int]) -> None:
+    """Bring the symbol's unfinished orders up to date, the cheaper way."""
+    client = ctx.client
+    current = []
+    if len(ids) >= ep.OPEN_ORDERS.weight:  # one openOrders costs less than the lookups
+        live = {o.order_id: o for o in await client.open_orders(symbol, order_id=min(ids))}
+        current += [live[i] for i in ids if i in live]
+        ids = [i for i in ids if i not in live]  # final since: each asked once
+    gone = []
+    for order_id in ids:
+        try:
+            current.append(await client.get_order(symbol, order_id))
+        except (SymbolRefused, ExchangeRejected) as exc:
+            if isinstance(exc, SymbolRefused) or exc.code == ORDER_GONE:
+                gone.append((symbol, order_id))
+            else:
+                raise
+    if current:
+        await ctx.db(store.refresh_orders, ctx.engine, current, ctx.settings.account_name)
+    if gone:
+        await ctx.db(store.stop_following, ctx.engine, gone)
+        log.warning(
+            "%s: the exchange no longer answers for %d order(s) (%s); they keep their last known state",
+            symbol,
+            len(gone),
+            ", ".join(str(i) for _, i in gone),
+        )
+
+
+async def _short_call(ctx: LiveContext, symbol: str) -> None:
+    info = await ctx.client.short_call_info(symbol)
+    await ctx.db(store.save_short_calls, ctx.engine, [info], ctx.now(), ctx.settings.account_name)
 
 
 async def poll_account_history(ctx: LiveContext) -> None:
-    symbols = ctx.with_history()
+    symbols = ctx.account_symbols()
     releasable = [s for s in symbols if ctx.symbols[s].can_release]
     await asyncio.gather(
-        *(_guarded(ctx, "orders", s, _orders) for s in symbols),
-        *(_guarded(ctx, "records", s, _records) for s in releasable),
+        *(_guarded(ctx, "orders", s, _orders, final=True) for s in symbols),
+        *(_guarded(ctx, "records", s, _records, final=True) for s in releasable),
     )
 
 
-def _asked(ctx: LiveContext, symbol: str) -> bool:
-    sym = ctx.symbols.get(symbol)
-    return sym is not None and not sym.refused
-
-
-async def _guarded(ctx: LiveContext, stream: str, symbol: str, fn) -> None:
+async def _guarded(ctx: LiveContext, stream: str, symbol: str, fn, *args: Any, final: bool = False) -> None:
+    """One symbol's part of a job, on the node that owns the symbol; its failure is recorded and
+    leaves the others. ``final``: a history stream, part of an expired symbol's final sweep."""
     started = ctx.clock()
     try:
         with ctx.polling(symbol) as mine:
             if mine:
-                await fn(ctx, symbol)
+                await fn(ctx, symbol, *args)
                 ctx.mark_caught_up(stream, symbol, started)
+                if final:
+                    await note_final(ctx, symbol, stream, started)
     except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
         await ctx.record_error(f"account {stream}", symbol, exc, stream=stream)
 

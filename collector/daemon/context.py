@@ -62,6 +62,7 @@ class LiveContext:
     on_symbols_changed: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
     disabled: dict[str, str] = field(default_factory=dict)  # stream -> why it is not collected
+    account_open_symbols: int = 0  # symbols with orders not yet final (the account poll follows them)
     _strikes: dict[str, int] = field(default_factory=dict)  # -1121 answers per symbol since its last success
     _busy: dict[str, int] = field(default_factory=dict)  # polls running per symbol
     _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll ends
@@ -120,10 +121,22 @@ class LiveContext:
         now = self.now()
         return sorted(s.name for s in self.symbols.values() if s.needs_history(now) and self._mine(s.name))
 
+    def account_symbols(self) -> list[str]:
+        """Symbols this node pages the account's orders (and shorts and calls) of: listed and not
+        swept, even when the exchange refuses their market data (an expired option's orders still
+        end, and must be seen ending)."""
+        return sorted(s.name for s in self.symbols.values() if s.listed and not s.swept and self._mine(s.name))
+
     def candidates(self) -> list[str]:
-        """Every symbol some node must poll: what the leases are shared over."""
+        """Every symbol some node must poll: what the leases are shared over (with the account, also
+        the symbols whose market data is refused while their orders may still end)."""
         now = self.now()
-        return sorted(s.name for s in self.symbols.values() if s.needs_history(now))
+        account = "account" in self.settings.streams
+        return sorted(
+            s.name
+            for s in self.symbols.values()
+            if s.needs_history(now) or (account and s.listed and not s.swept)
+        )
 
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:
         self.caught_up[(stream, symbol)] = at

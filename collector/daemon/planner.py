@@ -32,9 +32,18 @@ class JobSpec:
     weight_per_run: int
 
 
-def job_specs(settings: Settings, n_trading: int, n_history: int, n_releasable: int = 0) -> list[JobSpec]:
+def job_specs(
+    settings: Settings,
+    n_trading: int,
+    n_history: int,
+    n_releasable: int = 0,
+    n_open_orders: int = 0,
+    n_account: int | None = None,
+) -> list[JobSpec]:
     """Every scheduled job with its configured interval and the weight one run costs
-    (``n_releasable``: symbols with history that may be shorted, whose shorts and calls are paged)."""
+    (``n_releasable``: symbols with history that may be shorted, whose shorts and calls are paged;
+    ``n_open_orders``: symbols with orders the account poll follows, at most openOrders' 5 each;
+    ``n_account``: symbols whose orders are paged, by default those with history)."""
     s = settings
     specs = [JobSpec("symbols", "symbols", s.symbols_refresh_seconds, ep.EXCHANGE_INFO.weight + ep.OPTION_INFO.weight)]
     if "trades" in s.streams:  # steady state: one page per symbol per poll
@@ -65,13 +74,16 @@ def job_specs(settings: Settings, n_trading: int, n_history: int, n_releasable: 
             )
         )
     if "account" in s.streams:
-        # balances and positions, plus what the account keeps open (orders, shorts): one each, at least
+        # balances and positions, the shorted options' positions, the orders still open
         specs.append(
             JobSpec(
                 "account",
                 "account",
                 s.account_poll_seconds,
-                ep.ACCOUNT.weight + ep.POSITION.weight + ep.SHORT_CALL_INFO.weight * n_releasable,
+                ep.ACCOUNT.weight
+                + ep.POSITION.weight
+                + ep.SHORT_CALL_INFO.weight * n_releasable
+                + ep.OPEN_ORDERS.weight * n_open_orders,
             )
         )
         specs.append(
@@ -79,7 +91,8 @@ def job_specs(settings: Settings, n_trading: int, n_history: int, n_releasable: 
                 "account history",
                 "account",
                 s.account_history_seconds,
-                ep.HISTORY_ORDERS.weight * n_history + ep.RECORD.weight * n_releasable,
+                ep.HISTORY_ORDERS.weight * (n_history if n_account is None else n_account)
+                + ep.RECORD.weight * n_releasable,
             )
         )
     specs.append(JobSpec("partitions", "partitions", PARTITIONS_SECONDS, 0))  # database upkeep

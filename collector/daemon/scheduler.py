@@ -73,8 +73,16 @@ class Schedule:
 
     def _specs(self) -> list[budget.JobSpec]:
         history = self.ctx.with_history()
-        releasable = sum(1 for s in history if self.ctx.symbols[s].can_release)
-        specs = budget.job_specs(self.ctx.settings, len(self.ctx.trading()), len(history), releasable)
+        account = self.ctx.account_symbols()
+        releasable = sum(1 for s in account if self.ctx.symbols[s].can_release)
+        specs = budget.job_specs(
+            self.ctx.settings,
+            len(self.ctx.trading()),
+            len(history),
+            releasable,
+            self.ctx.account_open_symbols,
+            len(account),
+        )
         if self.ctx.leases is not None:
             specs.append(budget.JobSpec("leases", "leases", self.ctx.settings.lease_ttl_seconds / 3, 0))
         return specs

@@ -101,6 +101,18 @@ def _decimal(params: dict[str, str], name: str) -> Decimal:
     return Decimal(raw)
 
 
+def _window(start: int | None, end: int | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise _err(400, -1127, "Start time is greater than end time.")
+
+
+def _page(rows: list, from_id: int | None, start: int | None, limit: int | None) -> list:
+    """A page of ``rows`` (oldest first): from the id or the time asked, else the most recent ones
+    ("only partial recent orders will be returned")."""
+    n = limit or PAGE_DEFAULT
+    return rows[:n] if from_id is not None or start is not None else rows[-n:]
+
+
 class AccountApi:
     """The handlers; each takes (params, now, key) and returns (status, JSON-able)."""
 
@@ -196,6 +208,7 @@ class AccountApi:
         limit = _int(params, "limit")
         if limit is not None and not 1 <= limit <= PAGE_MAX:
             raise _err(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        _window(start, end)
         rows = [
             o
             for oid, o in sorted(account.orders.items())
@@ -205,7 +218,7 @@ class AccountApi:
             and (start is None or o.time >= start)
             and (end is None or o.time <= end)
         ]
-        return 200, [o.json() for o in rows[: limit or PAGE_DEFAULT]]
+        return 200, [o.json() for o in _page(rows, from_id, start, limit)]
 
     def get_openOrders(self, params: dict[str, str], now: int, key: str) -> tuple[int, Any]:  # noqa: N802
         return self._listing(params, now, key, only_open=True)
@@ -251,6 +264,7 @@ class AccountApi:
         limit = _int(params, "limit")
         if limit is not None and not 1 <= limit <= PAGE_MAX:
             raise _err(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        _window(start, end)
         rows = [
             r
             for r in account.records
@@ -259,7 +273,7 @@ class AccountApi:
             and (start is None or r.created >= start)
             and (end is None or r.created <= end)
         ]
-        return 200, [r.json() for r in rows[: limit or PAGE_DEFAULT]]
+        return 200, [r.json() for r in _page(rows, from_id, start, limit)]
 
     # ---- holdings ----------------------------------------------------------------------------------
     def get_position(self, params: dict[str, str], now: int, key: str) -> tuple[int, Any]:

@@ -372,7 +372,7 @@ class Accounts:
         t = m.history_start + 5 * MINUTE
         pending_cancel: list[tuple[int, Order]] = []
         while t < now - MINUTE:
-            for when, due in [p for p in pending_cancel if p[0] <= t]:
+            for when, due in sorted((p for p in pending_cancel if p[0] <= t), key=lambda p: (p[0], p[1].order_id)):
                 pending_cancel.remove((when, due))
                 self._advance(account, when)
                 if due.status in OPEN:

@@ -188,3 +188,76 @@ async def test_backfill_of_orders_and_records_equals_the_demo_accounts_window(en
             again = await run_backfill(client, engine, plan)
             assert all(t.skipped for t in again.tasks) and again.weight == 0
             assert [sim.stats.by_endpoint[e] - served.get(e, 0) for e in ("historyOrders", "record")] == [0, 0]
+
+
+@pytest.mark.parametrize("refuse_expired", [False, True], ids=["swept", "refused-after-expiry"])
+async def test_orders_placed_just_before_expiry_are_found_and_end_as_the_exchange_ended_them(
+    engine, db_url, refuse_expired
+):
+    """Orders placed after the last history sweep before their symbol expires: the expired symbol's
+    final sweep waits for the account (or, when the exchange refuses the expired symbol's market
+    data, the account keeps paging it while it is listed), and an order still open at expiry, which
+    the exchange cancels then, ends CANCELED in the table, not open for ever."""
+    from collector.simulator import FaultConfig
+
+    cfg = SimConfig(
+        seed=31,
+        history_days=0.01,
+        symbols=3,
+        trades_per_minute=60,
+        silent_share=0.0,
+        listing_interval_s=20,  # each symbol lives a minute
+        grace_s=600,
+        weight_limit=0,
+        accounts={KEY: SECRET},
+        faults=FaultConfig(refuse_expired=refuse_expired),
+    )
+    async with Simulator(cfg, port=0) as sim, aiohttp.ClientSession() as session:
+        trader = Trader(sim, trader_client(session, sim))
+        await trader.client.configure_limits()
+        settings = load_settings(
+            None,
+            {
+                "exchange_url": sim.base_url,
+                "api_key": KEY,
+                "api_secret": SECRET,
+                "database_url": db_url,
+                **POLL,
+                "streams": ["trades", "account"],
+                "trades_poll_seconds": 1.0,
+                "account_history_seconds": 15.0,
+                "symbols_refresh_seconds": 2.0,
+            },
+            defaults_file=None,
+        )
+        async with running_daemon(settings) as daemon:
+            ctx = daemon.running.ctx
+            opt = await _expiring_before_the_next_sweep(ctx, sim)
+            resting = [await trader.client.place_order(opt.name, "BUY", Decimal(q), Decimal("0.0001")) for q in (1, 2)]
+            truth = await equal_to_truth(engine, sim, 90, alive=lambda: not daemon.task.done())
+        ended = {oid: row for (symbol, oid), row in truth["orders"].items() if symbol == opt.name}
+        assert {o.order_id for o in resting} <= set(ended)
+        assert all(ended[o.order_id][4] == "CANCELED" for o in resting)  # cancelled by the exchange at expiry
+        stored = stored_account(engine)["orders"]
+        assert all(stored[(opt.name, o.order_id)][4] == "CANCELED" for o in resting)
+        if not refuse_expired:
+            assert ctx.symbols[opt.name].swept  # and only after its orders were seen
+
+
+async def _expiring_before_the_next_sweep(ctx, sim):
+    """Right after a history sweep, a symbol that expires before the next one (15 s later): orders
+    placed on it now are seen only by a sweep after its expiry."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
+    while True:
+        done = max((at for (stream, _), at in ctx.caught_up.items() if stream == "orders"), default=0.0)
+        await until(
+            lambda d=done: max((at for (s, _), at in ctx.caught_up.items() if s == "orders"), default=0.0) > d,
+            30,
+            "a history sweep",
+        )
+        now = sim.now_ms()
+        soon = [o for o in sim.market.listed(now) if 4_000 < o.expiry - now < 12_000]
+        if soon:
+            return soon[0]
+        assert loop.time() < deadline, "no symbol expired between two sweeps"

@@ -287,6 +287,10 @@ async def test_open_and_history_orders_page_by_order_id(make_sim, http):
     assert [int(o["orderId"]) for o in page] == ids[5:8]  # from that id on, oldest first
     st, page = await call(http, sim, "GET", "option/historyOrders", {"symbol": sym, "orderId": ids[-1] + 1})
     assert (st, page) == (200, [])
+    st, page = await call(http, sim, "GET", "option/historyOrders", {"symbol": sym, "limit": 3})
+    assert [int(o["orderId"]) for o in page] == ids[-3:]  # without orderId: the most recent, oldest first
+    st, body = await call(http, sim, "GET", "option/openOrders", {"symbol": sym, "startTime": 9, "endTime": 8})
+    assert (st, body["code"]) == (400, -1127)
     times = [o["time"] for o in history]
     st, page = await call(
         http, sim, "GET", "option/historyOrders", {"symbol": sym, "startTime": times[2], "endTime": times[6]}
@@ -354,7 +358,9 @@ async def test_release_and_back_move_margin_and_options_as_the_seed_shows(make_s
     st, page = await call(http, sim, "GET", "option/record", {"symbol": short, "fromId": records[1]["id"]})
     assert [r["id"] for r in page] == [records[1]["id"]]
     st, page = await call(http, sim, "GET", "option/record", {"symbol": short, "limit": 1})
-    assert [r["id"] for r in page] == [records[0]["id"]]
+    assert [r["id"] for r in page] == [records[1]["id"]]  # without fromId: the most recent
+    st, body = await call(http, sim, "GET", "option/record", {"symbol": short, "startTime": 2, "endTime": 1})
+    assert (st, body["code"]) == (400, -1127)
     st, page = await call(http, sim, "GET", "option/record", {"symbol": short, "startTime": sim.now_ms() - 1})
     assert [r["id"] for r in page] == [records[1]["id"]]
 
