@@ -8,6 +8,7 @@ exchange must have seen no 429. The second case restarts PostgreSQL mid-run with
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -178,8 +179,9 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble, monke
     engine.dispose()
 
 
-def test_sigterm_exits_zero_within_seconds(db_url, tmp_path):
-    """The real command: SIGTERM while it works, exit code 0 within a few seconds."""
+def test_the_demo_collects_the_market_and_the_demo_account_and_sigterm_exits_zero_within_seconds(db_url, tmp_path):
+    """The real command, the demo: the chain market and the demo account arrive, status shows both;
+    SIGTERM while it works, exit code 0 within a few seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_METRICS_PORT="0", COLLECTOR_TRADES_POLL_SECONDS="1")
     with subprocess.Popen(
@@ -189,16 +191,22 @@ def test_sigterm_exits_zero_within_seconds(db_url, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        _sigterm_while_working(proc, db_url)
+        _sigterm_while_working(proc, db_url, also=("account_orders", "account_balances", "account_positions"))
+    shown = subprocess.run(
+        [sys.executable, "-m", "collector", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    streams = {row["stream"] for row in json.loads(shown.stdout)}
+    assert {"trades", "orders", "balances", "positions"} <= streams, shown.stdout[-2000:]
 
 
-def _sigterm_while_working(proc: subprocess.Popen, db_url: str) -> None:
+def _sigterm_while_working(proc: subprocess.Popen, db_url: str, also: tuple[str, ...] = ()) -> None:
     try:
         for line in proc.stderr:  # wait for the daemon to say it is collecting
             if line.startswith("collecting "):
                 break
         engine = make_engine(db_url)
-        wait_until(lambda: count(engine, "SELECT count(*) FROM trades") > 0, 60, "first trades")
+        for table in ("trades", *also):
+            wait_until(lambda t=table: count(engine, f"SELECT count(*) FROM {t}") > 0, 60, f"first rows of {table}")
         engine.dispose()
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
