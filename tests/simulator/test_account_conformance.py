@@ -361,6 +361,16 @@ async def test_release_and_back_move_margin_and_options_as_the_seed_shows(make_s
     assert [r["id"] for r in page] == [records[1]["id"]]  # without fromId: the most recent
     st, body = await call(http, sim, "GET", "option/record", {"symbol": short, "startTime": 2, "endTime": 1})
     assert (st, body["code"]) == (400, -1127)
+    for path, params, code in (
+        ("option/record", {"symbol": short, "limit": 501}, -1130),
+        ("option/record", {}, -1102),
+        ("option/info", {}, -1102),
+        ("option/release", {"symbol": short}, -1102),
+        ("option/back", {"amount": 1}, -1102),
+    ):
+        method = "POST" if path in ("option/release", "option/back") else "GET"
+        st, body = await call(http, sim, method, path, params)
+        assert (st, body["code"]) == (400, code), (path, params)
     st, page = await call(http, sim, "GET", "option/record", {"symbol": short, "startTime": sim.now_ms() - 1})
     assert [r["id"] for r in page] == [records[1]["id"]]
 
