@@ -68,6 +68,7 @@ _MIN_DELAY = 0.001  # floor for timer delays, so float rounding cannot make a bu
 class Priority(enum.IntEnum):
     """Lower value is served first."""
 
+    SIGNAL = -1  # small, frequent requests the live schedule steers by: never behind a job's batch
     LIVE = 0
     BACKFILL = 1
 
@@ -173,7 +174,7 @@ class GovernorStats:
     weight_limit: int | None  # announced
     effective_limit: int | None  # announced less the margin
     weight_window_seconds: float | None
-    weight_used: int  # in the current window
+    weight_used: int  # in the current window (with the guard band's share of its neighbours)
     raw_limit: int | None
     raw_used: int
     in_flight: int
@@ -186,6 +187,7 @@ class GovernorStats:
     adopted_from_header: int  # times a header showed more weight than we had counted
     weight_source: str = LOCAL  # what the count is reconciled with: 'local' or the believed headers
     headers_discounted: int = 0  # times a used-weight header was found unbelievable
+    weight_last_window: int = 0  # weight this process sent in the last complete window (by server time)
 
 
 @dataclass
@@ -239,6 +241,7 @@ class WeightGovernor:
         self._answered: dict[int, int] = {}  # window -> our weight answered well inside it
         self._adopted_excess: dict[int, int] = {}  # window -> weight adopted from headers beyond our count
         self._events = 0  # grants and answers, numbered: what happened before what, whatever the clock
+        self._spent: dict[int, int] = {}  # window index -> weight granted in it (each grant once)
         self._shut = False
 
     # --- configuration ---------------------------------------------------------------------
@@ -579,6 +582,9 @@ class WeightGovernor:
             w = self._weight
             w.charge(server_now, self.guard, waiter.weight)
             window = math.floor(server_now / w.window)
+            self._spent[window] = self._spent.get(window, 0) + waiter.weight
+            for old in [i for i in self._spent if i < window - 1]:
+                del self._spent[old]
             clear = math.floor((server_now - self.guard) / w.window) == math.floor((server_now + self.guard) / w.window)
             answered = self._answered.get(window, 0)
             metrics.WEIGHT_USED.set(w.current(server_now))
@@ -637,4 +643,5 @@ class WeightGovernor:
             adopted_from_header=self._adopted,
             weight_source=self._judge.source if self._judge else LOCAL,
             headers_discounted=self._judge.discounts if self._judge else 0,
+            weight_last_window=self._spent.get(math.floor(server_now / w.window) - 1, 0) if w else 0,
         )

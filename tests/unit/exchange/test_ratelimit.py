@@ -302,7 +302,7 @@ async def test_live_goes_before_backfill():
     await clock.advance(60)
     assert order == [(Priority.LIVE, 1)] * 3 + [(Priority.BACKFILL, 1)] * 3
     await asyncio.gather(*tasks)
-    assert gov.stats().granted == {Priority.LIVE: 4, Priority.BACKFILL: 3}
+    assert gov.stats().granted == {Priority.SIGNAL: 0, Priority.LIVE: 4, Priority.BACKFILL: 3}
 
 
 async def test_big_request_is_not_starved_and_small_ones_use_the_rest():
@@ -590,3 +590,30 @@ async def test_new_orders_are_held_to_the_orders_limits_and_reads_are_not():
     await clock.advance(60)
     assert len(placed) == 14  # the day's limit holds for the rest of the day
     await drop(tasks)
+
+
+async def test_weight_of_the_last_full_window_counts_each_grant_once_even_at_the_edges():
+    clock, gov = governor(at=T0 + 59.9)  # within the guard band of the next window
+    gov.configure(limits(1200))
+    await take(gov, 5)  # charged to both windows for pacing, spent in this one only
+    await clock.advance(0.2)
+    await take(gov, 7)  # the next window
+    await clock.advance(60)
+    stats = gov.stats()
+    assert stats.weight_last_window == 7  # the one window before the current, each grant once
+    await clock.advance(60)
+    assert gov.stats().weight_last_window == 0
+
+
+async def test_a_signal_request_goes_before_every_queued_live_one():
+    clock, gov = governor()
+    gov.configure(limits(10))
+    order: list = []
+    live = await queue(gov, 12, 1, Priority.LIVE, order)  # 10 go, 2 wait for the next window
+    signal = asyncio.create_task(take(gov, 1, Priority.SIGNAL, order))
+    await settle()
+    await clock.advance(61)
+    await settle()
+    waited = order[10:]
+    assert waited[0] == (Priority.SIGNAL, 1)  # first of the next window, ahead of the two before it
+    await drop([*live, signal])
