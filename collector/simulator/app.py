@@ -288,6 +288,7 @@ class Simulator:
         symbol = q.get("symbol")
         if symbol:
             st.by_symbol[symbol] += 1
+            st.by_endpoint_symbol[(name, symbol)] += 1
         verdict = self.limiter.admit(request.remote or "?", weight(q), now)
         if verdict.status != 200:
             return self._limited(verdict)
@@ -527,9 +528,10 @@ class Simulator:
 
     def _ticker_price(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)
-        if opt is not None:
-            return 200, self.market.price_ticker_json(opt, now)
-        return 200, "[" + ",".join([self.market.price_ticker_json(o, now) for o in self.market.listed(now)]) + "]"
+        options = [opt] if opt is not None else self.market.listed(now)
+        frozen = self._faults.frozen_prices
+        rows = [self.market.price_ticker_json(o, o.listing if o.name in frozen else now) for o in options]
+        return 200, rows[0] if opt is not None else "[" + ",".join(rows) + "]"
 
     def _book_ticker(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)

@@ -55,6 +55,7 @@ class Stats:
     requests: int = 0
     by_endpoint: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_symbol: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # requests naming it
+    by_endpoint_symbol: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     weight: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     raw: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     status_429: int = 0

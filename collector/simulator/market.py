@@ -177,7 +177,7 @@ class ChainOption(Option):
         x = math.log(self.und.price(t) / self.strike_f)  # log-moneyness
         near_money = math.exp(-0.5 * (x / 0.04) ** 2)
         money = 0.03 + near_money
-        near_expiry = 1.0 + 3.0 * math.exp(-max(0.0, self.expiry - t) / (12 * 3_600_000))
+        near_expiry = 0.15 + 3.85 * math.exp(-max(0.0, self.expiry - t) / (2 * 86_400_000))  # the last days
         awake = random.Random(self.quiet_key ^ (m // chain.QUIET_BLOCK)).random() < 0.1 + 0.8 * near_money
         rate = self.rate * money * near_expiry * self.und.burst(m) * (1.0 if awake else 0.02)
         for a, b, factor in self.boosts:

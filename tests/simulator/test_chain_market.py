@@ -162,4 +162,4 @@ def test_the_chain_history_is_pinned():
     h = hashlib.sha256()
     for sym in m.listed_symbols(T0):
         h.update(repr(m.trades(sym, T0 - 3 * HOUR, T0 + 1)).encode())
-    assert h.hexdigest() == "3c72363ef74a105a53b6d41b45e0bf07c8afe31a68a1c01897191eb1766cb753"
+    assert h.hexdigest() == "621cd7f8066a7bdf400f2e71fa6fe5d2fca301ae7bf0e510e5457c66990e1f35"
