@@ -25,7 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from collector.domain import INTERVALS, STREAMS
+from collector.domain import DEFAULT_PRIORITIES, INTERVALS, STREAMS
 from collector.errors import ConfigError
 
 ENV_PREFIX = "COLLECTOR_"
@@ -71,7 +71,17 @@ class Settings(BaseSettings):
     streams: Annotated[list[str], NoDecode] = ["klines", "trades", "depth", "tickers", "account"]
     kline_intervals: Annotated[list[str], NoDecode] = ["1m", "1h"]
     symbols_refresh_seconds: float = Field(300.0, gt=0)
-    trades_poll_seconds: float = Field(15.0, gt=0)
+    # adaptive: weight allocated where staleness costs most (busy symbols' trades polled often, quiet
+    # ones rarely, a price signal for what traded); fixed: every symbol every trades_poll_seconds,
+    # the least urgent jobs stretched first when the budget does not fit (the schedule before).
+    schedule: Literal["adaptive", "fixed"] = "adaptive"
+    trades_poll_seconds: float = Field(15.0, gt=0)  # fixed: every symbol's trades this often
+    trades_min_seconds: float = Field(1.0, gt=0)  # adaptive: no symbol's trades more often than this
+    trades_sweep_seconds: float = Field(300.0, gt=0)  # adaptive: every symbol's trades at least this often
+    trades_signal_seconds: float = Field(1.5, ge=0)  # adaptive: last prices of all symbols (weight 2); 0: off
+    max_stretch: float = Field(4.0, ge=1)  # adaptive: no job stretched beyond this times its interval
+    # adaptive: what a second of staleness costs, per stream (trades: per trade per second)
+    stream_priorities: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRIORITIES))
     klines_poll_seconds: float = Field(60.0, gt=0)
     depth_poll_seconds: float = Field(60.0, gt=0)
     tickers_poll_seconds: float = Field(60.0, gt=0)
@@ -98,6 +108,17 @@ class Settings(BaseSettings):
     health_max_lag_seconds: float = Field(300.0, gt=0)
 
     _split = field_validator("streams", "kline_intervals", mode="before")(_split_list)
+
+    @field_validator("stream_priorities")
+    @classmethod
+    def _known_priorities(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [s for s in value if s not in DEFAULT_PRIORITIES]
+        if unknown:
+            raise ValueError(f"no priority for stream {unknown[0]!r}; choose from {', '.join(DEFAULT_PRIORITIES)}")
+        negative = [s for s, v in value.items() if v < 0]
+        if negative:
+            raise ValueError(f"the priority of {negative[0]!r} must be >= 0")
+        return {**DEFAULT_PRIORITIES, **value}  # the streams not named keep their defaults
 
     @field_validator("streams")
     @classmethod

@@ -27,6 +27,17 @@ INTERVALS: dict[str, timedelta] = {
 }
 
 STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker", "account")
+# What a second of staleness costs per stream, for the adaptive schedule (trades: per trade per
+# second of a symbol; the others per symbol a run serves): config's default, the planner's input.
+DEFAULT_PRIORITIES = {
+    "trades": 1.0,
+    "klines": 0.02,
+    "depth": 0.02,
+    "tickers": 0.02,
+    "avg_price": 0.01,
+    "book_ticker": 0.01,
+    "account": 0.05,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,11 @@ WEIGHT_USED = Gauge(
     "Request weight counted in the current window (local reservations reconciled with X-MBX-USED-WEIGHT-*).",
     registry=REGISTRY,
 )
+WEIGHT_LAST_WINDOW = Gauge(
+    "jex_exchange_weight_used_last_window",
+    "Request weight this process sent in the last complete window (the figure the per-minute log line reports).",
+    registry=REGISTRY,
+)
 WEIGHT_LIMIT = Gauge(
     "jex_exchange_weight_limit",
     "Announced request-weight limit per window (from exchangeInfo.rateLimits); 0 before it is known.",
@@ -155,6 +160,31 @@ JOB_FAILURES = Counter(
 JOB_INTERVAL = Gauge(
     "jex_job_interval_seconds",
     "Interval each job is scheduled at after budget planning.",
+    ["job"],
+    registry=REGISTRY,
+)
+TRADES_INTERVAL = Gauge(
+    "jex_trades_poll_interval_seconds",
+    "Interval the adaptive schedule gives each symbol's trades polls (busy symbols short, quiet long).",
+    ["symbol"],
+    registry=REGISTRY,
+)
+TRADES_RATE = Gauge(
+    "jex_trades_rate_per_second",
+    "Estimated trades per second of each symbol (what its polls found, smoothed over 5 minutes).",
+    ["symbol"],
+    registry=REGISTRY,
+)
+STREAM_BEHIND = Gauge(
+    "jex_stream_behind_target",
+    "1 when the schedule gives a job a longer interval than its target (the budget does not fit "
+    "every target); for trades, when a symbol's polls are further apart than trades_sweep_seconds.",
+    ["job"],
+    registry=REGISTRY,
+)
+STREAM_TARGET = Gauge(
+    "jex_job_target_seconds",
+    "The interval each job asks for (its configured target).",
     ["job"],
     registry=REGISTRY,
 )

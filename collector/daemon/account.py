@@ -20,7 +20,6 @@ followed: it keeps the last state the exchange gave.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -62,13 +61,13 @@ async def poll_account(ctx: LiveContext) -> None:
     for symbol, order_id in await ctx.db(store.unfinished_orders, engine):
         unfinished[symbol].append(order_id)
     ctx.account_open_symbols = len(unfinished)
-    await asyncio.gather(*(_guarded(ctx, "orders", s, _follow_orders, ids) for s, ids in unfinished.items()))
+    await ctx.each(unfinished.items(), lambda item: _guarded(ctx, "orders", item[0], _follow_orders, item[1]))
     shorted = [
         s
         for s in await ctx.db(store.shorted_symbols, engine)
         if s in ctx.symbols and ctx.symbols[s].listed and not ctx.symbols[s].swept
     ]
-    await asyncio.gather(*(_guarded(ctx, "short_call", s, _short_call) for s in shorted))
+    await ctx.each(shorted, lambda s: _guarded(ctx, "short_call", s, _short_call))
     ctx.mark_caught_up(STREAM, "*", started)
 
 
@@ -109,10 +108,8 @@ async def _short_call(ctx: LiveContext, symbol: str) -> None:
 async def poll_account_history(ctx: LiveContext) -> None:
     symbols = ctx.account_symbols()
     releasable = [s for s in symbols if ctx.symbols[s].can_release]
-    await asyncio.gather(
-        *(_guarded(ctx, "orders", s, _orders, final=True) for s in symbols),
-        *(_guarded(ctx, "records", s, _records, final=True) for s in releasable),
-    )
+    work = [("orders", s, _orders) for s in symbols] + [("records", s, _records) for s in releasable]
+    await ctx.each(work, lambda w: _guarded(ctx, w[0], w[1], w[2], final=True))
 
 
 async def _guarded(ctx: LiveContext, stream: str, symbol: str, fn, *args: Any, final: bool = False) -> None:

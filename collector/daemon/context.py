@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from collector.store.db import transaction
 from collector.store.write import write_job_error
 
 log = logging.getLogger(__name__)
+FANOUT = 8  # polls a job runs at once (each waits for its weight at the governor)
 REFUSE_AFTER_1121 = 3  # "invalid symbol" answers in a row before a listed symbol is given up
 
 
@@ -63,6 +64,21 @@ class LiveContext:
     clock: Callable[[], float] = time.time
     disabled: dict[str, str] = field(default_factory=dict)  # stream -> why it is not collected
     account_open_symbols: int = 0  # symbols with orders not yet final (the account poll follows them)
+    planned_per_minute: float = 0.0  # weight per minute the schedule in force needs (log and metric)
+    # The adaptive schedule's view of trades (daemon/trades.py): per symbol, when its last trades poll
+    # began (host time), its estimated trades per second, the interval the plan gives it, its last
+    # price and when the price signal saw it change.
+    trade_polls: dict[str, float] = field(default_factory=dict)
+    trade_rates: dict[str, float] = field(default_factory=dict)
+    trade_plan: dict[str, float] = field(default_factory=dict)
+    last_prices: dict[str, Any] = field(default_factory=dict)
+    price_changed: dict[str, float] = field(default_factory=dict)
+    signal_at: float = -1e18  # when the last price signal that was answered was asked
+    spawned: set[str] = field(default_factory=set)  # symbols with a poll task of their own running
+    blind: set[str] = field(default_factory=set)  # symbols that trade without moving their last price
+    last_volumes: dict[str, Any] = field(default_factory=dict)  # 24h volume of the latest ticker
+    volume_changed: dict[str, float] = field(default_factory=dict)  # when a ticker showed it move
+    tasks: set[asyncio.Task] = field(default_factory=set)
     _strikes: dict[str, int] = field(default_factory=dict)  # -1121 answers per symbol since its last success
     _busy: dict[str, int] = field(default_factory=dict)  # polls running per symbol
     _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll ends
@@ -88,6 +104,33 @@ class LiveContext:
             if not self._busy[symbol]:
                 del self._busy[symbol]
             self._settled.set()
+
+    async def each(self, items: Iterable[Any], fn: Callable[[Any], Awaitable[Any]], limit: int = FANOUT) -> None:
+        """``fn(item)`` for every item, at most ``limit`` at once: a job over 200 symbols keeps a
+        few requests waiting at the governor, not 200 (which every other job would queue behind)."""
+        gate = asyncio.Semaphore(limit)
+
+        async def one(item: Any) -> None:
+            async with gate:
+                await fn(item)
+
+        await asyncio.gather(*(one(i) for i in items))
+
+    def is_polling(self, symbol: str) -> bool:
+        return symbol in self._busy
+
+    def spawn(self, symbol: str, coro: Any) -> None:
+        """Run one symbol's poll as a task of its own (``spawned`` names the symbols that have one;
+        the schedule waits for or cancels ``tasks`` when it stops)."""
+        self.spawned.add(symbol)
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self.tasks.discard(t)
+            self.spawned.discard(symbol)
+
+        task.add_done_callback(done)
 
     async def wait_idle(self, symbols: set[str], timeout: float) -> set[str]:
         """Wait (at most ``timeout`` s) until none of ``symbols`` is being polled; return the idle ones."""
@@ -133,9 +176,7 @@ class LiveContext:
         now = self.now()
         account = "account" in self.settings.streams
         return sorted(
-            s.name
-            for s in self.symbols.values()
-            if s.needs_history(now) or (account and s.listed and not s.swept)
+            s.name for s in self.symbols.values() if s.needs_history(now) or (account and s.listed and not s.swept)
         )
 
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:

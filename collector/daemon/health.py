@@ -27,6 +27,7 @@ def refresh_gauges(ctx: LiveContext) -> None:
             )
     stats = ctx.client.governor.stats()
     metrics.WEIGHT_USED.set(stats.weight_used)
+    metrics.WEIGHT_LAST_WINDOW.set(stats.weight_last_window)
     metrics.DB_UP.set(1 if ctx.db_ok else 0)
 
 

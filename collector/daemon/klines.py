@@ -4,7 +4,6 @@ on every poll until it closes; the checkpoint only ever moves past closed klines
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -22,7 +21,7 @@ STREAM = "klines"
 
 
 async def poll_klines(ctx: LiveContext, interval: str) -> None:
-    await asyncio.gather(*(_guarded(ctx, s, interval) for s in ctx.with_history()))
+    await ctx.each(ctx.with_history(), lambda s: _guarded(ctx, s, interval))
 
 
 async def _guarded(ctx: LiveContext, symbol: str, interval: str) -> None:

@@ -12,6 +12,7 @@ live polling anyway).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from collector.config import Settings
@@ -19,6 +20,7 @@ from collector.domain import INTERVALS
 from collector.exchange import endpoints as ep
 
 PLAN_SHARE = 0.9
+BEHIND = 1.05  # a job is behind its target when planned this much longer (small moves are noise)
 MAX_STRETCH = 20.0  # no job is stretched beyond 20x its configured interval
 STEP = 1.25
 PARTITIONS_SECONDS = 3600.0  # monthly partitions created ahead (jobs/partitions.py)
@@ -145,3 +147,169 @@ def plan(specs: list[JobSpec], limit_per_minute: float) -> Plan:
         if seconds[s.name] != s.base_seconds
     ]
     return Plan(seconds, need(specs, seconds), budget, changes)
+
+
+# --- The adaptive schedule: weight allocated where staleness costs most ---------------------------
+
+TRADES_PAGE_WEIGHT = ep.HISTORICAL_TRADES.weight
+QUIET_RATE = 1 / 3600  # trades/s assumed of a symbol that showed none yet: it still gets some weight
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Something that costs weight each time it runs: a job, or one symbol's trades poll.
+
+    It runs every ``target`` seconds when the budget allows (never more often), and is stretched
+    toward ``limit`` when it does not; ``priority`` is what a second of its interval costs (the
+    staleness it causes). Zero priority: runs at ``target``, paid for first.
+
+    ``events`` (per second): the demand runs only when something happened (a symbol's trades polled
+    when the price signal shows it traded), at most once an interval, and at least once a
+    ``limit``: it then costs weight x min(1/interval, max(events, 1/limit)), so an interval shorter
+    than the time between its events costs nothing more, and a quiet symbol is polled as soon as
+    it trades for the price of its trades alone."""
+
+    name: str
+    stream: str
+    weight: float
+    target: float
+    limit: float
+    priority: float
+    events: float | None = None
+
+
+def allocate(demands: list[Demand], budget_per_second: float) -> dict[str, float]:
+    """Intervals minimising the total staleness cost sum(priority x interval) within the budget
+    sum(weight / interval) <= budget, each between its target and its limit.
+
+    The optimum (Lagrange) gives each demand interval = sqrt(mu x weight / priority), clamped: a
+    busy symbol gets short intervals, a quiet one long, and when the budget tightens everything
+    stretches together (by the square root of its cost over its value), not one stream after
+    another. If even every limit does not fit, all intervals grow in proportion: degraded evenly.
+    A demand run on events whose optimum interval is shorter than the time between its events
+    gets its target: running on every event costs the same, and is fresher.
+    """
+    fixed = [d for d in demands if d.priority <= 0 or d.weight <= 0]
+    flexible = [d for d in demands if d.priority > 0 and d.weight > 0]
+    out = {d.name: d.target for d in fixed}
+    budget = budget_per_second - sum(d.weight / d.target for d in fixed)
+
+    def interval(d: Demand, mu: float) -> float:
+        t = min(d.limit, max(d.target, math.sqrt(mu * d.weight / d.priority)))
+        if d.events is not None and t * max(d.events, 1 / d.limit) <= 1:
+            return d.target  # it runs on its events, rarer than that interval: at once, for free
+        return t
+
+    def at(mu: float) -> dict[str, float]:
+        return {d.name: interval(d, mu) for d in flexible}
+
+    def cost(seconds: dict[str, float]) -> float:
+        return sum(d.weight * _runs(d, seconds[d.name]) for d in flexible)
+
+    fastest = {d.name: d.target for d in flexible}
+    slowest = {d.name: d.limit for d in flexible}
+    if not flexible or cost(fastest) <= budget:
+        return {**out, **fastest}
+    if budget <= 0 or cost(slowest) > budget:
+        scale = cost(slowest) / budget if budget > 0 else MAX_STRETCH
+        return {**out, **{n: s * min(scale, MAX_STRETCH) for n, s in slowest.items()}}
+    lo, hi = 1e-9, 1.0
+    while cost(at(hi)) > budget:
+        hi *= 4.0
+    for _ in range(60):  # bisection on the multiplier (cost falls as mu grows)
+        mid = math.sqrt(lo * hi)
+        if cost(at(mid)) > budget:
+            lo = mid
+        else:
+            hi = mid
+    return {**out, **at(hi)}
+
+
+@dataclass(frozen=True)
+class AdaptivePlan:
+    seconds: dict[str, float]  # job name -> interval to schedule (snapshot and upkeep jobs)
+    trades: dict[str, float]  # symbol -> interval between its trades polls
+    need_per_minute: float  # weight per minute at those intervals
+    budget_per_minute: float
+    behind: dict[str, tuple[float, float]]  # stream -> (target, planned) where planned is longer
+
+    @property
+    def fits(self) -> bool:
+        return self.need_per_minute <= self.budget_per_minute * 1.001
+
+    @property
+    def changes(self) -> list[str]:
+        return [f"{n}: every {t:g}s -> every {p:.1f}s" for n, (t, p) in sorted(self.behind.items())]
+
+
+def _runs(d: Demand, seconds: float) -> float:
+    """How often ``d`` runs (per second) at that interval."""
+    if d.events is None:
+        return 1 / seconds
+    return min(1 / seconds, max(d.events, 1 / d.limit))
+
+
+def kline_target(settings: Settings, interval: str) -> float:
+    """How often klines of ``interval`` are asked for at best: every klines_poll_seconds, but a
+    longer kline (which closes once an interval) no more often than a quarter of its interval."""
+    return max(settings.klines_poll_seconds, min(INTERVALS[interval].total_seconds() / 4, 900.0))
+
+
+def adaptive_plan(
+    settings: Settings,
+    specs: list[JobSpec],
+    trade_rates: dict[str, float],
+    limit_per_minute: float,
+    blind: frozenset[str] | set[str] = frozenset(),
+) -> AdaptivePlan:
+    """The adaptive schedule: every job of ``specs`` but trades as a demand of its own, each symbol
+    with history (``trade_rates``: its estimated trades per second) a trades demand of its own,
+    the price signal (if on) a fixed one, all within PLAN_SHARE of the limit. With the signal, a
+    symbol's trades are polled when it shows a trade (at most once its interval), and at least once
+    trades_sweep_seconds: the plan counts what that costs."""
+    s = settings
+    priorities = s.stream_priorities
+    budget = limit_per_minute * PLAN_SHARE / 60.0
+    demands = []
+    for spec in specs:
+        if spec.stream == "trades":
+            continue
+        target = kline_target(s, spec.name.split()[1]) if spec.stream == "klines" else spec.base_seconds
+        priority = priorities.get(spec.stream, 0.0) * spec.weight_per_run
+        demands.append(Demand(spec.name, spec.stream, spec.weight_per_run, target, target * s.max_stretch, priority))
+    signals = s.trades_signal_seconds > 0 and "trades" in s.streams
+    if signals:
+        weight = ep.TICKER_PRICE.weight_all or ep.TICKER_PRICE.weight
+        demands.append(
+            Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
+        )
+    for symbol, rate in trade_rates.items():
+        rate = max(rate, 0.0)
+        demands.append(
+            Demand(
+                f"trades {symbol}",
+                "trades",
+                TRADES_PAGE_WEIGHT,
+                max(s.trades_min_seconds, s.trades_signal_seconds) if signals else s.trades_min_seconds,
+                s.trades_sweep_seconds,
+                priorities["trades"] * (rate + QUIET_RATE),
+                # with the signal, polled when it shows a trade (at most once a signal period);
+                # blind to it (trading at one price), polled at its interval
+                events=min(rate, 1 / s.trades_signal_seconds) if signals and symbol not in blind else None,
+            )
+        )
+    seconds = allocate(demands, budget)
+    need = sum(d.weight * 60.0 * _runs(d, seconds[d.name]) for d in demands)
+    behind = {
+        d.name: (d.target, seconds[d.name])
+        for d in demands
+        if d.stream != "trades" and seconds[d.name] > d.target * BEHIND
+    }
+    trades_targets = [d for d in demands if d.stream == "trades"]
+    slow = [d for d in trades_targets if seconds[d.name] > d.limit * BEHIND]
+    if slow:
+        worst = max(seconds[d.name] for d in slow)
+        behind["trades"] = (s.trades_sweep_seconds, worst)
+    jobs = {n: v for n, v in seconds.items() if not n.startswith("trades ")}
+    trades = {n.removeprefix("trades "): v for n, v in seconds.items() if n.startswith("trades ")}
+    return AdaptivePlan(jobs, trades, need, limit_per_minute * PLAN_SHARE, behind)

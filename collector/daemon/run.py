@@ -228,11 +228,13 @@ async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
                     rows[table] = int(s.value - last.get(table, 0))
                     last[table] = s.value
         stats = ctx.client.governor.stats()
+        metrics.WEIGHT_LAST_WINDOW.set(stats.weight_last_window)  # the same figure /metrics shows
         log.info(
-            "last minute: %s; weight %d/%s used this window; %d symbols; database %s",
+            "last minute: %s; weight %d/%s in the last full window (planned %.0f/min); %d symbols; database %s",
             ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",
-            stats.weight_used,
+            stats.weight_last_window,
             stats.weight_limit,
+            ctx.planned_per_minute,
             len(ctx.trading()),
             "up" if ctx.db_ok else "DOWN",
         )

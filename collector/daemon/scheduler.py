@@ -2,12 +2,14 @@
 
 Every job: one instance at a time (a slow run is never doubled), missed runs coalesced into one,
 a misfire grace as long as its interval, and a timeout so a hung run cannot block it forever.
-On every symbol change the budget is re-planned and intervals rescheduled.
+On every symbol change the budget is re-planned and intervals rescheduled; the adaptive schedule
+also re-plans every REPLAN_SECONDS, as the symbols' rates of trades change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,16 +32,22 @@ from collector.daemon.snapshots import (
     poll_tickers,
 )
 from collector.daemon.symbols import refresh_symbols
-from collector.daemon.trades import poll_trades
+from collector.daemon.trades import TICK_SECONDS, poll_due_trades, poll_trade_signals, poll_trades
 
 log = logging.getLogger(__name__)
 
 
+REPLAN_SECONDS = 30.0  # adaptive: how often the plan follows the symbols' rates of trades
+RESCHEDULE_CHANGE = 0.1  # a job is rescheduled when its planned interval moved more than this share
+
+
 def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]]:
+    adaptive = ctx.settings.schedule == "adaptive"
     funcs: dict[str, Callable[[], Awaitable[object]]] = {
         "symbols": partial(refresh_symbols, ctx),
         "partitions": partial(maintain_partitions, ctx),
-        "trades": partial(poll_trades, ctx),
+        "trades": partial(poll_due_trades if adaptive else poll_trades, ctx),
+        "trade signals": partial(poll_trade_signals, ctx),
         "depth": partial(poll_depth, ctx),
         "tickers": partial(poll_tickers, ctx),
         "avg_price": partial(poll_avg_price, ctx),
@@ -66,9 +74,13 @@ class Schedule:
             },
         )
         self.functions = job_functions(ctx)
+        self.functions["replan"] = self._replan_job
+        self.adaptive = ctx.settings.schedule == "adaptive"
         self.running: set[asyncio.Task] = set()
         self.stopping = False
-        self.plan: budget.Plan | None = None
+        self.plan: budget.Plan | budget.AdaptivePlan | None = None
+        self.intervals: dict[str, float] = {}  # job -> interval it is scheduled at
+        self._behind: set[str] = set()
         ctx.on_symbols_changed = self.replan
 
     def _specs(self) -> list[budget.JobSpec]:
@@ -99,41 +111,84 @@ class Schedule:
             share = min(1.0, max(0.05, mine / max(1, len(candidates))))
         return per_window * 60.0 / window * share
 
+    def _compute(self) -> budget.Plan | budget.AdaptivePlan:
+        if not self.adaptive:
+            return budget.plan(self._specs(), self._limit())
+        rates = {s: self.ctx.trade_rates.get(s, 0.0) for s in self.ctx.with_history()}
+        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), self.ctx.blind)
+
+    def _jobs(self) -> dict[str, float]:
+        """Every job to schedule, with its interval, from the plan in force."""
+        assert self.plan is not None
+        jobs = dict(self.plan.seconds)
+        if self.adaptive and "trades" in self.ctx.settings.streams:
+            jobs["trades"] = TICK_SECONDS  # looks for symbols due; the plan spaces each symbol
+            if self.ctx.settings.trades_signal_seconds > 0:
+                jobs["trade signals"] = self.ctx.settings.trades_signal_seconds
+            jobs["replan"] = REPLAN_SECONDS
+        return jobs
+
     def start(self) -> None:
-        self.plan = budget.plan(self._specs(), self._limit())
-        self._log_plan()
-        for spec in self._specs():
-            seconds = self.plan.seconds[spec.name]
+        self.plan = self._compute()
+        self._apply()
+        for name, seconds in self._jobs().items():
             # The daemon refreshed symbols just before starting us; everything else runs at once.
-            first = {} if spec.name == "symbols" else {"next_run_time": _now()}
-            self.scheduler.add_job(
-                self._runner(spec.name, seconds),
-                IntervalTrigger(seconds=seconds),
-                id=spec.name,
-                name=spec.name,
-                misfire_grace_time=max(1, int(seconds)),
-                **first,
-            )
-            metrics.JOB_INTERVAL.labels(spec.name).set(seconds)
+            first = {} if name in ("symbols", "replan") else {"next_run_time": _now()}
+            self._add(name, seconds, **first)
         self.scheduler.start()
 
+    def _add(self, name: str, seconds: float, **first) -> None:
+        self.scheduler.add_job(
+            self._runner(name, seconds),
+            IntervalTrigger(seconds=seconds),
+            id=name,
+            name=name,
+            misfire_grace_time=max(1, int(seconds)),
+            **first,
+        )
+        self.intervals[name] = seconds
+        metrics.JOB_INTERVAL.labels(name).set(seconds)
+
+    async def _replan_job(self) -> None:
+        self.replan()
+
     def replan(self) -> None:
-        """Symbols changed: recompute the budget and reschedule what changed."""
-        new = budget.plan(self._specs(), self._limit())
-        old = self.plan
-        self.plan = new
+        """Symbols (or, adaptive, rates of trades) changed: recompute the budget and reschedule what
+        moved by more than RESCHEDULE_CHANGE."""
+        self.plan = self._compute()
+        self._apply()
+        for name, seconds in self._jobs().items():
+            before = self.intervals.get(name)
+            if before is None:
+                self._add(name, seconds)
+            elif abs(seconds - before) > RESCHEDULE_CHANGE * before:
+                self.scheduler.reschedule_job(name, trigger=IntervalTrigger(seconds=seconds))
+                self.scheduler.modify_job(name, misfire_grace_time=max(1, int(seconds)))
+                self.intervals[name] = seconds
+                metrics.JOB_INTERVAL.labels(name).set(seconds)
+
+    def _apply(self) -> None:
+        """Hand the plan to the trades polls and the metrics, and log it when it changed."""
+        p = self.plan
+        assert p is not None
+        if isinstance(p, budget.AdaptivePlan):
+            gone = set(self.ctx.trade_plan) - set(p.trades)
+            self.ctx.trade_plan = dict(p.trades)
+            for symbol, seconds in p.trades.items():
+                metrics.TRADES_INTERVAL.labels(symbol).set(seconds)
+            for symbol in gone:
+                with contextlib.suppress(KeyError):
+                    metrics.TRADES_INTERVAL.remove(symbol)
         self._log_plan()
-        for spec in self._specs():
-            seconds = new.seconds[spec.name]
-            if old is None or old.seconds.get(spec.name) != seconds:
-                self.scheduler.reschedule_job(spec.name, trigger=IntervalTrigger(seconds=seconds))
-                self.scheduler.modify_job(spec.name, misfire_grace_time=max(1, int(seconds)))
-                metrics.JOB_INTERVAL.labels(spec.name).set(seconds)
 
     def _log_plan(self) -> None:
         p = self.plan
         assert p is not None
+        self.ctx.planned_per_minute = p.need_per_minute
         metrics.PLANNED_WEIGHT.set(p.need_per_minute)
+        if isinstance(p, budget.AdaptivePlan):
+            self._log_adaptive(p)
+            return
         now = self.ctx.now()
         states = {"trading": 0, "expired_unswept": 0, "done": 0}
         for s in self.ctx.symbols.values():
@@ -158,6 +213,49 @@ class Schedule:
                 p.need_per_minute,
                 p.budget_per_minute,
             )
+
+    def _log_adaptive(self, p: budget.AdaptivePlan) -> None:
+        """One line when the plan's shape changes (which jobs are behind their targets), not on every
+        re-plan; the metrics carry every figure at every re-plan."""
+        for job, seconds in self._targets().items():
+            metrics.STREAM_TARGET.labels(job).set(seconds)
+            metrics.STREAM_BEHIND.labels(job).set(1 if job in p.behind else 0)
+        behind = set(p.behind)
+        if behind == self._behind and self.intervals:
+            return
+        self._behind = behind
+        intervals = sorted(p.trades.values())
+        spread = (
+            f"trades of {len(intervals)} symbols every {intervals[0]:.1f}-{intervals[-1]:.0f}s"
+            f" (median {intervals[len(intervals) // 2]:.1f}s)"
+            if intervals
+            else "no trades polls yet"
+        )
+        log.info(
+            "adaptive schedule: %s; needs %.0f weight/min of a budget of %.0f (%.0f%% of the announced "
+            "limit less the margin)",
+            spread,
+            p.need_per_minute,
+            p.budget_per_minute,
+            budget.PLAN_SHARE * 100,
+        )
+        if behind:
+            log.warning("behind their targets (the budget does not fit them): %s", "; ".join(p.changes))
+        else:
+            log.info("every job at its target interval")
+
+    def _targets(self) -> dict[str, float]:
+        """What each planned job asks for (its target interval)."""
+        s = self.ctx.settings
+        out = {}
+        for spec in self._specs():
+            if spec.stream == "trades":
+                out["trades"] = s.trades_sweep_seconds
+            elif spec.stream == "klines":
+                out[spec.name] = budget.kline_target(s, spec.name.split()[1])
+            else:
+                out[spec.name] = spec.base_seconds
+        return out
 
     def _runner(self, name: str, seconds: float) -> Callable[[], Awaitable[None]]:
         func = self.functions[name]
@@ -196,7 +294,7 @@ class Schedule:
         """
         self.stopping = True
         self.scheduler.pause()
-        pending = set(self.running)
+        pending = set(self.running) | set(self.ctx.tasks)  # jobs, and the polls they started
         if pending:
             _, still = await asyncio.wait(pending, timeout=grace)
             for task in still:
@@ -210,7 +308,7 @@ class Schedule:
         self.stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for task in list(self.running):
+        for task in [*self.running, *self.ctx.tasks]:
             task.cancel()
 
 

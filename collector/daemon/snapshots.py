@@ -7,13 +7,13 @@ or one call per symbol (weight 1 each).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import Engine
 
 from collector import metrics
 from collector.daemon.context import LiveContext
+from collector.daemon.trades import note_volumes
 from collector.domain import DepthSnapshot, Ticker24h
 from collector.exchange import endpoints as ep
 from collector.store.db import transaction
@@ -44,7 +44,7 @@ async def _each(
         except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
             await ctx.record_error(job, symbol, exc, stream=stream)
 
-    await asyncio.gather(*(one(s) for s in symbols))
+    await ctx.each(symbols, one)
 
 
 async def poll_depth(ctx: LiveContext) -> None:
@@ -73,6 +73,7 @@ async def poll_tickers(ctx: LiveContext) -> None:
         try:
             wanted = set(symbols)
             tickers = [t for t in await ctx.client.ticker_24hr() if t.symbol in wanted]
+            note_volumes(ctx, tickers, started)
             await ctx.db(_store_tickers, ctx.engine, tickers)
             for t in tickers:
                 ctx.mark_caught_up("tickers", t.symbol, started)
@@ -81,7 +82,10 @@ async def poll_tickers(ctx: LiveContext) -> None:
         return
 
     async def one(symbol: str) -> None:
-        await ctx.db(_store_tickers, ctx.engine, await ctx.client.ticker_24hr(symbol))
+        asked = ctx.clock()
+        tickers = await ctx.client.ticker_24hr(symbol)
+        note_volumes(ctx, tickers, asked)
+        await ctx.db(_store_tickers, ctx.engine, tickers)
 
     await _each(ctx, "tickers", "tickers", symbols, one)
 

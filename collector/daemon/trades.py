@@ -1,30 +1,133 @@
-"""Trades poll: for each symbol, historicalTrades from its checkpoint until caught up.
+"""Trades: for each symbol, historicalTrades from its checkpoint until caught up.
 
 A symbol seen for the first time starts ``lookback_hours`` before it was first seen (located by
 interpolation search on fromId), so the daemon's history of it is gap-free from that point. Rows and the checkpoint
 commit together; a crash or an outage just means the next poll catches up.
+
+Two schedules (``schedule``):
+
+- **fixed** (``poll_trades``): every symbol every ``trades_poll_seconds``.
+- **adaptive** (``poll_due_trades``, a tick every TICK_SECONDS): each symbol is polled when the
+  interval the plan gives it has passed since its last poll; the plan (daemon/planner.py) gives
+  a busy symbol a short interval and a quiet one a long one, from its estimated rate of trades
+  (what its polls found, smoothed over RATE_SECONDS). With the price signal on
+  (``poll_trade_signals``: all last prices, weight 2, every ``trades_signal_seconds``) a poll is
+  made only when the symbol's last price changed since its previous poll: a quiet symbol is polled
+  as soon as it trades and costs nothing while it does not. Every symbol is still polled within
+  ``trades_sweep_seconds`` whatever the signal says (a trade at the same price changes nothing it
+  can see), and an expired symbol at once after its expiry (its final sweep): correctness stays
+  with the fromId checkpoint, never with a signal; a signal unanswered for SIGNAL_STALE periods is
+  not waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 
 from sqlalchemy import Engine
 
 from collector import metrics
 from collector.daemon.context import LiveContext
 from collector.daemon.sweep import note_final, sweeping
-from collector.domain import Trade
+from collector.domain import Ticker24h, Trade
+from collector.errors import TransientError
 from collector.exchange.paging import locate_first_trade, trade_pages
 from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
 from collector.store.history import load_checkpoint, save_trades
 
 STREAM = "trades"
+log = logging.getLogger(__name__)
+TICK_SECONDS = 0.5  # how often the adaptive schedule looks for symbols due
+SIGNAL_STALE = 3  # signal periods without an answer after which the signal is not waited for
+POLL_TIMEOUT = 300.0  # seconds: a symbol's poll (a catch-up of many pages) is given up after this
+MAX_POLLS = 8  # trades polls running at once (the longest waiting go first)
+RATE_SECONDS = 300.0  # the estimated rate of trades forgets with this time constant
 
 
 async def poll_trades(ctx: LiveContext) -> None:
-    await asyncio.gather(*(_guarded(ctx, s) for s in ctx.with_history()))
+    """The fixed schedule: every symbol with history, now."""
+    await ctx.each(ctx.with_history(), lambda s: _guarded(ctx, s))
+
+
+async def poll_due_trades(ctx: LiveContext) -> None:
+    """The adaptive schedule's tick: start a poll of each symbol due, each a task of its own (a long
+    catch-up of one symbol holds neither the tick nor the others), and return."""
+    for symbol in due(ctx, ctx.clock()):
+        ctx.spawn(symbol, _timed(ctx, symbol))
+
+
+async def _timed(ctx: LiveContext, symbol: str) -> None:
+    try:
+        async with asyncio.timeout(POLL_TIMEOUT):
+            await _guarded(ctx, symbol)
+    except TimeoutError:
+        await ctx.record_error("trades", symbol, TransientError(f"poll ran over {POLL_TIMEOUT:g}s"), stream=STREAM)
+
+
+def due(ctx: LiveContext, now: float) -> list[str]:
+    """Symbols whose trades poll is due at ``now`` (host time): never polled; not polled for
+    trades_sweep_seconds; expired and awaiting the final sweep; or its planned interval passed and
+    (when the price signal is on and current) its last price changed since its last poll, or its
+    24h volume did (the tickers job's answers), or it trades unseen by the price (``blind``)."""
+    s = ctx.settings
+    signal = s.trades_signal_seconds > 0 and now - ctx.signal_at <= SIGNAL_STALE * s.trades_signal_seconds
+    out = []
+    for symbol in ctx.with_history():
+        if ctx.is_polling(symbol) or symbol in ctx.spawned:
+            continue  # a poll of it is running (a catch-up begun by an earlier tick)
+        last = ctx.trade_polls.get(symbol)
+        planned = ctx.trade_plan.get(symbol, s.trades_sweep_seconds)
+        # the sweep: at least every trades_sweep_seconds, or as the plan stretched it when even
+        # that does not fit the budget
+        if last is None or now - last >= max(s.trades_sweep_seconds, planned):
+            out.append(symbol)
+        elif sweeping(ctx, symbol, now) and not sweeping(ctx, symbol, last):
+            out.append(symbol)  # the first poll after expiry: its final sweep
+        elif (
+            now - last >= planned
+            and signal
+            and (
+                symbol in ctx.blind
+                or ctx.price_changed.get(symbol, -math.inf) >= last
+                or ctx.volume_changed.get(symbol, -math.inf) >= last
+            )
+        ):
+            out.append(symbol)
+        elif now - last >= planned and s.trades_signal_seconds <= 0:
+            out.append(symbol)  # no signal: polled blind at its interval (the plan counted that)
+    # A signal gone stale leaves only the sweeps: polling blind at intervals planned for polls on
+    # change would ask far more than the budget.
+    return sorted(out, key=lambda sym: ctx.trade_polls.get(sym, -math.inf))[: max(0, MAX_POLLS - len(ctx.spawned))]
+
+
+async def poll_trade_signals(ctx: LiveContext) -> None:
+    """All last prices (ticker/price without a symbol, weight 2): a symbol whose last price changed
+    has traded since."""
+    if not ctx.with_history():
+        return
+    asked = ctx.clock()
+    prices = await ctx.client.ticker_price(priority=Priority.SIGNAL)
+    for p in prices:
+        before = ctx.last_prices.get(p.symbol)
+        if before is None or before != p.price:
+            # it traded before the answer; a poll that began after ``asked`` has it, one before may not
+            ctx.price_changed[p.symbol] = asked
+        ctx.last_prices[p.symbol] = p.price
+    ctx.signal_at = asked
+
+
+def note_volumes(ctx: LiveContext, tickers: list[Ticker24h], asked: float) -> None:
+    """The 24hr tickers the tickers job fetched anyway, as a second signal: a symbol whose 24h volume
+    moved since its previous ticker traded (or saw a trade of a day ago drop out), even at an
+    unchanged price."""
+    for t in tickers:
+        before = ctx.last_volumes.get(t.symbol)
+        if before is not None and before != t.volume:
+            ctx.volume_changed[t.symbol] = asked
+        ctx.last_volumes[t.symbol] = t.volume
 
 
 async def _guarded(ctx: LiveContext, symbol: str) -> None:
@@ -39,6 +142,8 @@ async def _guarded(ctx: LiveContext, symbol: str) -> None:
 async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     """Fetch and store every trade newer than the checkpoint; return how many were stored."""
     started = ctx.clock()
+    previous = ctx.trade_polls.get(symbol)
+    ctx.trade_polls[symbol] = started
     # The final sweep of an expired symbol claims its history complete: that needs evidence (an
     # empty page), not a page shorter than asked.
     final = sweeping(ctx, symbol, started)
@@ -52,8 +157,10 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
             # Nothing since then; remember where we looked so no later trade can slip before it.
             await ctx.db(_store, ctx.engine, symbol, [], since)
             ctx.mark_caught_up(STREAM, symbol, started)
+            _learn_rate(ctx, symbol, 0, started - since.timestamp())
             await note_final(ctx, symbol, STREAM, started)
             return 0
+        previous = since.timestamp()  # the first poll: its trades span the lookback
         pages = trade_pages(
             ctx.client, symbol, located.first_id, priority=Priority.LIVE, first_page=located.page, evidence=final
         )
@@ -63,9 +170,38 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     async for page in pages:
         stored += await ctx.db(_store, ctx.engine, symbol, page, None)
     ctx.mark_caught_up(STREAM, symbol, started)
+    if previous is not None:
+        _learn_rate(ctx, symbol, stored, started - previous)
+        _learn_blindness(ctx, symbol, stored, previous)
     if not final or pages.exhausted:
         await note_final(ctx, symbol, STREAM, started)
     return stored
+
+
+def _learn_blindness(ctx: LiveContext, symbol: str, found: int, previous: float) -> None:
+    """A poll that found trades the price signal had not shown (its price did not move since the
+    previous poll: every trade at one price) marks the symbol blind to the signal: it is then polled
+    at its planned interval whatever the signal says, until a poll finds nothing."""
+    if ctx.settings.trades_signal_seconds <= 0:
+        return
+    unseen = ctx.price_changed.get(symbol, -math.inf) < previous
+    if found and unseen:
+        if symbol not in ctx.blind:
+            log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
+        ctx.blind.add(symbol)
+    elif not found:
+        ctx.blind.discard(symbol)
+
+
+def _learn_rate(ctx: LiveContext, symbol: str, found: int, span: float) -> None:
+    """Fold what a poll found over ``span`` seconds into the symbol's estimated trades per second."""
+    if span <= 0:
+        return
+    weight = 1.0 - math.exp(-span / RATE_SECONDS)
+    before = ctx.trade_rates.get(symbol)
+    rate = found / span if before is None else before + weight * (found / span - before)
+    ctx.trade_rates[symbol] = rate
+    metrics.TRADES_RATE.labels(symbol).set(rate)
 
 
 def _load(engine: Engine, symbol: str) -> checkpoints.Checkpoint | None:

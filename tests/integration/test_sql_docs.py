@@ -72,3 +72,21 @@ def test_views_migration_down_and_up(engine):
     assert not (VIEWS & set(inspect(engine).get_view_names()))
     upgrade(engine)
     assert set(inspect(engine).get_view_names()) >= VIEWS
+
+
+def test_on_the_demos_chain_market_the_chain_has_calls_and_puts_at_several_strikes_and_put_call_numbers(engine, window):
+    """The demo's market (chains of calls and puts): option_chain shows several strikes of each kind
+    per expiry, and the put/call example of this file returns numbers, not NULL."""
+    start, end = window
+    m = Market(SimConfig(market="chain", seed=1, history_days=0.2, symbols=28, start_ms=ms(end)))
+    populate(engine, start=start, end=end, m=m)
+    with engine.connect() as conn:
+        chain = conn.execute(
+            text(
+                "SELECT expiry_time, option_type, count(DISTINCT strike_price) FROM option_chain "
+                "GROUP BY expiry_time, option_type"
+            )
+        ).all()
+        put_call = conn.execute(text(next(b for b in BLOCKS if "put_call_ratio" in b))).all()
+    assert {t for _, t, _ in chain} == {"CALL", "PUT"} and all(n >= 3 for *_, n in chain), chain
+    assert any(r.put_call_ratio is not None for r in put_call), put_call

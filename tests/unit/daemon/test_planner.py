@@ -87,3 +87,102 @@ def test_the_account_stream_is_in_the_plan_with_its_weights():
     # when the budget is short, the account gives way before trades do
     tight = plan(list(specs.values()), 700)
     assert tight.seconds["account history"] > 300.0 and tight.seconds["trades"] == 15.0
+
+
+# --- the adaptive schedule -------------------------------------------------------------------
+
+from collector.daemon.planner import Demand, adaptive_plan, allocate  # noqa: E402
+
+
+def demands_of(rates: dict[str, float], target=1.0, limit=120.0) -> list[Demand]:
+    return [Demand(s, "trades", 5, target, limit, r) for s, r in rates.items()]
+
+
+def cost(demands: list[Demand], seconds: dict[str, float]) -> float:
+    return sum(d.weight / seconds[d.name] for d in demands)
+
+
+def staleness(demands: list[Demand], seconds: dict[str, float]) -> float:
+    return sum(d.priority * seconds[d.name] for d in demands)
+
+
+def test_allocate_fits_the_budget_exactly_and_gives_busy_symbols_short_intervals():
+    demands = demands_of({"busy": 1.0, "normal": 0.1, "quiet": 0.001})
+    seconds = allocate(demands, budget_per_second=2.0)
+    assert cost(demands, seconds) == pytest.approx(2.0, rel=1e-6)
+    assert seconds["busy"] < seconds["normal"] < seconds["quiet"] <= 120.0
+    # the optimum: interval proportional to 1/sqrt(priority) where no bound binds
+    assert seconds["normal"] / seconds["busy"] == pytest.approx((1.0 / 0.1) ** 0.5, rel=1e-6)
+
+
+def test_allocate_is_the_optimum_no_small_move_lowers_the_staleness_within_the_budget():
+    demands = demands_of({"a": 0.8, "b": 0.3, "c": 0.05, "d": 0.01}, target=0.5, limit=200.0)
+    seconds = allocate(demands, budget_per_second=3.0)
+    best = staleness(demands, seconds)
+    for x, y in itertools.permutations(seconds, 2):  # shorten one, lengthen another at the same cost
+        moved = dict(seconds)
+        moved[x] *= 0.99
+        extra = 5 / moved[x] - 5 / seconds[x]
+        moved[y] = 5 / (5 / seconds[y] - extra) if 5 / seconds[y] > extra else float("inf")
+        if moved[y] <= 200.0:
+            assert staleness(demands, moved) >= best - 1e-9, (x, y)
+
+
+def test_allocate_within_bounds_and_even_degradation_beyond_them():
+    demands = demands_of({"a": 1.0, "b": 0.5}, target=2.0, limit=60.0)
+    assert allocate(demands, budget_per_second=100.0) == {"a": 2.0, "b": 2.0}  # everything at target
+    squeezed = allocate(demands, budget_per_second=0.05)  # not even the limits fit: all in proportion
+    assert squeezed["a"] == squeezed["b"] > 60.0
+    assert cost(demands, squeezed) == pytest.approx(0.05, rel=1e-6)
+    fixed = [Demand("signals", "signals", 2, 1.5, 1.5, 0.0), *demands]
+    seconds = allocate(fixed, budget_per_second=3.0)
+    assert seconds["signals"] == 1.5 and cost(demands, seconds) == pytest.approx(3.0 - 2 / 1.5, rel=1e-6)
+
+
+def test_allocate_polls_a_symbol_on_its_events_when_that_is_no_dearer():
+    """Polled when the signal shows a trade: a quiet symbol costs its trades alone, so it is polled
+    at once when it trades; a busy one (events more often than its optimum) is spaced."""
+    demands = [
+        Demand("busy", "trades", 5, 1.5, 120.0, 2.0, events=1 / 1.5),
+        Demand("quiet", "trades", 5, 1.5, 120.0, 0.01, events=0.01),
+    ]
+    seconds = allocate(demands, budget_per_second=2.0)
+    assert seconds["quiet"] == 1.5  # at once when it trades: 5 x 0.01 weight/s
+    assert seconds["busy"] > 1.5  # spaced: 5 / interval
+    assert 5 / seconds["busy"] + 5 * 0.01 == pytest.approx(2.0, rel=1e-6)
+
+
+def test_adaptive_plan_keeps_the_other_streams_at_their_targets_until_trades_are_slow():
+    s = settings(schedule="adaptive", streams=["klines", "trades", "depth", "tickers"], kline_intervals=["1m", "1h"])
+    specs = job_specs(s, n_trading=28, n_history=28)
+    rates = {f"S{i}": (0.5 if i < 5 else 0.01) for i in range(28)}
+    p = adaptive_plan(s, specs, rates, 1140)
+    assert p.seconds["depth"] == 60.0 and p.seconds["tickers"] == 60.0 and p.seconds["klines 1m"] == 60.0
+    assert p.seconds["klines 1h"] == 900.0  # a 1h kline asked for at most every quarter hour
+    assert p.seconds["trade signals"] == s.trades_signal_seconds
+    # with the price signal, every symbol is polled when it trades: that fits, so all at the signal's pace
+    assert set(p.trades.values()) == {s.trades_signal_seconds} and not p.behind
+    assert p.need_per_minute < p.budget_per_minute
+    # without it, polls are blind: the busy symbols get the short intervals, within the budget exactly
+    blind = adaptive_plan(s.model_copy(update={"trades_signal_seconds": 0.0}), specs, rates, 1140)
+    assert max(blind.trades[f"S{i}"] for i in range(5)) < min(blind.trades[f"S{i}"] for i in range(5, 28))
+    assert blind.need_per_minute == pytest.approx(blind.budget_per_minute, rel=1e-3) and not blind.behind
+    # a budget too small for every target: everything stretches together, bounded, and says so
+    tight = adaptive_plan(s, specs, rates, 200)
+    assert tight.behind and {"depth", "tickers"} <= set(tight.behind)
+    assert all(
+        tight.seconds[j] <= target * s.max_stretch + 1e-6 for j, (target, _) in tight.behind.items() if j != "trades"
+    )
+    assert tight.need_per_minute <= tight.budget_per_minute * 1.001
+
+
+def test_priorities_are_configurable_per_stream():
+    base = settings(schedule="adaptive", streams=["trades", "depth"])
+    specs = job_specs(base, n_trading=50, n_history=50)
+    rates = {f"S{i}": 0.2 for i in range(50)}
+    normal = adaptive_plan(base, specs, rates, 300)
+    depth_first = adaptive_plan(
+        settings(schedule="adaptive", streams=["trades", "depth"], stream_priorities={"depth": 10.0}), specs, rates, 300
+    )
+    assert depth_first.seconds["depth"] < normal.seconds["depth"]
+    assert depth_first.trades["S0"] > normal.trades["S0"]
