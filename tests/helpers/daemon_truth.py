@@ -99,7 +99,15 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
             for key, v in stored.items()
             if key[0] == name and since <= datetime.fromtimestamp(v[2] / 1000, UTC) < cutoff
         }
-        assert mine == truth, f"{name}: {len(set(truth) - set(mine))} missing, {len(set(mine) - set(truth))} extra"
+        if mine != truth:
+            missing = sorted(truth[k][2] for k in set(truth) - set(mine))
+            expiry = sym["expiry_time"]
+            raise AssertionError(
+                f"{name}: {len(set(truth) - set(mine))} missing, {len(set(mine) - set(truth))} extra, differ "
+                f"{sum(1 for k in set(mine) & set(truth) if mine[k] != truth[k])}; missing at "
+                f"{[datetime.fromtimestamp(t / 1000, UTC).strftime('%H:%M:%S.%f')[:-3] for t in missing[:3]]} "
+                f"(expiry {expiry:%H:%M:%S} )"
+            )
         expected_trades += len(truth)
         # Nothing stored that the exchange does not hold, whatever the time.
         all_truth = {x["id"] for x in market.trades(name, 0, ms(stopped) + 1)}
