@@ -29,19 +29,32 @@ class _RedactingFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record. Every value is masked before it is serialised: a secret holding
+    a quote, a backslash or a non-ASCII character is escaped by JSON, so masking the finished line
+    would miss it."""
+
     _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
-        out.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        for key, value in record.__dict__.items():
+            if key not in self._skip:
+                out[redact(str(key))] = _masked(value)
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(out, default=str))
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out)
+
+
+def _masked(value: object) -> object:
+    """A value fit for JSON with every secret masked in it (numbers and booleans stay as they are)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(value if isinstance(value, str) else str(value))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
