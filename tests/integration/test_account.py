@@ -6,7 +6,6 @@ row for row; the same when the collector is killed (`kill -9`) at random moments
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import sys
@@ -29,7 +28,7 @@ from tests.helpers.account_truth import (
 from tests.helpers.daemons import running_daemon
 from tests.helpers.kills import run_and_kill, runs_begun
 from tests.helpers.polling import until
-from tests.helpers.truth import tail
+from tests.helpers.truth import cli_env, tail
 
 # Symbols that live an hour, trading a few times a second; one account, no demo history; a weight
 # limit that fits polling the account every second (the planner would stretch it to fit 1200).
@@ -103,10 +102,9 @@ async def test_account_killed_anywhere_loses_nothing(engine, db_url, tmp_path):
     async with Simulator(SimConfig(**SIM), port=0) as sim, aiohttp.ClientSession() as session:
         trader = Trader(sim, trader_client(session, sim))
         await trader.client.configure_limits()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
-        env.update(
-            COLLECTOR_DATABASE_URL=db_url,
-            COLLECTOR_EXCHANGE_URL=sim.base_url,
+        env = cli_env(
+            db_url,
+            sim,
             COLLECTOR_API_KEY=KEY,
             COLLECTOR_API_SECRET=SECRET,
             COLLECTOR_STREAMS="account",
