@@ -6,9 +6,26 @@ registry (not the global default) keeps tests and embedded uses from colliding.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import contextlib
+from importlib.metadata import PackageNotFoundError, version
+from platform import python_version
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 REGISTRY = CollectorRegistry()
+# The standard series of the process and the interpreter (process_*, python_*).
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+REGISTRY.register(GC_COLLECTOR)
 
 # --- exchange client -----------------------------------------------------------------------
 
@@ -43,12 +60,12 @@ EXCHANGE_BANNED = Counter(
     registry=REGISTRY,
 )
 EXCHANGE_BAN_UNTIL = Gauge(
-    "jex_exchange_ban_until_seconds",
+    "jex_exchange_ban_until_timestamp_seconds",
     "Unix time at which the current IP ban ends; 0 when not banned.",
     registry=REGISTRY,
 )
 EXCHANGE_PAUSED_UNTIL = Gauge(
-    "jex_exchange_paused_until_seconds",
+    "jex_exchange_paused_until_timestamp_seconds",
     "Unix time before which nothing is sent (Retry-After of a 429 or 418); 0 when not paused.",
     registry=REGISTRY,
 )
@@ -128,20 +145,20 @@ ROWS_UPSERTED = Counter(
 NEWEST_ROW = Gauge(
     "jex_stream_newest_row_timestamp_seconds",
     "Time of the newest row stored per stream and symbol (trade time, kline open time, capture time).",
-    ["stream", "symbol"],
+    ["stream", "interval", "symbol"],
     registry=REGISTRY,
 )
 STREAM_LAG = Gauge(
     "jex_stream_lag_seconds",
     "Now minus the newest stored row's time, per stream and symbol.",
-    ["stream", "symbol"],
+    ["stream", "interval", "symbol"],
     registry=REGISTRY,
 )
 STREAM_STALENESS = Gauge(
     "jex_stream_staleness_seconds",
     "Seconds since a poll last confirmed the stream held everything the exchange had (the health "
     "signal: unlike lag it stays low for a symbol that simply has no new trades).",
-    ["stream", "symbol"],
+    ["stream", "interval", "symbol"],
     registry=REGISTRY,
 )
 JOB_DURATION = Histogram(
@@ -210,3 +227,34 @@ DB_ERRORS = Counter(
     registry=REGISTRY,
 )
 DB_UP = Gauge("jex_database_up", "1 when the last database operation succeeded.", registry=REGISTRY)
+
+
+def _version() -> str:
+    try:
+        return version("jex-collector")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+BUILD = Info("jex_collector_build", "The collector's version and the Python it runs on.", registry=REGISTRY)
+BUILD.info({"version": _version(), "python": python_version()})
+
+# Series labelled with a symbol: removed when this process no longer polls the symbol (swept, handed
+# to another collector, refused), so no expired symbol's staleness grows for ever.
+PER_SYMBOL = [NEWEST_ROW, STREAM_LAG, STREAM_STALENESS, TRADES_INTERVAL, TRADES_RATE]
+
+
+def stream_labels(stream: str) -> tuple[str, str]:
+    """("klines", "1m") of a job's stream key "klines 1m"; (stream, "") of the others."""
+    name, _, interval = stream.partition(" ")
+    return name, interval
+
+
+def forget_symbol(symbol: str) -> None:
+    for metric in PER_SYMBOL:
+        names = metric._labelnames
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.labels.get("symbol") == symbol:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(*(sample.labels[n] for n in names))

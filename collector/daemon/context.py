@@ -179,10 +179,28 @@ class LiveContext:
             s.name for s in self.symbols.values() if s.needs_history(now) or (account and s.listed and not s.swept)
         )
 
+    def forget(self, symbol: str) -> None:
+        """This process no longer polls ``symbol`` (swept, handed over, refused): drop what it kept
+        of it, and its metric series, so none of them shows a staleness growing for ever."""
+        for key in [k for k in self.caught_up if k[1] == symbol]:
+            del self.caught_up[key]
+        for kept in (
+            self.trade_polls,
+            self.trade_rates,
+            self.trade_plan,
+            self.last_prices,
+            self.price_changed,
+            self.last_volumes,
+            self.volume_changed,
+        ):
+            kept.pop(symbol, None)
+        self.blind.discard(symbol)
+        metrics.forget_symbol(symbol)
+
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:
         self.caught_up[(stream, symbol)] = at
         self._strikes.pop(symbol, None)
-        metrics.STREAM_STALENESS.labels(stream, symbol).set(0)
+        metrics.STREAM_STALENESS.labels(*metrics.stream_labels(stream), symbol).set(0)
 
     async def refuse(self, exc: SymbolRefused) -> None:
         """The exchange refused ``exc.symbol`` for good: record why, say so once, stop asking.
@@ -200,6 +218,7 @@ class LiveContext:
                 return
         sym.refused = True
         metrics.SYMBOLS_REFUSED.inc()
+        self.forget(symbol)
         log.warning(
             "%s refused by the exchange: %s; no longer asked for it (recorded in option_symbols)", symbol, exc.reason
         )

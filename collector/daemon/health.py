@@ -7,7 +7,7 @@ import json
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from collector import metrics
 from collector.daemon.context import LiveContext
@@ -19,10 +19,10 @@ def refresh_gauges(ctx: LiveContext) -> None:
     """Lag and staleness are ages: compute them when asked, not when rows arrive."""
     now = time.time()
     for (stream, symbol), at in list(ctx.caught_up.items()):
-        metrics.STREAM_STALENESS.labels(stream, symbol).set(max(0.0, now - at))
+        metrics.STREAM_STALENESS.labels(*metrics.stream_labels(stream), symbol).set(max(0.0, now - at))
     for metric in metrics.NEWEST_ROW.collect():
         for sample in metric.samples:
-            metrics.STREAM_LAG.labels(sample.labels["stream"], sample.labels["symbol"]).set(
+            metrics.STREAM_LAG.labels(sample.labels["stream"], sample.labels["interval"], sample.labels["symbol"]).set(
                 max(0.0, now - sample.value)
             )
     stats = ctx.client.governor.stats()
@@ -48,9 +48,11 @@ def health_problems(ctx: LiveContext, db_answers: bool) -> list[str]:
 
 
 def make_app(ctx: LiveContext) -> web.Application:
-    async def metrics_handler(_: web.Request) -> web.Response:
+    exposition = make_aiohttp_handler(metrics.REGISTRY)
+
+    async def metrics_handler(request: web.Request) -> web.StreamResponse:
         refresh_gauges(ctx)
-        return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return await exposition(request)  # prometheus-client's own: content negotiation, gzip
 
     async def healthz(_: web.Request) -> web.Response:
         problems = health_problems(ctx, await _db_answers(ctx))

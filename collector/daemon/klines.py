@@ -66,5 +66,5 @@ def _store(engine: Engine, symbol: str, interval: str, klines: list[Kline], serv
     save_klines(engine, checkpoints.LIVE, symbol, interval, klines, now=server_now)
     metrics.ROWS_UPSERTED.labels("klines").inc(len(klines))
     if klines:
-        metrics.NEWEST_ROW.labels(f"{STREAM} {interval}", symbol).set(klines[-1].open_time.timestamp())
+        metrics.NEWEST_ROW.labels(STREAM, interval, symbol).set(klines[-1].open_time.timestamp())
     return len(klines)

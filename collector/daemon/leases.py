@@ -23,6 +23,8 @@ async def balance_leases(ctx: LiveContext) -> None:
         gained = sorted(owned - (ctx.owned or set()))
         lost = sorted((ctx.owned or set()) - owned)
         ctx.owned = owned
+        for symbol in lost:
+            ctx.forget(symbol)  # another collector polls it now: its series are that one's
         log.info(
             "now polling %d symbols%s%s",
             len(owned),

@@ -61,7 +61,7 @@ def _store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int) -> None:
     with transaction(engine) as conn:
         write_depth(conn, snapshot, limit=limit)
     metrics.ROWS_UPSERTED.labels("depth_snapshots").inc()
-    metrics.NEWEST_ROW.labels("depth", snapshot.symbol).set(snapshot.captured_at.timestamp())
+    metrics.NEWEST_ROW.labels("depth", "", snapshot.symbol).set(snapshot.captured_at.timestamp())
 
 
 async def poll_tickers(ctx: LiveContext) -> None:
@@ -96,7 +96,7 @@ def _store_tickers(engine: Engine, tickers: list[Ticker24h]) -> None:
         set_strike_prices(conn, tickers)
     metrics.ROWS_UPSERTED.labels("tickers_24hr").inc(len(tickers))
     for t in tickers:
-        metrics.NEWEST_ROW.labels("tickers", t.symbol).set(t.captured_at.timestamp())
+        metrics.NEWEST_ROW.labels("tickers", "", t.symbol).set(t.captured_at.timestamp())
 
 
 async def poll_avg_price(ctx: LiveContext) -> None:

@@ -50,6 +50,7 @@ async def note_final(ctx: LiveContext, symbol: str, stream: str, poll_started: f
         await ctx.db(mark_swept, ctx.engine, symbol, ctx.now())
         sym.swept = True
         ctx.final.pop(symbol, None)
+        ctx.forget(symbol)
         log.info("final sweep of expired %s done; no longer polled", symbol)
         if ctx.on_symbols_changed is not None:
             ctx.on_symbols_changed()

@@ -212,5 +212,5 @@ def _store(engine: Engine, symbol: str, trades: list[Trade], anchor) -> int:
     save_trades(engine, checkpoints.LIVE, symbol, trades, anchor=anchor)
     metrics.ROWS_UPSERTED.labels("trades").inc(len(trades))
     if trades:
-        metrics.NEWEST_ROW.labels(STREAM, symbol).set(trades[-1].time.timestamp())
+        metrics.NEWEST_ROW.labels(STREAM, "", symbol).set(trades[-1].time.timestamp())
     return len(trades)

@@ -114,3 +114,61 @@ async def test_a_late_first_poll_starts_lookback_before_the_symbol_was_first_see
     with engine.connect() as conn:
         rows = set(conn.execute(text("SELECT trade_id FROM trades")).scalars())
     assert rows == truth and len(truth) > 10
+
+
+def series_of(symbol: str) -> list[str]:
+    """Every metric series that names ``symbol``."""
+    from collector import metrics
+
+    return [
+        f"{s.name}{s.labels}"
+        for family in metrics.REGISTRY.collect()
+        for s in family.samples
+        if s.labels.get("symbol") == symbol
+    ]
+
+
+async def test_a_symbols_series_are_removed_when_it_is_swept_refused_or_handed_over(engine):
+    """Staleness of a symbol nobody polls here must not grow for ever: after its final sweep, a
+    refusal, or a handover to another collector, no series names it."""
+    from collector.daemon import leases as lease_job
+    from collector.daemon.health import refresh_gauges
+    from collector.daemon.sweep import history_streams, note_final
+    from collector.errors import SymbolRefused
+
+    async with live_on_busiest_symbol(
+        engine, seed=3, history_days=0.1, lookback_hours=0.05, busiest_over_ms=600_000
+    ) as (sim, now, _, ctx):
+        names = sim.market.listed_symbols(now)[:3]
+        expired = datetime.fromtimestamp(now / 1000, UTC) - timedelta(minutes=5)
+        for name in names:
+            ctx.symbols[name] = Symbol(name, listed=True, expiry=expired if name == names[0] else None)
+        await asyncio.gather(*(poll_symbol_trades(ctx, n) for n in names))
+        refresh_gauges(ctx)
+        assert all(series_of(n) for n in names)  # polled: staleness, lag, newest row, rate
+        # 1. the final sweep of the expired one
+        swept = names[0]
+        for stream in history_streams(ctx, swept):
+            await note_final(ctx, swept, stream, ctx.clock())
+        assert ctx.symbols[swept].swept
+        refresh_gauges(ctx)
+        assert series_of(swept) == []
+        # 2. a refusal
+        await ctx.refuse(SymbolRefused("gone", symbol=names[1], code=-7012, status=400, endpoint="historicalTrades"))
+        refresh_gauges(ctx)
+        assert series_of(names[1]) == []
+        # 3. a handover: the lease of the last one goes to another collector
+
+        class Leases:
+            ttl = 4.0
+
+            def balance(self, candidates):
+                return {names[0]}, set()  # ours now: not names[2]
+
+            def release(self, symbols):
+                return None
+
+        ctx.owned, ctx.leases = set(names), Leases()
+        await lease_job.balance_leases(ctx)
+        refresh_gauges(ctx)
+        assert series_of(names[2]) == []

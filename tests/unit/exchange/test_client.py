@@ -516,7 +516,7 @@ async def test_long_ban_raises_and_blocks_all_sending(session, caplog):
         assert srv.count() == 1
         from collector import metrics
 
-        assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_seconds") == until_ms / 1000
+        assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_timestamp_seconds") == until_ms / 1000
 
 
 async def test_short_ban_is_waited_out_then_retried(session):

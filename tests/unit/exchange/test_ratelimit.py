@@ -511,13 +511,13 @@ async def test_ban_blocks_everything_until_it_ends(caplog):
     assert "BANNED" in caplog.text and "2023-11-14T22:16:01" in caplog.text
     from collector import metrics
 
-    assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_seconds") == T0 + 121
+    assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_timestamp_seconds") == T0 + 121
     task = asyncio.create_task(take(gov, 1))
     await clock.advance(119.9)
     assert not task.done() and gov.stats().banned_until == T0 + 121
     await clock.advance(0.2)
     assert task.done() and gov.stats().banned_until is None
-    assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_seconds") == 0
+    assert metrics.REGISTRY.get_sample_value("jex_exchange_ban_until_timestamp_seconds") == 0
 
 
 async def test_cancelled_waiter_leaves_the_queue():
