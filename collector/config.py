@@ -12,6 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
+from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -29,7 +30,7 @@ from collector.domain import DEFAULT_PRIORITIES, INTERVALS, STREAMS
 from collector.errors import ConfigError
 
 ENV_PREFIX = "COLLECTOR_"
-DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "collector.toml"
+DEFAULTS_FILE = Path(str(files("collector.defaults") / "collector.toml"))  # config/collector.toml, shipped
 SECRET_FIELDS = ("api_key", "api_secret")
 
 # The merged TOML layers for the Settings being built right now (see load_settings).

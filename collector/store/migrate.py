@@ -1,9 +1,10 @@
 """Running Alembic from the collector, on a connection of ours (``alembic`` alone takes the URL from
-the settings in migrations/env.py)."""
+the settings in migrations/env.py). The migrations ship inside the package (``collector.migrations``,
+the top-level migrations/ of the source tree): an installed wheel needs no source tree."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
@@ -15,14 +16,17 @@ from sqlalchemy import Connection, Engine, text
 from collector.errors import ConfigError
 from collector.store.db import transaction
 
-ROOT = Path(__file__).resolve().parents[2]
 # Several collectors may start at once; only one of them migrates, the others wait for it.
 _MIGRATION_LOCK = 0x6A6578_0001
 
 
 def alembic_config() -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    """alembic.ini's settings, from the package (alembic.ini stays for developers' `alembic`)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("collector.migrations")))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    cfg.set_main_option("timezone", "UTC")
     return cfg
 
 

@@ -1,0 +1,1 @@
+"""The documented defaults (collector.toml), shipped inside the package as ``collector.defaults``."""
