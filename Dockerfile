@@ -5,18 +5,12 @@
 #   docker build -t jex-collector .
 #   docker run --rm jex-collector --help
 #
-# Two stages on the same slim base: the builder makes a virtualenv in /opt/venv, the runtime stage
-# copies only that venv and the source tree, so no pip cache, wheel or build tool ends up in the
-# final image.
-#
-# Why an editable install from /app (and not `pip install /app` into site-packages): the collector
-# finds `alembic.ini`, `migrations/` and `config/` relative to its own source tree
-# (collector/store/migrate.py and collector/config.py use Path(__file__).parents[...]). A regular
-# install would put the package in site-packages, away from those directories, and `collector db
-# upgrade` would not find its migrations. An editable install leaves the package in /app next to
-# them and only records its location (a .pth file and a small finder) in the venv, plus the
-# `collector` console script. /app is at the same path in both stages, so that record stays valid.
-#
+# Two stages on the same slim base: the builder installs the locked dependencies
+# (requirements/runtime.lock, every file's hash checked) into a virtualenv in /opt/venv, builds the
+# project's wheel and installs it there; the runtime stage copies only that venv, so no pip cache,
+# source tree, wheel or build tool ends up in the final image. The wheel carries everything the
+# collector reads at run time: its migrations and its documented defaults (importlib.resources).
+
 # No secret is ever part of the image: API keys and database passwords come at run time from the
 # environment or from files (COLLECTOR_<NAME>_FILE, see docker/entrypoint.sh).
 
@@ -32,21 +26,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependencies first, from pyproject.toml alone, so that a source change does not reinstall them.
-WORKDIR /app
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --upgrade pip setuptools wheel \
-    && pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock alone, so that a source change does not reinstall them.
+WORKDIR /build
+COPY requirements/runtime.lock ./requirements/
+RUN pip install --upgrade pip \
+    && pip install --require-hashes -r requirements/runtime.lock
 
-# Then the project itself: the package plus the files it reads at run time.
+# Then the project itself, as a wheel: the package with its migrations and default config inside.
+COPY pyproject.toml README.md alembic.ini ./
 COPY collector ./collector
 COPY migrations ./migrations
 COPY config ./config
-COPY alembic.ini README.md ./
-RUN pip install --no-deps --no-build-isolation -e /app \
-    && python -m compileall -q /app/collector /app/migrations
+RUN pip wheel --no-deps -w /build/dist . \
+    && pip install --no-deps /build/dist/jex_collector-*.whl \
+    && python -m compileall -q /opt/venv/lib
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -66,7 +59,6 @@ RUN groupadd --system --gid 10001 collector \
     && chown collector:collector /data
 
 COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -77,8 +69,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     COLLECTOR_METRICS_HOST=0.0.0.0 \
     COLLECTOR_METRICS_PORT=9108
 
-WORKDIR /app
-# The source tree belongs to root and is read-only for the collector; only /data is writable.
+WORKDIR /data
+# The installed package belongs to root and is read-only for the collector; only /data is writable.
 USER 10001:10001
 # No VOLUME here: it would give every container (simulator, one-off `run`s) an anonymous volume;
 # mount /data where it matters (docker-compose.yml does, for migrate and the daemon).

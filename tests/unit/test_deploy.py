@@ -359,22 +359,27 @@ def test_final_stage_has_a_healthz_healthcheck_labels_and_the_entrypoint():
     assert "COLLECTOR_METRICS_HOST=0.0.0.0" in env
 
 
-def test_the_image_keeps_migrations_and_config_next_to_the_package():
-    """collector/store/migrate.py and collector/config.py look beside the source tree."""
+def test_the_image_installs_the_locked_dependencies_and_the_projects_wheel():
+    """The wheel carries the migrations and the default config (importlib.resources), so the image
+    needs no source tree; the dependencies come from the lock, hashes checked."""
     from collector import config
     from collector.store import migrate
 
-    assert migrate.ROOT == REPO and config.DEFAULTS_FILE.parent.parent == REPO
+    assert config.DEFAULTS_FILE.name == "collector.toml" and config.DEFAULTS_FILE.exists()
+    assert (Path(migrate.alembic_config().get_main_option("script_location")) / "env.py").exists()
     sources = {
         src.rstrip("/")
         for keyword, args in dockerfile_instructions()
         if keyword in ("COPY", "ADD")
         for src in copy_sources(args)
     }
-    for needed in ("collector", "migrations", "config", "alembic.ini", "pyproject.toml"):
+    for needed in ("collector", "migrations", "config", "pyproject.toml", "requirements/runtime.lock"):
         assert needed in sources, needed
     installs = " ".join(args for keyword, args in stages()[0] if keyword == "RUN")
-    assert "-e /app" in installs, "an editable install keeps the package at /app, beside them"
+    assert "--require-hashes -r requirements/runtime.lock" in installs
+    assert "pip wheel --no-deps" in installs and "-e " not in installs  # a regular install of the wheel
+    final = " ".join(args for keyword, args in stages()[-1] if keyword == "COPY")
+    assert "/opt/venv" in final and "/app" not in final and "/build" not in final
 
 
 def test_dockerfile_bakes_in_no_secret():
