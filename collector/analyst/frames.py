@@ -72,11 +72,16 @@ def resolve_engine(engine: Engine | str | None = None) -> Engine:
             if engine is None:
                 from collector.config import load_settings
                 from collector.store.db import open_database
+                from collector.store.migrate import require_schema
 
                 settings = load_settings()
-                held = open_database(
-                    settings.database_url, settings.data_dir, pool_size=2
-                )  # keeps an embedded server alive
+                # keeps an embedded server alive; creates none, and reads only the current schema
+                held = open_database(settings.database_url, settings.data_dir, pool_size=2, create=False)
+                try:
+                    require_schema(held.engine, held.display_url)
+                except BaseException:
+                    held.close()
+                    raise
             else:
                 from collector.config import normalise_database_url
                 from collector.store.db import make_engine

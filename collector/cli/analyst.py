@@ -54,7 +54,7 @@ def verify_command(
 
     window = parse_window(start, end)
     cfg = settings(ctx, exchange_url=exchange_url)
-    db = open_db(ctx, pool_size=8)
+    db = open_db(ctx, reads=True, pool_size=8)
     try:
         report = verify(db.engine, symbol, *window)
         _print_report(report)
@@ -120,7 +120,7 @@ def status_command(
     """Per symbol and stream: rows, first and newest time, lag, open gaps, last error."""
     from collector.analyst import status
 
-    db = open_db(ctx)
+    db = open_db(ctx, reads=True)
     try:
         rows = status.collect(db.engine)
         cov = status.coverage(db.engine) if plot is not None else None
@@ -157,7 +157,7 @@ def export_command(
     from collector.analyst.export import export
 
     window = parse_window(start, end)
-    db = open_db(ctx)
+    db = open_db(ctx, reads=True)
     try:
         res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1], interval=interval)
     finally:
@@ -185,7 +185,7 @@ def plot_klines(
     if interval not in INTERVALS:
         raise ConfigError(f"unknown interval {interval!r}; choose from {', '.join(INTERVALS)}")
     window = parse_window(start, end)
-    db = open_db(ctx)
+    db = open_db(ctx, reads=True)
     try:
         df = analysis.klines(symbol, interval, *window, engine=db.engine)
     finally:

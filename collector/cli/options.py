@@ -58,16 +58,28 @@ def settings(ctx: typer.Context, **flag_overrides: Any) -> Settings:
     return st.settings
 
 
-def open_db(ctx: typer.Context, **kwargs: Any):
-    """Open the configured database (embedded when no URL is set), announcing where it is."""
+def open_db(ctx: typer.Context, *, reads: bool = False, **kwargs: Any):
+    """Open the configured database (embedded when no URL is set), announcing where it is.
+    ``reads``: the command only reads what is stored: an embedded database that does not exist is
+    not created, and one without the current schema is one line and exit 2, not a traceback."""
     from collector.store.db import open_database
 
-    return open_database(
+    db = open_database(
         state(ctx).settings.database_url,
         state(ctx).settings.data_dir,
         announce=lambda m: console.print(f"[dim]{m}[/dim]"),
+        create=not reads,
         **kwargs,
     )
+    if reads:
+        from collector.store.migrate import require_schema
+
+        try:
+            require_schema(db.engine, db.display_url)
+        except BaseException:
+            db.close()
+            raise
+    return db
 
 
 class Interrupted(Exception):

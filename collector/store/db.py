@@ -89,13 +89,20 @@ def open_database(
     announce: Callable[[str], None] | None = None,
     pool_size: int = 5,
     check: bool = True,
+    create: bool = True,
 ) -> Database:
     """Connect to ``url``, or to the embedded server in ``data_dir/pg`` when it is None, and check
-    that it answers."""
+    that it answers. ``create=False``: an embedded database that does not exist yet is not made (a
+    command that only reads has nothing to read there): ConfigError."""
     if url:
         server, where = None, None
     else:
         where = data_dir / "pg"
+        if not create and not (where / "PG_VERSION").exists():
+            raise ConfigError(
+                f"no database in {where.resolve()} yet: run `collector db upgrade` (or `collector run`) to create "
+                "it, or set COLLECTOR_DATA_DIR / COLLECTOR_DATABASE_URL to where your data is"
+            )
         url, server = start_embedded(data_dir)
         if announce:
             announce(f"embedded PostgreSQL in {where.resolve()}")

@@ -38,6 +38,20 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def require_schema(engine: Engine, where: str) -> None:
+    """ConfigError unless the database has the schema this collector reads (its head revision): a
+    command that reads says what to do in one line instead of failing on a missing table."""
+    with transaction(engine) as conn:
+        current = current_revision(conn)
+    head = head_revision()
+    if current is None:
+        raise ConfigError(f"the database at {where} has no schema (revision none); run `collector db upgrade`")
+    if current != head:
+        raise ConfigError(
+            f"the database at {where} is at revision {current}, this collector reads {head}; run `collector db upgrade`"
+        )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate to ``revision``; return (before, after). A second run does nothing."""
     cfg = alembic_config()
