@@ -30,6 +30,16 @@ from collector.domain import DEFAULT_PRIORITIES, INTERVALS, STREAMS
 from collector.errors import ConfigError
 
 ENV_PREFIX = "COLLECTOR_"
+
+
+def default_data_dir() -> Path:
+    """One per-user data directory (platformdirs: $XDG_DATA_HOME/jex-collector, by default
+    ~/.local/share/jex-collector on Linux), the same whatever the current directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("jex-collector", appauthor=False))
+
+
 DEFAULTS_FILE = Path(str(files("collector.defaults") / "collector.toml"))  # config/collector.toml, shipped
 SECRET_FIELDS = ("api_key", "api_secret")
 
@@ -53,7 +63,7 @@ class Settings(BaseSettings):
     exchange_url: str = "http://127.0.0.1:8080"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

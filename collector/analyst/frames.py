@@ -9,8 +9,8 @@
 **Which database.** Every function takes ``engine=``: an SQLAlchemy ``Engine`` (yours; you dispose
 of it), or a URL string (``postgresql://...``; one engine per URL is kept for the process). Left
 out, the collector's own settings decide, exactly as for the ``collector`` command
-(``COLLECTOR_DATABASE_URL``, ``--config`` files, else the embedded server in ``data/pg``); that
-database is opened once per process.
+(``COLLECTOR_DATABASE_URL``, ``--config`` files, else the embedded server in the per-user data
+directory); that database is opened once per process.
 
 **Times.** ``start``/``end`` take a ``datetime``, ``pandas.Timestamp`` or ISO string; a time without
 a zone is UTC. Windows are half-open, [start, end); ``None`` leaves that side open. Every index

@@ -115,6 +115,8 @@ async def poll_trade_signals(ctx: LiveContext) -> None:
         if before is None or before != p.price:
             # it traded before the answer; a poll that began after ``asked`` has it, one before may not
             ctx.price_changed[p.symbol] = asked
+            if before is not None:
+                ctx.blind.discard(p.symbol)  # the signal sees it again
         ctx.last_prices[p.symbol] = p.price
     ctx.signal_at = asked
 
@@ -181,16 +183,13 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
 def _learn_blindness(ctx: LiveContext, symbol: str, found: int, previous: float) -> None:
     """A poll that found trades the price signal had not shown (its price did not move since the
     previous poll: every trade at one price) marks the symbol blind to the signal: it is then polled
-    at its planned interval whatever the signal says, until a poll finds nothing."""
+    at its planned interval whatever the signal says, until the signal shows its price move."""
     if ctx.settings.trades_signal_seconds <= 0:
         return
     unseen = ctx.price_changed.get(symbol, -math.inf) < previous
-    if found and unseen:
-        if symbol not in ctx.blind:
-            log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
-        ctx.blind.add(symbol)
-    elif not found:
-        ctx.blind.discard(symbol)
+    if found and unseen and symbol not in ctx.blind:
+        log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
+        ctx.blind.add(symbol)  # until the price signal shows it move again (poll_trade_signals)
 
 
 def _learn_rate(ctx: LiveContext, symbol: str, found: int, span: float) -> None:

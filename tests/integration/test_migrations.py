@@ -133,14 +133,21 @@ def test_cli_upgrade_twice_with_only_the_url_set(empty_db_url, tmp_path):
     assert set(CONTRACT) <= tables
 
 
-def test_cli_upgrade_with_nothing_set_uses_embedded_server(tmp_path):
+def test_cli_upgrade_with_nothing_set_uses_embedded_server_in_the_users_data_directory(tmp_path):
+    """Nothing set: the embedded database lives in the per-user data directory, the same from any
+    current directory (here $XDG_DATA_HOME points into the test's own directory)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     tmp_path.chmod(0o755)
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
     run = [sys.executable, "-m", "collector", "db", "upgrade"]
-    first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    first = subprocess.run(run, env=env, cwd=here, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr
-    assert f"embedded PostgreSQL in {tmp_path / 'data' / 'pg'}" in first.stderr
+    assert f"embedded PostgreSQL in {tmp_path / 'xdg' / 'jex-collector' / 'pg'}" in first.stderr
     assert "upgraded <empty> -> " in first.stdout
-    again = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    assert again.returncode == 0 and "nothing to do" in again.stdout  # same server, reused
-    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+    again = subprocess.run(run, env=env, cwd=there, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0 and "nothing to do" in again.stdout  # the same database, from elsewhere
+    assert (tmp_path / "xdg" / "jex-collector" / "pg" / "PG_VERSION").exists()
+    assert list(here.iterdir()) == list(there.iterdir()) == []  # nothing in the current directory
