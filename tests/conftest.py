@@ -66,6 +66,22 @@ class PgServer:
         self._pg_ctl("-m", "fast", "stop")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def users_data_directory_of_the_session(tmp_path_factory) -> Iterator[None]:
+    """The per-user data directory (the default home of the embedded database) is the session's own:
+    a test that sets no data directory never touches the real one, and subprocesses inherit it."""
+    before = os.environ.get("XDG_DATA_HOME")
+    home = tmp_path_factory.mktemp("xdg-data-home")
+    home.chmod(0o755)  # the embedded server runs as its own user when we are root
+    home.parent.chmod(0o755)
+    os.environ["XDG_DATA_HOME"] = str(home)
+    yield
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def no_collector_left_running() -> Iterator[None]:
     """A test that fails while a `python -m collector run|backfill` child works must not leave it
