@@ -169,13 +169,31 @@ def simulator_settings(cfg, base_url: str):
 
 
 async def _run_with_simulator(cfg, sim_config, *, announce) -> int:
-    """`run --simulate`: the one place the collector starts the simulator, beside the daemon."""
+    """`run --simulate`: the one place the collector starts the simulator, beside the daemon. It
+    listens where the exchange URL points when that port is free (the default: 127.0.0.1:8080),
+    else on any free port, and records where in the data directory for the other commands."""
+    from yarl import URL
+
+    from collector.cli import demo
     from collector.daemon.run import run_daemon
     from collector.simulator import Simulator
 
-    async with Simulator(sim_config, host="127.0.0.1", port=0) as sim:
+    wanted = URL(cfg.exchange_url)
+    port = wanted.port if wanted.host in ("127.0.0.1", "localhost") and wanted.port else 0
+    sim = Simulator(sim_config, host="127.0.0.1", port=port)
+    try:
+        await sim.start()
+    except OSError:  # taken: any free port (the record says which)
+        await sim.stop()
+        sim = Simulator(sim_config, host="127.0.0.1", port=0)
+        await sim.start()
+    try:
+        demo.record(cfg.data_dir, sim.base_url)
         announce(f"simulated JEX exchange at {sim.base_url} (seed {sim_config.seed})")
         return await run_daemon(simulator_settings(cfg, sim.base_url), announce=announce)
+    finally:
+        demo.forget(cfg.data_dir)
+        await sim.stop()
 
 
 @app.command("symbols")

@@ -33,6 +33,13 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_file, self.overrides)
+            if self._settings.exchange_url == Settings.model_fields["exchange_url"].default:
+                from collector.cli.demo import recorded_url
+
+                demo = recorded_url(self._settings.data_dir)
+                if demo is not None and demo != self._settings.exchange_url:
+                    console.print(f"[dim]exchange: the demo's simulator at {demo} (collector run --simulate)[/dim]")
+                    self._settings = self._settings.model_copy(update={"exchange_url": demo})
             s = self._settings
             for secret in (s.api_key, s.api_secret):
                 register_secret(secret.get_secret_value() if secret else None)

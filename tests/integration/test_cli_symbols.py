@@ -36,3 +36,41 @@ async def test_symbols_json_matches_the_exchange(tmp_path):
         assert r["type"] == {"LONGS": "CALL", "SHORTS": "PUT"}[by_name[r["symbol"]]["type"]]
         assert r["status"] == by_name[r["symbol"]]["status"]
         assert r["strike"] is not None and float(r["strike"]) > 0
+
+
+def test_beside_the_demo_other_commands_find_its_simulator(db_url, tmp_path):
+    """`run --simulate` listens on the default exchange port when it is free, else anywhere, and
+    records where in the data directory: `collector symbols` with no exchange URL set just works,
+    and the record goes when the demo stops."""
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
+    env.update(COLLECTOR_DATA_DIR=str(tmp_path / "data"), COLLECTOR_DATABASE_URL=db_url, COLLECTOR_METRICS_PORT="0")
+    with subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--simulate", "--sim-symbols", "6"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as demo:
+        try:
+            for line in demo.stderr:
+                if line.startswith("collecting "):
+                    break
+            record = json.loads((tmp_path / "data" / "simulator.json").read_text())
+            assert record["pid"] == demo.pid and record["url"].startswith("http://127.0.0.1:")
+            done = subprocess.run(
+                [sys.executable, "-m", "collector", "symbols", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert len(done.stdout.splitlines()) >= 6
+            if record["url"] != "http://127.0.0.1:8080":  # the default port was taken: the record led there
+                assert f"the demo's simulator at {record['url']}" in done.stderr
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            assert demo.wait(30) == 0
+    assert not (tmp_path / "data" / "simulator.json").exists()
