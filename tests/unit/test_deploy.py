@@ -10,6 +10,7 @@ rules we keep (slim multi-stage, non-root, health check, no secrets), and the en
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shlex
@@ -149,12 +150,54 @@ def ignored(path: str, patterns: list[str]) -> bool:
 # --- docker-compose.yml ----------------------------------------------------------------------
 
 
-def test_compose_has_the_four_services_and_only_the_simulator_is_optional():
+def test_compose_has_the_four_services_and_only_the_simulator_and_monitoring_are_optional():
     services = load_compose()["services"]
-    assert set(services) == {"postgres", "migrate", "collector", "simulator"}
+    assert set(services) == {"postgres", "migrate", "collector", "simulator", "prometheus", "grafana"}
     assert services["simulator"]["profiles"] == ["demo"]
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
     for name in ("postgres", "migrate", "collector"):
         assert not services[name].get("profiles"), f"{name} must start without a profile"
+
+
+def test_the_monitoring_profile_provisions_the_rules_the_scrape_and_the_dashboard():
+    services = load_compose()["services"]
+    mounts = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
+    for path in (
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/provisioning",
+        "deploy/grafana/dashboards",
+    ):
+        assert f"./{path}:" in mounts and (REPO / path).exists(), path
+    scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["collector:9108"]
+    assert scrape["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/jex-collector.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    from collector import metrics
+
+    exported = {family.name for family in metrics.REGISTRY.collect()}
+    for name in set(re.findall(r"\b(jex_[a-z_]+)", exprs)):  # every series the dashboard reads exists
+        assert name.removesuffix("_total") in exported or name in exported, name
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (CI installs Debian's prometheus)")
+def test_the_alerting_rules_are_valid_and_their_unit_tests_pass():
+    rules = REPO / "deploy" / "prometheus"
+    checked = subprocess.run([PROMTOOL, "check", "rules", "alerts.yml"], cwd=rules, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([PROMTOOL, "test", "rules", "alerts_test.yml"], cwd=rules, capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    from collector import metrics
+
+    exported = {family.name for family in metrics.REGISTRY.collect()}
+    text = (rules / "alerts.yml").read_text()
+    for name in set(re.findall(r"\b(jex_[a-z_]+)", text)):  # every series a rule reads exists
+        base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+        assert base in exported or name in exported, name
 
 
 def test_postgres_has_a_named_volume_a_readiness_check_and_a_password_from_a_secret():
