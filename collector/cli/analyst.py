@@ -6,6 +6,7 @@ exit code 2. `verify` exits 1 when it finds anything wrong.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from collector.cli.options import console, open_db, parse_window, settings
+from collector.cli.options import Output, OutputOpt, console, open_db, parse_window, settings, write_csv
 from collector.errors import ConfigError
 
 
@@ -29,6 +30,19 @@ class _Stdout:
 
 out = _Stdout()
 plot_app = typer.Typer(help="Draw stored data.", no_args_is_help=True)
+
+
+class ExportTable(enum.StrEnum):
+    klines = "klines"
+    trades = "trades"
+    tickers_24hr = "tickers_24hr"
+    depth = "depth"
+
+
+class ExportFormat(enum.StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
 
 REPAIR_ROUNDS = 3
 SymbolOpt = Annotated[
@@ -114,7 +128,8 @@ def _iso(t: datetime) -> str:
 
 def status_command(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON (a list of objects) instead of a table.")] = False,
+    output: OutputOpt = Output.table,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --output json.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also draw coverage over time to this PNG.")] = None,
 ) -> None:
     """Per symbol and stream: rows, first and newest time, lag, open gaps, last error."""
@@ -126,8 +141,10 @@ def status_command(
         cov = status.coverage(db.engine) if plot is not None else None
     finally:
         db.close()
-    if as_json:
+    if as_json or output is Output.json:
         sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
+    elif output is Output.csv:
+        write_csv([r.as_json() for r in rows])
     elif rows:
         out.print(status.render(rows))
     else:
@@ -145,9 +162,9 @@ def status_command(
 
 def export_command(
     ctx: typer.Context,
-    table: Annotated[str, typer.Option(help="klines, trades, tickers_24hr or depth.")],
+    table: Annotated[ExportTable, typer.Option(help="What to export.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write (replaced at the end).")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="The file's format.")] = ExportFormat.parquet,
     symbol: SymbolOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
@@ -159,7 +176,9 @@ def export_command(
     window = parse_window(start, end)
     db = open_db(ctx, reads=True)
     try:
-        res = export(db.engine, table, output, fmt, symbols=symbol, start=window[0], end=window[1], interval=interval)
+        res = export(
+            db.engine, table.value, output, fmt.value, symbols=symbol, start=window[0], end=window[1], interval=interval
+        )
     finally:
         db.close()
     console.print(f"{res.rows:,} rows -> {res.path} ({res.bytes:,} bytes)")

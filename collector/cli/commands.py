@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from collector.cli.options import State, open_db, state
+from collector.cli.options import LogFormat, LogLevel, Output, OutputOpt, State, open_db, state
 from collector.errors import (
     CollectorError,
     ConfigError,
@@ -24,39 +24,66 @@ from collector.store.db import reading
 
 log = logging.getLogger("collector")
 
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="collector",
     help="Collect JEX options market data (klines, trades, depth, 24hr tickers) into PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    add_completion=False,
+    context_settings=HELP,
 )
-db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True, context_settings=HELP)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True, context_settings=HELP)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from collector.metrics import _version as version
+
+        typer.echo(f"collector {version()}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file overriding config/collector.toml.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: embedded server).")] = None,
-    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (embedded database lives here).")] = None,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
-    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file overriding the defaults (collector.toml).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: the embedded server). [env: COLLECTOR_DATABASE_URL]"),
+    ] = None,
+    exchange_url: Annotated[
+        str | None, typer.Option(help="Exchange REST base URL. [env: COLLECTOR_EXCHANGE_URL]")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory (the embedded database lives here). [env: COLLECTOR_DATA_DIR]"),
+    ] = None,
+    log_level: Annotated[
+        LogLevel | None, typer.Option(case_sensitive=False, help="Log level. [env: COLLECTOR_LOG_LEVEL]")
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None, typer.Option(help="Log lines as text or JSON. [env: COLLECTOR_LOG_FORMAT]")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
+    ] = False,
 ) -> None:
-    """Options before the command apply to every command and override config and environment."""
+    """Options of the collector as a whole; they go before or after the command, and override the
+    config files and the environment."""
     ctx.obj = State(
         config,
         {
             "database_url": database_url,
             "exchange_url": exchange_url,
             "data_dir": data_dir,
-            "log_level": log_level,
-            "log_format": log_format,
+            "log_level": None if log_level is None else str(log_level.value),
+            "log_format": None if log_format is None else str(log_format.value),
         },
     )
 
@@ -199,20 +226,27 @@ async def _run_with_simulator(cfg, sim_config, *, announce) -> int:
 @app.command("symbols")
 def symbols_command(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
-    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
+    output: OutputOpt = Output.table,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --output json.")] = False,
+    exchange_url: Annotated[
+        str | None, typer.Option(help="Exchange REST base URL. [env: COLLECTOR_EXCHANGE_URL]")
+    ] = None,
 ) -> None:
-    """List the exchange's option symbols: type, strike, expiry, status (weight 2, or 42 with strikes)."""
+    """List the exchange's option symbols: type, strike, expiry, status (weight 2, or 42 with strikes).
+    JSON is one object per line."""
     import asyncio
     import json
 
-    from collector.cli.options import settings
+    from collector.cli.options import settings, write_csv
 
     cfg = settings(ctx, exchange_url=exchange_url)
     rows = asyncio.run(_symbols(cfg))
-    if as_json:
+    if as_json or output is Output.json:
         for row in rows:
             typer.echo(json.dumps(row))
+        return
+    if output is Output.csv:
+        write_csv(rows)
         return
     from rich.console import Console
     from rich.table import Table
@@ -373,11 +407,58 @@ def exit_code_for(exc: CollectorError) -> int:
     return 1
 
 
+def global_options_first(group, args: list[str]) -> list[str]:
+    """``collector status --database-url X`` as ``collector --database-url X status``: the collector's
+    own options (those of the top-level callback) may come after the command too, unless that
+    command has an option of the same name (``run --exchange-url``: its own)."""
+    takes_value = {}
+    for param in group.params:
+        for opt in getattr(param, "opts", []):
+            takes_value[opt] = not getattr(param, "is_flag", False)
+    ours = {
+        o
+        for o in takes_value
+        if o.startswith("--") and o not in ("--help", "--install-completion", "--show-completion")
+    }
+    # Walk down to the command named (a group's subcommand, like `db upgrade`), then collect its options.
+    node, i = group, 0
+    while i < len(args) and hasattr(node, "commands"):
+        if args[i].startswith("-"):
+            i += 2 if args[i] in takes_value and takes_value[args[i]] and "=" not in args[i] else 1
+            continue
+        child = node.commands.get(args[i])
+        if child is None:
+            return args
+        node, i = child, i + 1
+    if node is group:
+        return args
+    own = {opt for param in node.params for opt in getattr(param, "opts", [])}
+    moved, rest, j = [], args[:i], i
+    while j < len(args):
+        token = args[j]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            rest += args[j:]
+            break
+        if name in ours and name not in own:
+            if "=" in token or not takes_value[name]:
+                moved.append(token)
+                j += 1
+            else:
+                moved += args[j : j + 2]
+                j += 2
+            continue
+        rest.append(token)
+        j += 1
+    return moved + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn every expected failure into one line and an exit code."""
     command = typer.main.get_command(app)
+    args = global_options_first(command, list(sys.argv[1:] if argv is None else argv))
     try:
-        rv = command.main(args=argv, prog_name="collector", standalone_mode=False)
+        rv = command.main(args=args, prog_name="collector", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except _UsageError as exc:

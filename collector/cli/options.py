@@ -5,10 +5,11 @@ Command modules import this, never ``collector.cli.commands`` (which imports the
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Annotated, Any, overload
 
 import typer
 from rich.console import Console
@@ -16,6 +17,42 @@ from rich.console import Console
 from collector.config import Settings, load_settings
 from collector.errors import ConfigError
 from collector.logs import register_secret, setup_logging
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Output(enum.StrEnum):
+    """How a command that prints data prints it."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", help="How to print: table, json or csv.")]
+
+
+def write_csv(rows: list[dict[str, Any]]) -> None:
+    """Rows (dicts with the same keys) as CSV with a header on stdout."""
+    import csv
+    import sys
+
+    if not rows:
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
 
 # Messages for the operator go to stderr; stdout is left for data (tables, JSON, exports).
 console = Console(stderr=True, soft_wrap=True)

@@ -72,6 +72,17 @@ def test_cli_json_and_table(clean_env, db_url, data, capsys):
     assert run(["--database-url", db_url, "status"]) == 0
     text = capsys.readouterr().out
     assert SYM in text and "klines 1m" in text and "open gaps" in text
+    # --output: the same rows as JSON or CSV, and the collector's options after the command
+    assert run(["status", "--output", "json", "--database-url", db_url]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [{**r, "lag_seconds": 0} for r in again] == [{**r, "lag_seconds": 0} for r in got]  # lag: a clock
+    assert run(["status", "--output", "csv", "--database-url", db_url]) == 0
+    import csv
+    import io
+
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(table) == len(got) and table[0].keys() == got[0].keys()
+    assert any(r["symbol"] == SYM and r["stream"] == "klines" and r["rows"] == "120" for r in table)
 
 
 def test_coverage_plot(clean_env, db_url, engine, data, tmp_path, capsys):

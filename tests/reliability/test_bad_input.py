@@ -51,8 +51,9 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
         {},
         "/nonexistent/dir",
     ),
-    ("log-level-flag", ["--log-level", "LOUD", "config", "show"], {}, "log_level"),
-    ("log-format-flag", ["--log-format", "yaml", "config", "show"], {}, "log_format"),
+    ("log-level-flag", ["--log-level", "LOUD", "config", "show"], {}, "--log-level"),
+    ("log-level-after-command", ["config", "show", "--log-level", "LOUD"], {}, "--log-level"),
+    ("log-format-flag", ["--log-format", "yaml", "config", "show"], {}, "--log-format"),
     ("db-upgrade-bad-revision", ["db", "upgrade", "nosuchrev"], {}, "nosuchrev"),
     # dates
     ("start-not-a-date", ["backfill", "--start", "yesterday", "--end", "2026-01-01"], {}, "--start"),
