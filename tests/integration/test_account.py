@@ -153,11 +153,19 @@ async def test_backfill_of_orders_and_records_equals_the_demo_accounts_window(en
     from collector.simulator.accounts import DEMO_KEY, DEMO_SECRET
     from tests.helpers.truth import dt, ms
 
-    cfg = SimConfig(seed=21, history_days=0.5, symbols=6, weight_limit=0, raw_limit=0, listing_interval_s=3600)
+    cfg = SimConfig(seed=21, history_days=1, symbols=12, weight_limit=0, raw_limit=0, listing_interval_s=3600)
     async with Simulator(cfg, port=0) as sim:
         sim.clock.freeze()
         now = sim.now_ms()
-        start, end = dt(now - 8 * 3_600_000 + 12_345), dt(now - 3_600_000)
+        # The demo's history depends on the hour it is made at, and shorts and calls are rare: the
+        # window reaches back 8 hours, or further when that is what it takes to hold two of them.
+        listed = set(sim.market.listed_symbols(now))
+        end = now - 3_600_000
+        made = sorted(
+            r.created for r in sim.accounts.get(DEMO_KEY, now).records if r.symbol in listed and r.created < end
+        )
+        start = min(now - 8 * 3_600_000, *made[-2:]) - 12_345
+        start, end = dt(max(start, sim.market.history_start)), dt(end)
         settings = load_settings(
             None, {"exchange_url": sim.base_url, "api_key": DEMO_KEY, "api_secret": DEMO_SECRET}, defaults_file=None
         )
@@ -166,7 +174,6 @@ async def test_backfill_of_orders_and_records_equals_the_demo_accounts_window(en
             summary = await run_backfill(client, engine, plan)
             assert not summary.failed and not summary.incomplete
             account = sim.accounts.get(DEMO_KEY, now)
-            listed = set(sim.market.listed_symbols(now))
             orders = {
                 (o.symbol, o.order_id): (o.status, Decimal(o.executed))
                 for o in account.orders.values()

@@ -59,12 +59,15 @@ async def test_adaptive_polling_on_the_chain_market_stores_every_trade_once_and_
         result = check_up_to(engine, sim, started, started + RUN)
         assert result["trades"] > 500
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
-        # the weight follows the trades: the busiest symbols were asked more often than the quietest
+        # the weight follows the trades: the busiest quarter of the symbols was asked clearly more often
+        # (a fixed schedule: as often; unloaded runs here: 3-5 times as often; CPU-starved: 2) than
+        # the quietest quarter, beyond the first poll (the catch-up every symbol gets, whatever it trades)
         polls = trade_polls(sim)
-        known = [s for s in rates if s in polls]
-        ranked = sorted(known, key=lambda s: rates[s])
-        quiet, busy = ranked[: len(ranked) // 3], ranked[-(len(ranked) // 3) :]
-        assert sum(polls[s] for s in busy) > 2 * sum(polls[s] for s in quiet), (polls, rates)
+        known = sorted((s for s in rates if s in polls), key=lambda s: rates[s])
+        quarter = len(known) // 4
+        quiet, busy = known[:quarter], known[-quarter:]
+        beyond_first = [sum(polls[s] - 1 for s in group) for group in (busy, quiet)]
+        assert beyond_first[0] > 1.5 * beyond_first[1], (beyond_first, {s: (polls[s], rates[s]) for s in known})
 
 
 async def test_a_symbol_the_price_signal_misses_is_caught_by_the_sweep(engine, db_url):
