@@ -1,24 +1,28 @@
-"""The daemon against the simulator: trade freshness, and weight used per minute vs the plan.
+"""The daemon against the realistic simulated market: trade freshness, staleness of the other
+streams, weight, the fixed schedule beside the adaptive one.
 
-    python -m bench.bench_daemon [--steady-minutes 3] [--scenarios 28x15,28x5,200x15] [--database-url URL]
+    python -m bench.bench_daemon [--steady-minutes 5] [--scenarios 28:fixed,28:adaptive,200:fixed,200:adaptive,28:adaptive:burst]
 
-Each scenario (SYMBOLSxTRADES_POLL_SECONDS) runs `run_daemon` in-process against its own
-`Simulator` on loopback (1200 weight/min, 7 trades/min per symbol, default schedule otherwise:
-klines 1m+1h every 60 s, depth and tickers every 60 s, symbols every 300 s, 1 h lookback) into a
-fresh database. It runs until the start-up catch-up is over (every symbol's trades and klines
-caught up once), then ``--steady-minutes`` more full minutes.
+Each scenario (SYMBOLS:SCHEDULE[:burst]) runs `run_daemon` in-process against its own `Simulator`
+on loopback (the chain market: calls and puts at 3 strikes per expiry, 7 trades/min at the money,
+activity concentrated near the money and near expiry and bursty; 1200 weight/min) into a fresh
+database, with the default settings otherwise (klines 1m + 1h, depth and tickers every 60 s,
+symbols every 300 s, 1 h lookback; fixed: trades every 15 s). It runs until the start-up catch-up
+is over (every symbol's trades and klines caught up once), then ``--steady-minutes`` full minutes.
+``burst``: from the first steady minute on, 4 of the busiest symbols trade 10 times as much for a
+minute.
 
 Freshness: the bench database only (it owns it; models and migrations are untouched) gets
-``trades.committed_at timestamptz DEFAULT clock_timestamp()``: the database clock when the row was
-inserted, a few ms before its transaction commits (rows and checkpoint commit together). Lag =
-committed_at - the trade's time at the simulator (same host clock). Measured over every trade
-the simulator made between the end of start-up and (stop - trades interval - 3 s), checked
-against the simulator's ground truth so a trade never stored would count as missing.
+``committed_at timestamptz DEFAULT clock_timestamp()`` on trades, klines, depth_snapshots and
+tickers_24hr: the database clock when the row was written, a few ms before its transaction commits.
+Trade lag = committed_at - the trade's time at the simulator (same host clock), over every trade the
+simulator made in the steady windows until shortly before the stop, checked against its ground
+truth (a trade never stored counts as missing). Activity classes, by the symbol's trades per
+minute over the measured span: busy (>= 5), normal (0.5-5), quiet (< 0.5). Closed 1m klines: lag =
+committed_at - close time. Depth and tickers: the gaps between a symbol's snapshots.
 
-Weight: the simulator's own counter per IP and per fixed one-minute window
-(``sim.stats.weight[ip][window_ms]``), full windows only, split into start-up windows (begun
-before the catch-up ended) and steady-state windows; against the plan's ``need_per_minute``
-(also the ``jex_planned_weight_per_minute`` gauge).
+Weight: the simulator's own counter per IP and per fixed one-minute window, full steady windows;
+requests per stored trade = the simulator's requests in those windows / trades stored in them.
 Without a URL it starts a throw-away embedded PostgreSQL.
 """
 
@@ -36,15 +40,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.report import database, write_section
-from collector import metrics
 from collector.config import load_settings
 from collector.daemon.run import run_daemon
-from collector.simulator import SimConfig, Simulator
+from collector.simulator import Market, SimConfig, Simulator
 from collector.store.db import make_engine
 from collector.store.migrate import upgrade
 
 WINDOW_MS = 60_000
-SETTLE_S = 3.0  # trades newer than stop - interval - this may legitimately not be stored yet
+SETTLE_S = 20.0  # trades newer than stop - this may legitimately not be stored yet (fixed: 15 s polls)
+TIMED = ("trades", "klines", "depth_snapshots", "tickers_24hr")
+CLASSES = (("busy", 5.0, float("inf")), ("normal", 0.5, 5.0), ("quiet", 0.0, 0.5))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -60,7 +65,7 @@ def pct(values: list[float], q: float) -> float:
 def fresh_database(admin_url: str, name: str) -> str:
     admin = make_engine(admin_url)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
@@ -70,91 +75,121 @@ def loadavg() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def scenario(admin_url: str, n_symbols: int, poll: float, steady_minutes: int, max_startup_s: float) -> dict:
-    url = fresh_database(admin_url, f"bench_daemon_{n_symbols}_{int(poll)}")
+def market(n_symbols: int, boosts=()) -> SimConfig:
+    return SimConfig(
+        seed=11, history_days=0.1, symbols=n_symbols, trades_per_minute=7.0, market="chain", strikes=3, boosts=boosts
+    )
+
+
+async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s: float) -> dict:
+    parts = spec.split(":")
+    n_symbols, schedule, burst = int(parts[0]), parts[1], "burst" in parts[2:]
+    url = fresh_database(admin_url, f"bench_daemon_{n_symbols}_{schedule}{'_burst' if burst else ''}")
     engine = make_engine(url)
     await asyncio.to_thread(upgrade, engine)
-    with engine.begin() as conn:  # bench database only: when each trade row was written
-        conn.execute(text("ALTER TABLE trades ADD COLUMN committed_at timestamptz DEFAULT clock_timestamp()"))
-    cfg = SimConfig(seed=11, history_days=0.1, symbols=n_symbols, trades_per_minute=7.0)
-    out: dict = {"symbols": n_symbols, "poll": poll, "load_before": loadavg()}
-    async with Simulator(cfg, host="127.0.0.1", port=0) as sim:
+    with engine.begin() as conn:  # bench database only: when each row was written (or last rewritten)
+        conn.execute(
+            text(
+                "CREATE FUNCTION bench_touch() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN NEW.committed_at := clock_timestamp(); RETURN NEW; END $$"
+            )
+        )
+        for table in TIMED:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN committed_at timestamptz DEFAULT clock_timestamp()"))
+        conn.execute(
+            text("CREATE TRIGGER bench_touch BEFORE UPDATE ON klines FOR EACH ROW EXECUTE FUNCTION bench_touch()")
+        )
+    out: dict = {"spec": spec, "symbols": n_symbols, "schedule": schedule, "burst": burst, "load_before": loadavg()}
+    now = int(time.time() * 1000)
+    boosts: tuple = ()
+    if burst:
+        # the busiest symbols of the same market, boosted for a minute a few minutes in (after the
+        # start-up): their trades in that minute are measured on their own
+        m = Market(market(n_symbols))
+        busiest = sorted(
+            (o for o in m.listed(now) if o.expiry > now + 3_600_000),
+            key=lambda o: -len(m._trades_range(o, now - 600_000, now)),
+        )[:4]
+        out["burst_symbols"] = [o.name for o in busiest]
+        boosts = tuple((o.name, now + 240_000, now + 300_000, 10.0) for o in busiest)
+        out["burst_span"] = (now + 240_000, now + 300_000)
+    async with Simulator(market(n_symbols, boosts), host="127.0.0.1", port=0) as sim:
         settings = load_settings(
             None,
-            {
-                "exchange_url": sim.base_url,
-                "api_key": "benchdaemon1",
-                "database_url": url,
-                "trades_poll_seconds": poll,
-                "metrics_port": 0,
-            },
+            {"exchange_url": sim.base_url, "api_key": "benchdaemon1", "database_url": url, "metrics_port": 0},
             defaults_file=None,
         )
+        settings = settings.model_copy(update={"schedule": schedule})
         stop = asyncio.Event()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         begun = time.time()
         daemon = asyncio.create_task(run_daemon(settings, stop=stop, started=fut, announce=lambda m: None))
         running = await asyncio.wait_for(fut, 120)
-        ctx, schedule = running.ctx, running.schedule
+        ctx, schedule_ = running.ctx, running.schedule
         streams = ["trades"] + [f"klines {iv}" for iv in settings.kline_intervals]
         ready_at = None
-        plans: list[tuple[float, float, float]] = []
+        requests_at_lo = None
         while True:
             await asyncio.sleep(1.0)
-            now = time.time()
-            plans.append(
-                (
-                    now,
-                    schedule.plan.need_per_minute,
-                    metrics.REGISTRY.get_sample_value("jex_planned_weight_per_minute") or 0.0,
-                )
-            )
+            now_s = time.time()
             if ready_at is None:
                 syms = ctx.with_history()
                 if syms and all(ctx.caught_up.get((st, s), 0) >= begun for s in syms for st in streams):
-                    ready_at = now
-                    print(f"  {n_symbols}x{poll:g}: start-up done after {now - begun:.0f}s", flush=True)
-                elif now - begun > max_startup_s:
-                    print(f"  {n_symbols}x{poll:g}: start-up not done after {max_startup_s:.0f}s", flush=True)
-                    ready_at = now
+                    ready_at = now_s
+                    print(f"  {spec}: start-up done after {now_s - begun:.0f}s", flush=True)
+                elif now_s - begun > max_startup_s:
+                    print(f"  {spec}: start-up not done after {max_startup_s:.0f}s", flush=True)
+                    ready_at = now_s
             if ready_at is not None:
-                # steady_minutes full windows that begin after ready_at, then a little more
                 first_full = (int(ready_at * 1000) // WINDOW_MS + 1) * WINDOW_MS
-                if now * 1000 >= first_full + steady_minutes * WINDOW_MS + 1000:
+                if requests_at_lo is None and now_s * 1000 >= first_full:
+                    requests_at_lo = sim.stats.requests
+                done_at = first_full + steady_minutes * WINDOW_MS + 1000
+                if burst:
+                    done_at = max(done_at, out["burst_span"][1] + 2 * WINDOW_MS)
+                if now_s * 1000 >= done_at:
                     break
         stop.set()
         assert await asyncio.wait_for(daemon, 30) == 0
         stopped = time.time()
         out["load_after"] = loadavg()
         out["startup_s"] = ready_at - begun
-        out["plan"] = schedule.plan
-        out["plan_need"] = schedule.plan.need_per_minute
-        out["plan_metric"] = plans[-1][2]
-        out["plan_need_range"] = (min(p[1] for p in plans), max(p[1] for p in plans))
-        out["trades_interval"] = schedule.plan.seconds["trades"]
+        out["plan"] = schedule_.plan
         out["status_429"] = sim.stats.status_429
         out["status_418"] = sim.stats.status_418
-        # Weight per full minute window, summed over IPs (one: loopback).
         per_window: dict[int, int] = {}
         for w in sim.stats.weight.values():
             for start, used in w.items():
                 per_window[start] = per_window.get(start, 0) + used
-        full = sorted(s for s in per_window if s >= begun * 1000 and s + WINDOW_MS <= stopped * 1000)
-        out["startup_windows"] = [per_window[s] for s in full if s < ready_at * 1000]
-        out["steady_windows"] = [per_window[s] for s in full if s >= ready_at * 1000]
-        steady_from = min((s for s in full if s >= ready_at * 1000), default=stopped * 1000)
-        # Freshness: every trade the simulator made in the steady windows, until shortly before the
-        # stop; and separately those made between the catch-up's end and the first steady window
-        # (that minute's weight is shared with the catch-up).
-        hi_ms = int((stopped - out["trades_interval"] - SETTLE_S) * 1000)
-        out["lags"], out["trades_missing"] = lags(engine, sim, int(steady_from), hi_ms)
-        out["early_lags"], out["early_missing"] = lags(engine, sim, int(ready_at * 1000), int(steady_from))
+        full = sorted(s for s in per_window if s >= ready_at * 1000 and s + WINDOW_MS <= stopped * 1000)
+        out["steady_windows"] = [per_window[s] for s in full]
+        lo_ms = full[0] if full else int(ready_at * 1000)
+        # trades newer than the slowest poll interval (+ 5 s for the poll itself) may rightly be unstored
+        plan = schedule_.plan
+        polled = max(getattr(plan, "trades", {}).values(), default=plan.seconds.get("trades", 0.0))
+        settle = max(SETTLE_S, min(polled, 300.0) + 5.0) if out["schedule"] == "fixed" else SETTLE_S
+        out["settle_s"] = settle
+        hi_ms = int((stopped - settle) * 1000)
+        out["span_s"] = (hi_ms - lo_ms) / 1000
+        out["lags"], out["missing"], out["per_symbol"] = trade_lags(engine, sim, lo_ms, hi_ms)
+        if burst:
+            a, b = out["burst_span"]
+            out["burst_lags"], out["burst_missing"], _ = trade_lags(engine, sim, a, b)
+            out["burst_lags"] = {s: v for s, v in out["burst_lags"].items() if s in out["burst_symbols"]}
+        out["kline_lags"] = kline_lags(engine, lo_ms, hi_ms - 60_000)
+        out["depth_gaps"] = snapshot_gaps(engine, "depth_snapshots", lo_ms, hi_ms)
+        out["ticker_gaps"] = snapshot_gaps(engine, "tickers_24hr", lo_ms, hi_ms)
+        with engine.connect() as conn:
+            out["stored_in_span"] = conn.execute(
+                text("SELECT count(*) FROM trades WHERE committed_at >= to_timestamp(:a / 1000.0)"), {"a": lo_ms}
+            ).scalar()
+        out["requests_in_span"] = sim.stats.requests - (requests_at_lo or 0)
     engine.dispose()
     return out
 
 
-def lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[list[float], int]:
-    """Lag of every trade the simulator made in [lo, hi), and how many of them are not stored."""
+def trade_lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[dict[str, list[float]], int, dict]:
+    """Per symbol: the lag of every trade the simulator made in [lo, hi); trades missing."""
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -165,38 +200,91 @@ def lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[list[float], i
         ).all()
         names = [r[0] for r in conn.execute(text("SELECT symbol FROM option_symbols"))]
     stored = {(r.symbol, r.trade_id): float(r.lag) for r in rows}
-    truth = {(s, t["id"]) for s in names for t in sim.market.trades(s, lo_ms, hi_ms)}
-    return [stored[k] for k in truth if k in stored], len(truth - set(stored))
+    lags: dict[str, list[float]] = {}
+    missing = 0
+    for s in names:
+        for t in sim.market.trades(s, lo_ms, hi_ms):
+            lag = stored.get((s, t["id"]))
+            if lag is None:
+                missing += 1
+            else:
+                lags.setdefault(s, []).append(lag)
+    return lags, missing, {s: len(v) for s, v in lags.items()}
 
 
-def describe(r: dict) -> tuple[str, str]:
-    lags = r["lags"]
-    goal = r["trades_interval"] + 2.0
-    p99 = pct(lags, 0.99)
+def kline_lags(engine, lo_ms: int, hi_ms: int) -> list[float]:
+    with engine.connect() as conn:
+        return [
+            float(r[0])
+            for r in conn.execute(
+                text(
+                    "SELECT extract(epoch FROM committed_at - (close_time + interval '1 millisecond')) FROM klines "
+                    "WHERE interval = '1m' AND is_closed AND open_time >= to_timestamp(:lo / 1000.0) "
+                    "AND open_time < to_timestamp(:hi / 1000.0) AND committed_at > close_time"
+                ),
+                {"lo": lo_ms, "hi": hi_ms},
+            )
+        ]
+
+
+def snapshot_gaps(engine, table: str, lo_ms: int, hi_ms: int) -> list[float]:
+    with engine.connect() as conn:
+        return [
+            float(r[0])
+            for r in conn.execute(
+                text(
+                    f"SELECT extract(epoch FROM captured_at - lag(captured_at) OVER (PARTITION BY symbol ORDER BY "
+                    f"captured_at)) AS gap FROM {table} WHERE captured_at >= to_timestamp(:lo / 1000.0) "
+                    f"AND captured_at < to_timestamp(:hi / 1000.0)"
+                ),
+                {"lo": lo_ms, "hi": hi_ms},
+            )
+            if r[0] is not None
+        ]
+
+
+def classes(r: dict) -> dict[str, list[float]]:
+    minutes = r["span_s"] / 60
+    out: dict[str, list[float]] = {name: [] for name, _, _ in CLASSES}
+    for lags in r["lags"].values():
+        rate = len(lags) / minutes
+        for name, lo, hi in CLASSES:
+            if lo <= rate < hi:
+                out[name] += lags
+    return out
+
+
+def seconds(values: list[float], digits: int = 0) -> str:
+    """p99 of ``values`` in seconds, or a word when the steady window held none (a job stretched past it)."""
+    return f"{pct(values, 0.99):.{digits}f} s" if values else "none in the window"
+
+
+def row(r: dict) -> tuple[str, str]:
+    every = [x for v in r["lags"].values() for x in v]
+    by_class = classes(r)
+    cls = "; ".join(f"{name} {len(v):,}: p99 {pct(v, 0.99):.1f} s" for name, v in by_class.items() if v)
     fresh = (
-        f"| {r['symbols']} | {r['poll']:g} s | {r['trades_interval']:.1f} s | {len(lags):,} "
-        f"({r['trades_missing']} missing) | {pct(lags, 0.5):.2f} s | {pct(lags, 0.9):.2f} s | "
-        f"{p99:.2f} s | {max(lags) if lags else float('nan'):.2f} s | ≤ {goal:.1f} s: "
-        f"{'met' if p99 <= goal and not r['trades_missing'] else 'MISSED'} | "
-        f"{len(r['early_lags'])} ({r['early_missing']} missing): p50 {pct(r['early_lags'], 0.5):.2f} s, "
-        f"p99 {pct(r['early_lags'], 0.99):.2f} s, max {max(r['early_lags'], default=float('nan')):.2f} s |"
+        f"| {r['symbols']} | {r['schedule']}{' + burst' if r['burst'] else ''} | {len(every):,} ({r['missing']} missing) "
+        f"| {pct(every, 0.5):.2f} | {pct(every, 0.9):.2f} | **{pct(every, 0.99):.2f}** | {max(every, default=float('nan')):.2f} "
+        f"| {cls} |"
     )
-    st, su = r["steady_windows"], r["startup_windows"]
+    st = r["steady_windows"]
     mean = statistics.fmean(st) if st else float("nan")
-    weight = (
-        f"| {r['symbols']} | {r['poll']:g} s → {r['trades_interval']:.1f} s | {r['plan_need']:.0f} "
-        f"(gauge {r['plan_metric']:.0f}) | {mean:.0f} ({min(st) if st else '-'}–{max(st) if st else '-'}, "
-        f"{len(st)} min) | {mean / r['plan_need']:.2f} | {r['startup_s']:.0f} s: "
-        f"{', '.join(map(str, su)) or '-'} | {r['status_429']} / {r['status_418']} | "
-        f"{r['load_before']} → {r['load_after']} |"
+    per_trade = r["requests_in_span"] / r["stored_in_span"] if r["stored_in_span"] else float("nan")
+    other = (
+        f"| {r['symbols']} | {r['schedule']}{' + burst' if r['burst'] else ''} | {seconds(r['kline_lags'], 1)} "
+        f"| {seconds(r['depth_gaps'])} | {seconds(r['ticker_gaps'])} | {mean:.0f} / 1200 "
+        f"({min(st) if st else '-'}–{max(st) if st else '-'}) | {per_trade:.3f} | {r['status_429']} / {r['status_418']} "
+        f"| {r['startup_s']:.0f} s | {r['load_before']} → {r['load_after']} |"
     )
-    return fresh, weight
+    return fresh, other
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steady-minutes", type=int, default=3)
-    ap.add_argument("--scenarios", default="28x15,28x5,200x15")
+    ap.add_argument("--steady-minutes", type=int, default=5)
+    default = "28:fixed,28:adaptive,200:fixed,200:adaptive,28:adaptive:burst"
+    ap.add_argument("--scenarios", default=default)
     ap.add_argument("--max-startup", type=float, default=900.0, help="seconds")
     ap.add_argument("--database-url")
     args = ap.parse_args()
@@ -204,59 +292,68 @@ def main() -> None:
     with database(args.database_url) as url:
         results = []
         for spec in args.scenarios.split(","):
-            n, poll = spec.split("x")
             print(f"scenario {spec} (load {loadavg()}) at {datetime.now(UTC):%H:%M:%S}", flush=True)
-            r = asyncio.run(scenario(url, int(n), float(poll), args.steady_minutes, args.max_startup))
+            r = asyncio.run(scenario(url, spec, args.steady_minutes, args.max_startup))
             results.append(r)
-            print("  " + "\n  ".join(describe(r)), flush=True)
-            for change in r["plan"].changes:
-                print(f"    stretched {change}", flush=True)
+            print("  " + "\n  ".join(row(r)), flush=True)
+            if r["burst"]:
+                b = [x for v in r["burst_lags"].values() for x in v]
+                print(f"  burst: {len(b)} trades of {r['burst_symbols']}: p99 {pct(b, 0.99):.2f} s", flush=True)
         fresh = [
-            "| symbols | trades poll | scheduled (after planning) | trades measured | p50 | p90 | p99 | max "
-            "| goal p99 ≤ scheduled + 2 s | start-up minute (trades after the catch-up, before the first steady "
-            "window) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+            "| symbols | schedule | trades measured | p50 s | p90 s | p99 s | max s | by activity class |",
+            "|---:|---|---:|---:|---:|---:|---:|---|",
         ]
-        weight = [
-            "| symbols | trades poll → scheduled | plan weight/min | used weight/min, steady (min–max, windows) "
-            "| used / plan | start-up: catch-up time: weight per full minute | 429 / 418 | load avg 1/5/15 "
-            "before → after |",
-            "|---:|---|---:|---|---:|---|---|---|",
+        other = [
+            "| symbols | schedule | closed 1m klines: lag p99 | depth: gap p99 | tickers: gap p99 "
+            "| weight/min used (min–max) | requests per stored trade | 429 / 418 | start-up | load avg before → after |",
+            "|---:|---|---:|---:|---:|---|---:|---|---:|---|",
         ]
-        stretched = []
+        notes = []
         for r in results:
-            f, w = describe(r)
+            f, o = row(r)
             fresh.append(f)
-            weight.append(w)
-            if r["plan"].changes:
-                stretched.append(
-                    f"- {r['symbols']} symbols, trades every {r['poll']:g} s: " + "; ".join(r["plan"].changes)
+            other.append(o)
+            plan = r["plan"]
+            if getattr(plan, "trades", None):
+                iv = sorted(plan.trades.values())
+                notes.append(
+                    f"- {r['symbols']} symbols, adaptive: trades polls every {iv[0]:.1f}–{iv[-1]:.0f} s "
+                    f"(median {iv[len(iv) // 2]:.1f} s); jobs: "
+                    + ", ".join(f"{k} {v:.0f} s" for k, v in plan.seconds.items() if k not in ("partitions",))
+                    + (f"; behind: {'; '.join(plan.changes)}" if plan.behind else "; every job at its target")
+                )
+            elif plan.changes:
+                notes.append(f"- {r['symbols']} symbols, fixed: stretched " + "; ".join(plan.changes))
+            if r["burst"]:
+                b = [x for v in r["burst_lags"].values() for x in v]
+                notes.append(
+                    f"- burst ({', '.join(r['burst_symbols'])} at 10x for a minute): {len(b):,} of their trades, "
+                    f"p50 {pct(b, 0.5):.2f} s, p99 {pct(b, 0.99):.2f} s, max {max(b, default=float('nan')):.2f} s, "
+                    f"{r['burst_missing']} missing"
                 )
         body = (
-            "The daemon (`run_daemon`, default schedule: klines 1m + 1h, depth and tickers every 60 s, "
-            "1 h lookback) in-process against the simulator on loopback (1200 weight/min, 7 trades/min "
-            "per symbol), one fresh database per row. Each run lasts until the start-up catch-up is "
-            f"over, then {args.steady_minutes} full minutes.\n\n"
-            "**Freshness** — lag = when the row was written in PostgreSQL (a bench-only column "
-            "`committed_at DEFAULT clock_timestamp()`, a few ms before the commit) minus the trade's time "
-            "at the simulator, over every trade made in the steady windows (below) until stop − interval − 3 s "
-            "(checked against the simulator's ground truth: missing trades are counted). A trade waits "
-            "for the next poll, so the lag is roughly uniform on [0, interval] plus the poll's own time.\n\n"
+            "The daemon (`run_daemon`, default settings: klines 1m + 1h, depth and tickers every 60 s, "
+            "1 h lookback) in-process against the simulator's chain market on loopback (1200 weight/min; "
+            "calls and puts at 3 strikes per expiry, activity near the money and near expiry, bursty), one "
+            "fresh database per row: the fixed schedule (every symbol's trades every 15 s, least urgent "
+            "jobs stretched first) beside the adaptive one (weight allocated by rate of trades, a price "
+            f"signal every 1.5 s). Each run lasts until the start-up catch-up is over, then {args.steady_minutes} "
+            "full minutes.\n\n"
+            "**Trade freshness** — lag = when the row was written in PostgreSQL (a bench-only column "
+            "`committed_at DEFAULT clock_timestamp()`) minus the trade's time at the simulator, over every "
+            "trade made in the steady windows until 20 s before the stop, checked against the simulator's "
+            "ground truth (missing trades are counted). Classes by the symbol's trades per minute: busy ≥ 5, "
+            "normal 0.5–5, quiet < 0.5.\n\n"
             + "\n".join(fresh)
-            + "\n\n**Weight per minute vs the plan** — the simulator's own per-IP counter per fixed "
-            "one-minute window, full windows only; steady state = windows begun after every symbol's "
-            "trades and klines had caught up once. Plan = `need_per_minute` of the schedule in force "
-            "(the `jex_planned_weight_per_minute` gauge), one page per symbol per poll; the budget is "
-            "90 % of the announced 1200 less the 5 % margin (1026/min).\n\n"
-            + "\n".join(weight)
-            + "\n\n"
-            + ("Stretched by the planner:\n" + "\n".join(stretched) + "\n" if stretched else "")
+            + "\n\n**The other streams and the weight** — closed 1m klines: row written − kline close; depth "
+            "and tickers: gaps between a symbol's snapshots; weight: the simulator's per-minute counter, "
+            "full steady windows.\n\n" + "\n".join(other) + "\n\n" + "\n".join(notes) + "\n"
         )
         print(body)
         cmd = "python -m bench.bench_daemon"
-        if args.steady_minutes != 3 or args.scenarios != "28x15,28x5,200x15":
+        if args.steady_minutes != 5 or args.scenarios != default:
             cmd += f" --steady-minutes {args.steady_minutes} --scenarios {args.scenarios}"
-        write_section("daemon", "Daemon: trade freshness and weight vs plan", body, cmd)
+        write_section("daemon", "Daemon: trade freshness, the other streams and weight, fixed vs adaptive", body, cmd)
 
 
 if __name__ == "__main__":

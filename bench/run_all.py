@@ -26,7 +26,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_store": ([], ["--rows", "50000"]),
     "bench_simulator": (["--write"], ["--write", "--seconds", "2", "--history-days", "1"]),
     "bench_backfill": ([], ["--minutes", "60", "--big-trades-per-minute", "300", "--big-minutes", "120"]),
-    "bench_daemon": ([], ["--steady-minutes", "1", "--scenarios", "28x15"]),
+    "bench_daemon": ([], ["--steady-minutes", "1", "--scenarios", "28:fixed,28:adaptive"]),
+    "bench_soak": ([], ["--minutes", "6", "--symbols", "28"]),
     "bench_export": ([], ["--rows", "100000"]),
     "bench_naive": ([], ["--minutes", "20", "--time-budget", "180"]),
 }
