@@ -8,7 +8,8 @@ in-process simulator (the chain market; ``--faults``: 5% of answers 5xx by defau
 throw-away embedded PostgreSQL of the benchmark's own, restarted once (``pg_ctl restart -m fast``,
 every connection dropped) ``--restart-at`` minutes in. Every minute: the daemon's RSS, its open file
 descriptors, its database connections (pg_stat_activity, application_name jex-collector), and the
-trades stored. Flat = the last sample within 10% of the one at minute 5 (RSS, fds, connections).
+trades stored. Flat = the median of the last 10 samples within 10% of the median of minutes 6-15 (RSS, fds,
+connections); the table shows every sample.
 At the end, every trade the simulator made from the daemon's start until 10 minutes before the
 stop must be stored exactly once (the ground truth, and a count of duplicate keys).
 """
@@ -53,12 +54,14 @@ def sample(engine, proc: psutil.Process) -> dict:
     }
 
 
-def flat(series: list[float], after: int = 5) -> tuple[bool, float]:
-    """Whether the last value is within 10% of the one at minute ``after``; the growth."""
-    if len(series) <= after:
+def flat(series: list[float], after: int = 5, span: int = 10) -> tuple[bool, float]:
+    """Whether the series stopped growing after minute ``after``: the median of its last ``span``
+    samples within 10% of the median of the ``span`` after minute ``after`` (open sockets to the
+    exchange come and go with the pool, so one sample against another says little); the growth."""
+    if len(series) < after + span:
         return False, float("nan")
-    base = max(series[after], 1e-9)
-    growth = series[-1] / base - 1
+    base = max(statistics.median(series[after : after + span]), 1e-9)
+    growth = statistics.median(series[-span:]) / base - 1
     return growth < 0.10, growth
 
 
@@ -171,8 +174,12 @@ def main() -> None:
         )
     verdicts = []
     for key, label in (("rss_mb", "RSS"), ("fds", "open fds"), ("connections", "DB connections")):
-        ok, growth = flat([s[key] for s in samples])
-        verdicts.append(f"{label} {growth:+.1%} from minute 5 to the end ({'flat' if ok else 'GROWING'})")
+        values = [s[key] for s in samples]
+        ok, growth = flat(values)
+        verdicts.append(
+            f"{label} {growth:+.1%} from minutes 6-15 to the last 10 (median; {min(values):.0f}–{max(values):.0f} "
+            f"over the run): {'flat' if ok else 'GROWING'}"
+        )
     body = (
         f"The daemon (`python -m collector run`, default settings) for {r['duration_min']:.0f} minutes against the "
         f"simulator's chain market with {args.symbols} symbols and faults `{args.faults}` "
