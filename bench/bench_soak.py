@@ -7,9 +7,11 @@ The daemon runs as its own process (`python -m collector run`, default settings)
 in-process simulator (the chain market; ``--faults``: 5% of answers 5xx by default) and a
 throw-away embedded PostgreSQL of the benchmark's own, restarted once (``pg_ctl restart -m fast``,
 every connection dropped) ``--restart-at`` minutes in. Every minute: the daemon's RSS, its open file
-descriptors, its database connections (pg_stat_activity, application_name jex-collector), and the
-trades stored. Flat = the median of the last 10 samples within 10% of the median of minutes 6-15 (RSS, fds,
-connections); the table shows every sample.
+descriptors (and how many of them are sockets to the exchange, which come and go with the
+connection pool), its database connections (pg_stat_activity, application_name jex-collector), and the
+trades stored. Flat = the median of the last 10 samples within 10% of the median of minutes 6-15 (RSS, fds
+other than sockets to the exchange, connections); sockets to the exchange must stay within the
+pool's limit. The table shows every sample.
 At the end, every trade the simulator made from the daemon's start until 10 minutes before the
 stop must be stored exactly once (the ground truth, and a count of duplicate keys).
 """
@@ -39,7 +41,11 @@ from collector.store.db import make_engine
 APP = "jex-collector"
 
 
-def sample(engine, proc: psutil.Process) -> dict:
+POOL = 64  # the exchange session's connection limit (collector/exchange/session.py)
+
+
+def sample(engine, proc: psutil.Process, exchange_port: int) -> dict:
+    exchange = sum(1 for c in proc.net_connections("tcp") if c.raddr and c.raddr.port == exchange_port)
     with engine.connect() as conn:
         connections = conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"), {"a": APP}
@@ -48,6 +54,8 @@ def sample(engine, proc: psutil.Process) -> dict:
     return {
         "rss_mb": proc.memory_info().rss / 2**20,
         "fds": proc.num_fds(),
+        "exchange_sockets": exchange,
+        "other_fds": proc.num_fds() - exchange,
         "connections": connections,
         "trades": trades,
         "threads": proc.num_threads(),
@@ -98,11 +106,12 @@ async def soak(minutes: float, symbols: int, faults: str, restart_at: float) -> 
                 await asyncio.sleep(max(0.0, started + minute * 60 - time.time()))
                 if daemon.returncode is not None:
                     raise RuntimeError(f"the daemon exited with {daemon.returncode}")
-                s = await asyncio.to_thread(sample, engine, proc)
+                s = await asyncio.to_thread(sample, engine, proc, sim.port)
                 s["minute"] = minute
                 out["samples"].append(s)
                 print(
-                    f"  minute {minute}: rss {s['rss_mb']:.0f} MB, fds {s['fds']}, connections {s['connections']}, "
+                    f"  minute {minute}: rss {s['rss_mb']:.0f} MB, fds {s['fds']} ({s['exchange_sockets']} to the exchange), "
+                    f"connections {s['connections']}, "
                     f"trades {s['trades']:,}, threads {s['threads']}",
                     flush=True,
                 )
@@ -164,22 +173,32 @@ def main() -> None:
     r = asyncio.run(soak(args.minutes, args.symbols, args.faults, args.restart_at))
     samples = r["samples"]
     rows = [
-        "| minute | RSS MB | open fds | DB connections | threads | trades stored |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| minute | RSS MB | open fds | of which sockets to the exchange | DB connections | threads | trades stored |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in samples:
         mark = " (PostgreSQL restarted)" if s["minute"] == r["restarted_at"] else ""
         rows.append(
-            f"| {s['minute']}{mark} | {s['rss_mb']:.0f} | {s['fds']} | {s['connections']} | {s['threads']} | {s['trades']:,} |"
+            f"| {s['minute']}{mark} | {s['rss_mb']:.0f} | {s['fds']} | {s['exchange_sockets']} | {s['connections']} "
+            f"| {s['threads']} | {s['trades']:,} |"
         )
     verdicts = []
-    for key, label in (("rss_mb", "RSS"), ("fds", "open fds"), ("connections", "DB connections")):
+    for key, label in (
+        ("rss_mb", "RSS"),
+        ("other_fds", "open fds other than sockets to the exchange"),
+        ("connections", "DB connections"),
+    ):
         values = [s[key] for s in samples]
         ok, growth = flat(values)
         verdicts.append(
             f"{label} {growth:+.1%} from minutes 6-15 to the last 10 (median; {min(values):.0f}–{max(values):.0f} "
-            f"over the run): {'flat' if ok else 'GROWING'}"
+            f"over the run): {'flat' if ok else 'too short to judge' if growth != growth else 'GROWING'}"
         )
+    pooled = max(s["exchange_sockets"] for s in samples)
+    verdicts.append(
+        f"sockets to the exchange at most {pooled} (the session's pool holds at most {POOL}: "
+        f"{'bounded' if pooled <= POOL else 'OVER THE POOL'})"
+    )
     body = (
         f"The daemon (`python -m collector run`, default settings) for {r['duration_min']:.0f} minutes against the "
         f"simulator's chain market with {args.symbols} symbols and faults `{args.faults}` "
