@@ -12,7 +12,7 @@ from sqlalchemy import select
 from collector.config import load_settings
 from collector.simulator import Simulator
 from collector.store.models import KlineRow, OptionSymbolRow, TradeRow
-from tests.helpers.truth import ms
+from tests.helpers.truth import dt, ms
 
 LISTING = 30  # seconds between listings; 4 symbols at once -> each lives 2 minutes
 SIM = dict(
@@ -85,11 +85,12 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
             stored[(r.symbol, r.trade_id)] = (r.price, r.qty, ms(r.time), r.buyer_maker)
         k = KlineRow.__table__
         klines = {(r.symbol, ms(r.open_time)): r for r in conn.execute(select(k).where(k.c.is_closed))}
-    cutoff = stopped - timedelta(seconds=settle)
+    # whole milliseconds, as the exchange counts: a trade at the cutoff's millisecond is on one side
+    cutoff = dt(ms(stopped - timedelta(seconds=settle)))
     expected_trades = 0
     for sym in symbols:
         name = sym["symbol"]
-        since = sym["first_seen"] - LOOKBACK + timedelta(seconds=10)
+        since = dt(ms(sym["first_seen"] - LOOKBACK + timedelta(seconds=10)))
         truth = {
             (name, x["id"]): (Decimal(x["price"]), Decimal(x["qty"]), x["time"], x["buyerMaker"])
             for x in market.trades(name, ms(since), ms(cutoff))

@@ -25,6 +25,7 @@ CHAIN = dict(
     grace_s=600,
 )
 RUN = timedelta(seconds=45)
+SWEEP = 60.0
 
 
 def adaptive_settings(sim: Simulator, db_url: str, **extra):
@@ -50,9 +51,16 @@ def trade_polls(sim: Simulator) -> dict[str, int]:
 async def test_adaptive_polling_on_the_chain_market_stores_every_trade_once_and_follows_activity(engine, db_url):
     async with Simulator(SimConfig(**CHAIN), port=0) as sim:
         started = datetime.now(UTC)
-        async with running_daemon(adaptive_settings(sim, db_url)) as daemon:
+        # the guarantee is the sweep (a trade at an unchanged price moves no price signal): the
+        # test's sweep bounds how long catching up may take
+        async with running_daemon(adaptive_settings(sim, db_url, trades_sweep_seconds=SWEEP)) as daemon:
             await caught_up(
-                engine, sim, started, started + RUN, RUN.total_seconds() + 60, alive=lambda: not daemon.task.done()
+                engine,
+                sim,
+                started,
+                started + RUN,
+                RUN.total_seconds() + SWEEP + 30,
+                alive=lambda: not daemon.task.done(),
             )
             ctx = daemon.running.ctx
             rates = dict(ctx.trade_rates)
