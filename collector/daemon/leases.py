@@ -18,18 +18,24 @@ async def balance_leases(ctx: LiveContext) -> None:
     """
     if ctx.leases is None:
         return
-    owned, handing = await ctx.db(ctx.leases.balance, ctx.candidates())
+    candidates = ctx.candidates()
+    owned, handing = await ctx.db(ctx.leases.balance, candidates)
     if owned != ctx.owned:
         gained = sorted(owned - (ctx.owned or set()))
         lost = sorted((ctx.owned or set()) - owned)
         ctx.owned = owned
         for symbol in lost:
-            ctx.forget(symbol)  # another collector polls it now: its series are that one's
+            ctx.forget(symbol)  # another collector polls it now, or nobody must: its series go
+        # a symbol still to be polled went to another collector; one that is not is finished
+        still = set(candidates)
+        handed = [s for s in lost if s in still]
+        finished = [s for s in lost if s not in still]
         log.info(
-            "now polling %d symbols%s%s",
+            "now polling %d symbols%s%s%s",
             len(owned),
             f"; took {', '.join(gained)}" if gained else "",
-            f"; handed over {', '.join(lost)}" if lost else "",
+            f"; handed over {', '.join(handed)}" if handed else "",
+            f"; finished with {', '.join(finished)}" if finished else "",
         )
         if ctx.on_symbols_changed is not None:
             ctx.on_symbols_changed()
