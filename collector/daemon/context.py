@@ -75,8 +75,7 @@ class LiveContext:
     price_changed: dict[str, float] = field(default_factory=dict)
     signal_at: float = -1e18  # when the last price signal that was answered was asked
     spawned: set[str] = field(default_factory=set)  # symbols with a poll task of their own running
-    # symbols that trade without moving their last price -> when a poll last found such trades
-    blind: dict[str, float] = field(default_factory=dict)
+    blind: set[str] = field(default_factory=set)  # symbols that trade without moving their last price
     last_volumes: dict[str, Any] = field(default_factory=dict)  # 24h volume of the latest ticker
     volume_changed: dict[str, float] = field(default_factory=dict)  # when a ticker showed it move
     tasks: set[asyncio.Task] = field(default_factory=set)
@@ -195,7 +194,7 @@ class LiveContext:
             self.volume_changed,
         ):
             kept.pop(symbol, None)
-        self.blind.pop(symbol, None)
+        self.blind.discard(symbol)
         metrics.forget_symbol(symbol)
 
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:

@@ -13,7 +13,6 @@ live polling anyway).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from collector.config import Settings
@@ -261,7 +260,7 @@ def adaptive_plan(
     specs: list[JobSpec],
     trade_rates: dict[str, float],
     limit_per_minute: float,
-    blind: Collection[str] = frozenset(),
+    blind: frozenset[str] | set[str] = frozenset(),
 ) -> AdaptivePlan:
     """The adaptive schedule: every job of ``specs`` but trades as a demand of its own, each symbol
     with history (``trade_rates``: its estimated trades per second) a trades demand of its own,

@@ -45,7 +45,6 @@ SIGNAL_STALE = 3  # signal periods without an answer after which the signal is n
 POLL_TIMEOUT = 300.0  # seconds: a symbol's poll (a catch-up of many pages) is given up after this
 MAX_POLLS = 8  # trades polls running at once (the longest waiting go first)
 RATE_SECONDS = 300.0  # the estimated rate of trades forgets with this time constant
-BLIND_SECONDS = 300.0  # a symbol stays blind this long after a poll last found trades the signal missed
 
 
 async def poll_trades(ctx: LiveContext) -> None:
@@ -116,10 +115,9 @@ async def poll_trade_signals(ctx: LiveContext) -> None:
         if before is None or before != p.price:
             # it traded before the answer; a poll that began after ``asked`` has it, one before may not
             ctx.price_changed[p.symbol] = asked
+            if before is not None:
+                ctx.blind.discard(p.symbol)  # the signal sees it again
         ctx.last_prices[p.symbol] = p.price
-    for symbol, found in list(ctx.blind.items()):
-        if asked - found > BLIND_SECONDS:
-            del ctx.blind[symbol]  # no unseen trades for a while: back to polls on the signal
     ctx.signal_at = asked
 
 
@@ -185,16 +183,13 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
 def _learn_blindness(ctx: LiveContext, symbol: str, found: int, previous: float) -> None:
     """A poll that found trades the price signal had not shown (its price did not move since the
     previous poll: every trade at one price) marks the symbol blind to the signal: it is then polled
-    at its planned interval whatever the signal says, until BLIND_SECONDS pass without such a find.
-    A price that moves now and then says nothing of the trades between at one price, so a move
-    alone does not end it."""
+    at its planned interval whatever the signal says, until the signal shows its price move."""
     if ctx.settings.trades_signal_seconds <= 0:
         return
     unseen = ctx.price_changed.get(symbol, -math.inf) < previous
-    if found and unseen:
-        if symbol not in ctx.blind:
-            log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
-        ctx.blind[symbol] = ctx.clock()  # until BLIND_SECONDS without another (poll_trade_signals)
+    if found and unseen and symbol not in ctx.blind:
+        log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
+        ctx.blind.add(symbol)  # until the price signal shows it move again (poll_trade_signals)
 
 
 def _learn_rate(ctx: LiveContext, symbol: str, found: int, span: float) -> None:
