@@ -45,6 +45,7 @@ SIGNAL_STALE = 3  # signal periods without an answer after which the signal is n
 POLL_TIMEOUT = 300.0  # seconds: a symbol's poll (a catch-up of many pages) is given up after this
 MAX_POLLS = 8  # trades polls running at once (the longest waiting go first)
 RATE_SECONDS = 300.0  # the estimated rate of trades forgets with this time constant
+FINAL_RETRY = 15.0  # seconds between attempts at an expired symbol's final sweep that did not finish
 
 
 async def poll_trades(ctx: LiveContext) -> None:
@@ -69,7 +70,8 @@ async def _timed(ctx: LiveContext, symbol: str) -> None:
 
 def due(ctx: LiveContext, now: float) -> list[str]:
     """Symbols whose trades poll is due at ``now`` (host time): never polled; not polled for
-    trades_sweep_seconds; expired and awaiting the final sweep; or its planned interval passed and
+    trades_sweep_seconds; expired and awaiting the final sweep (again every FINAL_RETRY seconds
+    until one finishes); or its planned interval passed and
     (when the price signal is on and current) its last price changed since its last poll, or its
     24h volume did (the tickers job's answers), or it trades unseen by the price (``blind``)."""
     s = ctx.settings
@@ -86,6 +88,8 @@ def due(ctx: LiveContext, now: float) -> list[str]:
             out.append(symbol)
         elif sweeping(ctx, symbol, now) and not sweeping(ctx, symbol, last):
             out.append(symbol)  # the first poll after expiry: its final sweep
+        elif sweeping(ctx, symbol, now) and STREAM not in ctx.final.get(symbol, ()) and now - last >= FINAL_RETRY:
+            out.append(symbol)  # a final sweep that did not finish (database or exchange down): again
         elif (
             now - last >= planned
             and signal
