@@ -71,17 +71,11 @@ def resolve_engine(engine: Engine | str | None = None) -> Engine:
         if held is None:
             if engine is None:
                 from collector.config import load_settings
-                from collector.store.db import open_database
-                from collector.store.migrate import require_schema
+                from collector.store.migrate import open_for_reading
 
                 settings = load_settings()
                 # keeps an embedded server alive; creates none, and reads only the current schema
-                held = open_database(settings.database_url, settings.data_dir, pool_size=2, create=False)
-                try:
-                    require_schema(held.engine, held.display_url)
-                except BaseException:
-                    held.close()
-                    raise
+                held = open_for_reading(settings.database_url, settings.data_dir, pool_size=2)
             else:
                 from collector.config import normalise_database_url
                 from collector.store.db import make_engine

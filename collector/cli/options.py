@@ -108,22 +108,17 @@ def open_db(ctx: typer.Context, *, reads: bool = False, **kwargs: Any):
     not created, and one without the current schema is one line and exit 2, not a traceback."""
     from collector.store.db import open_database
 
-    db = open_database(
+    opener = open_database
+    if reads:
+        from collector.store.migrate import open_for_reading
+
+        opener = open_for_reading
+    return opener(
         state(ctx).settings.database_url,
         state(ctx).settings.data_dir,
         announce=lambda m: console.print(f"[dim]{m}[/dim]"),
-        create=not reads,
         **kwargs,
     )
-    if reads:
-        from collector.store.migrate import require_schema
-
-        try:
-            require_schema(db.engine, db.display_url)
-        except BaseException:
-            db.close()
-            raise
-    return db
 
 
 class Interrupted(Exception):

@@ -5,6 +5,8 @@ the top-level migrations/ of the source tree): an installed wheel needs no sourc
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,7 +16,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from collector.errors import ConfigError
-from collector.store.db import transaction
+from collector.store.db import Database, open_database, transaction
 
 # Several collectors may start at once; only one of them migrates, the others wait for it.
 _MIGRATION_LOCK = 0x6A6578_0001
@@ -50,6 +52,18 @@ def require_schema(engine: Engine, where: str) -> None:
         raise ConfigError(
             f"the database at {where} is at revision {current}, this collector reads {head}; run `collector db upgrade`"
         )
+
+
+def open_for_reading(url: str | None, data_dir: Path, **kwargs: Any) -> Database:
+    """``open_database`` for what only reads the store: an embedded database that does not exist yet
+    is not made, and one without the current schema is one ConfigError line (``require_schema``)."""
+    db = open_database(url, data_dir, create=False, **kwargs)
+    try:
+        require_schema(db.engine, db.display_url)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
