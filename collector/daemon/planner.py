@@ -232,6 +232,7 @@ class AdaptivePlan:
     need_per_minute: float  # weight per minute at those intervals
     budget_per_minute: float
     behind: dict[str, tuple[float, float]]  # stream -> (target, planned) where planned is longer
+    targets: dict[str, float]  # job -> the interval it asks for ("trades": trades_sweep_seconds)
 
     @property
     def fits(self) -> bool:
@@ -312,4 +313,7 @@ def adaptive_plan(
         behind["trades"] = (s.trades_sweep_seconds, worst)
     jobs = {n: v for n, v in seconds.items() if not n.startswith("trades ")}
     trades = {n.removeprefix("trades "): v for n, v in seconds.items() if n.startswith("trades ")}
-    return AdaptivePlan(jobs, trades, need, limit_per_minute * PLAN_SHARE, behind)
+    targets = {d.name: d.target for d in demands if d.stream not in ("trades", "signals")}
+    if any(spec.stream == "trades" for spec in specs):
+        targets["trades"] = s.trades_sweep_seconds
+    return AdaptivePlan(jobs, trades, need, limit_per_minute * PLAN_SHARE, behind, targets)

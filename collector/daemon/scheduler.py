@@ -217,7 +217,7 @@ class Schedule:
     def _log_adaptive(self, p: budget.AdaptivePlan) -> None:
         """One line when the plan's shape changes (which jobs are behind their targets), not on every
         re-plan; the metrics carry every figure at every re-plan."""
-        for job, seconds in self._targets().items():
+        for job, seconds in p.targets.items():
             metrics.STREAM_TARGET.labels(job).set(seconds)
             metrics.STREAM_BEHIND.labels(job).set(1 if job in p.behind else 0)
         behind = set(p.behind)
@@ -243,19 +243,6 @@ class Schedule:
             log.warning("behind their targets (the budget does not fit them): %s", "; ".join(p.changes))
         else:
             log.info("every job at its target interval")
-
-    def _targets(self) -> dict[str, float]:
-        """What each planned job asks for (its target interval)."""
-        s = self.ctx.settings
-        out = {}
-        for spec in self._specs():
-            if spec.stream == "trades":
-                out["trades"] = s.trades_sweep_seconds
-            elif spec.stream == "klines":
-                out[spec.name] = budget.kline_target(s, spec.name.split()[1])
-            else:
-                out[spec.name] = spec.base_seconds
-        return out
 
     def _runner(self, name: str, seconds: float) -> Callable[[], Awaitable[None]]:
         func = self.functions[name]

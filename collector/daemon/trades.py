@@ -86,10 +86,12 @@ def due(ctx: LiveContext, now: float) -> list[str]:
         # that does not fit the budget
         if last is None or now - last >= max(s.trades_sweep_seconds, planned):
             out.append(symbol)
-        elif sweeping(ctx, symbol, now) and not sweeping(ctx, symbol, last):
-            out.append(symbol)  # the first poll after expiry: its final sweep
-        elif sweeping(ctx, symbol, now) and STREAM not in ctx.final.get(symbol, ()) and now - last >= FINAL_RETRY:
-            out.append(symbol)  # a final sweep that did not finish (database or exchange down): again
+        elif (
+            sweeping(ctx, symbol, now)
+            and STREAM not in ctx.final.get(symbol, ())
+            and (not sweeping(ctx, symbol, last) or now - last >= FINAL_RETRY)
+        ):
+            out.append(symbol)  # its final sweep: the first poll after expiry, again if it did not finish
         elif (
             now - last >= planned
             and signal
