@@ -229,7 +229,8 @@ DB_ERRORS = Counter(
 DB_UP = Gauge("jex_database_up", "1 when the last database operation succeeded.", registry=REGISTRY)
 
 
-def _version() -> str:
+def collector_version() -> str:
+    """The installed jex-collector's version ("unknown" from a source tree never installed)."""
     try:
         return version("jex-collector")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -237,7 +238,7 @@ def _version() -> str:
 
 
 BUILD = Info("jex_collector_build", "The collector's version and the Python it runs on.", registry=REGISTRY)
-BUILD.info({"version": _version(), "python": python_version()})
+BUILD.info({"version": collector_version(), "python": python_version()})
 
 # Series labelled with a symbol: removed when this process no longer polls the symbol (swept, handed
 # to another collector, refused), so no expired symbol's staleness grows for ever.

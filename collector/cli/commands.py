@@ -41,9 +41,9 @@ app.add_typer(config_app, name="config")
 
 def _version(value: bool) -> None:
     if value:
-        from collector.metrics import _version as version
+        from collector.metrics import collector_version
 
-        typer.echo(f"collector {version()}")
+        typer.echo(f"collector {collector_version()}")
         raise typer.Exit()
 
 
