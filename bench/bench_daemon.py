@@ -99,7 +99,7 @@ async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s
         conn.execute(
             text("CREATE TRIGGER bench_touch BEFORE UPDATE ON klines FOR EACH ROW EXECUTE FUNCTION bench_touch()")
         )
-    out: dict = {"spec": spec, "symbols": n_symbols, "schedule": schedule, "burst": burst, "load_before": loadavg()}
+    out: dict = {"symbols": n_symbols, "schedule": schedule, "burst": burst, "load_before": loadavg()}
     now = int(time.time() * 1000)
     boosts: tuple = ()
     if burst:
@@ -166,15 +166,13 @@ async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s
         lo_ms = full[0] if full else int(ready_at * 1000)
         # trades newer than the slowest poll interval (+ 5 s for the poll itself) may rightly be unstored
         plan = schedule_.plan
-        polled = max(getattr(plan, "trades", {}).values(), default=plan.seconds.get("trades", 0.0))
-        settle = max(SETTLE_S, min(polled, 300.0) + 5.0) if out["schedule"] == "fixed" else SETTLE_S
-        out["settle_s"] = settle
+        settle = max(SETTLE_S, min(plan.seconds["trades"], 300.0) + 5.0) if schedule == "fixed" else SETTLE_S
         hi_ms = int((stopped - settle) * 1000)
         out["span_s"] = (hi_ms - lo_ms) / 1000
-        out["lags"], out["missing"], out["per_symbol"] = trade_lags(engine, sim, lo_ms, hi_ms)
+        out["lags"], out["missing"] = trade_lags(engine, sim, lo_ms, hi_ms)
         if burst:
             a, b = out["burst_span"]
-            out["burst_lags"], out["burst_missing"], _ = trade_lags(engine, sim, a, b)
+            out["burst_lags"], out["burst_missing"] = trade_lags(engine, sim, a, b)
             out["burst_lags"] = {s: v for s, v in out["burst_lags"].items() if s in out["burst_symbols"]}
         out["kline_lags"] = kline_lags(engine, lo_ms, hi_ms - 60_000)
         out["depth_gaps"] = snapshot_gaps(engine, "depth_snapshots", lo_ms, hi_ms)
@@ -188,7 +186,7 @@ async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s
     return out
 
 
-def trade_lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[dict[str, list[float]], int, dict]:
+def trade_lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[dict[str, list[float]], int]:
     """Per symbol: the lag of every trade the simulator made in [lo, hi); trades missing."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -209,7 +207,7 @@ def trade_lags(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> tuple[dict[str
                 missing += 1
             else:
                 lags.setdefault(s, []).append(lag)
-    return lags, missing, {s: len(v) for s, v in lags.items()}
+    return lags, missing
 
 
 def kline_lags(engine, lo_ms: int, hi_ms: int) -> list[float]:

@@ -46,6 +46,7 @@ POOL = 64  # the exchange session's connection limit (collector/exchange/session
 
 def sample(engine, proc: psutil.Process, exchange_port: int) -> dict:
     exchange = sum(1 for c in proc.net_connections("tcp") if c.raddr and c.raddr.port == exchange_port)
+    fds = proc.num_fds()
     with engine.connect() as conn:
         connections = conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"), {"a": APP}
@@ -53,9 +54,9 @@ def sample(engine, proc: psutil.Process, exchange_port: int) -> dict:
         trades = conn.execute(text("SELECT count(*) FROM trades")).scalar_one()
     return {
         "rss_mb": proc.memory_info().rss / 2**20,
-        "fds": proc.num_fds(),
+        "fds": fds,
         "exchange_sockets": exchange,
-        "other_fds": proc.num_fds() - exchange,
+        "other_fds": fds - exchange,
         "connections": connections,
         "trades": trades,
         "threads": proc.num_threads(),

@@ -95,19 +95,15 @@ def check_against_truth(engine, sim: Simulator, started: datetime, stopped: date
             (name, x["id"]): (Decimal(x["price"]), Decimal(x["qty"]), x["time"], x["buyerMaker"])
             for x in market.trades(name, ms(since), ms(cutoff))
         }
-        mine = {
-            key: v
-            for key, v in stored.items()
-            if key[0] == name and since <= datetime.fromtimestamp(v[2] / 1000, UTC) < cutoff
-        }
+        mine = {key: v for key, v in stored.items() if key[0] == name and since <= dt(v[2]) < cutoff}
         if mine != truth:
-            missing = sorted(truth[k][2] for k in set(truth) - set(mine))
+            missing, extra = set(truth) - set(mine), set(mine) - set(truth)
             expiry = sym["expiry_time"]
             raise AssertionError(
-                f"{name}: {len(set(truth) - set(mine))} missing, {len(set(mine) - set(truth))} extra, differ "
+                f"{name}: {len(missing)} missing, {len(extra)} extra, differ "
                 f"{sum(1 for k in set(mine) & set(truth) if mine[k] != truth[k])}; missing at "
-                f"{[datetime.fromtimestamp(t / 1000, UTC).strftime('%H:%M:%S.%f')[:-3] for t in missing[:3]]} "
-                f"(expiry {expiry:%H:%M:%S} )"
+                f"{[dt(t).strftime('%H:%M:%S.%f')[:-3] for t in sorted(truth[k][2] for k in missing)[:3]]} "
+                f"(expiry {f'{expiry:%H:%M:%S}' if expiry else 'none'} )"
             )
         expected_trades += len(truth)
         # Nothing stored that the exchange does not hold, whatever the time.

@@ -161,9 +161,8 @@ async def test_backfill_of_orders_and_records_equals_the_demo_accounts_window(en
         # window reaches back 8 hours, or further when that is what it takes to hold two of them.
         listed = set(sim.market.listed_symbols(now))
         end = now - 3_600_000
-        made = sorted(
-            r.created for r in sim.accounts.get(DEMO_KEY, now).records if r.symbol in listed and r.created < end
-        )
+        account = sim.accounts.get(DEMO_KEY, now)
+        made = sorted(r.created for r in account.records if r.symbol in listed and r.created < end)
         start = min(now - 8 * 3_600_000, *made[-2:]) - 12_345
         start, end = dt(max(start, sim.market.history_start)), dt(end)
         settings = load_settings(
@@ -173,7 +172,6 @@ async def test_backfill_of_orders_and_records_equals_the_demo_accounts_window(en
         async with connect_exchange(settings) as client:
             summary = await run_backfill(client, engine, plan)
             assert not summary.failed and not summary.incomplete
-            account = sim.accounts.get(DEMO_KEY, now)
             orders = {
                 (o.symbol, o.order_id): (o.status, Decimal(o.executed))
                 for o in account.orders.values()

@@ -361,6 +361,9 @@ def test_compose_client_accepts_the_file_and_interpolates_the_defaults(tmp_path)
     assert {"postgres", "migrate", "collector", "simulator"} <= listed
     assert listed - {"postgres", "migrate", "collector", "simulator"} <= {"prometheus", "grafana"}
 
+    monitoring = run_compose(tmp_path, "--profile", "monitoring", "config")
+    assert monitoring.returncode == 0, monitoring.stderr
+
 
 def test_compose_client_takes_the_exchange_url_from_the_environment(tmp_path):
     result = run_compose(tmp_path, "config", extra_env={"COLLECTOR_EXCHANGE_URL": "https://api.example.test"})
