@@ -75,7 +75,9 @@ class LiveContext:
     price_changed: dict[str, float] = field(default_factory=dict)
     signal_at: float = -1e18  # when the last price signal that was answered was asked
     spawned: set[str] = field(default_factory=set)  # symbols with a poll task of their own running
-    blind: set[str] = field(default_factory=set)  # symbols that trade without moving their last price
+    unseen_rates: dict[str, float] = field(default_factory=dict)  # trades/s the price signal does not show
+    on_signals: frozenset[str] = frozenset()  # symbols the plan polls when a signal shows a trade
+    tickers_stored: float = -1e18  # when the tickers job last stored its answers (it may read more often)
     last_volumes: dict[str, Any] = field(default_factory=dict)  # 24h volume of the latest ticker
     volume_changed: dict[str, float] = field(default_factory=dict)  # when a ticker showed it move
     tasks: set[asyncio.Task] = field(default_factory=set)
@@ -187,6 +189,7 @@ class LiveContext:
         for kept in (
             self.trade_polls,
             self.trade_rates,
+            self.unseen_rates,
             self.trade_plan,
             self.last_prices,
             self.price_changed,
@@ -194,7 +197,6 @@ class LiveContext:
             self.volume_changed,
         ):
             kept.pop(symbol, None)
-        self.blind.discard(symbol)
         metrics.forget_symbol(symbol)
 
     def mark_caught_up(self, stream: str, symbol: str, at: float) -> None:

@@ -163,11 +163,16 @@ class Demand:
     toward ``limit`` when it does not; ``priority`` is what a second of its interval costs (the
     staleness it causes). Zero priority: runs at ``target``, paid for first.
 
-    ``events`` (per second): the demand runs only when something happened (a symbol's trades polled
-    when the price signal shows it traded), at most once an interval, and at least once a
-    ``limit``: it then costs weight x min(1/interval, max(events, 1/limit)), so an interval shorter
-    than the time between its events costs nothing more, and a quiet symbol is polled as soon as
-    it trades for the price of its trades alone."""
+    ``events`` (per second): the demand may instead run only when something happened (a symbol's
+    trades polled when a signal shows it traded), at most once a ``target`` and at least once a
+    ``limit``: it then costs weight x (runs of an interval that saw an event, or 1/limit) and its
+    staleness is ``target`` for what
+    the events show, and ``wait`` for the share ``blind`` of its priority they cannot show (trades
+    at an unchanged price, waiting for a slower signal). The allocation picks, per demand, whichever
+    of the two ways costs less.
+
+    ``sooner``: an interval shorter than ``target`` still worth ``sooner_priority`` a second (the
+    tickers read as a signal of trades more often than they are stored)."""
 
     name: str
     stream: str
@@ -176,9 +181,53 @@ class Demand:
     limit: float
     priority: float
     events: float | None = None
+    blind: float = 0.0
+    wait: float = 0.0
+    sooner: float | None = None
+    sooner_priority: float = 0.0
 
 
-def allocate(demands: list[Demand], budget_per_second: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class Allocation:
+    seconds: dict[str, float]  # demand -> interval
+    on_events: frozenset[str]  # demands run on their events (at most once their interval)
+
+    def runs(self, d: Demand) -> float:
+        """How often ``d`` runs (per second)."""
+        return _runs(d, self.seconds[d.name], d.name in self.on_events)
+
+
+def _runs(d: Demand, seconds: float, on_events: bool) -> float:
+    if not on_events or d.events is None:
+        return 1 / seconds
+    return max(_event_runs(d.events, seconds), 1 / d.limit)
+
+
+def _event_runs(events: float, seconds: float) -> float:
+    """Runs per second of something run on events (at ``events`` a second, as a Poisson stream) at
+    most once every ``seconds``: once an interval that saw at least one."""
+    return -math.expm1(-events * seconds) / seconds
+
+
+def _choose(d: Demand, mu: float) -> tuple[float, bool]:
+    """The interval of ``d`` at multiplier ``mu``, and whether it runs on its events: the way with
+    the lower staleness + mu x weight per second."""
+    if d.sooner is not None and d.sooner_priority > 0:
+        fast = math.sqrt(mu * d.weight / d.sooner_priority)
+        if fast < d.target:
+            return max(d.sooner, fast), False
+    t = min(d.limit, max(d.target, math.sqrt(mu * d.weight / d.priority)))
+    if d.events is None:
+        return t, False
+    ev = max(_event_runs(d.events, d.target), 1 / d.limit)
+    on_events = (d.priority - d.blind) * d.target + d.blind * d.wait + mu * d.weight * ev
+    periodic = d.priority * t + mu * d.weight / t
+    if on_events <= periodic:
+        return d.target, True
+    return t, False
+
+
+def allocate(demands: list[Demand], budget_per_second: float) -> Allocation:
     """Intervals minimising the total staleness cost sum(priority x interval) within the budget
     sum(weight / interval) <= budget, each between its target and its limit.
 
@@ -186,33 +235,31 @@ def allocate(demands: list[Demand], budget_per_second: float) -> dict[str, float
     busy symbol gets short intervals, a quiet one long, and when the budget tightens everything
     stretches together (by the square root of its cost over its value), not one stream after
     another. If even every limit does not fit, all intervals grow in proportion: degraded evenly.
-    A demand run on events whose optimum interval is shorter than the time between its events
-    gets its target: running on every event costs the same, and is fresher.
+    A demand that can run on events does so where that costs less at the same multiplier: a
+    quiet symbol polled only when it trades, a busy one (or one trading unseen) at its interval.
     """
     fixed = [d for d in demands if d.priority <= 0 or d.weight <= 0]
     flexible = [d for d in demands if d.priority > 0 and d.weight > 0]
     out = {d.name: d.target for d in fixed}
     budget = budget_per_second - sum(d.weight / d.target for d in fixed)
 
-    def interval(d: Demand, mu: float) -> float:
-        t = min(d.limit, max(d.target, math.sqrt(mu * d.weight / d.priority)))
-        if d.events is not None and t * max(d.events, 1 / d.limit) <= 1:
-            return d.target  # it runs on its events, rarer than that interval: at once, for free
-        return t
+    def at(mu: float) -> Allocation:
+        chosen = {d.name: _choose(d, mu) for d in flexible}
+        return Allocation(
+            {**out, **{n: t for n, (t, _) in chosen.items()}},
+            frozenset(n for n, (_, ev) in chosen.items() if ev),
+        )
 
-    def at(mu: float) -> dict[str, float]:
-        return {d.name: interval(d, mu) for d in flexible}
+    def cost(a: Allocation) -> float:
+        return sum(d.weight * a.runs(d) for d in flexible)
 
-    def cost(seconds: dict[str, float]) -> float:
-        return sum(d.weight * _runs(d, seconds[d.name]) for d in flexible)
-
-    fastest = {d.name: d.target for d in flexible}
-    slowest = {d.name: d.limit for d in flexible}
+    fastest = at(0.0)
     if not flexible or cost(fastest) <= budget:
-        return {**out, **fastest}
-    if budget <= 0 or cost(slowest) > budget:
-        scale = cost(slowest) / budget if budget > 0 else MAX_STRETCH
-        return {**out, **{n: s * min(scale, MAX_STRETCH) for n, s in slowest.items()}}
+        return fastest
+    slowest = {d.name: d.limit for d in flexible}  # periodic at the limit: the least weight there is
+    if budget <= 0 or sum(d.weight / d.limit for d in flexible) > budget:
+        scale = sum(d.weight / d.limit for d in flexible) / budget if budget > 0 else MAX_STRETCH
+        return Allocation({**out, **{n: s * min(scale, MAX_STRETCH) for n, s in slowest.items()}}, frozenset())
     lo, hi = 1e-9, 1.0
     while cost(at(hi)) > budget:
         hi *= 4.0
@@ -222,13 +269,14 @@ def allocate(demands: list[Demand], budget_per_second: float) -> dict[str, float
             lo = mid
         else:
             hi = mid
-    return {**out, **at(hi)}
+    return at(hi)
 
 
 @dataclass(frozen=True)
 class AdaptivePlan:
     seconds: dict[str, float]  # job name -> interval to schedule (snapshot and upkeep jobs)
     trades: dict[str, float]  # symbol -> interval between its trades polls
+    on_signals: frozenset[str]  # symbols polled when a signal shows they traded (others: at their interval)
     need_per_minute: float  # weight per minute at those intervals
     budget_per_minute: float
     behind: dict[str, tuple[float, float]]  # stream -> (target, planned) where planned is longer
@@ -243,13 +291,6 @@ class AdaptivePlan:
         return [f"{n}: every {t:g}s -> every {p:.1f}s" for n, (t, p) in sorted(self.behind.items())]
 
 
-def _runs(d: Demand, seconds: float) -> float:
-    """How often ``d`` runs (per second) at that interval."""
-    if d.events is None:
-        return 1 / seconds
-    return min(1 / seconds, max(d.events, 1 / d.limit))
-
-
 def kline_target(settings: Settings, interval: str) -> float:
     """How often klines of ``interval`` are asked for at best: every klines_poll_seconds, but a
     longer kline (which closes once an interval) no more often than a quarter of its interval."""
@@ -261,46 +302,87 @@ def adaptive_plan(
     specs: list[JobSpec],
     trade_rates: dict[str, float],
     limit_per_minute: float,
-    blind: frozenset[str] | set[str] = frozenset(),
+    unseen_rates: dict[str, float] | None = None,
 ) -> AdaptivePlan:
     """The adaptive schedule: every job of ``specs`` but trades as a demand of its own, each symbol
     with history (``trade_rates``: its estimated trades per second) a trades demand of its own,
-    the price signal (if on) a fixed one, all within PLAN_SHARE of the limit. With the signal, a
-    symbol's trades are polled when it shows a trade (at most once its interval), and at least once
-    trades_sweep_seconds: the plan counts what that costs."""
+    the price signal (if on) a fixed one, all within PLAN_SHARE of the limit.
+
+    With the signal, a symbol's trades may be polled only when it shows a trade (at most once its
+    interval, and at least once trades_sweep_seconds); ``unseen_rates`` are the trades per second
+    each symbol makes that the price signal does not show (at an unchanged price). Those wait for
+    the 24h volume the tickers job reads, so the tickers job is asked for as often as
+    trades_volume_seconds when what waits on it is worth the weight; a symbol whose unseen trades
+    are worth more than that is polled at its interval instead. Which symbols rely on the tickers,
+    and how often the tickers run, depend on each other: three rounds settle it."""
     s = settings
+    unseen_rates = unseen_rates or {}
     priorities = s.stream_priorities
     budget = limit_per_minute * PLAN_SHARE / 60.0
-    demands = []
-    for spec in specs:
-        if spec.stream == "trades":
-            continue
-        target = kline_target(s, spec.name.split()[1]) if spec.stream == "klines" else spec.base_seconds
-        priority = priorities.get(spec.stream, 0.0) * spec.weight_per_run
-        demands.append(Demand(spec.name, spec.stream, spec.weight_per_run, target, target * s.max_stretch, priority))
     signals = s.trades_signal_seconds > 0 and "trades" in s.streams
-    if signals:
-        weight = ep.TICKER_PRICE.weight_all or ep.TICKER_PRICE.weight
-        demands.append(
-            Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
-        )
-    for symbol, rate in trade_rates.items():
-        rate = max(rate, 0.0)
-        demands.append(
-            Demand(
-                f"trades {symbol}",
-                "trades",
-                TRADES_PAGE_WEIGHT,
-                max(s.trades_min_seconds, s.trades_signal_seconds) if signals else s.trades_min_seconds,
-                s.trades_sweep_seconds,
-                priorities["trades"] * (rate + QUIET_RATE),
-                # with the signal, polled when it shows a trade (at most once a signal period);
-                # blind to it (trading at one price), polled at its interval
-                events=min(rate, 1 / s.trades_signal_seconds) if signals and symbol not in blind else None,
+    volume = signals and any(spec.stream == "tickers" for spec in specs)
+    trade_priority = priorities["trades"]
+
+    def demands_for(wait: float, relying: float) -> list[Demand]:
+        """``wait``: how long an unseen trade waits on a symbol polled on signals; ``relying``: the
+        unseen trades per second that wait for the tickers."""
+        out = []
+        for spec in specs:
+            if spec.stream == "trades":
+                continue
+            target = kline_target(s, spec.name.split()[1]) if spec.stream == "klines" else spec.base_seconds
+            priority = priorities.get(spec.stream, 0.0) * spec.weight_per_run
+            sooner = None
+            if spec.stream == "tickers" and volume and relying > 0:
+                sooner = min(target, s.trades_volume_seconds)
+            sooner_priority = trade_priority * relying if sooner is not None else 0.0
+            out.append(
+                Demand(
+                    spec.name,
+                    spec.stream,
+                    spec.weight_per_run,
+                    target,
+                    target * s.max_stretch,
+                    priority + sooner_priority,
+                    sooner=sooner,
+                    sooner_priority=sooner_priority,
+                )
             )
-        )
-    seconds = allocate(demands, budget)
-    need = sum(d.weight * 60.0 * _runs(d, seconds[d.name]) for d in demands)
+        if signals:
+            weight = ep.TICKER_PRICE.weight_all or ep.TICKER_PRICE.weight
+            out.append(
+                Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
+            )
+        for symbol, rate in trade_rates.items():
+            rate = max(rate, 0.0)
+            unseen = min(max(unseen_rates.get(symbol, 0.0), 0.0), rate)
+            out.append(
+                Demand(
+                    f"trades {symbol}",
+                    "trades",
+                    TRADES_PAGE_WEIGHT,
+                    max(s.trades_min_seconds, s.trades_signal_seconds) if signals else s.trades_min_seconds,
+                    s.trades_sweep_seconds,
+                    trade_priority * (rate + QUIET_RATE),
+                    events=rate if signals else None,
+                    blind=trade_priority * unseen,
+                    wait=wait,
+                )
+            )
+        return out
+
+    sweep = s.trades_sweep_seconds
+    wait = min(s.trades_volume_seconds, sweep) if volume else sweep
+    relying = sum(min(max(u, 0.0), max(trade_rates.get(k, 0.0), 0.0)) for k, u in unseen_rates.items())
+    for _ in range(3):
+        demands = demands_for(wait, relying)
+        got = allocate(demands, budget)
+        if not volume:
+            break
+        wait = min(got.seconds["tickers"], sweep)
+        relying = sum(d.blind / trade_priority for d in demands if d.name in got.on_events) if trade_priority else 0.0
+    seconds = got.seconds
+    need = sum(d.weight * 60.0 * got.runs(d) for d in demands)
     behind = {
         d.name: (d.target, seconds[d.name])
         for d in demands
@@ -313,7 +395,8 @@ def adaptive_plan(
         behind["trades"] = (s.trades_sweep_seconds, worst)
     jobs = {n: v for n, v in seconds.items() if not n.startswith("trades ")}
     trades = {n.removeprefix("trades "): v for n, v in seconds.items() if n.startswith("trades ")}
+    on_signals = frozenset(n.removeprefix("trades ") for n in got.on_events if n.startswith("trades "))
     targets = {d.name: d.target for d in demands if d.stream not in ("trades", "signals")}
     if any(spec.stream == "trades" for spec in specs):
         targets["trades"] = s.trades_sweep_seconds
-    return AdaptivePlan(jobs, trades, need, limit_per_minute * PLAN_SHARE, behind, targets)
+    return AdaptivePlan(jobs, trades, on_signals, need, limit_per_minute * PLAN_SHARE, behind, targets)

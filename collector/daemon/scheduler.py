@@ -115,7 +115,8 @@ class Schedule:
         if not self.adaptive:
             return budget.plan(self._specs(), self._limit())
         rates = {s: self.ctx.trade_rates.get(s, 0.0) for s in self.ctx.with_history()}
-        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), self.ctx.blind)
+        unseen = {s: self.ctx.unseen_rates.get(s, 0.0) for s in rates}
+        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), unseen)
 
     def _jobs(self) -> dict[str, float]:
         """Every job to schedule, with its interval, from the plan in force."""
@@ -174,6 +175,7 @@ class Schedule:
         if isinstance(p, budget.AdaptivePlan):
             gone = set(self.ctx.trade_plan) - set(p.trades)
             self.ctx.trade_plan = dict(p.trades)
+            self.ctx.on_signals = p.on_signals
             for symbol, seconds in p.trades.items():
                 metrics.TRADES_INTERVAL.labels(symbol).set(seconds)
             for symbol in gone:
@@ -227,7 +229,8 @@ class Schedule:
         intervals = sorted(p.trades.values())
         spread = (
             f"trades of {len(intervals)} symbols every {intervals[0]:.1f}-{intervals[-1]:.0f}s"
-            f" (median {intervals[len(intervals) // 2]:.1f}s)"
+            f" (median {intervals[len(intervals) // 2]:.1f}s; {len(p.on_signals)} of them only when a signal"
+            " shows a trade)"
             if intervals
             else "no trades polls yet"
         )

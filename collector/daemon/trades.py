@@ -11,13 +11,16 @@ Two schedules (``schedule``):
   interval the plan gives it has passed since its last poll; the plan (daemon/planner.py) gives
   a busy symbol a short interval and a quiet one a long one, from its estimated rate of trades
   (what its polls found, smoothed over RATE_SECONDS). With the price signal on
-  (``poll_trade_signals``: all last prices, weight 2, every ``trades_signal_seconds``) a poll is
-  made only when the symbol's last price changed since its previous poll: a quiet symbol is polled
-  as soon as it trades and costs nothing while it does not. Every symbol is still polled within
-  ``trades_sweep_seconds`` whatever the signal says (a trade at the same price changes nothing it
-  can see), and an expired symbol at once after its expiry (its final sweep): correctness stays
-  with the fromId checkpoint, never with a signal; a signal unanswered for SIGNAL_STALE periods is
-  not waited for.
+  (``poll_trade_signals``: all last prices, weight 2, every ``trades_signal_seconds``) the plan
+  polls a symbol whose trades are rare only when the signal shows a trade: its last price changed
+  since its previous poll, or its 24h volume did (``note_volumes``: the tickers job's answers,
+  read more often when trades at an unchanged price wait on them). A quiet symbol costs nothing
+  while it does not trade. How many of a symbol's trades the price signal misses is measured
+  (``unseen_rates``: trades a poll found that were made before a signal showed no change), and a
+  symbol whose unseen trades are worth it is polled at its interval instead, signal or not.
+  Every symbol is still polled within ``trades_sweep_seconds`` whatever the signals say, and an
+  expired symbol at once after its expiry (its final sweep): correctness stays with the fromId
+  checkpoint, never with a signal; a signal unanswered for SIGNAL_STALE periods is not waited for.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ POLL_TIMEOUT = 300.0  # seconds: a symbol's poll (a catch-up of many pages) is g
 MAX_POLLS = 8  # trades polls running at once (the longest waiting go first)
 RATE_SECONDS = 300.0  # the estimated rate of trades forgets with this time constant
 FINAL_RETRY = 15.0  # seconds between attempts at an expired symbol's final sweep that did not finish
+UNSEEN_SECONDS = 120.0  # the estimated rate of trades unseen by the price signal forgets with this time constant
+UNSEEN_PRIOR = 0.1  # share of a symbol's trades assumed unseen by the price signal until its polls say
+UNSEEN_SLACK = 1.0  # seconds: a trade counts as unseen by the signal if made this long before it was asked
 
 
 async def poll_trades(ctx: LiveContext) -> None:
@@ -69,22 +75,25 @@ async def _timed(ctx: LiveContext, symbol: str) -> None:
 
 
 def due(ctx: LiveContext, now: float) -> list[str]:
-    """Symbols whose trades poll is due at ``now`` (host time): never polled; not polled for
-    trades_sweep_seconds; expired and awaiting the final sweep (again every FINAL_RETRY seconds
-    until one finishes); or its planned interval passed and
-    (when the price signal is on and current) its last price changed since its last poll, or its
-    24h volume did (the tickers job's answers), or it trades unseen by the price (``blind``)."""
+    """Symbols whose trades poll is due at ``now`` (host time): never polled; polled at its
+    interval (the plan's ``trades``) and that passed; polled on signals and not polled for
+    trades_sweep_seconds (or the plan's interval, when even that does not fit the budget), or its
+    interval passed and (the price signal current) its last price or its 24h volume changed since
+    its last poll; expired and awaiting the final sweep (again every FINAL_RETRY seconds until one
+    finishes)."""
     s = ctx.settings
     signal = s.trades_signal_seconds > 0 and now - ctx.signal_at <= SIGNAL_STALE * s.trades_signal_seconds
     out = []
     for symbol in ctx.with_history():
-        if ctx.is_polling(symbol) or symbol in ctx.spawned:
-            continue  # a poll of it is running (a catch-up begun by an earlier tick)
+        if symbol in ctx.spawned:
+            continue  # a trades poll of it is running (a catch-up begun by an earlier tick); a poll
+            # of another stream of it (depth, tickers) does not hold its trades back
         last = ctx.trade_polls.get(symbol)
         planned = ctx.trade_plan.get(symbol, s.trades_sweep_seconds)
-        # the sweep: at least every trades_sweep_seconds, or as the plan stretched it when even
-        # that does not fit the budget
-        if last is None or now - last >= max(s.trades_sweep_seconds, planned):
+        on_signals = symbol in ctx.on_signals
+        # polled at its interval; on signals, swept at least every trades_sweep_seconds (or as the
+        # plan stretched it when even that does not fit the budget)
+        if last is None or now - last >= (max(s.trades_sweep_seconds, planned) if on_signals else planned):
             out.append(symbol)
         elif (
             sweeping(ctx, symbol, now)
@@ -93,19 +102,14 @@ def due(ctx: LiveContext, now: float) -> list[str]:
         ):
             out.append(symbol)  # its final sweep: the first poll after expiry, again if it did not finish
         elif (
-            now - last >= planned
+            on_signals
+            and now - last >= planned
             and signal
-            and (
-                symbol in ctx.blind
-                or ctx.price_changed.get(symbol, -math.inf) >= last
-                or ctx.volume_changed.get(symbol, -math.inf) >= last
-            )
+            and (ctx.price_changed.get(symbol, -math.inf) >= last or ctx.volume_changed.get(symbol, -math.inf) >= last)
         ):
             out.append(symbol)
-        elif now - last >= planned and s.trades_signal_seconds <= 0:
-            out.append(symbol)  # no signal: polled blind at its interval (the plan counted that)
-    # A signal gone stale leaves only the sweeps: polling blind at intervals planned for polls on
-    # change would ask far more than the budget.
+    # A signal gone stale leaves the symbols on signals only their sweeps: polling them at intervals
+    # planned for polls on change would ask far more than the budget.
     return sorted(out, key=lambda sym: ctx.trade_polls.get(sym, -math.inf))[: max(0, MAX_POLLS - len(ctx.spawned))]
 
 
@@ -121,8 +125,6 @@ async def poll_trade_signals(ctx: LiveContext) -> None:
         if before is None or before != p.price:
             # it traded before the answer; a poll that began after ``asked`` has it, one before may not
             ctx.price_changed[p.symbol] = asked
-            if before is not None:
-                ctx.blind.discard(p.symbol)  # the signal sees it again
         ctx.last_prices[p.symbol] = p.price
     ctx.signal_at = asked
 
@@ -165,48 +167,55 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
             # Nothing since then; remember where we looked so no later trade can slip before it.
             await ctx.db(_store, ctx.engine, symbol, [], since)
             ctx.mark_caught_up(STREAM, symbol, started)
-            _learn_rate(ctx, symbol, 0, started - since.timestamp())
+            _learn_rate(ctx.trade_rates, symbol, 0, started - since.timestamp())
+            _learn_rate(ctx.unseen_rates, symbol, 0, started - since.timestamp(), UNSEEN_SECONDS, 0.0)
+            metrics.TRADES_RATE.labels(symbol).set(ctx.trade_rates.get(symbol, 0.0))
             await note_final(ctx, symbol, STREAM, started)
             return 0
         previous = since.timestamp()  # the first poll: its trades span the lookback
         pages = trade_pages(
             ctx.client, symbol, located.first_id, priority=Priority.LIVE, first_page=located.page, evidence=final
         )
-    stored = 0
+    stored = unseen = 0
+    # unseen by the price signal: trades made before its last answer, which showed no change since the
+    # previous poll (the 24h volume may have shown them, a slower signal)
+    shown = ctx.price_changed.get(symbol, -math.inf) >= (previous if previous is not None else math.inf)
+    unseen_before = ctx.signal_at - UNSEEN_SLACK if previous is not None and not shown else -math.inf
     # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
     # what it fetched, so the next poll continues instead of starting over.
     async for page in pages:
         stored += await ctx.db(_store, ctx.engine, symbol, page, None)
+        unseen += sum(1 for t in page if t.time.timestamp() < unseen_before)
     ctx.mark_caught_up(STREAM, symbol, started)
     if previous is not None:
-        _learn_rate(ctx, symbol, stored, started - previous)
-        _learn_blindness(ctx, symbol, stored, previous)
+        _learn_rate(ctx.trade_rates, symbol, stored, started - previous)
+        first = UNSEEN_PRIOR * stored / (started - previous) if started > previous else 0.0
+        _learn_rate(ctx.unseen_rates, symbol, unseen, started - previous, UNSEEN_SECONDS, first)
+        metrics.TRADES_RATE.labels(symbol).set(ctx.trade_rates.get(symbol, 0.0))
     if not final or pages.exhausted:
         await note_final(ctx, symbol, STREAM, started)
     return stored
 
 
-def _learn_blindness(ctx: LiveContext, symbol: str, found: int, previous: float) -> None:
-    """A poll that found trades the price signal had not shown (its price did not move since the
-    previous poll: every trade at one price) marks the symbol blind to the signal: it is then polled
-    at its planned interval whatever the signal says, until the signal shows its price move."""
-    if ctx.settings.trades_signal_seconds <= 0:
-        return
-    unseen = ctx.price_changed.get(symbol, -math.inf) < previous
-    if found and unseen and symbol not in ctx.blind:
-        log.info("%s trades without moving its last price: polled at its interval, not on the price signal", symbol)
-        ctx.blind.add(symbol)  # until the price signal shows it move again (poll_trade_signals)
-
-
-def _learn_rate(ctx: LiveContext, symbol: str, found: int, span: float) -> None:
-    """Fold what a poll found over ``span`` seconds into the symbol's estimated trades per second."""
+def _learn_rate(
+    rates: dict[str, float],
+    symbol: str,
+    found: int,
+    span: float,
+    memory: float = RATE_SECONDS,
+    first: float | None = None,
+) -> None:
+    """Fold what a poll found over ``span`` seconds into the symbol's estimated trades per second,
+    forgotten with time constant ``memory``; ``first``: the estimate to start from (default: this
+    poll's)."""
     if span <= 0:
         return
-    weight = 1.0 - math.exp(-span / RATE_SECONDS)
-    before = ctx.trade_rates.get(symbol)
-    rate = found / span if before is None else before + weight * (found / span - before)
-    ctx.trade_rates[symbol] = rate
-    metrics.TRADES_RATE.labels(symbol).set(rate)
+    weight = 1.0 - math.exp(-span / memory)
+    before = rates.get(symbol)
+    if before is None:
+        rates[symbol] = found / span if first is None else first
+    else:
+        rates[symbol] = before + weight * (found / span - before)
 
 
 def _load(engine: Engine, symbol: str) -> checkpoints.Checkpoint | None:

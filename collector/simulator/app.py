@@ -516,12 +516,18 @@ class Simulator:
 
     def _ticker_24hr(self, request, q, now, plan):
         opt = self._symbol(q, now, required=False)
+        frozen = self._faults.frozen_prices
+
+        def at(o):  # a frozen symbol's 24h volume stays as at its listing
+            return o.listing if o.name in frozen else now
+
         if not plan.swap_times:
             if opt is not None:
-                return 200, self.market.ticker_24hr_json(opt, now)
-            return 200, "[" + ",".join([self.market.ticker_24hr_json(o, now) for o in self.market.listed(now)]) + "]"
+                return 200, self.market.ticker_24hr_json(opt, at(opt))
+            rows = [self.market.ticker_24hr_json(o, at(o)) for o in self.market.listed(now)]
+            return 200, "[" + ",".join(rows) + "]"
         opts = [opt] if opt is not None else self.market.listed(now)
-        out = [self.market.ticker_24hr(o, now) for o in opts]
+        out = [self.market.ticker_24hr(o, at(o)) for o in opts]
         for d in out:
             d["openTime"], d["closeTime"] = now, now - 3
         return 200, out[0] if opt is not None else out

@@ -86,8 +86,8 @@ class FaultConfig:
     weight_headers: str = "exact"  # see WEIGHT_HEADER_MODES
     page_cap: int | None = None  # at most this many trades / klines per page, whatever was asked
     refuse_expired: bool = False  # market data of expired (still listed) options: -7013
-    # ticker/price of these symbols stays at the price they started with, whatever they trade at
-    # (as if every trade were at one price): a client's price signal never sees them trade
+    # ticker/price and 24hr ticker of these symbols stay as at their listing, whatever they trade (as
+    # if every trade were at one price and the 24h volume were stuck): no signal shows them trade
     frozen_prices: tuple[str, ...] = ()
 
     @classmethod

@@ -4,6 +4,7 @@ not fit (least urgent first, none beyond MAX_STRETCH, the symbol refresh never).
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -108,7 +109,7 @@ def staleness(demands: list[Demand], seconds: dict[str, float]) -> float:
 
 def test_allocate_fits_the_budget_exactly_and_gives_busy_symbols_short_intervals():
     demands = demands_of({"busy": 1.0, "normal": 0.1, "quiet": 0.001})
-    seconds = allocate(demands, budget_per_second=2.0)
+    seconds = allocate(demands, budget_per_second=2.0).seconds
     assert cost(demands, seconds) == pytest.approx(2.0, rel=1e-6)
     assert seconds["busy"] < seconds["normal"] < seconds["quiet"] <= 120.0
     # the optimum: interval proportional to 1/sqrt(priority) where no bound binds
@@ -117,7 +118,7 @@ def test_allocate_fits_the_budget_exactly_and_gives_busy_symbols_short_intervals
 
 def test_allocate_is_the_optimum_no_small_move_lowers_the_staleness_within_the_budget():
     demands = demands_of({"a": 0.8, "b": 0.3, "c": 0.05, "d": 0.01}, target=0.5, limit=200.0)
-    seconds = allocate(demands, budget_per_second=3.0)
+    seconds = allocate(demands, budget_per_second=3.0).seconds
     best = staleness(demands, seconds)
     for x, y in itertools.permutations(seconds, 2):  # shorten one, lengthen another at the same cost
         moved = dict(seconds)
@@ -130,12 +131,12 @@ def test_allocate_is_the_optimum_no_small_move_lowers_the_staleness_within_the_b
 
 def test_allocate_within_bounds_and_even_degradation_beyond_them():
     demands = demands_of({"a": 1.0, "b": 0.5}, target=2.0, limit=60.0)
-    assert allocate(demands, budget_per_second=100.0) == {"a": 2.0, "b": 2.0}  # everything at target
-    squeezed = allocate(demands, budget_per_second=0.05)  # not even the limits fit: all in proportion
+    assert allocate(demands, budget_per_second=100.0).seconds == {"a": 2.0, "b": 2.0}  # everything at target
+    squeezed = allocate(demands, budget_per_second=0.05).seconds  # not even the limits fit: all in proportion
     assert squeezed["a"] == squeezed["b"] > 60.0
     assert cost(demands, squeezed) == pytest.approx(0.05, rel=1e-6)
     fixed = [Demand("signals", "signals", 2, 1.5, 1.5, 0.0), *demands]
-    seconds = allocate(fixed, budget_per_second=3.0)
+    seconds = allocate(fixed, budget_per_second=3.0).seconds
     assert seconds["signals"] == 1.5 and cost(demands, seconds) == pytest.approx(3.0 - 2 / 1.5, rel=1e-6)
 
 
@@ -143,13 +144,18 @@ def test_allocate_polls_a_symbol_on_its_events_when_that_is_no_dearer():
     """Polled when the signal shows a trade: a quiet symbol costs its trades alone, so it is polled
     at once when it trades; a busy one (events more often than its optimum) is spaced."""
     demands = [
-        Demand("busy", "trades", 5, 1.5, 120.0, 2.0, events=1 / 1.5),
+        Demand("busy", "trades", 5, 1.5, 120.0, 2.0, events=2.0),
         Demand("quiet", "trades", 5, 1.5, 120.0, 0.01, events=0.01),
     ]
-    seconds = allocate(demands, budget_per_second=2.0)
-    assert seconds["quiet"] == 1.5  # at once when it trades: 5 x 0.01 weight/s
-    assert seconds["busy"] > 1.5  # spaced: 5 / interval
-    assert 5 / seconds["busy"] + 5 * 0.01 == pytest.approx(2.0, rel=1e-6)
+    got = allocate(demands, budget_per_second=2.0)
+    assert got.seconds["quiet"] == 1.5 and "quiet" in got.on_events  # at once when it trades
+    assert got.seconds["busy"] > 1.5 and "busy" not in got.on_events  # spaced: 5 / interval
+    assert got.runs(demands[1]) == pytest.approx((1 - math.exp(-0.01 * 1.5)) / 1.5)  # an interval with a trade
+    assert sum(5 * got.runs(d) for d in demands) == pytest.approx(2.0, rel=1e-6)
+    # trades its events cannot show (a quarter of them, waiting 60 s for a slower signal) make a
+    # symbol polled at its interval that was polled on its events
+    blind = Demand("quiet", "trades", 5, 1.5, 120.0, 0.2, events=0.2, blind=0.05, wait=60.0)
+    assert "quiet" not in allocate([demands[0], blind], budget_per_second=2.0).on_events
 
 
 def test_adaptive_plan_keeps_the_other_streams_at_their_targets_until_trades_are_slow():
@@ -186,3 +192,25 @@ def test_priorities_are_configurable_per_stream():
     )
     assert depth_first.seconds["depth"] < normal.seconds["depth"]
     assert depth_first.trades["S0"] > normal.trades["S0"]
+
+
+def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_tickers_read_sooner():
+    """A busy symbol trading at one price is polled at its interval, the signal or not; unseen trades of
+    quiet symbols wait for the 24h volumes instead, so the tickers are read sooner than they are stored
+    (their target, 60 s, is kept), and only as soon as what waits on them is worth the weight."""
+    s = settings(schedule="adaptive", streams=["klines", "trades", "depth", "tickers"], kline_intervals=["1m", "1h"])
+    specs = job_specs(s, n_trading=200, n_history=200)
+    rates = {f"S{i}": (0.3 if i < 3 else 1 / 60 if i < 40 else 1 / 3600) for i in range(200)}
+    seen = adaptive_plan(s, specs, rates, 1140, {})
+    assert seen.seconds["tickers"] == 60.0  # nothing waits for the tickers
+    unseen = {"S0": 0.3, **{f"S{i}": rates[f"S{i}"] / 2 for i in range(3, 200)}}
+    p = adaptive_plan(s, specs, rates, 1140, unseen)
+    # polled, signal or not, sooner than the tickers would show its trades
+    assert "S0" not in p.on_signals and p.trades["S0"] < p.seconds["tickers"]
+    assert {f"S{i}" for i in range(3, 200)} <= p.on_signals  # quiet: polled when a signal shows a trade
+    assert s.trades_volume_seconds <= p.seconds["tickers"] < 60.0 and "tickers" not in p.behind
+    assert p.targets["tickers"] == 60.0
+    assert p.need_per_minute <= p.budget_per_minute * 1.001
+    # a tenth of the unseen trades is worth less weight: the tickers are read less often
+    less = adaptive_plan(s, specs, rates, 1140, {k: v / 10 for k, v in unseen.items()})
+    assert less.seconds["tickers"] > p.seconds["tickers"]
