@@ -316,7 +316,7 @@ def main() -> None:
                 iv = sorted(plan.trades.values())
                 notes.append(
                     f"- {r['symbols']} symbols, adaptive: trades polls every {iv[0]:.1f}–{iv[-1]:.0f} s "
-                    f"(median {iv[len(iv) // 2]:.1f} s); jobs: "
+                    f"(median {iv[len(iv) // 2]:.1f} s; {len(plan.on_signals)} of {len(iv)} on signals); jobs: "
                     + ", ".join(f"{k} {v:.0f} s" for k, v in plan.seconds.items() if k not in ("partitions",))
                     + (f"; behind: {'; '.join(plan.changes)}" if plan.behind else "; every job at its target")
                 )
@@ -334,8 +334,9 @@ def main() -> None:
             "1 h lookback) in-process against the simulator's chain market on loopback (1200 weight/min; "
             "calls and puts at 3 strikes per expiry, activity near the money and near expiry, bursty), one "
             "fresh database per row: the fixed schedule (every symbol's trades every 15 s, least urgent "
-            "jobs stretched first) beside the adaptive one (weight allocated by rate of trades, a price "
-            f"signal every 1.5 s). Each run lasts until the start-up catch-up is over, then {args.steady_minutes} "
+            "jobs stretched first) beside the adaptive one (weight allocated by rate of trades; each symbol "
+            "polled on signals or at its interval, whichever costs less; last prices every 1.5 s, 24h "
+            f"volumes as often as the trades they alone show are worth). Each run lasts until the start-up catch-up is over, then {args.steady_minutes} "
             "full minutes.\n\n"
             "**Trade freshness** — lag = when the row was written in PostgreSQL (a bench-only column "
             "`committed_at DEFAULT clock_timestamp()`) minus the trade's time at the simulator, over every "

@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     trades_min_seconds: float = Field(1.0, gt=0)  # adaptive: no symbol's trades more often than this
     trades_sweep_seconds: float = Field(300.0, gt=0)  # adaptive: every symbol's trades at least this often
     trades_signal_seconds: float = Field(1.5, ge=0)  # adaptive: last prices of all symbols (weight 2); 0: off
-    # adaptive, with the price signal: 24hr tickers read this often at most, their volumes showing trades at an
-    # unchanged price (stored every tickers_poll_seconds)
-    trades_volume_seconds: float = Field(5.0, gt=0)
+    # adaptive, with the price signal: the 24hr tickers of symbols trading at an unchanged price (weight 1
+    # each, 40 for all) at most this often, their volumes showing those trades
+    trades_volume_seconds: float = Field(1.5, gt=0)
     max_stretch: float = Field(4.0, ge=1)  # adaptive: no job stretched beyond this times its interval
     # adaptive: what a second of staleness costs, per stream (trades: per trade per second)
     stream_priorities: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRIORITIES))

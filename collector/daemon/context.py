@@ -77,7 +77,7 @@ class LiveContext:
     spawned: set[str] = field(default_factory=set)  # symbols with a poll task of their own running
     unseen_rates: dict[str, float] = field(default_factory=dict)  # trades/s the price signal does not show
     on_signals: frozenset[str] = frozenset()  # symbols the plan polls when a signal shows a trade
-    tickers_stored: float = -1e18  # when the tickers job last stored its answers (it may read more often)
+    volume_symbols: frozenset[str] = frozenset()  # symbols whose 24h volume the plan reads as a signal
     last_volumes: dict[str, Any] = field(default_factory=dict)  # 24h volume of the latest ticker
     volume_changed: dict[str, float] = field(default_factory=dict)  # when a ticker showed it move
     tasks: set[asyncio.Task] = field(default_factory=set)

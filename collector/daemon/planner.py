@@ -170,9 +170,7 @@ class Demand:
     the events show, and ``wait`` for the share ``blind`` of its priority they cannot show (trades
     at an unchanged price, waiting for a slower signal). The allocation picks, per demand, whichever
     of the two ways costs less.
-
-    ``sooner``: an interval shorter than ``target`` still worth ``sooner_priority`` a second (the
-    tickers read as a signal of trades more often than they are stored)."""
+    """
 
     name: str
     stream: str
@@ -183,8 +181,6 @@ class Demand:
     events: float | None = None
     blind: float = 0.0
     wait: float = 0.0
-    sooner: float | None = None
-    sooner_priority: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,10 +208,6 @@ def _event_runs(events: float, seconds: float) -> float:
 def _choose(d: Demand, mu: float) -> tuple[float, bool]:
     """The interval of ``d`` at multiplier ``mu``, and whether it runs on its events: the way with
     the lower staleness + mu x weight per second."""
-    if d.sooner is not None and d.sooner_priority > 0:
-        fast = math.sqrt(mu * d.weight / d.sooner_priority)
-        if fast < d.target:
-            return max(d.sooner, fast), False
     t = min(d.limit, max(d.target, math.sqrt(mu * d.weight / d.priority)))
     if d.events is None:
         return t, False
@@ -277,6 +269,7 @@ class AdaptivePlan:
     seconds: dict[str, float]  # job name -> interval to schedule (snapshot and upkeep jobs)
     trades: dict[str, float]  # symbol -> interval between its trades polls
     on_signals: frozenset[str]  # symbols polled when a signal shows they traded (others: at their interval)
+    volume_symbols: frozenset[str]  # symbols whose 24h volume the volume signal reads
     need_per_minute: float  # weight per minute at those intervals
     budget_per_minute: float
     behind: dict[str, tuple[float, float]]  # stream -> (target, planned) where planned is longer
@@ -310,52 +303,48 @@ def adaptive_plan(
 
     With the signal, a symbol's trades may be polled only when it shows a trade (at most once its
     interval, and at least once trades_sweep_seconds); ``unseen_rates`` are the trades per second
-    each symbol makes that the price signal does not show (at an unchanged price). Those wait for
-    the 24h volume the tickers job reads, so the tickers job is asked for as often as
-    trades_volume_seconds when what waits on it is worth the weight; a symbol whose unseen trades
-    are worth more than that is polled at its interval instead. Which symbols rely on the tickers,
-    and how often the tickers run, depend on each other: three rounds settle it."""
+    each symbol makes that the price signal does not show (at an unchanged price). On signals,
+    those wait for its 24h volume: the volume signal reads the 24hr tickers of such symbols (weight
+    1 each, or 40 for all) as often as what waits on it is worth, down to trades_volume_seconds. A
+    symbol whose unseen trades are worth more than that is polled at its interval instead. Which
+    symbols rely on the volume signal and how often it runs depend on each other: three rounds
+    settle it."""
     s = settings
     unseen_rates = unseen_rates or {}
     priorities = s.stream_priorities
     budget = limit_per_minute * PLAN_SHARE / 60.0
     signals = s.trades_signal_seconds > 0 and "trades" in s.streams
-    volume = signals and any(spec.stream == "tickers" for spec in specs)
     trade_priority = priorities["trades"]
+    rates = {k: max(r, 0.0) for k, r in trade_rates.items()}
+    unseen = {k: min(max(unseen_rates.get(k, 0.0), 0.0), r) for k, r in rates.items()}
 
-    def demands_for(wait: float, relying: float) -> list[Demand]:
+    def demands_for(wait: float, relying: frozenset[str]) -> list[Demand]:
         """``wait``: how long an unseen trade waits on a symbol polled on signals; ``relying``: the
-        unseen trades per second that wait for the tickers."""
+        symbols whose unseen trades wait for the volume signal."""
         out = []
         for spec in specs:
             if spec.stream == "trades":
                 continue
             target = kline_target(s, spec.name.split()[1]) if spec.stream == "klines" else spec.base_seconds
             priority = priorities.get(spec.stream, 0.0) * spec.weight_per_run
-            sooner = None
-            if spec.stream == "tickers" and volume and relying > 0:
-                sooner = min(target, s.trades_volume_seconds)
-            sooner_priority = trade_priority * relying if sooner is not None else 0.0
-            out.append(
-                Demand(
-                    spec.name,
-                    spec.stream,
-                    spec.weight_per_run,
-                    target,
-                    target * s.max_stretch,
-                    priority + sooner_priority,
-                    sooner=sooner,
-                    sooner_priority=sooner_priority,
-                )
-            )
+            out.append(Demand(spec.name, spec.stream, spec.weight_per_run, target, target * s.max_stretch, priority))
         if signals:
             weight = ep.TICKER_PRICE.weight_all or ep.TICKER_PRICE.weight
             out.append(
                 Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
             )
-        for symbol, rate in trade_rates.items():
-            rate = max(rate, 0.0)
-            unseen = min(max(unseen_rates.get(symbol, 0.0), 0.0), rate)
+            volume_weight = min(len(relying) * ep.TICKER_24HR.weight, ep.TICKER_24HR.weight_all or math.inf)
+            out.append(
+                Demand(
+                    "volume signals",
+                    "signals",
+                    volume_weight,
+                    s.trades_volume_seconds,
+                    s.trades_sweep_seconds,
+                    trade_priority * sum(unseen[k] for k in relying),
+                )
+            )
+        for symbol, rate in rates.items():
             out.append(
                 Demand(
                     f"trades {symbol}",
@@ -365,28 +354,32 @@ def adaptive_plan(
                     s.trades_sweep_seconds,
                     trade_priority * (rate + QUIET_RATE),
                     events=rate if signals else None,
-                    blind=trade_priority * unseen,
+                    blind=trade_priority * unseen[symbol],
                     wait=wait,
                 )
             )
         return out
 
     sweep = s.trades_sweep_seconds
-    wait = min(s.trades_volume_seconds, sweep) if volume else sweep
-    relying = sum(min(max(u, 0.0), max(trade_rates.get(k, 0.0), 0.0)) for k, u in unseen_rates.items())
+    relying = frozenset(k for k, u in unseen.items() if u >= QUIET_RATE)
+    wait = min(s.trades_volume_seconds, sweep) if relying else sweep
     for _ in range(3):
         demands = demands_for(wait, relying)
         got = allocate(demands, budget)
-        if not volume:
+        if not signals:
             break
-        wait = min(got.seconds["tickers"], sweep)
-        relying = sum(d.blind / trade_priority for d in demands if d.name in got.on_events) if trade_priority else 0.0
+        on_events = {n.removeprefix("trades ") for n in got.on_events}
+        now_relying = frozenset(k for k in relying if k in on_events)
+        if now_relying == relying and round(got.seconds["volume signals"], 6) == round(wait, 6):
+            break
+        relying = now_relying
+        wait = min(got.seconds["volume signals"], sweep) if relying else sweep
     seconds = got.seconds
     need = sum(d.weight * 60.0 * got.runs(d) for d in demands)
     behind = {
         d.name: (d.target, seconds[d.name])
         for d in demands
-        if d.stream != "trades" and seconds[d.name] > d.target * BEHIND
+        if d.stream not in ("trades", "signals") and seconds[d.name] > d.target * BEHIND
     }
     trades_targets = [d for d in demands if d.stream == "trades"]
     slow = [d for d in trades_targets if seconds[d.name] > d.limit * BEHIND]
@@ -399,4 +392,5 @@ def adaptive_plan(
     targets = {d.name: d.target for d in demands if d.stream not in ("trades", "signals")}
     if any(spec.stream == "trades" for spec in specs):
         targets["trades"] = s.trades_sweep_seconds
-    return AdaptivePlan(jobs, trades, on_signals, need, limit_per_minute * PLAN_SHARE, behind, targets)
+    volume = relying if signals else frozenset()
+    return AdaptivePlan(jobs, trades, on_signals, volume, need, limit_per_minute * PLAN_SHARE, behind, targets)

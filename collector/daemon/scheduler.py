@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -32,12 +33,19 @@ from collector.daemon.snapshots import (
     poll_tickers,
 )
 from collector.daemon.symbols import refresh_symbols
-from collector.daemon.trades import TICK_SECONDS, poll_due_trades, poll_trade_signals, poll_trades
+from collector.daemon.trades import (
+    TICK_SECONDS,
+    poll_due_trades,
+    poll_trade_signals,
+    poll_trades,
+    poll_volume_signals,
+)
 
 log = logging.getLogger(__name__)
 
 
 REPLAN_SECONDS = 30.0  # adaptive: how often the plan follows the symbols' rates of trades
+KLINES_AFTER_MINUTE = 2.0  # seconds after the minute at which klines jobs run (a kline has closed)
 RESCHEDULE_CHANGE = 0.1  # a job is rescheduled when its planned interval moved more than this share
 
 
@@ -48,6 +56,7 @@ def job_functions(ctx: LiveContext) -> dict[str, Callable[[], Awaitable[object]]
         "partitions": partial(maintain_partitions, ctx),
         "trades": partial(poll_due_trades if adaptive else poll_trades, ctx),
         "trade signals": partial(poll_trade_signals, ctx),
+        "volume signals": partial(poll_volume_signals, ctx),
         "depth": partial(poll_depth, ctx),
         "tickers": partial(poll_tickers, ctx),
         "avg_price": partial(poll_avg_price, ctx),
@@ -141,7 +150,7 @@ class Schedule:
     def _add(self, name: str, seconds: float, **first) -> None:
         self.scheduler.add_job(
             self._runner(name, seconds),
-            IntervalTrigger(seconds=seconds),
+            _trigger(name, seconds),
             id=name,
             name=name,
             misfire_grace_time=max(1, int(seconds)),
@@ -163,7 +172,7 @@ class Schedule:
             if before is None:
                 self._add(name, seconds)
             elif abs(seconds - before) > RESCHEDULE_CHANGE * before:
-                self.scheduler.reschedule_job(name, trigger=IntervalTrigger(seconds=seconds))
+                self.scheduler.reschedule_job(name, trigger=_trigger(name, seconds))
                 self.scheduler.modify_job(name, misfire_grace_time=max(1, int(seconds)))
                 self.intervals[name] = seconds
                 metrics.JOB_INTERVAL.labels(name).set(seconds)
@@ -176,6 +185,7 @@ class Schedule:
             gone = set(self.ctx.trade_plan) - set(p.trades)
             self.ctx.trade_plan = dict(p.trades)
             self.ctx.on_signals = p.on_signals
+            self.ctx.volume_symbols = p.volume_symbols
             for symbol, seconds in p.trades.items():
                 metrics.TRADES_INTERVAL.labels(symbol).set(seconds)
             for symbol in gone:
@@ -302,7 +312,16 @@ class Schedule:
             task.cancel()
 
 
-def _now():
-    from datetime import UTC, datetime
+def _trigger(name: str, seconds: float) -> IntervalTrigger:
+    """Every ``seconds``; a klines job's runs fall KLINES_AFTER_MINUTE seconds after a minute
+    begins (at 60 s: just after every 1m kline closes, not up to a minute later, whatever phase
+    the daemon started or was re-planned at)."""
+    if not name.startswith("klines "):
+        return IntervalTrigger(seconds=seconds)
+    now = _now()
+    aligned = now.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=KLINES_AFTER_MINUTE)
+    return IntervalTrigger(seconds=seconds, start_date=aligned, timezone="UTC")
 
+
+def _now() -> datetime:
     return datetime.now(UTC)

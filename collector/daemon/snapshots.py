@@ -2,9 +2,7 @@
 
 Snapshots are samples, keyed by (symbol, captured_at), so polling again never duplicates a row.
 For tickers the cheaper call is chosen by the number of symbols: one all-symbols call (weight 40)
-or one call per symbol (weight 1 each). The adaptive schedule may read tickers more often than
-``tickers_poll_seconds``, as the signal of trades at an unchanged price (their 24h volume moves); they
-are stored every ``tickers_poll_seconds`` all the same.
+or one call per symbol (weight 1 each).
 """
 
 from __future__ import annotations
@@ -33,12 +31,7 @@ def all_symbols_is_cheaper(endpoint: ep.Endpoint, n_symbols: int) -> bool:
 
 
 async def _each(
-    ctx: LiveContext,
-    job: str,
-    stream: str,
-    symbols: list[str],
-    fetch_store: Callable[[str], Awaitable[None]],
-    stored: bool = True,
+    ctx: LiveContext, job: str, stream: str, symbols: list[str], fetch_store: Callable[[str], Awaitable[None]]
 ) -> None:
     async def one(symbol: str) -> None:
         started = ctx.clock()
@@ -47,8 +40,7 @@ async def _each(
                 if not mine:
                     return
                 await fetch_store(symbol)
-            if stored:
-                ctx.mark_caught_up(stream, symbol, started)
+            ctx.mark_caught_up(stream, symbol, started)
         except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
             await ctx.record_error(job, symbol, exc, stream=stream)
 
@@ -72,26 +64,19 @@ def _store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int) -> None:
     metrics.NEWEST_ROW.labels("depth", "", snapshot.symbol).set(snapshot.captured_at.timestamp())
 
 
-STORE_SHARE = 0.95  # tickers read at least this share of tickers_poll_seconds after the last stored are stored
-
-
 async def poll_tickers(ctx: LiveContext) -> None:
     symbols = ctx.trading()
     if not symbols:
         return
-    started = ctx.clock()
-    store = started - ctx.tickers_stored >= STORE_SHARE * ctx.settings.tickers_poll_seconds
-    if store:
-        ctx.tickers_stored = started
     if all_symbols_is_cheaper(ep.TICKER_24HR, len(symbols)):
+        started = ctx.clock()
         try:
             wanted = set(symbols)
             tickers = [t for t in await ctx.client.ticker_24hr() if t.symbol in wanted]
             note_volumes(ctx, tickers, started)
-            if store:
-                await ctx.db(_store_tickers, ctx.engine, tickers)
-                for t in tickers:
-                    ctx.mark_caught_up("tickers", t.symbol, started)
+            await ctx.db(_store_tickers, ctx.engine, tickers)
+            for t in tickers:
+                ctx.mark_caught_up("tickers", t.symbol, started)
         except Exception as exc:  # noqa: BLE001
             await ctx.record_error("tickers", None, exc)
         return
@@ -100,10 +85,9 @@ async def poll_tickers(ctx: LiveContext) -> None:
         asked = ctx.clock()
         tickers = await ctx.client.ticker_24hr(symbol)
         note_volumes(ctx, tickers, asked)
-        if store:
-            await ctx.db(_store_tickers, ctx.engine, tickers)
+        await ctx.db(_store_tickers, ctx.engine, tickers)
 
-    await _each(ctx, "tickers", "tickers", symbols, one, stored=store)
+    await _each(ctx, "tickers", "tickers", symbols, one)
 
 
 def _store_tickers(engine: Engine, tickers: list[Ticker24h]) -> None:

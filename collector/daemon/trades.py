@@ -13,8 +13,9 @@ Two schedules (``schedule``):
   (what its polls found, smoothed over RATE_SECONDS). With the price signal on
   (``poll_trade_signals``: all last prices, weight 2, every ``trades_signal_seconds``) the plan
   polls a symbol whose trades are rare only when the signal shows a trade: its last price changed
-  since its previous poll, or its 24h volume did (``note_volumes``: the tickers job's answers,
-  read more often when trades at an unchanged price wait on them). A quiet symbol costs nothing
+  since its previous poll, or its 24h volume did (``note_volumes``: the tickers job's answers, and
+  ``poll_volume_signals``' for the symbols whose trades at an unchanged price the plan finds worth
+  a weight-1 ticker every few seconds). A quiet symbol costs nothing
   while it does not trade. How many of a symbol's trades the price signal misses is measured
   (``unseen_rates``: trades a poll found that were made before a signal showed no change), and a
   symbol whose unseen trades are worth it is polled at its interval instead, signal or not.
@@ -36,6 +37,7 @@ from collector.daemon.context import LiveContext
 from collector.daemon.sweep import note_final, sweeping
 from collector.domain import Ticker24h, Trade
 from collector.errors import TransientError
+from collector.exchange import endpoints as ep
 from collector.exchange.paging import locate_first_trade, trade_pages
 from collector.exchange.ratelimit import Priority
 from collector.store import checkpoints
@@ -127,6 +129,28 @@ async def poll_trade_signals(ctx: LiveContext) -> None:
             ctx.price_changed[p.symbol] = asked
         ctx.last_prices[p.symbol] = p.price
     ctx.signal_at = asked
+
+
+async def poll_volume_signals(ctx: LiveContext) -> None:
+    """The 24hr tickers of the symbols the plan names (``volume_symbols``: polled on signals, with
+    trades the price signal does not show): one call per symbol (weight 1), or one for all when
+    that is cheaper. A symbol whose 24h volume moved has traded, even at an unchanged price."""
+    symbols = sorted(ctx.volume_symbols & set(ctx.with_history()))
+    if not symbols:
+        return
+    asked = ctx.clock()
+    endpoint = ep.TICKER_24HR
+    if endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * len(symbols):
+        note_volumes(ctx, await ctx.client.ticker_24hr(priority=Priority.SIGNAL), asked)
+        return
+
+    async def one(symbol: str) -> None:
+        try:
+            note_volumes(ctx, await ctx.client.ticker_24hr(symbol, priority=Priority.SIGNAL), asked)
+        except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
+            await ctx.record_error("volume signals", symbol, exc)
+
+    await ctx.each(symbols, one)
 
 
 def note_volumes(ctx: LiveContext, tickers: list[Ticker24h], asked: float) -> None:

@@ -194,23 +194,23 @@ def test_priorities_are_configurable_per_stream():
     assert depth_first.trades["S0"] > normal.trades["S0"]
 
 
-def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_tickers_read_sooner():
-    """A busy symbol trading at one price is polled at its interval, the signal or not; unseen trades of
-    quiet symbols wait for the 24h volumes instead, so the tickers are read sooner than they are stored
-    (their target, 60 s, is kept), and only as soon as what waits on them is worth the weight."""
+def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_a_volume_signal():
+    """A busy symbol trading at one price is polled at its interval, the signal or not; the unseen
+    trades of quieter symbols wait for their 24h volume instead, read for them alone (weight 1 each)
+    as often as what waits on it is worth."""
     s = settings(schedule="adaptive", streams=["klines", "trades", "depth", "tickers"], kline_intervals=["1m", "1h"])
     specs = job_specs(s, n_trading=200, n_history=200)
     rates = {f"S{i}": (0.3 if i < 3 else 1 / 60 if i < 40 else 1 / 3600) for i in range(200)}
     seen = adaptive_plan(s, specs, rates, 1140, {})
-    assert seen.seconds["tickers"] == 60.0  # nothing waits for the tickers
-    unseen = {"S0": 0.3, **{f"S{i}": rates[f"S{i}"] / 2 for i in range(3, 200)}}
+    assert not seen.volume_symbols and seen.seconds["tickers"] == 60.0  # nothing waits for a volume
+    unseen = {"S0": 0.3, **{f"S{i}": rates[f"S{i}"] / 2 for i in range(3, 40)}}
     p = adaptive_plan(s, specs, rates, 1140, unseen)
-    # polled, signal or not, sooner than the tickers would show its trades
-    assert "S0" not in p.on_signals and p.trades["S0"] < p.seconds["tickers"]
-    assert {f"S{i}" for i in range(3, 200)} <= p.on_signals  # quiet: polled when a signal shows a trade
-    assert s.trades_volume_seconds <= p.seconds["tickers"] < 60.0 and "tickers" not in p.behind
-    assert p.targets["tickers"] == 60.0
+    # polled, signal or not, sooner than a volume signal read for 38 symbols would show its trades
+    assert "S0" not in p.on_signals and "S0" not in p.volume_symbols
+    assert p.volume_symbols == {f"S{i}" for i in range(3, 40)} <= p.on_signals
+    assert s.trades_volume_seconds <= p.seconds["volume signals"] < s.trades_sweep_seconds
+    assert p.seconds["tickers"] == 60.0 and not p.behind
     assert p.need_per_minute <= p.budget_per_minute * 1.001
-    # a tenth of the unseen trades is worth less weight: the tickers are read less often
+    # a tenth of the unseen trades is worth less weight: their volumes are read less often
     less = adaptive_plan(s, specs, rates, 1140, {k: v / 10 for k, v in unseen.items()})
-    assert less.seconds["tickers"] > p.seconds["tickers"]
+    assert less.seconds["volume signals"] > p.seconds["volume signals"]
