@@ -152,6 +152,7 @@ def plan(specs: list[JobSpec], limit_per_minute: float) -> Plan:
 # --- The adaptive schedule: weight allocated where staleness costs most ---------------------------
 
 TRADES_PAGE_WEIGHT = ep.HISTORICAL_TRADES.weight
+VOLUME_REQUESTS_SHARE = 0.4  # of the raw-request limit, at most, for the volume signal's requests
 QUIET_RATE = 1 / 3600  # trades/s assumed of a symbol that showed none yet: it still gets some weight
 
 
@@ -296,6 +297,7 @@ def adaptive_plan(
     trade_rates: dict[str, float],
     limit_per_minute: float,
     unseen_rates: dict[str, float] | None = None,
+    requests_per_minute: float | None = None,
 ) -> AdaptivePlan:
     """The adaptive schedule: every job of ``specs`` but trades as a demand of its own, each symbol
     with history (``trade_rates``: its estimated trades per second) a trades demand of its own,
@@ -308,7 +310,8 @@ def adaptive_plan(
     1 each, or 40 for all) as often as what waits on it is worth, down to trades_volume_seconds. A
     symbol whose unseen trades are worth more than that is polled at its interval instead. Which
     symbols rely on the volume signal and how often it runs depend on each other: three rounds
-    settle it."""
+    settle it. Read one by one, the volumes are many requests for little weight: they are kept to
+    VOLUME_REQUESTS_SHARE of ``requests_per_minute`` (the raw-request limit), if one is announced."""
     s = settings
     unseen_rates = unseen_rates or {}
     priorities = s.stream_priorities
@@ -334,12 +337,16 @@ def adaptive_plan(
                 Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
             )
             volume_weight = min(len(relying) * ep.TICKER_24HR.weight, ep.TICKER_24HR.weight_all or math.inf)
+            requests = 1 if volume_weight < len(relying) * ep.TICKER_24HR.weight else len(relying)
+            fastest = s.trades_volume_seconds
+            if requests_per_minute:
+                fastest = max(fastest, requests * 60.0 / (VOLUME_REQUESTS_SHARE * requests_per_minute))
             out.append(
                 Demand(
                     "volume signals",
                     "signals",
                     volume_weight,
-                    s.trades_volume_seconds,
+                    min(fastest, s.trades_sweep_seconds),
                     s.trades_sweep_seconds,
                     trade_priority * sum(unseen[k] for k in relying),
                 )

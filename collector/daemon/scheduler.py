@@ -125,7 +125,11 @@ class Schedule:
             return budget.plan(self._specs(), self._limit())
         rates = {s: self.ctx.trade_rates.get(s, 0.0) for s in self.ctx.with_history()}
         unseen = {s: self.ctx.unseen_rates.get(s, 0.0) for s in rates}
-        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), unseen)
+        stats = self.ctx.client.governor.stats()
+        raw = (
+            stats.raw_limit * 60.0 / stats.raw_window_seconds if stats.raw_limit and stats.raw_window_seconds else None
+        )
+        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), unseen, raw)
 
     def _jobs(self) -> dict[str, float]:
         """Every job to schedule, with its interval, from the plan in force."""

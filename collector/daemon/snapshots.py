@@ -73,7 +73,7 @@ async def poll_tickers(ctx: LiveContext) -> None:
         try:
             wanted = set(symbols)
             tickers = [t for t in await ctx.client.ticker_24hr() if t.symbol in wanted]
-            note_volumes(ctx, tickers, started)
+            note_volumes(ctx, tickers)
             await ctx.db(_store_tickers, ctx.engine, tickers)
             for t in tickers:
                 ctx.mark_caught_up("tickers", t.symbol, started)
@@ -82,9 +82,8 @@ async def poll_tickers(ctx: LiveContext) -> None:
         return
 
     async def one(symbol: str) -> None:
-        asked = ctx.clock()
         tickers = await ctx.client.ticker_24hr(symbol)
-        note_volumes(ctx, tickers, asked)
+        note_volumes(ctx, tickers)
         await ctx.db(_store_tickers, ctx.engine, tickers)
 
     await _each(ctx, "tickers", "tickers", symbols, one)

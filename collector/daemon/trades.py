@@ -122,11 +122,13 @@ async def poll_trade_signals(ctx: LiveContext) -> None:
         return
     asked = ctx.clock()
     prices = await ctx.client.ticker_price(priority=Priority.SIGNAL)
+    answered = ctx.clock()
     for p in prices:
         before = ctx.last_prices.get(p.symbol)
         if before is None or before != p.price:
-            # it traded before the answer; a poll that began after ``asked`` has it, one before may not
-            ctx.price_changed[p.symbol] = asked
+            # it traded before the answer (perhaps after ``asked``): a poll that began after the
+            # answer has the trade, one that began before may have fetched too early
+            ctx.price_changed[p.symbol] = answered
         ctx.last_prices[p.symbol] = p.price
     ctx.signal_at = asked
 
@@ -138,29 +140,29 @@ async def poll_volume_signals(ctx: LiveContext) -> None:
     symbols = sorted(ctx.volume_symbols & set(ctx.with_history()))
     if not symbols:
         return
-    asked = ctx.clock()
     endpoint = ep.TICKER_24HR
     if endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * len(symbols):
-        note_volumes(ctx, await ctx.client.ticker_24hr(priority=Priority.SIGNAL), asked)
+        note_volumes(ctx, await ctx.client.ticker_24hr(priority=Priority.SIGNAL))
         return
 
     async def one(symbol: str) -> None:
         try:
-            note_volumes(ctx, await ctx.client.ticker_24hr(symbol, priority=Priority.SIGNAL), asked)
+            note_volumes(ctx, await ctx.client.ticker_24hr(symbol, priority=Priority.SIGNAL))
         except Exception as exc:  # noqa: BLE001 - one symbol's failure must not stop the others
             await ctx.record_error("volume signals", symbol, exc)
 
     await ctx.each(symbols, one)
 
 
-def note_volumes(ctx: LiveContext, tickers: list[Ticker24h], asked: float) -> None:
-    """The 24hr tickers the tickers job fetched anyway, as a second signal: a symbol whose 24h volume
-    moved since its previous ticker traded (or saw a trade of a day ago drop out), even at an
-    unchanged price."""
+def note_volumes(ctx: LiveContext, tickers: list[Ticker24h]) -> None:
+    """24hr tickers just answered, as a second signal: a symbol whose 24h volume moved since its
+    previous ticker traded (or saw a trade of a day ago drop out), even at an unchanged price. Noted
+    at the answer's time: a trades poll begun before it may have fetched before the trade."""
+    answered = ctx.clock()
     for t in tickers:
         before = ctx.last_volumes.get(t.symbol)
         if before is not None and before != t.volume:
-            ctx.volume_changed[t.symbol] = asked
+            ctx.volume_changed[t.symbol] = answered
         ctx.last_volumes[t.symbol] = t.volume
 
 

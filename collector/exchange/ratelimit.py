@@ -188,6 +188,7 @@ class GovernorStats:
     weight_source: str = LOCAL  # what the count is reconciled with: 'local' or the believed headers
     headers_discounted: int = 0  # times a used-weight header was found unbelievable
     weight_last_window: int = 0  # weight this process sent in the last complete window (by server time)
+    raw_window_seconds: float | None = None
 
 
 @dataclass
@@ -633,6 +634,7 @@ class WeightGovernor:
             weight_used=w.current(server_now) if w else 0,
             raw_limit=r.limit if r else None,
             raw_used=r.current(server_now) if r else 0,
+            raw_window_seconds=r.window if r else None,
             in_flight=self._in_flight,
             queued={p: len(q) for p, q in self._queues.items()},
             granted=dict(self._granted),

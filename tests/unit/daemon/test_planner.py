@@ -92,7 +92,7 @@ def test_the_account_stream_is_in_the_plan_with_its_weights():
 
 # --- the adaptive schedule -------------------------------------------------------------------
 
-from collector.daemon.planner import Demand, adaptive_plan, allocate  # noqa: E402
+from collector.daemon.planner import VOLUME_REQUESTS_SHARE, Demand, adaptive_plan, allocate  # noqa: E402
 
 
 def demands_of(rates: dict[str, float], target=1.0, limit=120.0) -> list[Demand]:
@@ -214,3 +214,6 @@ def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_a_volume
     # a tenth of the unseen trades is worth less weight: their volumes are read less often
     less = adaptive_plan(s, specs, rates, 1140, {k: v / 10 for k, v in unseen.items()})
     assert less.seconds["volume signals"] > p.seconds["volume signals"]
+    # read one by one, 37 volumes are 37 requests: kept within a share of the raw-request limit
+    capped = adaptive_plan(s, specs, rates, 1140, unseen, requests_per_minute=1000.0)
+    assert capped.seconds["volume signals"] >= 37 * 60 / (VOLUME_REQUESTS_SHARE * 1000.0)
