@@ -114,7 +114,14 @@ async def test_queued_work_uses_the_budget_without_a_429(session, mode):
         await asyncio.gather(*(worker(i) for i in range(20)))
         used = weight_in_windows(sim, first, windows, window_ms)
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0 and sim.stats.while_limited == 0
-        assert all(0.95 * limit <= u <= limit for u in used), used
+        # Every complete window is filled to the governor's ceiling, less what it charged to both
+        # sides of a boundary: a request granted within the guard band of an edge counts in both
+        # windows (the exchange may count it in either), so the simulator, which counts it once, can
+        # see up to one heaviest request (historicalTrades, 5) less. CI saw [57, 53, 58, 58, 58, 58].
+        ceiling = int(limit * (1 - 0.03))
+        heaviest = 5
+        assert all(ceiling - heaviest <= u <= limit for u in used), used
+        assert sum(used) >= 0.95 * ceiling * windows, used
         assert client.retries == 0
         print(
             f"\n{mode}: complete {window_s}s windows used {used} of {limit}; {calls['n']} calls; "
