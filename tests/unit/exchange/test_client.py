@@ -164,7 +164,7 @@ async def test_used_weight_header_is_adopted(session):
             EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {}, headers={"X-Mbx-Used-Weight-1m": "77"}
         )
     ) as (_, url):
-        gov = WeightGovernor(margin=0)
+        gov = WeightGovernor(margin=0, clock=ManualClock(T0 + 20))  # mid-window: the reading is evidence
         client = make(session, url, governor=gov)
         await client.configure_limits()
         await client.ping()
@@ -172,14 +172,15 @@ async def test_used_weight_header_is_adopted(session):
 
 
 async def test_the_live_header_pair_that_disagrees_is_not_obeyed(session):
-    """The recorded live pair: X-Mbx-Used-Weight: 1 beside X-Mbx-Used-Weight-1m: 1200."""
+    """The recorded live pair: X-Mbx-Used-Weight: 1 beside X-Mbx-Used-Weight-1m: 1200. The clock
+    stands mid-window: readings near a window's edge are no evidence either way."""
     async with serve(
         lambda r: web.json_response(
             EXCHANGE_INFO if r.path.endswith("exchangeInfo") else {},
             headers={"X-Mbx-Used-Weight-1m": "1200", "X-Mbx-Used-Weight": "1"},
         )
     ) as (_, url):
-        gov = WeightGovernor(margin=0)
+        gov = WeightGovernor(margin=0, clock=ManualClock(T0 + 20))
         client = make(session, url, governor=gov)
         await client.configure_limits()
         await asyncio.wait_for(asyncio.gather(*(client.ping() for _ in range(20))), 5)  # no wait for a window
