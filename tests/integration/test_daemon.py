@@ -94,11 +94,10 @@ def snapshots(engine, table: str, symbol: str, start: datetime, stop: datetime) 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("trouble", ["calm", "db-restart-and-faults"])
-async def test_daemon_keeps_everything_current(db_url, pg_server, trouble, monkeypatch):
+async def test_daemon_keeps_everything_current(db_url, engine, pg_server, trouble, monkeypatch):
     if trouble != "calm" and not pg_server.can_restart:
         pytest.skip("restarting the database needs the embedded test server")
     plans = record_plans(monkeypatch)
-    engine = make_engine(db_url)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         begun = datetime.now(UTC)
         async with running_daemon(daemon_settings(sim, db_url), stop_timeout=15) as daemon:
@@ -176,7 +175,6 @@ async def test_daemon_keeps_everything_current(db_url, pg_server, trouble, monke
             rows = snapshots(engine, table, symbol, start, stop)
             expected = (stop - start).total_seconds() / POLL[key]
             assert expected * slack <= rows <= expected + 2, (table, symbol, rows, expected)
-    engine.dispose()
 
 
 def test_the_demo_collects_the_market_and_the_demo_account_and_sigterm_exits_zero_within_seconds(db_url, tmp_path):

@@ -20,7 +20,6 @@ from collector.config import load_settings
 from collector.daemon import klines as klines_job
 from collector.daemon import trades as trades_job
 from collector.simulator import SimConfig, Simulator
-from collector.store.db import make_engine
 from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
 from tests.helpers.daemons import running_daemons
 from tests.helpers.polling import until
@@ -54,7 +53,7 @@ def settings_for(sim: Simulator, db_url: str, n: int):
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-async def test_three_daemons_share_the_work(db_url, monkeypatch):
+async def test_three_daemons_share_the_work(db_url, engine, monkeypatch):
     polls: list[tuple[str, str, str, float, float]] = []  # node, stream, symbol, start, end
 
     def recorded(stream: str, fn):
@@ -70,7 +69,6 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
     monkeypatch.setattr(trades_job, "poll_symbol_trades", recorded("trades", trades_job.poll_symbol_trades))
     monkeypatch.setattr(klines_job, "poll_symbol_klines", recorded("klines", klines_job.poll_symbol_klines))
 
-    engine = make_engine(db_url)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         begun = datetime.now(UTC)
         async with running_daemons([settings_for(sim, db_url, i) for i in range(3)], stop_timeout=20) as daemons:
@@ -172,7 +170,6 @@ async def test_three_daemons_share_the_work(db_url, monkeypatch):
         assert claimed <= limit * 0.95
         assert leftover <= len(victim_symbols)  # the clean stops handed theirs over
 
-    engine.dispose()
     # No (stream, symbol) was polled by two daemons at the same time.
     by_key = defaultdict(list)
     for node, stream, symbol, start, end in polls:

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 import pytest
 
 from collector.simulator import SimConfig, Simulator
-from collector.store.db import make_engine
 from tests.helpers.daemon_truth import SIM as DAEMON_SIM
 from tests.helpers.daemon_truth import caught_up, check_up_to
 from tests.helpers.kills import (
@@ -90,8 +89,7 @@ async def test_backfill_killed_anywhere_resumes_exact(db_url, engine, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(360)
-async def test_daemon_killed_anywhere_loses_nothing(db_url, tmp_path):
-    engine = make_engine(db_url)
+async def test_daemon_killed_anywhere_loses_nothing(db_url, engine, tmp_path):
     async with Simulator(SimConfig(**DAEMON_SIM), port=0) as sim:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
         env.update(
@@ -138,4 +136,3 @@ async def test_daemon_killed_anywhere_loses_nothing(db_url, tmp_path):
         assert sum(how == "after-commit" for how, _ in kills) >= 2, kills
         assert len({n for _, n in kills}) >= 3, kills
         assert sim.stats.status_418 == 0
-    engine.dispose()

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import text
 
 from collector.simulator import SimConfig, Simulator
-from collector.store.db import make_engine
 from tests.helpers.daemon_truth import SIM, caught_up, check_up_to, daemon_settings
 from tests.helpers.daemons import running_daemon
 from tests.helpers.kills import checkpoints_never_ahead
@@ -37,8 +36,7 @@ def terminate_others(engine) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_server):
-    engine = make_engine(db_url)
+async def test_daemon_survives_terminated_connections_and_a_restart(db_url, engine, pg_server):
     rng = random.Random(77)
     async with Simulator(SimConfig(**SIM), port=0) as sim:
         begun = datetime.now(UTC)
@@ -65,4 +63,3 @@ async def test_daemon_survives_terminated_connections_and_a_restart(db_url, pg_s
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
     # (Most terminations are absorbed by the pool's pre-ping; the ones that hit a transaction
     # roll it back with its checkpoint, which the truth check above covers.)
-    engine.dispose()

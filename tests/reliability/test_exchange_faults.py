@@ -147,15 +147,12 @@ async def test_ban_on_our_ip_is_waited_out_and_logged(engine, caplog):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_symbols_vanishing_from_exchange_info_are_kept_and_marked(db_url, caplog):
+async def test_symbols_vanishing_from_exchange_info_are_kept_and_marked(db_url, engine, caplog):
     """Expired symbols drop out of exchangeInfo/optionInfo after a short grace: the daemon marks
     them delisted, keeps their rows, and stops polling them; nothing errors."""
-    from collector.store.db import make_engine
-
     cfg = SimConfig(
         seed=23, history_days=0.05, symbols=3, trades_per_minute=40, silent_share=0.0, listing_interval_s=20, grace_s=6
     )
-    engine = make_engine(db_url)
     caplog.set_level(logging.INFO)
     async with Simulator(cfg, port=0) as sim:
         settings = load_settings(
@@ -177,7 +174,6 @@ async def test_symbols_vanishing_from_exchange_info_are_kept_and_marked(db_url, 
         async with running_daemon(settings, stop_timeout=20):
             await until(delisted_with_rows, 180, "a symbol with stored trades to vanish and be marked delisted")
         assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
-    engine.dispose()
     assert any("delisted (kept, no longer polled)" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
         r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR

@@ -83,7 +83,7 @@ def assert_clean(where: str, blob: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_password, db_url, tmp_path):
+async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_password, db_url, engine, tmp_path):
     # the account's key pair is known to the exchange: the signed stream works, and is watched too
     cfg = SimConfig(**{**DAEMON_SIM, "weight_limit": 0}, accounts={API_KEY: API_SECRET})
     async with Simulator(cfg, port=0) as sim:
@@ -190,7 +190,6 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
     assert "jex_" in outputs["/metrics (text)"]
 
     # Every row of every table, cast to text.
-    engine = make_engine(db_url)
     with engine.connect() as conn:
         tables = (
             conn.execute(
@@ -211,7 +210,6 @@ async def test_secrets_never_appear_in_logs_metrics_errors_or_database(url_with_
                     {"s": f"%{secret}%"},
                 ).scalar()
                 assert hits == 0, f"{secret[:6]}... stored in {table}"
-    engine.dispose()
 
 
 def fetch(url: str) -> str:
