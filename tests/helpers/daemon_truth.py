@@ -26,6 +26,9 @@ SIM = dict(
 )
 POLL = dict(
     trades_poll_seconds=2.0,
+    # Every symbol's trades at least this often whatever the signals say: the catch-up bounds these
+    # tests wait with (90-120 s) rest on the sweep, never on a signal seeing every trade.
+    trades_sweep_seconds=30.0,
     klines_poll_seconds=4.0,
     depth_poll_seconds=5.0,
     tickers_poll_seconds=5.0,
