@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from collector.domain import INTERVALS
-from collector.store.checkpoints import LIVE
+from collector.store.checkpoints import LIVE, backfill_window
 
 
 @dataclass(frozen=True, order=True)
@@ -46,16 +46,6 @@ def symbol_meta(conn: Connection, symbols: list[str]) -> dict[str, SymbolMeta]:
     return {s: meta.get(s, SymbolMeta(None, None)) for s in symbols}
 
 
-def _scope_window(scope: str) -> tuple[datetime, datetime] | None:
-    if not scope.startswith("backfill "):
-        return None
-    try:
-        a, b = scope.removeprefix("backfill ").split("/")
-        return datetime.fromisoformat(a), datetime.fromisoformat(b)
-    except ValueError:
-        return None
-
-
 def kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], datetime]:
     """(symbol, interval) -> the latest end a kline checkpoint vouches for."""
     out: dict[tuple[str, str], datetime] = {}
@@ -69,7 +59,7 @@ def kline_claims(conn: Connection, symbols: list[str]) -> dict[tuple[str, str], 
     for r in rows:
         if r.interval not in INTERVALS:
             continue
-        window = _scope_window(r.scope)
+        window = backfill_window(r.scope)
         if r.scope == LIVE and r.last_time is not None:
             claimed = r.last_time + INTERVALS[r.interval]  # live: open time of the last closed kline
         elif window and r.complete:
@@ -103,7 +93,7 @@ def trade_claims(conn: Connection, symbols: list[str]) -> dict[str, list[tuple[d
             ).all()
         )
     for r in rows:
-        window = _scope_window(r.scope)
+        window = backfill_window(r.scope)
         if window and r.complete:
             ranges[r.symbol].append(window)
         elif window and r.last_time is not None:

@@ -7,13 +7,13 @@ trades) over exactly its time range. Crossed books are evidence and are left as 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from collector.analyst.claims import Problem
 from collector.domain import INTERVALS
-from collector.store.db import transaction
 
 
 def repair_plans(problems: Iterable[Problem]):
@@ -53,13 +53,8 @@ async def repair(client, engine: Engine, problems: Iterable[Problem], *, concurr
     gate = asyncio.Semaphore(concurrency)
 
     async def one(plan):
-        # A window repaired before is marked complete: forget that, or the backfill would skip it.
-        with transaction(engine) as conn:
-            conn.execute(
-                text("DELETE FROM checkpoints WHERE scope = :scope AND symbol = ANY(:s)"),
-                {"scope": plan.scope, "s": list(plan.symbols)},
-            )
+        # A window stored before is covered: refetch forgets that, or the backfill would skip it.
         async with gate:
-            return await run_backfill(client, engine, plan)
+            return await run_backfill(client, engine, replace(plan, refetch=True))
 
     return list(await asyncio.gather(*(one(p) for p in plans)))

@@ -5,7 +5,7 @@ is written: the input alone (``check_inputs``), then against the exchange (``val
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -27,7 +27,7 @@ KEY_PROBES = 5  # symbols tried to prove the API key when the exchange refuses t
 
 @dataclass(frozen=True)
 class BackfillPlan:
-    start: datetime
+    start: datetime | None  # None: from where each (symbol, stream, interval)'s stored data ends
     end: datetime
     symbols: Sequence[str] = ()  # none: every option symbol the exchange lists
     streams: Sequence[str] = BACKFILL_STREAMS
@@ -35,10 +35,8 @@ class BackfillPlan:
     batch_rows: int = 5000
     from_listing: bool = False  # the symbols are the exchange's listing, not named by the user
     account_name: str = "default"  # the label stored with account rows (orders, records)
-
-    @property
-    def scope(self) -> str:
-        return checkpoints.backfill_scope(self.start, self.end)
+    refetch: bool = False  # fetch the whole window even where the coverage says it is stored
+    to_now: bool = False  # ``end`` is "now": klines end at the start of their interval's current kline
 
 
 @dataclass
@@ -48,7 +46,8 @@ class Task:
     interval: str  # '' for trades
     start: datetime
     end: datetime
-    rows: int = 0  # stored by this run
+    rows: int = 0  # fetched and stored by this run
+    written: int = 0  # of those, new or changed (the rest were stored already, as they are)
     covered_until: datetime | None = None  # everything before this is stored
     cost: Cost = field(default_factory=Cost)
     done: bool = False
@@ -56,6 +55,11 @@ class Task:
     skipped: bool = False  # complete before this run started
     error: str | None = None
     refused: str | None = None  # the exchange refused the symbol (why): not asked for again
+
+    @property
+    def scope(self) -> str:
+        """The checkpoints' scope of this task's range."""
+        return checkpoints.backfill_scope(self.start, self.end)
 
     @property
     def name(self) -> str:
@@ -77,12 +81,20 @@ class Reporter(Protocol):
     def finished(self, task: Task) -> None: ...
 
 
-def plan_tasks(plan: BackfillPlan) -> list[Task]:
+def plan_tasks(plan: BackfillPlan, starts: Mapping[tuple[str, str, str], datetime] | None = None) -> list[Task]:
+    """One task per (symbol, stream, interval) over the plan's window. With no plan start, each
+    starts at ``starts[key]`` (where its stored data ends); keys missing there get no task."""
     tasks = []
     for symbol in plan.symbols:
         for stream in plan.streams:
             for interval in plan.intervals if stream == "klines" else ("",):
-                tasks.append(Task(symbol, stream, interval, plan.start, plan.end))
+                start = plan.start if plan.start is not None else (starts or {}).get((symbol, stream, interval))
+                end = plan.end
+                if plan.to_now and interval:  # the kline open at ``end`` is not final yet
+                    step = INTERVALS[interval].total_seconds()
+                    end = datetime.fromtimestamp(end.timestamp() // step * step, end.tzinfo)
+                if start is not None and start < end:
+                    tasks.append(Task(symbol, stream, interval, start, end))
     return tasks
 
 
@@ -112,7 +124,7 @@ async def validate(
     expired ones still listed included) and the exchange's two symbol lists, each fetched once.
     Symbols the exchange refuses while the key is proven are added to ``refused``.
     """
-    if plan.start >= plan.end:
+    if plan.start is not None and plan.start >= plan.end:
         raise ConfigError("--start must be before --end")
     check_inputs(plan.streams, plan.intervals, has_api_key=bool(client.api_key), has_api_secret=bool(client.api_secret))
     listed = (await client.exchange_info(priority=Priority.BACKFILL)).option_symbols

@@ -1,9 +1,12 @@
 """`collector backfill`: history for [start, end), exactly once, resumable, at the weight limit.
 
-One task per (symbol, stream, interval), all running concurrently; the client's weight governor
-decides who sends when, so the exchange's budget is the only brake. Each task commits its rows and
-its checkpoint (scope ``backfill <start>/<end>``) together, batch by batch. After a crash the same
-command resumes from the checkpoints; a finished window is skipped without a request.
+Only what is not stored yet is fetched: each (symbol, stream, interval) of the window is compared
+with the coverage (`collector.store.coverage`), and one task is made per hole, all running
+concurrently; the client's weight governor decides who sends when, so the exchange's budget is the
+only brake. Each task commits its rows, its checkpoint (scope ``backfill <start>/<end>`` of the
+hole) and the coverage they prove together, batch by batch. After a crash the same command fetches
+what is still missing (a hole begun before resumes from its checkpoint); a window wholly covered
+is skipped without a request.
 
 This module runs the tasks of a plan (`collector.backfill.plan`) and records the run in
 ``collector_runs``. What one task fetches and stores is in `collector.backfill.tasks`.
@@ -15,10 +18,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from collector.backfill.plan import (
     FATAL_CODES,
@@ -39,7 +42,7 @@ from collector.errors import (
 from collector.exchange.client import JexClient
 from collector.exchange.ratelimit import Priority
 from collector.exchange.session import STARTUP_RETRIES
-from collector.store import checkpoints, runs
+from collector.store import checkpoints, coverage, runs
 from collector.store.db import reading, transaction
 from collector.store.write import (
     refuse_symbol,
@@ -68,12 +71,22 @@ class BackfillSummary:
     rate_limited: int
     refused: dict[str, str] = field(default_factory=dict)  # symbol -> why the exchange refused it
     named_refused: list[str] = field(default_factory=list)  # of those, the ones the user named
+    warnings: list[str] = field(default_factory=list)  # one line each: windows that found nothing, and why
 
     @property
     def rows(self) -> dict[str, int]:
+        """Rows fetched and stored, per stream."""
         out: dict[str, int] = {}
         for t in self.tasks:
             out[t.stream] = out.get(t.stream, 0) + t.rows
+        return out
+
+    @property
+    def written(self) -> dict[str, int]:
+        """Of the rows fetched, those new or changed, per stream (the rest were already stored)."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            out[t.stream] = out.get(t.stream, 0) + t.written
         return out
 
     @property
@@ -125,18 +138,25 @@ def _store_refusals(engine: Engine, refused: dict[str, str]) -> None:
 
 
 async def run_backfill(
-    client: JexClient, engine: Engine, plan: BackfillPlan, *, reporter: Reporter | None = None, concurrency: int = 64
+    client: JexClient,
+    engine: Engine,
+    plan: BackfillPlan,
+    *,
+    reporter: Reporter | None = None,
+    concurrency: int = 64,
+    started: float | None = None,
 ) -> BackfillSummary:
-    """Fetch and store everything the plan asks for; see the module docstring."""
+    """Fetch and store everything the plan asks for that is not stored yet; see the module
+    docstring. ``started``: the ``time.monotonic()`` the wall time is measured from (default: now,
+    after validating)."""
     reporter = reporter or _Quiet()
     refused: dict[str, str] = {}  # symbol -> why the exchange refused it: no task asks for it again
     # Validating is part of starting: a blip is retried like connecting.
     with client.retrying(max(client.max_retries, STARTUP_RETRIES)):
         plan, infos, listed = await validate(client, plan, refused)
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     requests0, retries0 = client.requests_sent, client.retries
-    tasks = plan_tasks(plan)
-    run_id = await asyncio.to_thread(_begin, engine, plan, infos, listed, tasks)
+    run_id, tasks, unstored = await asyncio.to_thread(_begin, engine, plan, infos, listed)
     await fetch_terms(client, engine, plan, refused)
     reporter.started(tasks)
     gate = asyncio.Semaphore(concurrency)
@@ -199,11 +219,50 @@ async def run_backfill(
             rate_limited=_rate_limited_count(),
             refused=dict(refused),
             named_refused=[] if plan.from_listing else sorted(s for s in refused if s in set(plan.symbols)),
+            warnings=[
+                f"{symbol} {stream}{' ' + interval if interval else ''}: nothing stored yet to continue from; "
+                "give --start, --since or --days to say where to begin"
+                for symbol, stream, interval in unstored
+            ]
+            + _empty_windows(tasks, infos, named=not plan.from_listing),
         )
         if refused:
             await asyncio.shield(asyncio.to_thread(_store_refusals, engine, refused))
         await asyncio.shield(asyncio.to_thread(_finish, engine, run_id, status, summary))
     return summary
+
+
+def _empty_windows(tasks: list[Task], infos: list, *, named: bool) -> list[str]:
+    """A line for every symbol whose fetched windows all completed with nothing in them: a window
+    outside its listing (after its expiry, before its first trade) or the exchange's history. Of
+    the exchange's listing (no symbols ``named``), those expired before the window are one line."""
+    expiry = {o.symbol: o.expiry_time for o in infos}
+    fetched: dict[str, list[Task]] = {}
+    for t in tasks:
+        if not t.skipped and not t.refused and t.stream in ("klines", "trades"):
+            fetched.setdefault(t.symbol, []).append(t)
+    out: list[str] = []
+    expired_before: list[str] = []
+    for symbol, mine in sorted(fetched.items()):
+        if not all(t.complete and t.rows == 0 for t in mine):
+            continue
+        start, end = min(t.start for t in mine), max(t.end for t in mine)
+        window = f"{start:%Y-%m-%d %H:%M}-{end:%Y-%m-%d %H:%M} UTC"
+        expired = expiry.get(symbol)
+        if expired is not None and expired <= start:
+            if not named:
+                expired_before.append(symbol)
+                continue
+            why = f"it expired at {expired:%Y-%m-%d %H:%M} UTC, before the window"
+        else:
+            why = "it was quiet, or the window lies before its listing or outside the exchange's history"
+        out.append(f"{symbol}: the exchange has no klines or trades in {window}: {why}")
+    if expired_before:
+        out.append(
+            f"{len(expired_before)} listed symbols expired before the window, so it holds nothing of theirs: "
+            + ", ".join(expired_before)
+        )
+    return out
 
 
 def _rate_limited_count() -> int:
@@ -214,28 +273,69 @@ def _rate_limited_count() -> int:
     )
 
 
-def _begin(engine: Engine, plan: BackfillPlan, infos: list, listed: list, tasks: list[Task]) -> int:
+def plan_holes(conn: Connection, plan: BackfillPlan) -> tuple[list[Task], list[tuple[str, str, str]]]:
+    """The plan's tasks: one per hole of the coverage within each (symbol, stream, interval)'s
+    window, resuming from the hole's checkpoint when a run began it; a window wholly covered gives
+    one task marked complete and skipped. With no plan start, each key's window starts where its
+    coverage ends; the keys with nothing covered are returned beside the tasks. Reads only."""
+    keys = [(t.symbol, t.stream, t.interval) for t in plan_tasks(replace(plan, start=datetime.min.replace(tzinfo=UTC)))]
+    starts = coverage.covered_until(conn, keys) if plan.start is None else None
+    unstored = [k for k in keys if starts is not None and k not in starts]
+    windows = plan_tasks(plan, starts)
+    if plan.refetch:
+        found = {(t.symbol, t.stream, t.interval): [(t.start, t.end)] for t in windows}
+    else:
+        found = coverage.holes(conn, [((t.symbol, t.stream, t.interval), t.start, t.end) for t in windows])
+    # A run that stopped half-way left its window's checkpoint where the hole now begins: a hole
+    # with the same end continues that window from there (no new search, its counters go on).
+    begun: dict[tuple[str, str, str, datetime], list[tuple[datetime, datetime]]] = {}
+    if not plan.refetch:
+        for cp in checkpoints.unfinished_backfills(conn, list(found)):
+            window = checkpoints.backfill_window(cp.scope)
+            if window is not None and cp.last_time is not None:
+                begun.setdefault((cp.symbol, cp.stream, cp.interval, window[1]), []).append((window[0], cp.last_time))
+    tasks: list[Task] = []
+    for w in windows:
+        holes = found[(w.symbol, w.stream, w.interval)]
+        if not holes:
+            tasks.append(replace(w, complete=True, skipped=True))
+            continue
+        for start, end in holes:
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            task = replace(w, start=start, end=end)
+            for first, reached in begun.get((w.symbol, w.stream, w.interval, end), []):
+                if first <= start <= reached:
+                    task = replace(w, start=first, end=end, covered_until=reached)
+                    break
+            tasks.append(task)
+    return tasks, unstored
+
+
+def _begin(
+    engine: Engine, plan: BackfillPlan, infos: list, listed: list
+) -> tuple[int, list[Task], list[tuple[str, str, str]]]:
     with transaction(engine) as conn:
         write_symbols(conn, infos, listed, now=datetime.now(UTC), mark_delisted=False)
-        done = checkpoints.load_scope(conn, plan.scope)
-        for task in tasks:
-            cp = done.get((task.symbol, task.stream, task.interval))
-            if cp is not None:
-                task.covered_until = cp.last_time
-                task.complete = task.skipped = cp.complete
+        tasks, unstored = plan_holes(conn, plan)
+        if plan.refetch and plan.start is not None:  # what was believed stored is doubted until fetched again
+            for scope in {t.scope for t in tasks}:
+                checkpoints.forget(conn, scope, plan.symbols)
+            coverage.forget(conn, plan.symbols, plan.streams, plan.start, plan.end)
         args = {
-            "start": plan.start.isoformat(),
+            "start": plan.start.isoformat() if plan.start else "from stored data",
             "end": plan.end.isoformat(),
             "symbols": list(plan.symbols),
             "streams": list(plan.streams),
             "intervals": list(plan.intervals),
+            "refetch": plan.refetch,
         }
-        return runs.begin(conn, "backfill", args)
+        return runs.begin(conn, "backfill", args), tasks, unstored
 
 
 def _finish(engine: Engine, run_id: int, status: str, summary: BackfillSummary) -> None:
     counts = {
         "rows": summary.rows,
+        "written": summary.written,
         "requests": summary.requests,
         "weight": summary.weight,
         "retries": summary.retries,

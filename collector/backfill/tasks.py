@@ -1,8 +1,9 @@
 """One backfill task's work: fetch a (symbol, stream, interval) window page by page and store it.
 
-Each task fetches into a bounded queue while a writer drains it in batches; every batch commits its
-rows and the task's checkpoint (scope ``backfill <start>/<end>``) in one transaction, so a crash
-loses at most the batch in flight. `collector.backfill.run` runs the tasks of a plan together.
+Each task fetches one hole of the coverage (`collector.store.coverage`) into a bounded queue while a
+writer drains it in batches; every batch commits its rows, the task's checkpoint (scope
+``backfill <start>/<end>`` of the task's range) and the coverage they prove in one transaction, so a
+crash loses at most the batch in flight. `collector.backfill.run` runs the tasks of a plan together.
 
 What is stored: klines whose open time lies in the window and which are closed (close time before
 the exchange's clock when fetched); trades whose time lies in the window.
@@ -67,10 +68,19 @@ async def run_klines(client: JexClient, engine: Engine, plan: BackfillPlan, task
 def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kline], complete: bool) -> None:
     """Rows and checkpoint in one transaction. Complete: every kline of the window is stored and
     closed (klines after a symbol's expiry simply do not exist)."""
-    covered = save_klines(
-        engine, plan.scope, task.symbol, task.interval, rows, covered=task.covered_until, complete=complete
+    covered, written = save_klines(
+        engine,
+        task.scope,
+        task.symbol,
+        task.interval,
+        rows,
+        covered=task.covered_until,
+        complete=complete,
+        covers_from=task.start,
+        covers_to=task.end if complete else None,
     )
     task.rows += len(rows)
+    task.written += written
     task.covered_until = task.end if complete else covered
     task.complete = complete
 
@@ -79,7 +89,7 @@ def _store_klines(engine: Engine, plan: BackfillPlan, task: Task, rows: list[Kli
 
 
 async def run_trades(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task, reporter: Reporter) -> None:
-    scope_cp = await asyncio.to_thread(load_checkpoint, engine, plan.scope, task.symbol, "trades")
+    scope_cp = await asyncio.to_thread(load_checkpoint, engine, task.scope, task.symbol, "trades")
     server_now = _server_now(client)
 
     async def batches() -> AsyncIterator[tuple[list[Trade], bool]]:
@@ -118,7 +128,11 @@ def _store_trades(
     # The window is complete once we saw a trade at or after its end, or the exchange had nothing
     # newer and the window ended before the exchange's clock when we started.
     past_end = last and (task.end <= server_now)
-    save_trades(engine, plan.scope, task.symbol, rows, complete=past_end)
+    # Every trade before the last one's millisecond is stored (ids grow with time; more trades may
+    # share that millisecond), or the whole window once complete.
+    until = task.end if past_end else (rows[-1].time if rows else None)
+    covers = (task.start, until) if until is not None else None
+    task.written += save_trades(engine, task.scope, task.symbol, rows, complete=past_end, covers=covers)
     task.rows += len(rows)
     if rows:
         task.covered_until = rows[-1].time
@@ -133,7 +147,7 @@ def _store_trades(
 async def run_account(client: JexClient, engine: Engine, plan: BackfillPlan, task: Task, reporter: Reporter) -> None:
     """Orders (or records) of the symbol made in the window, paged by id from the checkpoint; complete
     once a page from the next id is empty (and the window has ended)."""
-    cp = await asyncio.to_thread(load_checkpoint, engine, plan.scope, task.symbol, task.stream)
+    cp = await asyncio.to_thread(load_checkpoint, engine, task.scope, task.symbol, task.stream)
     after = cp.last_trade_id if cp is not None and cp.last_trade_id is not None else -1
     server_now = _server_now(client)
     start, end = task.start, task.end - ONE_MS
@@ -163,7 +177,8 @@ async def run_account(client: JexClient, engine: Engine, plan: BackfillPlan, tas
 
     def store(rows: list, last: bool) -> None:
         complete = last and task.end <= server_now
-        save(engine, plan.scope, task.symbol, rows, plan.account_name, complete=complete)
+        covers = (task.start, task.end) if complete else None
+        task.written += save(engine, task.scope, task.symbol, rows, plan.account_name, complete=complete, covers=covers)
         task.rows += len(rows)
         if complete:
             task.complete = True

@@ -281,85 +281,6 @@ async def _symbols(cfg) -> list[dict]:
     return out
 
 
-@app.command("backfill")
-def backfill_command(
-    ctx: typer.Context,
-    start: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC unless an offset is given).")],
-    end: Annotated[str, typer.Option(help="Window end (exclusive), ISO 8601.")],
-    symbol: Annotated[
-        list[str] | None,
-        typer.Option("--symbol", help="Option symbol; repeat for several. Default: every symbol the exchange lists."),
-    ] = None,
-    streams: Annotated[
-        str, typer.Option(help="Comma-separated: klines, trades; the account's own: orders, records.")
-    ] = "klines,trades",
-    interval: Annotated[
-        list[str] | None,
-        typer.Option("--interval", help="Kline interval; repeat for several. Default: kline_intervals from config."),
-    ] = None,
-    exchange_url: Annotated[str | None, typer.Option(help="Exchange REST base URL.")] = None,
-) -> None:
-    """Fetch history for [START, END): resumable, idempotent, as fast as the weight limit allows."""
-    from collector.cli.options import parse_window, settings
-
-    window = parse_window(start, end)
-    cfg = settings(ctx, exchange_url=exchange_url)
-    stream_list = tuple(s.strip() for s in streams.split(",") if s.strip())
-    from collector.backfill.plan import check_inputs
-
-    intervals = tuple(interval or cfg.kline_intervals)
-    check_inputs(stream_list, intervals, has_api_key=cfg.api_key is not None, has_api_secret=cfg.api_secret is not None)
-    from collector.cli.options import Interrupted, console, run_interruptible
-    from collector.cli.progress import LogReporter, RichReporter
-
-    reporter = RichReporter(console) if sys.stderr.isatty() else LogReporter()
-    try:
-        run_interruptible(_backfill(ctx, cfg, window, symbol or [], stream_list, intervals, reporter))
-    except Interrupted as exc:
-        reporter.close()
-        done = sum(1 for t in reporter.tasks if t.done or t.skipped)
-        console.print(
-            f"interrupted after {done} of {len(reporter.tasks)} tasks (what was fetched is stored); "
-            "run the same command to resume"
-        )
-        raise typer.Exit(exc.exit_code) from None
-
-
-async def _backfill(ctx, cfg, window, symbols, streams, intervals, reporter) -> None:
-    import asyncio
-
-    from collector.backfill.plan import BackfillPlan
-    from collector.backfill.run import run_backfill
-    from collector.cli.options import console
-    from collector.cli.progress import summary_table
-    from collector.exchange.session import STARTUP_RETRIES, connect_exchange
-    from collector.store.migrate import upgrade
-
-    async with connect_exchange(cfg, startup_retries=STARTUP_RETRIES) as client:
-        db = open_db(ctx, pool_size=8)
-        try:
-            upgrade(db.engine)
-            if cfg.shared_budget:  # spend the same weight budget as daemons behind this IP
-                from collector.store.coordination import SharedAllowance
-
-                client.allowance = SharedAllowance.for_governor(db.engine, cfg.egress, client.governor)
-            plan = BackfillPlan(
-                window[0],
-                window[1],
-                symbols,
-                streams,
-                intervals,
-                cfg.backfill_batch_rows,
-                account_name=cfg.account_name,
-            )
-            summary = await run_backfill(client, db.engine, plan, reporter=reporter)
-        finally:
-            await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop
-    console.print(summary_table(summary))
-    if summary.failed or summary.named_refused:  # a symbol found only in the listing may be refused
-        raise typer.Exit(1)
-
-
 @config_app.command("show")
 def config_show(ctx: typer.Context) -> None:
     """Print the effective settings as JSON, secrets masked."""
@@ -373,6 +294,10 @@ def _register_commands() -> None:
     from collector.simulator.cli import simulate_command
 
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)
+
+    from collector.cli.backfill import backfill_command
+
+    app.command("backfill")(backfill_command)
 
     from collector.cli.analyst import (
         export_command,

@@ -285,6 +285,7 @@ class Simulator:
         st.by_endpoint[name] += 1
         now = self.clock.now_ms()
         q = request.query if params is None else params
+        st.queries.append((name, dict(q)))
         symbol = q.get("symbol")
         if symbol:
             st.by_symbol[symbol] += 1

@@ -10,11 +10,12 @@ without counting weight and without extending the ban.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 WEIGHT_WINDOW = 60_000  # JEX: a minute (SimConfig.weight_window_s may shorten it)
 RAW_WINDOW = 300_000
+QUERIES_KEPT = 100_000  # requests whose parameters Stats.queries keeps
 
 
 class Clock:
@@ -64,6 +65,8 @@ class Stats:
     bans: int = 0
     faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rows: int = 0  # trades + klines rows served
+    # The latest requests' endpoint and parameters (for tests that check what was asked for)
+    queries: deque[tuple[str, dict[str, str]]] = field(default_factory=lambda: deque(maxlen=QUERIES_KEPT))
 
     def as_dict(self) -> dict:
         return {

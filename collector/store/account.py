@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text, tuple_
 
 from collector.domain import AccountInfo, AccountOrder, OptionRecord, Position, ShortCall
-from collector.store import checkpoints
+from collector.store import checkpoints, coverage
 from collector.store.db import reading, transaction
 from collector.store.models import (
     AccountBalanceRow,
@@ -69,10 +69,20 @@ def record_row(r: OptionRecord, account: str) -> dict[str, Any]:
 
 
 def save_orders(
-    engine: Engine, scope: str, symbol: str, orders: Sequence[AccountOrder], account: str, *, complete: bool = False
+    engine: Engine,
+    scope: str,
+    symbol: str,
+    orders: Sequence[AccountOrder],
+    account: str,
+    *,
+    complete: bool = False,
+    covers: tuple[datetime, datetime] | None = None,
 ) -> int:
-    """Orders (sorted by id) and the orders checkpoint (its last id) of ``symbol`` in ``scope``."""
+    """Orders (sorted by id) and the orders checkpoint (its last id) of ``symbol`` in ``scope``;
+    ``covers``: a time range now complete, added to the coverage in the same transaction."""
     with transaction(engine) as conn:
+        if covers is not None:
+            coverage.add(conn, (symbol, "orders", ""), *covers)
         changed = upsert(conn, ORDERS, [order_row(o, account) for o in orders], touch=("updated_at",), monotonic=NEWER)
         _checkpoint(
             conn,
@@ -136,10 +146,20 @@ def unfinished_orders(engine: Engine) -> list[tuple[str, int]]:
 
 
 def save_records(
-    engine: Engine, scope: str, symbol: str, records: Sequence[OptionRecord], account: str, *, complete: bool = False
+    engine: Engine,
+    scope: str,
+    symbol: str,
+    records: Sequence[OptionRecord],
+    account: str,
+    *,
+    complete: bool = False,
+    covers: tuple[datetime, datetime] | None = None,
 ) -> int:
-    """Shorts and calls (sorted by id) and the records checkpoint (its last id) of ``symbol``."""
+    """Shorts and calls (sorted by id) and the records checkpoint (its last id) of ``symbol``;
+    ``covers`` as for ``save_orders``."""
     with transaction(engine) as conn:
+        if covers is not None:
+            coverage.add(conn, (symbol, "records", ""), *covers)
         changed = upsert(conn, RECORDS, [record_row(r, account) for r in records])
         _checkpoint(
             conn,

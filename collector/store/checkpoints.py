@@ -6,10 +6,11 @@ commit loses both, a crash after keeps both. Nothing is acknowledged before it i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from collector.store.models import CheckpointRow, table_of
@@ -20,6 +21,17 @@ LIVE = "live"
 
 def backfill_scope(start: datetime, end: datetime) -> str:
     return f"backfill {start.isoformat()}/{end.isoformat()}"
+
+
+def backfill_window(scope: str) -> tuple[datetime, datetime] | None:
+    """The [start, end) of a ``backfill <start>/<end>`` scope; None for any other scope."""
+    if not scope.startswith("backfill "):
+        return None
+    try:
+        a, b = scope.removeprefix("backfill ").split("/")
+        return datetime.fromisoformat(a), datetime.fromisoformat(b)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,33 @@ def load_scope(conn: Connection, scope: str) -> dict[tuple[str, str, str], Check
     }
 
 
+def unfinished_backfills(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> list[Checkpoint]:
+    """The backfill checkpoints of these (symbol, stream, interval) keys that are not complete: runs
+    that stopped half-way, which a run over the same window may continue."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        select(CHECKPOINTS).where(
+            CHECKPOINTS.c.scope.like("backfill %"),
+            ~CHECKPOINTS.c.complete,
+            tuple_(CHECKPOINTS.c.symbol, CHECKPOINTS.c.stream, CHECKPOINTS.c.interval).in_(list(keys)),
+        )
+    ).mappings()
+    return [
+        Checkpoint(
+            r["scope"],
+            r["symbol"],
+            r["stream"],
+            r["interval"],
+            r["last_trade_id"],
+            r["last_time"],
+            r["complete"],
+            r["rows"],
+        )
+        for r in rows
+    ]
+
+
 def save(
     conn: Connection,
     scope: str,
@@ -129,5 +168,8 @@ def record_error(conn: Connection, scope: str, symbol: str, stream: str, interva
     conn.execute(stmt)
 
 
-def reset_scope(conn: Connection, scope: str) -> int:
-    return conn.execute(update(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope).values(complete=False)).rowcount
+def forget(conn: Connection, scope: str, symbols: Sequence[str]) -> int:
+    """Drop these symbols' checkpoints in ``scope``: their next run starts the window afresh."""
+    return conn.execute(
+        delete(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope, CHECKPOINTS.c.symbol.in_(list(symbols)))
+    ).rowcount

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from collector.domain import Kline, Trade
-from collector.store import checkpoints
+from collector.store import checkpoints, coverage
 from collector.store.checkpoints import Checkpoint
 from collector.store.db import reading, transaction
 from collector.store.write import write_klines, write_trades
@@ -34,12 +34,18 @@ def save_trades(
     *,
     anchor: datetime | None = None,
     complete: bool = False,
-) -> None:
+    covers: tuple[datetime, datetime] | None = None,
+) -> int:
     """Trades (sorted by id) and the checkpoint after the last of them. With no trades, ``anchor``
-    is where the next search for a first trade starts (nothing before it is missing)."""
+    is where the next search for a first trade starts (nothing before it is missing). ``covers``:
+    a time range these trades complete, added to the coverage in the same transaction. Returns the
+    rows written (new or changed)."""
+    written = 0
     with transaction(engine) as conn:
         if trades:
-            write_trades(conn, trades)
+            written = write_trades(conn, trades)
+        if covers is not None:
+            coverage.add(conn, (symbol, "trades", ""), *covers)
         checkpoints.save(
             conn,
             scope,
@@ -50,6 +56,7 @@ def save_trades(
             complete=complete,
             added_rows=len(trades),
         )
+    return written
 
 
 def save_klines(
@@ -62,16 +69,24 @@ def save_klines(
     now: datetime | None = None,
     covered: datetime | None = None,
     complete: bool = False,
-) -> datetime | None:
+    covers_from: datetime | None = None,
+    covers_to: datetime | None = None,
+) -> tuple[datetime | None, int]:
     """Klines (sorted by open time) and the checkpoint after the last closed one. A kline whose close
     time is not before ``now`` is stored as partial and moves no checkpoint (no ``now``: all are
-    closed). ``covered`` is the checkpoint when none is closed. Returns where the checkpoint stands."""
+    closed). ``covered`` is the checkpoint when none is closed. ``covers_from``: the coverage grows
+    by [covers_from, where the checkpoint stands) (``covers_to`` instead, when given), in the same
+    transaction. Returns where the checkpoint stands and the rows written (new or changed)."""
     closed = [k for k in klines if now is None or k.close_time < now]
     last_time = closed[-1].close_time + ONE_MS if closed else covered
+    written = 0
     with transaction(engine) as conn:
         if klines:
-            write_klines(conn, klines, now=now)
+            written = write_klines(conn, klines, now=now)
+        until = covers_to or last_time
+        if covers_from is not None and until is not None:
+            coverage.add(conn, (symbol, "klines", interval), covers_from, until)
         checkpoints.save(
             conn, scope, symbol, "klines", interval, last_time=last_time, complete=complete, added_rows=len(closed)
         )
-    return last_time
+    return last_time, written

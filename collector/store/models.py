@@ -27,7 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSTZMULTIRANGE
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -317,6 +317,34 @@ class CheckpointRow(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
+
+
+class BackfillCoverageRow(Base):
+    """Times whose rows are all stored, per (symbol, stream, interval): a backfill fetches only the
+    holes of its window. Grown in the transaction that stores the rows proving it."""
+
+    __tablename__ = "backfill_coverage"
+    __table_args__ = {
+        "comment": "Times whose rows are all stored, per (symbol, stream, interval): a backfill fetches "
+        "only the holes of its window. Key: (symbol, stream, interval)."
+    }
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True, comment="Option symbol.")
+    stream: Mapped[str] = mapped_column(Text, primary_key=True, comment="trades, klines, orders or records.")
+    interval: Mapped[str] = mapped_column(
+        Text,
+        primary_key=True,
+        server_default="",
+        comment="Kline interval (1m, 1h, ...); empty for streams without one.",
+    )
+    covered: Mapped[Any] = mapped_column(
+        TSTZMULTIRANGE,
+        comment="UTC time ranges known complete: every trade (klines: every kline open time; orders and "
+        "records: every one made) in them is stored. Grown in the transaction that stores the rows.",
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), comment="When the coverage last grew (UTC)."
+    )
 
 
 class RunRow(Base):
