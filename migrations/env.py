@@ -7,11 +7,12 @@ is configured).
 
 from alembic import context
 
+from collector.store.comments import described
 from collector.store.models import metadata
 from collector.store.partitions import include_name
 
 config = context.config
-target_metadata = metadata
+target_metadata = described(metadata)  # the models with the catalog's comments: compared too
 
 
 def _configure(connection) -> None:

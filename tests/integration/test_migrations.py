@@ -1,4 +1,5 @@
-"""Migrations: upgrade head builds exactly the models; the contract's tables and types are there."""
+"""Migrations: upgrade head builds exactly the models (with their comments); the contract's tables and
+types are there."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from collector.store.comments import described
 from collector.store.db import make_engine
 from collector.store.migrate import head_revision, upgrade
 from collector.store.models import metadata
@@ -95,7 +97,7 @@ def test_upgrade_head_matches_models(empty_db_url):
         assert upgrade(engine) == (None, head_revision())
         with engine.connect() as conn:
             opts = {"compare_type": True, "include_name": include_name}  # as migrations/env.py
-            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), metadata)
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), described(metadata))
         assert diff == []
     finally:
         engine.dispose()
