@@ -1,7 +1,8 @@
 """`collector status`: where every symbol's every stream stands, from the database alone.
 
 Per (symbol, stream[, interval]): rows, first and newest time, lag (now - newest), open gaps and the
-latest error. Open gaps are what can be counted cheaply: for klines, the slots missing between the
+latest error; a row for every known symbol in every market stream in use, even when it has no rows
+yet. ``summarize`` folds them into one line per stream (what `collector status` shows by default). Open gaps are what can be counted cheaply: for klines, the slots missing between the
 first and newest kline (rows against the interval grid); for trades, backfill windows started but not
 finished. `collector verify` runs the full checks.
 
@@ -10,12 +11,14 @@ One grouped scan per table, answered from its (symbol, time) index; nothing is r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
 
+from collector.analyst.claims import trade_claims
 from collector.domain import INTERVALS
 from collector.store.db import reading
 
@@ -42,6 +45,7 @@ class StreamStatus:
     last_error: str | None = None
     last_error_at: datetime | None = None
     note: str | None = None  # why it is not collected: refused by the exchange, or disabled
+    listed: bool | None = None  # the exchange lists the symbol now (None: not an option symbol row)
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,7 +56,15 @@ class StreamStatus:
         return d
 
 
-def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus]:
+def collect(
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    symbols: Sequence[str] | None = None,
+    streams: Sequence[str] | None = None,
+) -> list[StreamStatus]:
+    """Every (symbol, stream[, interval]); ``symbols`` / ``streams`` keep only those named (a
+    stream as 'klines' or 'klines 1m')."""
     now = now or datetime.now(UTC)
     out: list[StreamStatus] = []
     with reading(engine, isolation="REPEATABLE READ") as conn:
@@ -95,12 +107,95 @@ def collect(engine: Engine, *, now: datetime | None = None) -> list[StreamStatus
             ):
                 gaps = unfinished.get(r.symbol, 0) if stream == "trades" else None
                 out.append(StreamStatus(r.symbol, stream, "", r.n, r.first, r.newest, now - r.newest, gaps))
+        listed: dict[str, bool] = {
+            r.symbol: r.listed for r in conn.execute(text("SELECT symbol, listed FROM option_symbols"))
+        }
+        _fill_empty(out, listed)
         _account(conn, out, now)
         _attach_errors(conn, out)
         _attach_notes(conn, out)
         conn.rollback()
+    for st in out:
+        st.listed = listed.get(st.symbol)
+    out = [st for st in out if _wanted(st, symbols, streams)]
     out.sort(key=lambda s: (s.symbol, s.stream, INTERVALS.get(s.interval, timedelta(0))))
     return out
+
+
+MARKET_STREAMS = ("klines", *SNAPSHOT_STREAMS)
+
+
+def _fill_empty(out: list[StreamStatus], listed: dict[str, bool]) -> None:
+    """A row of its own for every known symbol in every market stream in use (one with rows for
+    some symbol; trades always once anything is stored), so a symbol without trades shows 0."""
+    if not out:
+        return
+    in_use = {(s.stream, s.interval) for s in out if s.stream in MARKET_STREAMS} | {("trades", "")}
+    have = {(s.symbol, s.stream, s.interval) for s in out}
+    for symbol in sorted(set(listed) | {s.symbol for s in out}):
+        for stream, interval in sorted(in_use):
+            if (symbol, stream, interval) not in have:
+                out.append(StreamStatus(symbol, stream, interval, 0, None, None, None, None))
+
+
+def _wanted(st: StreamStatus, symbols: Sequence[str] | None, streams: Sequence[str] | None) -> bool:
+    if symbols and st.symbol.upper() not in {s.upper() for s in symbols}:
+        return False
+    label = f"{st.stream} {st.interval}".strip()
+    return not streams or st.stream in streams or label in streams
+
+
+@dataclass
+class StreamSummary:
+    """One stream over all symbols: what `collector status` shows first."""
+
+    stream: str  # with its interval: 'klines 1m'
+    symbols: int  # symbols with a row for it (stored or empty)
+    with_rows: int  # of those, symbols with rows
+    rows: int
+    newest: datetime | None
+    worst_lag: timedelta | None  # over the symbols listed now (all, when none is known as listed)
+    worst_symbol: str | None
+    open_gaps: int | None
+    errors: int
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["newest"] = self.newest.isoformat().replace("+00:00", "Z") if self.newest else None
+        d["worst_lag_seconds"] = None if self.worst_lag is None else round(self.worst_lag.total_seconds(), 3)
+        del d["worst_lag"]
+        return d
+
+
+def summarize(statuses: Sequence[StreamStatus]) -> list[StreamSummary]:
+    """One line per stream (and kline interval), in the order the details sort them."""
+    groups: dict[tuple[str, str], list[StreamStatus]] = {}
+    for st in statuses:
+        if st.stream:
+            groups.setdefault((st.stream, st.interval), []).append(st)
+    out = []
+    for (stream, interval), rows in sorted(groups.items(), key=lambda g: (g[0][0], INTERVALS.get(g[0][1], ZERO))):
+        stored = [r for r in rows if r.rows]
+        current = [r for r in stored if r.listed] or stored
+        worst = max(current, key=lambda r: r.lag or ZERO, default=None)
+        gaps = [r.open_gaps for r in rows if r.open_gaps is not None]
+        out.append(
+            StreamSummary(
+                f"{stream} {interval}".strip(),
+                len({r.symbol for r in rows}),
+                len({r.symbol for r in stored}),
+                sum(r.rows for r in rows),
+                max((r.newest for r in stored if r.newest), default=None),
+                worst.lag if worst else None,
+                worst.symbol if worst else None,
+                sum(gaps) if gaps else None,
+                sum(1 for r in rows if r.last_error),
+            )
+        )
+    return out
+
+
+ZERO = timedelta(0)
 
 
 # The account's streams: per symbol (orders, shorts and calls), or for the whole account ('*').
@@ -225,6 +320,32 @@ def render(statuses: list[StreamStatus]):
     return table
 
 
+def render_summary(summaries: Sequence[StreamSummary]):
+    """A rich Table: one line per stream."""
+    from rich.table import Table
+
+    table = Table(
+        title="collector status by stream (details: --symbol S, --stream NAME or --details)", show_lines=False
+    )
+    for col, just in (
+        ("stream", "left"),
+        ("symbols", "right"),
+        ("with rows", "right"),
+        ("rows", "right"),
+        ("newest", "left"),
+        ("worst lag (listed)", "right"),
+        ("open gaps", "right"),
+        ("errors", "right"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for s in summaries:
+        gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
+        lag = format_lag(s.worst_lag) + (f" {s.worst_symbol}" if s.worst_symbol and s.symbols > 1 else "")
+        errors = f"[red]{s.errors}[/red]" if s.errors else "0"
+        table.add_row(s.stream, f"{s.symbols:,}", f"{s.with_rows:,}", f"{s.rows:,}", _t(s.newest), lag, gaps, errors)
+    return table
+
+
 def _t(t: datetime | None) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
@@ -237,22 +358,46 @@ class Coverage:
     start: datetime
     end: datetime
     buckets: int
-    # (symbol, stream label) -> per bucket: share of the bucket covered (klines: rows / slots;
-    # other streams: 1.0 when any row fell in it)
+    # (symbol, stream label) -> per cell: the share of the cell covered by rows (klines: by the time
+    # the stored klines span, at their interval's length; other streams: 1.0 when any row fell in it)
     rows: dict[tuple[str, str], list[float]]
+    # (symbol, stream label) -> cells known complete (a finished backfill or the live checkpoints
+    # vouch for every row in them): such a cell without rows is quiet, not missing
+    known: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
+    # (symbol, stream label) -> cells holding a real gap that `collector verify` finds (missing klines,
+    # trades missing against the klines' trade counts)
+    gaps: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
 
     @property
     def width(self) -> timedelta:
         return (self.end - self.start) / self.buckets
 
+    def cells(self, a: datetime, b: datetime) -> range:
+        """The cells [a, b) touches."""
+        first = max(0, (a - self.start) // self.width)
+        last = min(self.buckets, -(-(b - self.start) // self.width))
+        return range(first, max(first, last))
+
+    def whole_cells(self, a: datetime, b: datetime) -> range:
+        """The cells [a, b) covers whole."""
+        first = max(0, -(-(a - self.start) // self.width))
+        last = min(self.buckets, (b - self.start) // self.width)
+        return range(first, max(first, last))
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NICE_WIDTHS = [timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)]
+# the kline intervals as SQL, so that each kline fills every cell it spans
+_IV_SPANS = (
+    "(VALUES " + ", ".join(f"('{k}', interval '{int(v.total_seconds())} seconds')" for k, v in INTERVALS.items()) + ")"
+)
+_KLINE_END = "k.open_time + coalesce(iv.span, interval '1 minute') - interval '1 millisecond'"
 
 
-def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
+def coverage(engine: Engine, *, buckets: int = 240, gaps: bool = True) -> Coverage | None:
     """Bucketed presence of rows per symbol and stream over the whole stored time range (at most
-    ``buckets`` cells, each of a round length)."""
+    ``buckets`` cells, each of a round length), with what is known complete and, with ``gaps``, the
+    real gaps `collector verify` finds."""
     with reading(engine, isolation="REPEATABLE READ") as conn:
         bounds = [
             conn.execute(text(f"SELECT min({c}), max({c}) FROM {t}")).one()
@@ -273,16 +418,54 @@ def coverage(engine: Engine, *, buckets: int = 240) -> Coverage | None:
         bucket = "least(floor(extract(epoch FROM {c} - :lo) / extract(epoch FROM :w))::int, :n - 1)"
         for r in conn.execute(
             text(
-                f"SELECT symbol, interval, {bucket.format(c='open_time')} AS b, count(*) AS n "
-                "FROM klines GROUP BY 1, 2, 3"
+                f"SELECT k.symbol, k.interval, b, count(*) AS n FROM klines k "
+                f"LEFT JOIN {_IV_SPANS} AS iv(name, span) ON iv.name = k.interval, "
+                f"LATERAL generate_series({bucket.format(c='k.open_time')}, {bucket.format(c=_KLINE_END)}) AS b "
+                "GROUP BY 1, 2, 3"
             ),
             params,
         ):
             iv = INTERVALS.get(r.interval)
-            share = 1.0 if iv is None else min(1.0, r.n / max(width / iv, 1.0))
+            share = 1.0 if iv is None or iv >= width else min(1.0, r.n / (width / iv))
             cov.rows.setdefault((r.symbol, f"klines {r.interval}"), [0.0] * buckets)[r.b] = share
         for stream, (table, col) in SNAPSHOT_STREAMS.items():
             for r in conn.execute(text(f"SELECT DISTINCT symbol, {bucket.format(c=col)} AS b FROM {table}"), params):
                 cov.rows.setdefault((r.symbol, stream), [0.0] * buckets)[r.b] = 1.0
+        symbols = sorted({symbol for symbol, _ in cov.rows})
+        for symbol, ranges in trade_claims(conn, symbols).items():
+            _mark(cov, cov.known, (symbol, "trades"), ranges, whole=True)
+        for r in conn.execute(
+            text(
+                "SELECT symbol, stream, interval, lower(c) AS a, upper(c) AS b "
+                "FROM backfill_coverage, unnest(covered) AS c WHERE stream IN ('trades', 'klines')"
+            )
+        ):
+            label = f"{r.stream} {r.interval}".strip()
+            _mark(cov, cov.known, (r.symbol, label), [(r.a, r.b)], whole=True)
         conn.rollback()
+    if gaps:
+        from collector.analyst.verify import verify
+
+        for problem in verify(engine, symbols).problems:
+            if problem.kind == "kline_gap":
+                label = f"klines {problem.interval}"
+            elif problem.kind in ("trade_hole", "kline_mismatch"):
+                label = "trades"
+            else:
+                continue  # crossed books are what the exchange sent, not gaps
+            _mark(cov, cov.gaps, (problem.symbol, label), [(problem.start, problem.end)], whole=False)
     return cov
+
+
+def _mark(
+    cov: Coverage,
+    into: dict[tuple[str, str], list[bool]],
+    key: tuple[str, str],
+    ranges: Sequence[tuple[datetime, datetime]],
+    *,
+    whole: bool,
+) -> None:
+    cells = into.setdefault(key, [False] * cov.buckets)
+    for a, b in ranges:
+        for i in cov.whole_cells(a, b) if whole else cov.cells(a, b):
+            cells[i] = True

@@ -130,23 +130,45 @@ def status_command(
     ctx: typer.Context,
     output: OutputOpt = Output.table,
     as_json: Annotated[bool, typer.Option("--json", help="The same as --output json.")] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw coverage over time to this PNG.")] = None,
+    symbol: SymbolOpt = None,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option("--stream", help="Only this stream ('trades', 'klines' or 'klines 1m'); repeat for several."),
+    ] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="A line per symbol and stream (the default with --symbol or --stream).")
+    ] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="A line per stream (the table's default; JSON and CSV give details).")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw coverage over time to this PNG (pages NAME-1ofN.png when long)."),
+    ] = None,
 ) -> None:
-    """Per symbol and stream: rows, first and newest time, lag, open gaps, last error."""
+    """Where the data stands: by default a line per stream (symbols, rows, newest, worst lag, open
+    gaps, errors); per symbol and stream with --symbol, --stream or --details."""
     from collector.analyst import status
 
+    if details and summary:
+        raise ConfigError("--details and --summary: choose one")
     db = open_db(ctx, reads=True)
     try:
-        rows = status.collect(db.engine)
+        rows = status.collect(db.engine, symbols=symbol, streams=stream)
         cov = status.coverage(db.engine) if plot is not None else None
     finally:
         db.close()
+    if (symbol or stream) and not rows:
+        raise ConfigError("nothing stored for " + " and ".join(f"{', '.join(v)}" for v in (symbol, stream) if v))
+    machine = as_json or output is not Output.table
+    by_stream = summary or (not machine and not details and not symbol and not stream)
+    records = [r.as_json() for r in (status.summarize(rows) if by_stream else rows)]
     if as_json or output is Output.json:
-        sys.stdout.write(json.dumps([r.as_json() for r in rows], indent=2) + "\n")
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
     elif output is Output.csv:
-        write_csv([r.as_json() for r in rows])
+        write_csv(records)
     elif rows:
-        out.print(status.render(rows))
+        out.print(status.render_summary(status.summarize(rows)) if by_stream else status.render(rows))
     else:
         out.print("nothing stored yet")
     if plot is not None:
@@ -154,7 +176,8 @@ def status_command(
 
         if cov is None:
             raise ConfigError("nothing stored yet: no coverage to draw")
-        console.print(f"coverage drawn to {plots.coverage(cov, plot)}")
+        drawn = plots.coverage(cov, plot)
+        console.print(f"coverage drawn to {', '.join(str(p) for p in drawn)}")
 
 
 # --- export -------------------------------------------------------------------------------------

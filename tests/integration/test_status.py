@@ -69,7 +69,10 @@ def test_cli_json_and_table(clean_env, db_url, data, capsys):
     one = next(r for r in got if r["symbol"] == SYM and r["stream"] == "klines")
     assert one["rows"] == 120 and one["first"] == "2026-01-05T11:00:00Z" and one["open_gaps"] == 0
     assert isinstance(one["lag_seconds"], float)
-    assert run(["--database-url", db_url, "status"]) == 0
+    assert run(["--database-url", db_url, "status"]) == 0  # the table: a line per stream
+    text = capsys.readouterr().out
+    assert "klines 1m" in text and "open gaps" in text and "worst lag" in text
+    assert run(["--database-url", db_url, "status", "--details"]) == 0
     text = capsys.readouterr().out
     assert SYM in text and "klines 1m" in text and "open gaps" in text
     # --output: the same rows as JSON or CSV, and the collector's options after the command
@@ -109,3 +112,78 @@ def test_empty_database(clean_env, db_url, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert run(["--database-url", db_url, "status", "--plot", str(tmp_path / "c.png")]) == 2
     assert "nothing stored" in capsys.readouterr().err
+
+
+def test_every_symbol_has_a_row_in_every_stream_filters_and_the_summary_adds_up(
+    clean_env, db_url, engine, data, capsys
+):
+    execute(
+        engine,
+        "INSERT INTO option_symbols (symbol, status, listed, first_seen, last_seen) "
+        "VALUES ('QUIET0106PUT', 'TRADING', true, :t, :t)",
+        t=T0,
+    )
+    rows = status.collect(engine, now=T1)
+    streams = {(r.stream, r.interval) for r in rows if r.symbol == SYM}
+    quiet = {(r.stream, r.interval): r.rows for r in rows if r.symbol == "QUIET0106PUT"}
+    assert quiet == dict.fromkeys(streams, 0)  # no rows anywhere, still a line in each stream
+
+    assert run(["--database-url", db_url, "status", "--json", "--symbol", "quiet0106put", "--stream", "trades"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [(r["symbol"], r["stream"], r["rows"]) for r in got] == [("QUIET0106PUT", "trades", 0)]
+    assert run(["--database-url", db_url, "status", "--json", "--stream", "klines 1m"]) == 0
+    assert {r["stream"] + " " + r["interval"] for r in json.loads(capsys.readouterr().out)} == {"klines 1m"}
+
+    assert run(["--database-url", db_url, "status", "--json", "--summary"]) == 0
+    summary = {r["stream"]: r for r in json.loads(capsys.readouterr().out)}
+    with engine.connect() as conn:
+        trades = conn.exec_driver_sql("SELECT count(*), count(DISTINCT symbol) FROM trades").one()
+    assert (summary["trades"]["rows"], summary["trades"]["with_rows"]) == tuple(trades)
+    assert summary["trades"]["symbols"] == len({r.symbol for r in rows if r.stream == "trades"})
+
+    assert run(["--database-url", db_url, "status", "--symbol", "NOPE"]) == 2
+    assert "nothing stored for NOPE" in capsys.readouterr().err
+
+
+def test_coverage_draws_klines_at_their_interval_gaps_in_red_and_quiet_apart(clean_env, db_url, engine, data, tmp_path):
+    """A 1h kline fills the hour's cells; klines deleted from the middle are a gap (what verify
+    finds); a symbol with no trades in a range a backfill proved complete is quiet, not missing;
+    many rows are drawn on pages."""
+    from sqlalchemy import select
+
+    from collector.analyst import plots
+    from collector.store.models import KlineRow
+
+    t = KlineRow.__table__
+    with engine.begin() as conn:
+        row = (
+            conn.execute(select(t).where(t.c.symbol == SYM, t.c.interval == "1m", t.c.open_time == T0)).mappings().one()
+        )
+        conn.execute(
+            t.insert().values({**row, "interval": "1h", "close_time": T0 + 60 * M - timedelta(milliseconds=1)})
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO backfill_coverage (symbol, stream, interval, covered) "
+            "VALUES ('QUIET0106PUT', 'trades', '', tstzmultirange(tstzrange(%s, %s)))",
+            (T0, T1),
+        )
+    execute(
+        engine,
+        "DELETE FROM klines WHERE symbol = :s AND interval = '1m' AND open_time >= :a AND open_time < :b",
+        s=SYM,
+        a=T0 + 30 * M,
+        b=T0 + 60 * M,
+    )
+    cov = status.coverage(engine, buckets=24)
+    assert cov.width == 10 * M
+    assert cov.rows[SYM, "klines 1h"][:7] == [1.0] * 6 + [0.0]  # the hour's six cells, not a sliver
+    assert cov.gaps[SYM, "klines 1m"][:7] == [False] * 3 + [True] * 3 + [False]
+    assert not any(cov.gaps.get((SYM, "klines 1h"), [False] * 6)[:6])  # the stored hour is whole
+    assert all(cov.known["QUIET0106PUT", "trades"][:12]) and ("QUIET0106PUT", "trades") not in cov.rows
+    assert plots._kind(0.0, True, False) == plots.QUIET != plots._kind(0.0, False, True) == plots.GAP
+
+    pages = plots.coverage(cov, tmp_path / "cov.png", rows_per_page=5)
+    keys = set(cov.rows) | set(cov.gaps) | {k for k, v in cov.known.items() if any(v)}
+    assert [p.name for p in pages] == [f"cov-{n}of{len(pages)}.png" for n in range(1, len(pages) + 1)]
+    assert len(pages) == -(-len(keys) // 5) > 1
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pages)
