@@ -33,7 +33,11 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings=HELP,
 )
-db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True, context_settings=HELP)
+db_app = typer.Typer(
+    help="The database: migrate and inspect it; connect psql, pandas, DBeaver or Grafana to it.",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True, context_settings=HELP)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
@@ -291,6 +295,13 @@ def config_show(ctx: typer.Context) -> None:
 
 def _register_commands() -> None:
     """Commands that live in their own modules. Each module imports collector.cli.options, not this."""
+    from collector.cli.access import analyst_role_command, serve_command, shell_command, url_command
+
+    db_app.command("url")(url_command)
+    db_app.command("shell")(shell_command)
+    db_app.command("serve")(serve_command)
+    db_app.command("analyst-role")(analyst_role_command)
+
     from collector.simulator.cli import simulate_command
 
     app.command("simulate", help="Run the JEX-compatible exchange simulator.")(simulate_command)

@@ -167,10 +167,7 @@ def open_database(
     else:
         where = data_dir / "pg"
         if not create and not (where / "PG_VERSION").exists():
-            raise ConfigError(
-                f"no database in {where.resolve()} yet: run `collector db upgrade` (or `collector run`) to create "
-                "it, or set COLLECTOR_DATA_DIR / COLLECTOR_DATABASE_URL to where your data is"
-            )
+            raise missing_embedded(where)
         url, server = start_embedded(data_dir)
         if announce:
             announce(f"embedded PostgreSQL in {where.resolve()}")
@@ -183,6 +180,14 @@ def open_database(
             cause = exc.__cause__ or exc
             raise DatabaseUnavailable(f"database {db.display_url} is unreachable: {_first_line(cause)}") from cause
     return db
+
+
+def missing_embedded(where: Path) -> ConfigError:
+    """What to do when there is no embedded database in ``where`` (a data directory's ``pg``) yet."""
+    return ConfigError(
+        f"no database in {where.resolve()} yet: run `collector db upgrade` (or `collector run`) to create "
+        "it, or set COLLECTOR_DATA_DIR / COLLECTOR_DATABASE_URL to where your data is"
+    )
 
 
 def driver_connection(conn: Connection) -> psycopg.Connection:
