@@ -336,8 +336,8 @@ def adaptive_plan(
             out.append(
                 Demand("trade signals", "signals", weight, s.trades_signal_seconds, s.trades_signal_seconds, 0.0)
             )
-            volume_weight = min(len(relying) * ep.TICKER_24HR.weight, ep.TICKER_24HR.weight_all or math.inf)
-            requests = 1 if volume_weight < len(relying) * ep.TICKER_24HR.weight else len(relying)
+            volume_weight = ep.TICKER_24HR.cheapest(len(relying))
+            requests = 1 if ep.TICKER_24HR.all_symbols_is_cheaper(len(relying)) else len(relying)
             fastest = s.trades_volume_seconds
             if requests_per_minute:
                 fastest = max(fastest, requests * 60.0 / (VOLUME_REQUESTS_SHARE * requests_per_minute))

@@ -40,6 +40,7 @@ from collector.daemon.trades import (
     poll_trades,
     poll_volume_signals,
 )
+from collector.exchange import GovernorStats
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,8 @@ class Schedule:
             specs.append(budget.JobSpec("leases", "leases", self.ctx.settings.lease_ttl_seconds / 3, 0))
         return specs
 
-    def _limit(self) -> float:
+    def _limit(self, stats: GovernorStats) -> float:
         """Weight per minute this node may plan for: its share of the symbols' share of the limit."""
-        stats = self.ctx.client.governor.stats()
         per_window = stats.effective_limit or 0
         window = stats.weight_window_seconds or 60.0
         share = 1.0
@@ -121,15 +121,15 @@ class Schedule:
         return per_window * 60.0 / window * share
 
     def _compute(self) -> budget.Plan | budget.AdaptivePlan:
+        stats = self.ctx.client.governor.stats()  # one reading: the limit and the raw limit agree
         if not self.adaptive:
-            return budget.plan(self._specs(), self._limit())
+            return budget.plan(self._specs(), self._limit(stats))
         rates = {s: self.ctx.trade_rates.get(s, 0.0) for s in self.ctx.with_history()}
         unseen = {s: self.ctx.unseen_rates.get(s, 0.0) for s in rates}
-        stats = self.ctx.client.governor.stats()
         raw = (
             stats.raw_limit * 60.0 / stats.raw_window_seconds if stats.raw_limit and stats.raw_window_seconds else None
         )
-        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(), unseen, raw)
+        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(stats), unseen, raw)
 
     def _jobs(self) -> dict[str, float]:
         """Every job to schedule, with its interval, from the plan in force."""

@@ -26,10 +26,6 @@ from collector.store.write import (
 )
 
 
-def all_symbols_is_cheaper(endpoint: ep.Endpoint, n_symbols: int) -> bool:
-    return endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * n_symbols
-
-
 async def _each(
     ctx: LiveContext, job: str, stream: str, symbols: list[str], fetch_store: Callable[[str], Awaitable[None]]
 ) -> None:
@@ -68,7 +64,7 @@ async def poll_tickers(ctx: LiveContext) -> None:
     symbols = ctx.trading()
     if not symbols:
         return
-    if all_symbols_is_cheaper(ep.TICKER_24HR, len(symbols)):
+    if ep.TICKER_24HR.all_symbols_is_cheaper(len(symbols)):
         started = ctx.clock()
         try:
             wanted = set(symbols)
@@ -110,7 +106,7 @@ async def poll_book_ticker(ctx: LiveContext) -> None:
     symbols = ctx.trading()
     if not symbols:
         return
-    if all_symbols_is_cheaper(ep.BOOK_TICKER, len(symbols)):
+    if ep.BOOK_TICKER.all_symbols_is_cheaper(len(symbols)):
         try:
             wanted = set(symbols)
             rows = [b for b in await ctx.client.book_ticker() if b.symbol in wanted]

@@ -141,7 +141,7 @@ async def poll_volume_signals(ctx: LiveContext) -> None:
     if not symbols:
         return
     endpoint = ep.TICKER_24HR
-    if endpoint.weight_all is not None and endpoint.weight_all < endpoint.weight * len(symbols):
+    if endpoint.all_symbols_is_cheaper(len(symbols)):
         note_volumes(ctx, await ctx.client.ticker_24hr(priority=Priority.SIGNAL))
         return
 
@@ -205,8 +205,8 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     stored = unseen = 0
     # unseen by the price signal: trades made before its last answer, which showed no change since the
     # previous poll (the 24h volume may have shown them, a slower signal)
-    shown = ctx.price_changed.get(symbol, -math.inf) >= (previous if previous is not None else math.inf)
-    unseen_before = ctx.signal_at - UNSEEN_SLACK if previous is not None and not shown else -math.inf
+    hidden = previous is not None and ctx.price_changed.get(symbol, -math.inf) < previous
+    unseen_before = ctx.signal_at - UNSEEN_SLACK if hidden else -math.inf
     # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
     # what it fetched, so the next poll continues instead of starting over.
     async for page in pages:

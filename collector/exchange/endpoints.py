@@ -33,6 +33,10 @@ class Endpoint:
         each = self.weight * n_symbols
         return each if self.weight_all is None else min(self.weight_all, each)
 
+    def all_symbols_is_cheaper(self, n_symbols: int) -> bool:
+        """One call without a symbol weighs less than one call for each of ``n_symbols``."""
+        return self.weight_all is not None and self.weight_all < self.weight * n_symbols
+
 
 PING = Endpoint("ping", "/api/v1/ping", 1)
 TIME = Endpoint("time", "/api/v1/time", 1)
