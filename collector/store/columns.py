@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Integer, Numeric, Text
 from collector.store.models import Base
 
 # Kept by the collector for itself, not data: left out of frames and exports.
-BOOKKEEPING = frozenset({"updated_at"})
+BOOKKEEPING = frozenset({"updated_at", "ingested_at"})
 
 
 @dataclass(frozen=True)

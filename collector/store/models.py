@@ -47,6 +47,23 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: TZ, Decimal: NUM, dict[str, Any]: JSONB}
 
 
+INGESTED_AT_COMMENT = (
+    "When the row was stored or last changed (UTC): the start time of the writing transaction. "
+    "Incremental exports (collector export --since-last) select on it."
+)
+
+
+def ingested_at_column() -> Mapped[datetime]:
+    """The market tables' ``ingested_at`` (migration 0008): set by the default on insert, and by the
+    upserts when a row's values change (store.upsert); incremental exports select on it."""
+    return mapped_column(server_default=func.now(), comment=INGESTED_AT_COMMENT)
+
+
+def ingested_at_index(table: str) -> Index:
+    """BRIN on ``ingested_at``: rows arrive in ingestion order, so block ranges summarise it well."""
+    return Index(f"ix_{table}_ingested_at", "ingested_at", postgresql_using="brin")
+
+
 # --- The analyst contract ------------------------------------------------------------------
 
 
@@ -98,9 +115,10 @@ class KlineRow(Base):
     taker_buy_quote_volume: Mapped[Decimal]
     is_closed: Mapped[bool] = mapped_column(Boolean, server_default="true")  # false: partial, will change
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    ingested_at: Mapped[datetime] = ingested_at_column()
 
     # Monthly partitions, created ahead by the daemon (collector/store/partitions.py).
-    __table_args__ = ({"postgresql_partition_by": "RANGE (open_time)"},)
+    __table_args__ = (ingested_at_index("klines"), {"postgresql_partition_by": "RANGE (open_time)"})
 
 
 class TradeRow(Base):
@@ -117,8 +135,13 @@ class TradeRow(Base):
     price: Mapped[Decimal]
     qty: Mapped[Decimal]
     buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
+    ingested_at: Mapped[datetime] = ingested_at_column()
 
-    __table_args__ = (Index("ix_trades_symbol_time", "symbol", "time"), {"postgresql_partition_by": "RANGE (time)"})
+    __table_args__ = (
+        Index("ix_trades_symbol_time", "symbol", "time"),
+        ingested_at_index("trades"),
+        {"postgresql_partition_by": "RANGE (time)"},
+    )
 
 
 class DepthSnapshotRow(Base):
@@ -129,8 +152,9 @@ class DepthSnapshotRow(Base):
     captured_at: Mapped[datetime]
     last_update_id: Mapped[int | None] = mapped_column(BigInteger)
     depth_limit: Mapped[int | None] = mapped_column(Integer)
+    ingested_at: Mapped[datetime] = ingested_at_column()  # the levels are written with their snapshot
 
-    __table_args__ = (UniqueConstraint("symbol", "captured_at"),)
+    __table_args__ = (UniqueConstraint("symbol", "captured_at"), ingested_at_index("depth_snapshots"))
 
 
 class DepthLevelRow(Base):
@@ -171,6 +195,9 @@ class Ticker24hRow(Base):
     perform_price: Mapped[Decimal | None]  # performPrice
     underlying_price: Mapped[Decimal | None]  # referencePrice
     strike_price: Mapped[Decimal | None]  # exertionPrice
+    ingested_at: Mapped[datetime] = ingested_at_column()
+
+    __table_args__ = (ingested_at_index("tickers_24hr"),)
 
 
 class AvgPriceRow(Base):
@@ -180,6 +207,9 @@ class AvgPriceRow(Base):
     captured_at: Mapped[datetime] = mapped_column(primary_key=True)
     mins: Mapped[int] = mapped_column(Integer)
     price: Mapped[Decimal]
+    ingested_at: Mapped[datetime] = ingested_at_column()
+
+    __table_args__ = (ingested_at_index("avg_prices"),)
 
 
 class BookTickerRow(Base):
@@ -191,6 +221,9 @@ class BookTickerRow(Base):
     bid_qty: Mapped[Decimal | None]
     ask_price: Mapped[Decimal | None]
     ask_qty: Mapped[Decimal | None]
+    ingested_at: Mapped[datetime] = ingested_at_column()
+
+    __table_args__ = (ingested_at_index("book_tickers"),)
 
 
 # --- The account (signed endpoints; one account per database, named in ``account``) -----------
@@ -419,6 +452,32 @@ class WeightBudgetRow(Base):
     egress: Mapped[str] = mapped_column(Text, primary_key=True)
     window_start: Mapped[datetime] = mapped_column(primary_key=True)
     claimed: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ExportCursorRow(Base):
+    """Where an incremental export (``collector export --since-last``) stands (migration 0008)."""
+
+    __tablename__ = "export_cursors"
+    __table_args__ = {
+        "comment": "Where each incremental export (collector export --since-last) stands: rows with "
+        "ingested_at below exported_until have been exported. Key: name."
+    }
+
+    name: Mapped[str] = mapped_column(
+        Text, primary_key=True, comment="The export's name: --cursor NAME, else '<table> -> <absolute output path>'."
+    )
+    relation: Mapped[str] = mapped_column(Text, comment="What it exports (the --table value).")
+    exported_until: Mapped[datetime | None] = mapped_column(
+        comment="Ingestion time (UTC) below which every row has been exported; the next export takes rows "
+        "with ingested_at at or after it. NULL until the first export completes."
+    )
+    runs: Mapped[int] = mapped_column(BigInteger, server_default="0", comment="Exports completed under this name.")
+    rows: Mapped[int] = mapped_column(
+        BigInteger, server_default="0", comment="Rows exported under this name, all runs together."
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), comment="When exported_until last moved (UTC)."
+    )
 
 
 def table_of(model: type[Base]) -> Table:

@@ -66,10 +66,10 @@ def upsert(
     """Insert ``rows`` into ``table``, updating rows whose key exists and whose values differ.
 
     ``key`` defaults to the primary key; ``update`` to every other column present in the rows;
-    ``touch`` names timestamp columns set to now() when a row is updated; ``monotonic`` names
-    columns that never go back: a row whose value of one is lower than the stored one is older
-    news and does not update it. Returns the number of rows inserted or changed. ``method`` is
-    'auto', 'values' or 'copy'.
+    ``touch`` names timestamp columns set to now() when a row is updated (``ingested_at``, where the
+    table has it, always is); ``monotonic`` names columns that never go back: a row whose value of
+    one is lower than the stored one is older news and does not update it. Returns the number of
+    rows inserted or changed. ``method`` is 'auto', 'values' or 'copy'.
     """
     key = list(key or (c.name for c in table.primary_key.columns))
     batch = dedupe(rows, key)
@@ -131,7 +131,10 @@ def _merge_sql(
     for ``monotonic`` columns, none of them would go back)."""
     cols = ", ".join(_q(c) for c in columns)
     if update:
-        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update] + [f"{_q(c)} = now()" for c in touch]
+        # A table with ``ingested_at`` has it touched too: a row that really changes is new to
+        # incremental exports (collector export --since-last) again.
+        auto = ["ingested_at"] if "ingested_at" in table.c and "ingested_at" not in (*columns, *touch) else []
+        sets = [f"{_q(c)} = EXCLUDED.{_q(c)}" for c in update] + [f"{_q(c)} = now()" for c in (*touch, *auto)]
         # The trailing NULL makes a one-column list a row too; NULL is not distinct from NULL.
         mine = ", ".join(f"{_q(table.name)}.{_q(c)}" for c in update)
         theirs = ", ".join(f"EXCLUDED.{_q(c)}" for c in update)

@@ -153,3 +153,51 @@ def test_cli_upgrade_with_nothing_set_uses_embedded_server_in_the_users_data_dir
     assert again.returncode == 0 and "nothing to do" in again.stdout  # the same database, from elsewhere
     assert (tmp_path / "xdg" / "jex-collector" / "pg" / "PG_VERSION").exists()
     assert list(here.iterdir()) == list(there.iterdir()) == []  # nothing in the current directory
+
+
+MARKET = ("trades", "klines", "tickers_24hr", "depth_snapshots", "avg_prices", "book_tickers")
+
+
+def test_ingestion_time_and_export_cursors_down_and_up(engine):
+    """0008 down and up again: the rows stay; rows stored before it read as ingested at the
+    migration; the column, its BRIN index and the cursors' table come back, commented."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from collector.store.migrate import alembic_config
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO trades (symbol, trade_id, time, price, qty) VALUES ('S', 1, now(), 1.5, 2)"))
+        conn.execute(text("INSERT INTO export_cursors (name, relation) VALUES ('c', 'trades')"))
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    insp = inspect(engine)
+    assert "export_cursors" not in insp.get_table_names()
+    for table in MARKET:
+        assert "ingested_at" not in {c["name"] for c in insp.get_columns(table)}, table
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO trades (symbol, trade_id, time, price, qty) VALUES ('S', 2, now(), 1.5, 2)"))
+    assert upgrade(engine)[1] == head_revision()
+    with engine.connect() as conn:
+        stamps = conn.execute(text("SELECT DISTINCT ingested_at FROM trades")).scalars().all()
+        assert len(stamps) == 1 and stamps[0] is not None  # both rows: the migration's time, no rewrite needed
+        for table in MARKET:
+            comment, index = conn.execute(
+                text(
+                    "SELECT col_description(CAST(:t AS regclass), attnum), "
+                    "(SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_' || :t || '_ingested_at') "
+                    "FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attname = 'ingested_at'"
+                ),
+                {"t": table},
+            ).one()
+            assert comment and "since-last" in comment and "USING brin" in index, table
+        undocumented = conn.execute(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'export_cursors'::regclass AND attnum > 0 "
+                "AND col_description(attrelid, attnum) IS NULL"
+            )
+        ).all()
+        assert undocumented == [] and conn.execute(text("SELECT obj_description('export_cursors'::regclass)")).scalar()
+        assert conn.execute(text("SELECT count(*) FROM export_cursors")).scalar() == 0  # dropped with its table

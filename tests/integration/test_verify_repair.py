@@ -27,7 +27,8 @@ def iso(t: datetime) -> str:
 
 def snapshot(engine: Engine) -> list[tuple]:
     """Every stored kline and trade, as PostgreSQL's text of each value: equal means byte for byte.
-    (Not klines.updated_at: that records when a row was written, and a restored row was written now.)"""
+    (Not updated_at nor ingested_at: they record when a row was written, and a restored row was
+    written now.)"""
     cols = (
         "symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, "
         "trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed"
@@ -38,7 +39,16 @@ def snapshot(engine: Engine) -> list[tuple]:
             .scalars()
             .all()
         )
-        trades = conn.execute(text("SELECT t::text FROM trades t ORDER BY symbol, trade_id")).scalars().all()
+        trades = (
+            conn.execute(
+                text(
+                    "SELECT (symbol, trade_id, time, price, qty, buyer_maker)::text FROM trades "
+                    "ORDER BY symbol, trade_id"
+                )
+            )
+            .scalars()
+            .all()
+        )
     return [*(("k", r) for r in klines), *(("t", r) for r in trades)]
 
 
