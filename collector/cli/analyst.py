@@ -33,15 +33,34 @@ plot_app = typer.Typer(help="Draw stored data.", no_args_is_help=True)
 
 
 class ExportTable(enum.StrEnum):
+    """What `export` takes (collector.analyst.export.TABLES, kept here so that --help loads no pyarrow)."""
+
     klines = "klines"
     trades = "trades"
     tickers_24hr = "tickers_24hr"
     depth = "depth"
+    avg_prices = "avg_prices"
+    book_tickers = "book_tickers"
+    option_symbols = "option_symbols"
+    option_chain = "option_chain"
+    top_of_book = "top_of_book"
+    trades_enriched = "trades_enriched"
+    account_orders = "account_orders"
+    account_option_records = "account_option_records"
+    account_positions = "account_positions"
+    account_balances = "account_balances"
+    account_short_call = "account_short_call"
+    account_open_orders = "account_open_orders"
+    position_marks = "position_marks"
+    account_balance_daily = "account_balance_daily"
 
 
 class ExportFormat(enum.StrEnum):
     parquet = "parquet"
     csv = "csv"
+    csv_gz = "csv.gz"
+    jsonl = "jsonl"
+    json = "json"
 
 
 REPAIR_ROUNDS = 3
@@ -185,26 +204,80 @@ def status_command(
 
 def export_command(
     ctx: typer.Context,
-    table: Annotated[ExportTable, typer.Option(help="What to export.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (replaced at the end).")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="The file's format.")] = ExportFormat.parquet,
+    table: Annotated[ExportTable, typer.Option(help="The table or view to export.")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="File to write (replaced at the end); a directory with --partition-by."),
+    ],
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            help="The file's format. Default: from the extension (.parquet/.pq, .csv, .csv.gz, .jsonl, .json).",
+        ),
+    ] = None,
     symbol: SymbolOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     interval: Annotated[str | None, typer.Option(help="Kline interval (klines only; default: all).")] = None,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by",
+            help="Write a Hive-partitioned Parquet directory by these keys, in this order: symbol, day or month "
+            "(e.g. symbol,day).",
+        ),
+    ] = None,
+    since_last: Annotated[
+        bool,
+        typer.Option("--since-last", help="Only rows stored or changed since the last export under the same cursor."),
+    ] = False,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="The --since-last cursor's name. Default: the table and the output's absolute path."),
+    ] = None,
 ) -> None:
-    """Write a table to Parquet or CSV, streamed, with exact decimals."""
-    from collector.analyst.export import export
+    """Write a table or view to Parquet, CSV or JSON, streamed, with exact decimals."""
+    from collector.analyst.export import export, format_for
 
     window = parse_window(start, end)
+    chosen = fmt.value if fmt is not None else None
+    # Bad input is refused before the database is opened: nothing is read or written.
+    written = format_for(output, chosen, partitioned=bool(partition_by))
+    if chosen is not None and not partition_by:
+        implied = format_for(output, None) if _has_known_extension(output) else None
+        if implied not in (None, chosen):
+            console.print(f"note: writing {chosen} to {output.name}, as --format says")
     db = open_db(ctx, reads=True)
     try:
         res = export(
-            db.engine, table.value, output, fmt.value, symbols=symbol, start=window[0], end=window[1], interval=interval
+            db.engine,
+            table.value,
+            output,
+            written,
+            symbols=symbol,
+            start=window[0],
+            end=window[1],
+            interval=interval,
+            partition_by=partition_by,
+            since_last=since_last,
+            cursor=cursor,
         )
     finally:
         db.close()
-    console.print(f"{res.rows:,} rows -> {res.path} ({res.bytes:,} bytes)")
+    files = f"{res.files:,} files, " if partition_by else ""
+    console.print(f"{res.rows:,} rows -> {res.path} ({files}{res.bytes:,} bytes, {res.format})")
+    if res.cursor is not None and res.until is not None:
+        since = _iso(res.since) if res.since else "the start"
+        console.print(f"cursor {res.cursor!r}: rows ingested from {since} until {_iso(res.until)}")
+        if res.held_by:
+            console.print(f"note: {res.held_by} held the export back; what it writes comes with the next export")
+
+
+def _has_known_extension(path: Path) -> bool:
+    from collector.analyst.export import EXTENSIONS
+
+    return path.name.lower().endswith(tuple(EXTENSIONS))
 
 
 # --- plot ---------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def every_way_in(engine, tmp: Path) -> dict:
         "coverage": lambda: status.coverage(engine),
         "verify": lambda: verify.verify(engine),
         "export": lambda: export(engine, "trades", tmp / "t.parquet"),
+        "incremental export": lambda: export(engine, "trades", tmp / "i.parquet", since_last=True),
         "frames": lambda: frames.trades("S", engine=engine),
     }
 
@@ -138,7 +139,17 @@ def test_no_database_library_error_escapes_the_store_when_the_server_is_stopped(
 def test_a_database_without_the_schema_is_a_database_error(empty_db_url, tmp_path):
     engine = make_engine(empty_db_url, pool_size=2)
     ways = every_way_in(engine, tmp_path)
-    for name in ("save_trades", "load_checkpoint", "reading", "status", "verify", "export", "frames", "daemon symbols"):
+    for name in (
+        "save_trades",
+        "load_checkpoint",
+        "reading",
+        "status",
+        "verify",
+        "export",
+        "incremental export",
+        "frames",
+        "daemon symbols",
+    ):
         with pytest.raises(DatabaseError):
             ways[name]()
     engine.dispose()
