@@ -228,7 +228,36 @@ SQL_CALLS = {"text", "execute", "exec_driver_sql", "copy", "executemany"}
 ALLOWED = {
     "collector/analyst/frames.py": {"sql.format(columns=_select_list(cols, decimals))"},  # a column list
     "collector/analyst/export.py": {"measures", "select", "spec.source", "where"},  # fixed specs; %(name)s params
-    "collector/analyst/status.py": {"bucket.format(c='open_time')", "bucket.format(c=col)", "c", "col", "t", "table"},
+    "collector/analyst/status.py": {
+        "bucket.format(c='open_time')",
+        "bucket.format(c=col)",
+        "bucket.format(c='k.open_time')",
+        "bucket.format(c=_KLINE_END)",  # a constant expression over a column
+        "_IV_SPANS",  # VALUES of the interval names and lengths, from collector.domain.INTERVALS
+        "c",
+        "col",
+        "t",
+        "table",
+    },
+    # DDL takes no bind parameters: the role name is checked against [a-z_][a-z0-9_]{0,62} first, the
+    # database and owners are quoted by _ident, and the verifier is SCRAM's base64 and '$:' only
+    "collector/store/roles.py": {
+        "'CREATE' if found is None else 'ALTER'",
+        "_ident(database)",
+        "_ident(owner)",
+        "role",
+        "verifier",
+    },
+    "migrations/versions/0007_backfill_coverage.py": {"column", "comment"},  # the migration's own constants
+    # the comments' own table, column and function names; their texts quoted by _literal
+    "migrations/versions/0009_comments_for_analysts.py": {
+        "_literal(None if remove else comment)",
+        "_literal(None if remove else text)",
+        "column",
+        "kind",
+        "name",
+        "signature",
+    },
     "collector/store/account.py": {"keys", "table.name"},  # a snapshot table's name and key columns
     "collector/store/partitions.py": {
         "PARTITIONED[table]",
