@@ -127,10 +127,8 @@ MARKET_STREAMS = ("klines", *SNAPSHOT_STREAMS)
 
 def _fill_empty(out: list[StreamStatus], listed: dict[str, bool]) -> None:
     """A row of its own for every known symbol in every market stream in use (one with rows for
-    some symbol; trades always once anything is stored), so a symbol without trades shows 0."""
-    if not out:
-        return
-    in_use = {(s.stream, s.interval) for s in out if s.stream in MARKET_STREAMS} | {("trades", "")}
+    some symbol), so a symbol without trades shows 0 beside those with trades."""
+    in_use = {(s.stream, s.interval) for s in out if s.stream in MARKET_STREAMS and s.rows}
     have = {(s.symbol, s.stream, s.interval) for s in out}
     for symbol in sorted(set(listed) | {s.symbol for s in out}):
         for stream, interval in sorted(in_use):

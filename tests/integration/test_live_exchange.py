@@ -28,7 +28,6 @@ from collector.backfill.run import run_backfill
 from collector.config import load_settings
 from collector.exchange.session import connect_exchange
 from collector.simulator import FaultConfig, SimConfig, Simulator
-from collector.store.db import make_engine
 from tests.helpers.daemons import running_daemon
 from tests.helpers.polling import count, until
 from tests.helpers.truth import (
@@ -254,8 +253,9 @@ DEPTH_EVERY = 3.0
 
 
 @pytest.mark.timeout(300)
-async def test_daemon_against_live_2019_keeps_cadence_stores_every_trade_once_and_stops_mid_wait(db_url, tmp_path):
-    engine = make_engine(db_url)
+async def test_daemon_against_live_2019_keeps_cadence_stores_every_trade_once_and_stops_mid_wait(
+    db_url, engine, tmp_path
+):
     async with Simulator(SimConfig(**LIVE_DAEMON_SIM, faults=LIVE), port=0) as sim:
         begun = datetime.now(UTC)
         env = daemon_env(
@@ -299,7 +299,6 @@ async def test_daemon_against_live_2019_keeps_cadence_stores_every_trade_once_an
         # Only what was in flight when the ban began met it: at most one request per poll running
         # at once (trades, klines, depth and tickers of each symbol, and the symbol refresh).
         assert sim.stats.status_418 - banned <= 4 * len(symbols) + 1
-    engine.dispose()
 
 
 async def test_daemon_stops_within_seconds_while_waiting_out_a_ban_at_start(db_url, tmp_path):
@@ -466,8 +465,7 @@ async def test_backfill_reports_refused_symbols_and_fails_only_for_named_ones(db
 
 
 @pytest.mark.timeout(300)
-async def test_run_without_an_api_key_says_so_once_and_collects_everything_else(db_url, tmp_path):
-    engine = make_engine(db_url)
+async def test_run_without_an_api_key_says_so_once_and_collects_everything_else(db_url, engine, tmp_path):
     sim_cfg = SimConfig(
         seed=59,
         history_days=0.05,
@@ -518,7 +516,6 @@ async def test_run_without_an_api_key_says_so_once_and_collects_everything_else(
         rows = json.loads(re.search(r"^\[.*\]", st.output(), re.MULTILINE | re.DOTALL).group(0))
         [note] = [r for r in rows if r["stream"] == "trades"]
         assert note["symbol"] == "*" and note["note"].startswith("disabled: needs COLLECTOR_API_KEY")
-    engine.dispose()
 
 
 # --- one malformed optionInfo entry -----------------------------------------------------------------------
