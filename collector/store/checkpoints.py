@@ -46,6 +46,19 @@ class Checkpoint:
     rows: int
 
 
+def _of(row) -> Checkpoint:
+    return Checkpoint(
+        row["scope"],
+        row["symbol"],
+        row["stream"],
+        row["interval"],
+        row["last_trade_id"],
+        row["last_time"],
+        row["complete"],
+        row["rows"],
+    )
+
+
 def load(conn: Connection, scope: str, symbol: str, stream: str, interval: str = "") -> Checkpoint | None:
     row = (
         conn.execute(
@@ -59,35 +72,7 @@ def load(conn: Connection, scope: str, symbol: str, stream: str, interval: str =
         .mappings()
         .first()
     )
-    if row is None:
-        return None
-    return Checkpoint(
-        row["scope"],
-        row["symbol"],
-        row["stream"],
-        row["interval"],
-        row["last_trade_id"],
-        row["last_time"],
-        row["complete"],
-        row["rows"],
-    )
-
-
-def load_scope(conn: Connection, scope: str) -> dict[tuple[str, str, str], Checkpoint]:
-    rows = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.scope == scope)).mappings()
-    return {
-        (r["symbol"], r["stream"], r["interval"]): Checkpoint(
-            r["scope"],
-            r["symbol"],
-            r["stream"],
-            r["interval"],
-            r["last_trade_id"],
-            r["last_time"],
-            r["complete"],
-            r["rows"],
-        )
-        for r in rows
-    }
+    return None if row is None else _of(row)
 
 
 def unfinished_backfills(conn: Connection, keys: Sequence[tuple[str, str, str]]) -> list[Checkpoint]:
@@ -102,19 +87,7 @@ def unfinished_backfills(conn: Connection, keys: Sequence[tuple[str, str, str]])
             tuple_(CHECKPOINTS.c.symbol, CHECKPOINTS.c.stream, CHECKPOINTS.c.interval).in_(list(keys)),
         )
     ).mappings()
-    return [
-        Checkpoint(
-            r["scope"],
-            r["symbol"],
-            r["stream"],
-            r["interval"],
-            r["last_trade_id"],
-            r["last_time"],
-            r["complete"],
-            r["rows"],
-        )
-        for r in rows
-    ]
+    return [_of(r) for r in rows]
 
 
 def save(
