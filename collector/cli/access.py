@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from collector.cli import records
 from collector.cli.options import console, open_db, settings
 from collector.errors import ConfigError, DatabaseUnavailable
 
@@ -216,30 +217,20 @@ async def _serve(socket_path: Path, port: int | None, ready) -> None:
 
 def record(data_dir: Path, port: int) -> None:
     """Say which TCP port this process forwards to the embedded server (removed by ``forget``)."""
-    (data_dir / SERVE_RECORD).write_text(json.dumps({"port": port, "pid": os.getpid()}))
+    records.write(data_dir / SERVE_RECORD, port=port)
 
 
 def forget(data_dir: Path) -> None:
-    path = data_dir / SERVE_RECORD
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
+    records.forget(data_dir / SERVE_RECORD)
 
 
 def serving_port(data_dir: Path) -> int | None:
     """The TCP port a running `collector db serve --port` forwards to this data directory's server."""
+    port = records.read(data_dir / SERVE_RECORD, "port")
     try:
-        found = json.loads((data_dir / SERVE_RECORD).read_text())
-        pid, port = int(found["pid"]), int(found["port"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return None if port is None else int(port)
+    except (TypeError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return port
 
 
 # --- db shell ----------------------------------------------------------------------------------

@@ -5,40 +5,23 @@ second terminal just work beside the demo)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from pathlib import Path
+
+from collector.cli import records
 
 RECORD = "simulator.json"
 
 
 def record(data_dir: Path, url: str) -> Path:
     """Say where this process's simulator listens (removed by ``forget``)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / RECORD
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    return path
+    return records.write(data_dir / RECORD, url=url)
 
 
 def forget(data_dir: Path) -> None:
-    path = data_dir / RECORD
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
+    records.forget(data_dir / RECORD)
 
 
 def recorded_url(data_dir: Path) -> str | None:
     """The URL of a demo simulator running now (its process alive), else None."""
-    try:
-        found = json.loads((data_dir / RECORD).read_text())
-        pid, url = int(found["pid"]), str(found["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return url
+    url = records.read(data_dir / RECORD, "url")
+    return None if url is None else str(url)
