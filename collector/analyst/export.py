@@ -669,17 +669,24 @@ def _write_directory(conn: Connection, job: _Job, target: Path) -> ExportResult:
     if (target / MARKER).is_file() and json.loads((target / MARKER).read_text()).get("cursor"):
         raise ConfigError(f"{target} is fed by --since-last; export the whole table into another directory")
     schema = _arrow_schema(conn, job)
+    rows = _whole_dataset(conn, job, target, schema, "part-{i}.parquet", _marker(job.table, job.keys, None, schema))
+    files, size = _size(target)
+    return ExportResult(target, rows, size, {f.name: str(f.type) for f in schema}, "parquet", files)
+
+
+def _whole_dataset(conn: Connection, job: _Job, target: Path, schema: pa.Schema, basename: str, marker: dict) -> int:
+    """Write the dataset into a hidden directory beside ``target``, with its marker, then swap it in
+    (nothing half-written is ever at ``target``). Returns the rows written."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        rows, _ = _write_dataset(conn, job, tmp, schema, "part-{i}.parquet")
-        (tmp / MARKER).write_text(json.dumps(_marker(job.table, job.keys, None, schema), indent=1) + "\n")
+        rows, _ = _write_dataset(conn, job, tmp, schema, basename)
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
         _open_up(tmp)
         _swap(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    files, size = _size(target)
-    return ExportResult(target, rows, size, {f.name: str(f.type) for f in schema}, "parquet", files)
+    return rows
 
 
 def _append_directory(
@@ -726,15 +733,7 @@ def _append_directory(
             shutil.rmtree(staging, ignore_errors=True)
     else:  # the first run into this directory: made whole, then put in place
         schema = _arrow_schema(conn, job, room=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        try:
-            rows, _ = _write_dataset(conn, job, tmp, schema, basename)
-            (tmp / MARKER).write_text(json.dumps(_marker(table, job.keys, cursor, schema), indent=1) + "\n")
-            _open_up(tmp)
-            _swap(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        rows = _whole_dataset(conn, job, target, schema, basename, _marker(table, job.keys, cursor, schema))
     files, size = _size(target)
     return ExportResult(target, rows, size, {f.name: str(f.type) for f in schema}, "parquet", files)
 
