@@ -118,7 +118,12 @@ class KlineRow(Base):
     ingested_at: Mapped[datetime] = ingested_at_column()
 
     # Monthly partitions, created ahead by the daemon (collector/store/partitions.py).
-    __table_args__ = (ingested_at_index("klines"), {"postgresql_partition_by": "RANGE (open_time)"})
+    # (interval, open_time): windows over every symbol ("the last 24 hours"), migration 0010.
+    __table_args__ = (
+        Index("ix_klines_interval_open_time", "interval", "open_time"),
+        ingested_at_index("klines"),
+        {"postgresql_partition_by": "RANGE (open_time)"},
+    )
 
 
 class TradeRow(Base):
@@ -139,6 +144,7 @@ class TradeRow(Base):
 
     __table_args__ = (
         Index("ix_trades_symbol_time", "symbol", "time"),
+        Index("ix_trades_time", "time"),  # windows over every symbol, migration 0010
         ingested_at_index("trades"),
         {"postgresql_partition_by": "RANGE (time)"},
     )
@@ -154,7 +160,11 @@ class DepthSnapshotRow(Base):
     depth_limit: Mapped[int | None] = mapped_column(Integer)
     ingested_at: Mapped[datetime] = ingested_at_column()  # the levels are written with their snapshot
 
-    __table_args__ = (UniqueConstraint("symbol", "captured_at"), ingested_at_index("depth_snapshots"))
+    __table_args__ = (
+        UniqueConstraint("symbol", "captured_at"),
+        Index("ix_depth_snapshots_captured_at", "captured_at"),  # the latest snapshots, migration 0010
+        ingested_at_index("depth_snapshots"),
+    )
 
 
 class DepthLevelRow(Base):

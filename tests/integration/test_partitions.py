@@ -87,6 +87,7 @@ def test_both_tables_are_range_partitioned_and_match_the_models(engine):
         assert inspect(conn).get_pk_constraint("trades")["constrained_columns"] == ["symbol", "trade_id", "time"]
         assert {ix["name"] for ix in inspect(conn).get_indexes("trades")} == {
             "ix_trades_symbol_time",
+            "ix_trades_time",
             "ix_trades_ingested_at",
         }
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
