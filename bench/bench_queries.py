@@ -1282,7 +1282,9 @@ def main() -> int:
     ap.add_argument("--depth-days", type=int, default=d.depth_days, help="days of depth snapshots every minute")
     ap.add_argument("--depth-levels", type=int, default=d.depth_levels, help="depth levels per side")
     ap.add_argument("--start", default=d.start, help=f"first day of the data (default {d.start})")
-    ap.add_argument("--url", default=None, help=f"PostgreSQL server (default {DEFAULT_SERVER}, else embedded)")
+    ap.add_argument(
+        "--url", "--database-url", default=None, help=f"PostgreSQL server (default {DEFAULT_SERVER}, else embedded)"
+    )
     ap.add_argument("--db-name", default=DEFAULT_DB, help=f"database made on it (default {DEFAULT_DB})")
     ap.add_argument(
         "--data-dir",

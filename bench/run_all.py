@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_soak": ([], ["--minutes", "6", "--symbols", "28"]),
     "bench_export": ([], ["--rows", "100000"]),
     "bench_naive": ([], ["--minutes", "20", "--time-budget", "180"]),
+    "bench_queries": ([], ["--symbols", "20", "--days", "31", "--trades", "1000000"]),
 }
 HEADER_END = "<!-- /bench:header -->"
 
