@@ -52,10 +52,16 @@ async def test_kill_9_at_random_moments_then_resume_is_exact(frozen_sim, db_url,
     start, end = window(now)
     start -= timedelta(minutes=40)  # a longer window: more to kill
     symbols = sim.market.listed_symbols(now)
+    expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
+    # The precondition, whatever the hour: which symbols trade in the window, and how much, follows
+    # the listing cycle of the clock, so the window grows until it holds enough to kill (it passed
+    # 200k at 02:00 UTC and held 183k at 04:20).
+    while expected < 220_000 and end - start < timedelta(hours=4, minutes=30):  # within the 6 h of history
+        start -= timedelta(minutes=10)
+        expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
     cmd = backfill_cmd(start, end, symbols)
     env = cli_env(db_url, sim, COLLECTOR_BACKFILL_BATCH_ROWS="1000")
     rng = random.Random(5_0_9)
-    expected = sum(len(sim.market.trades(s, ms(start), ms(end))) for s in symbols)
 
     kills = await kill_backfill_in_progress(cmd, env, tmp_path, engine, rng, KILLS, expected, STEP)
     progress = [n for _, n in kills]  # trades stored when each kill struck
