@@ -66,6 +66,18 @@ async def governed(session, sim: Simulator, *, warp: bool = True, **kw) -> JexCl
 WINDOW_MS = 60_000
 
 
+def limit_retries() -> float:
+    """Retries this process made because of a 429 or a 418 (from the retries counter)."""
+    from collector import metrics
+
+    return sum(
+        sample.value
+        for m in metrics.EXCHANGE_RETRIES.collect()
+        for sample in m.samples
+        if sample.name.endswith("_total") and sample.labels.get("reason") in ("rate_limited", "banned")
+    )
+
+
 def next_window_ms(sim: Simulator, window_ms: int = WINDOW_MS) -> int:
     """Start of the simulator's next weight window (its windows are the judge's)."""
     return sim.now_ms() // window_ms * window_ms + window_ms
@@ -88,6 +100,7 @@ async def test_queued_work_uses_the_budget_without_a_429(session, mode):
         # with slack; at 0.05 the goal is the ceiling itself and one late slot on a loaded machine fails.
         client = await governed(session, sim, warp=mode == "warp", margin=0.03)
         assert client.governor.stats().weight_window_seconds == window_s
+        limit_retries_before = limit_retries()
         symbols = [s.symbol for s in (await client.exchange_info()).option_symbols if s.status == "TRADING"]
         # The current window is partial; the `windows` after it are complete: work is queued from
         # before the first begins until after the last ends (by the simulator's clock, the judge's).
@@ -117,12 +130,15 @@ async def test_queued_work_uses_the_budget_without_a_429(session, mode):
         # Every complete window is filled to the governor's ceiling, less what it charged to both
         # sides of a boundary: a request granted within the guard band of an edge counts in both
         # windows (the exchange may count it in either), so the simulator, which counts it once, can
-        # see up to one heaviest request (historicalTrades, 5) less. CI saw [57, 53, 58, 58, 58, 58].
+        # see up to one heaviest request (historicalTrades, 5) less at each of a window's two edges.
+        # CI saw [57, 53, 58, 58, 58, 58], and [49, 58, 58, 58, 58, 58].
         ceiling = int(limit * (1 - 0.03))
         heaviest = 5
-        assert all(ceiling - heaviest <= u <= limit for u in used), used
+        assert all(ceiling - 2 * heaviest <= u <= limit for u in used), used
         assert sum(used) >= 0.95 * ceiling * windows, used
-        assert client.retries == 0
+        # No request was retried for the rate limit (a transport blip on a loaded machine, retried
+        # as it should be, is no failure of the budget).
+        assert limit_retries() == limit_retries_before
         print(
             f"\n{mode}: complete {window_s}s windows used {used} of {limit}; {calls['n']} calls; "
             f"governor waits {client.governor.stats().waits}"
