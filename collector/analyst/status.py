@@ -311,7 +311,7 @@ def render(statuses: list[StreamStatus]):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s in statuses:
         stream = f"{s.stream} {s.interval}".strip()
-        gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
+        gaps = _gaps(s.open_gaps)
         err = "" if not s.last_error else f"[red]{s.last_error[:60]}[/red]"
         note = "" if not s.note else f"[yellow]{s.note}[/yellow]"
         table.add_row(s.symbol, stream, f"{s.rows:,}", _t(s.first), _t(s.newest), format_lag(s.lag), gaps, err, note)
@@ -337,11 +337,15 @@ def render_summary(summaries: Sequence[StreamSummary]):
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for s in summaries:
-        gaps = "-" if s.open_gaps is None else (f"[red]{s.open_gaps}[/red]" if s.open_gaps else "0")
+        gaps = _gaps(s.open_gaps)
         lag = format_lag(s.worst_lag) + (f" {s.worst_symbol}" if s.worst_symbol and s.symbols > 1 else "")
         errors = f"[red]{s.errors}[/red]" if s.errors else "0"
         table.add_row(s.stream, f"{s.symbols:,}", f"{s.with_rows:,}", f"{s.rows:,}", _t(s.newest), lag, gaps, errors)
     return table
+
+
+def _gaps(n: int | None) -> str:
+    return "-" if n is None else (f"[red]{n}[/red]" if n else "0")
 
 
 def _t(t: datetime | None) -> str:

@@ -81,20 +81,28 @@ class Reporter(Protocol):
     def finished(self, task: Task) -> None: ...
 
 
+def plan_keys(plan: BackfillPlan) -> list[tuple[str, str, str]]:
+    """Every (symbol, stream, interval) the plan asks for ('' for streams without an interval)."""
+    return [
+        (symbol, stream, interval)
+        for symbol in plan.symbols
+        for stream in plan.streams
+        for interval in (plan.intervals if stream == "klines" else ("",))
+    ]
+
+
 def plan_tasks(plan: BackfillPlan, starts: Mapping[tuple[str, str, str], datetime] | None = None) -> list[Task]:
     """One task per (symbol, stream, interval) over the plan's window. With no plan start, each
     starts at ``starts[key]`` (where its stored data ends); keys missing there get no task."""
     tasks = []
-    for symbol in plan.symbols:
-        for stream in plan.streams:
-            for interval in plan.intervals if stream == "klines" else ("",):
-                start = plan.start if plan.start is not None else (starts or {}).get((symbol, stream, interval))
-                end = plan.end
-                if plan.to_now and interval:  # the kline open at ``end`` is not final yet
-                    step = INTERVALS[interval].total_seconds()
-                    end = datetime.fromtimestamp(end.timestamp() // step * step, end.tzinfo)
-                if start is not None and start < end:
-                    tasks.append(Task(symbol, stream, interval, start, end))
+    for symbol, stream, interval in plan_keys(plan):
+        start = plan.start if plan.start is not None else (starts or {}).get((symbol, stream, interval))
+        end = plan.end
+        if plan.to_now and interval:  # the kline open at ``end`` is not final yet
+            step = INTERVALS[interval].total_seconds()
+            end = datetime.fromtimestamp(end.timestamp() // step * step, end.tzinfo)
+        if start is not None and start < end:
+            tasks.append(Task(symbol, stream, interval, start, end))
     return tasks
 
 

@@ -28,6 +28,7 @@ from collector.backfill.plan import (
     BackfillPlan,
     Reporter,
     Task,
+    plan_keys,
     plan_tasks,
     validate,
 )
@@ -278,7 +279,7 @@ def plan_holes(conn: Connection, plan: BackfillPlan) -> tuple[list[Task], list[t
     window, resuming from the hole's checkpoint when a run began it; a window wholly covered gives
     one task marked complete and skipped. With no plan start, each key's window starts where its
     coverage ends; the keys with nothing covered are returned beside the tasks. Reads only."""
-    keys = [(t.symbol, t.stream, t.interval) for t in plan_tasks(replace(plan, start=datetime.min.replace(tzinfo=UTC)))]
+    keys = plan_keys(plan)
     starts = coverage.covered_until(conn, keys) if plan.start is None else None
     unstored = [k for k in keys if starts is not None and k not in starts]
     windows = plan_tasks(plan, starts)
