@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from collector.domain import DEFAULT_PRIORITIES, INTERVALS, STREAMS
+from collector.domain import DEFAULT_PRIORITIES, INTERVALS, PUSHABLE, STREAMS
 from collector.errors import ConfigError
 
 ENV_PREFIX = "COLLECTOR_"
@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     depth_limit: Literal[5, 10, 20, 50, 60] = 20
     lookback_hours: float = Field(1.0, ge=0)
 
+    # Push: the exchange's web-socket streams, merged with REST (collector/daemon/push.py)
+    stream_url: str | None = None  # ws:// or wss:// base; None: the exchange URL's host (ws/wss)
+    push: Annotated[list[str], NoDecode] = list(PUSHABLE)  # streams followed by push as well; [] off
+    push_confirm_seconds: float = Field(60.0, gt=0)  # REST confirms pushed trades at least this often
+    stream_stall_seconds: float = Field(10.0, gt=0)  # a connection silent this long is reopened
+    stream_renew_seconds: float = Field(23 * 3600.0, gt=0)  # reopened before the exchange's 24 h limit
+
     # Several collectors on one database (collector/coordination.py)
     coordination: bool = True  # leases on symbols through the database
     lease_ttl_seconds: float = Field(15.0, ge=3)
@@ -121,7 +128,22 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9108, ge=0, le=65535)
     health_max_lag_seconds: float = Field(300.0, gt=0)
 
-    _split = field_validator("streams", "kline_intervals", mode="before")(_split_list)
+    _split = field_validator("streams", "kline_intervals", "push", mode="before")(_split_list)
+
+    @field_validator("push")
+    @classmethod
+    def _pushable(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in PUSHABLE]
+        if unknown:
+            raise ValueError(f"no push stream for {unknown[0]!r}; choose from {', '.join(PUSHABLE)} (or none)")
+        return value
+
+    @field_validator("stream_url")
+    @classmethod
+    def _check_stream_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return _checked_url(value, ("ws", "wss"))
 
     @field_validator("stream_priorities")
     @classmethod
@@ -160,16 +182,14 @@ class Settings(BaseSettings):
     @field_validator("exchange_url")
     @classmethod
     def _check_exchange_url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
+        return _checked_url(value, ("http", "https"))
 
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return value.rstrip("/")
+    def push_url(self) -> str:
+        """The web-socket base: ``stream_url``, or the exchange URL's host with ws:// (wss://)."""
+        if self.stream_url:
+            return self.stream_url
+        scheme, rest = self.exchange_url.split("://", 1)
+        return ("wss" if scheme == "https" else "ws") + "://" + rest
 
     @classmethod
     def settings_customise_sources(
@@ -194,6 +214,19 @@ class Settings(BaseSettings):
         if self.database_url:
             out["database_url"] = redact_url(self.database_url)
         return out
+
+
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value.rstrip("/")
 
 
 def normalise_database_url(url: str) -> str:

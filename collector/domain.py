@@ -27,6 +27,8 @@ INTERVALS: dict[str, timedelta] = {
 }
 
 STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker", "account")
+# The streams the exchange also pushes over web sockets (JEX-STREAMS-NOTES.md) that the daemon follows.
+PUSHABLE = ("trades", "klines", "depth")
 # What a second of staleness costs per stream, for the adaptive schedule (trades: per trade per
 # second of a symbol; the others per symbol a run serves): config's default, the planner's input.
 DEFAULT_PRIORITIES = {
@@ -108,6 +110,22 @@ class Kline:
     trade_count: int
     taker_buy_base_volume: Decimal
     taker_buy_quote_volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKline:
+    """The open kline as the push stream shows it: no trade count and no taker volumes."""
+
+    symbol: str
+    interval: str  # as REST spells it (1m, 1h)
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
 
 
 @dataclass(frozen=True, slots=True)
