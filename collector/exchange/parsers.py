@@ -42,6 +42,7 @@ from collector.domain import (
     RateLimit,
     RecentTrade,
     ShortCall,
+    StreamKline,
     Ticker24h,
     Trade,
 )
@@ -514,6 +515,62 @@ _KLINE_DECIMALS = {
     9: "taker_buy_base_volume",
     10: "taker_buy_quote_volume",
 }
+
+
+def parse_stream_trades(payload: Any, symbol: str) -> list[Trade]:
+    """An ``<symbol>@optionTrade`` push: an array of ``{t, p, q, T, m}`` (ids as historicalTrades
+    gives them), sorted by id. One bad entry refuses the push, as a bad entry refuses a page."""
+    ep = "optionTrade"
+
+    def one(i: int, item: Any) -> Trade:
+        obj = _obj(item, ep, "<entry>")
+        return Trade(
+            symbol=symbol,
+            trade_id=to_id(_get(obj, "t", ep), ep, "t"),
+            price=to_decimal(_get(obj, "p", ep), ep, "p", signed=False),
+            qty=to_decimal(_get(obj, "q", ep), ep, "q"),
+            time=ms_to_datetime(_get(obj, "T", ep), ep, "T"),
+            buyer_maker=_opt_bool(obj, "m", ep),
+        )
+
+    items = payload if isinstance(payload, list) else [payload]  # one trade alone, unwrapped: accepted
+    return sorted(_page(items, one), key=attrgetter("trade_id"))
+
+
+# Stream kline intervals: "1M" is a minute there (JEX-STREAMS-NOTES.md); REST spells it "1m".
+_STREAM_INTERVALS = {"1M": "1m", "5M": "5m", "15M": "15m", "30M": "30m", "1H": "1h", "4H": "4h", "1D": "1d", "1W": "1w"}
+
+
+def stream_interval(text: str) -> str:
+    """A kline interval as a stream name or payload spells it, as REST spells it."""
+    return _STREAM_INTERVALS.get(text, text)
+
+
+def parse_stream_kline(payload: Any, symbol: str, interval: str) -> StreamKline:
+    """An ``<symbol>@optionKline_<interval>`` push: the current kline (``k``), without trade count,
+    taker volumes or a closed flag. ``interval`` is the subscribed one (the payload's ``i`` may be
+    spelt either way)."""
+    ep = "optionKline"
+    k = _obj(_get(_obj(payload, ep, "<body>"), "k", ep), ep, "k")
+    given = _get(k, "i", ep, required=False)
+    if given is not None and stream_interval(str(given)) != interval:
+        raise ParseError(ep, "k.i", f"interval {given!r} pushed on the {interval} stream")
+    dec = {name: to_decimal(_get(k, key, ep), ep, f"k.{key}", signed=False) for key, name in _STREAM_KLINE.items()}
+    return StreamKline(
+        symbol=symbol,
+        interval=interval,
+        open_time=ms_to_datetime(_get(k, "t", ep), ep, "k.t"),
+        close_time=ms_to_datetime(_get(k, "T", ep), ep, "k.T"),
+        **dec,
+    )
+
+
+_STREAM_KLINE = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume", "q": "quote_volume"}
+
+
+def parse_stream_depth(payload: Any, symbol: str, captured_at: datetime) -> DepthSnapshot:
+    """An ``<symbol>@optionDepth<levels>`` push: ``{bids, asks}``, no update id."""
+    return parse_depth(payload, symbol, captured_at)
 
 
 def parse_klines(payload: Any, symbol: str, interval: str) -> list[Kline]:
