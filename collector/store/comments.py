@@ -66,9 +66,11 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "close": "Price of the interval's last trade, in the quote asset (the previous close when nothing traded).",
             "volume": "Contracts traded in the interval.",
             "quote_volume": "Quote asset traded in the interval (sum of price * qty).",
-            "trade_count": "Number of trades in the interval.",
-            "taker_buy_base_volume": "Contracts bought by takers in the interval.",
-            "taker_buy_quote_volume": "Quote asset spent by takers' buys in the interval.",
+            "trade_count": "Number of trades in the interval; NULL on an open kline last written from the push stream.",
+            "taker_buy_base_volume": "Contracts bought by takers in the interval; NULL on an open kline last "
+            "written from the push stream.",
+            "taker_buy_quote_volume": "Quote asset spent by takers' buys in the interval; NULL on an open kline "
+            "last written from the push stream.",
             "is_closed": "False for the current, still-changing kline (its close time had not passed "
             "when it was stored).",
             "updated_at": "When the collector last wrote this row (UTC); bookkeeping.",

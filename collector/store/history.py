@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from collector.domain import Kline, Trade
+from collector.domain import Kline, StreamKline, Trade
 from collector.store import checkpoints, coverage
 from collector.store.checkpoints import Checkpoint
 from collector.store.db import reading, transaction
-from collector.store.write import write_klines, write_trades
+from collector.store.write import write_klines, write_stream_klines, write_trades
 
 ONE_MS = timedelta(milliseconds=1)
 
@@ -57,6 +57,21 @@ def save_trades(
             added_rows=len(trades),
         )
     return written
+
+
+def save_pushed_trades(engine: Engine, trades: Sequence[Trade]) -> int:
+    """Trades as the push stream delivered them, upserted on (symbol, trade_id) beside REST's: no
+    checkpoint moves (only REST's pages prove a range complete). Returns the rows new or changed."""
+    if not trades:
+        return 0
+    with transaction(engine) as conn:
+        return write_trades(conn, trades)
+
+
+def save_stream_klines(engine: Engine, klines: Sequence[StreamKline]) -> int:
+    """Open klines from the push stream (no checkpoint: a closed kline is final only from REST)."""
+    with transaction(engine) as conn:
+        return write_stream_klines(conn, klines)
 
 
 def save_klines(

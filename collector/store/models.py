@@ -110,9 +110,10 @@ class KlineRow(Base):
     close: Mapped[Decimal]
     volume: Mapped[Decimal]
     quote_volume: Mapped[Decimal]
-    trade_count: Mapped[int] = mapped_column(BigInteger)
-    taker_buy_base_volume: Mapped[Decimal]
-    taker_buy_quote_volume: Mapped[Decimal]
+    # NULL on an open kline the push stream wrote last (it has no counts); REST fills them
+    trade_count: Mapped[int | None] = mapped_column(BigInteger)
+    taker_buy_base_volume: Mapped[Decimal | None]
+    taker_buy_quote_volume: Mapped[Decimal | None]
     is_closed: Mapped[bool] = mapped_column(Boolean, server_default="true")  # false: partial, will change
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     ingested_at: Mapped[datetime] = ingested_at_column()

@@ -27,5 +27,10 @@ def finish(conn: Connection, run_id: int, status: str, counts: dict[str, Any], e
     conn.execute(
         update(RUNS)
         .where(RUNS.c.id == run_id)
-        .values(status=status, finished_at=datetime.now(UTC), counts=counts, error=error)
+        .values(status=status, finished_at=datetime.now(UTC), counts=RUNS.c.counts.op("||")(counts), error=error)
     )
+
+
+def note(conn: Connection, run_id: int, counts: dict[str, Any]) -> None:
+    """Figures of a run still going (merged into its counts), for `collector status`."""
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(counts=RUNS.c.counts.op("||")(counts)))

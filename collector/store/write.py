@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 
-from sqlalchemy import Connection, Row, case, func, insert, select, update
+from sqlalchemy import Connection, Row, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from collector.domain import (
@@ -17,6 +17,7 @@ from collector.domain import (
     Kline,
     ListedSymbol,
     OptionSymbol,
+    StreamKline,
     Ticker24h,
     Trade,
 )
@@ -67,6 +68,31 @@ def write_klines(conn: Connection, klines: Iterable[Kline], *, now: datetime | N
     """Upsert klines; those whose close time is not yet past ``now`` are stored as partial."""
     rows = [kline_row(k, closed=now is None or k.close_time < now) for k in klines]
     return upsert(conn, KLINES, rows, touch=("updated_at",))
+
+
+_STREAM_KLINE_FIELDS = tuple(f for f in StreamKline.__slots__)  # named as the columns
+_STREAM_KLINE_SQL = text(
+    "INSERT INTO klines ({cols}, trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed) "
+    "VALUES ({vals}, NULL, NULL, NULL, false) "
+    "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET {sets}, trade_count = NULL, "
+    "taker_buy_base_volume = NULL, taker_buy_quote_volume = NULL, updated_at = now(), ingested_at = now() "
+    "WHERE NOT klines.is_closed AND ({mine}) IS DISTINCT FROM ({theirs})".format(
+        cols=", ".join(f'"{c}"' for c in _STREAM_KLINE_FIELDS),
+        vals=", ".join(f":{c}" for c in _STREAM_KLINE_FIELDS),
+        sets=", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
+        mine=", ".join(f'klines."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
+        theirs=", ".join(f'EXCLUDED."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
+    )
+)
+
+
+def write_stream_klines(conn: Connection, klines: Iterable[StreamKline]) -> int:
+    """The open klines as the push stream shows them: prices and volumes, with trade count and
+    taker volumes unknown (NULL). A kline REST stored as closed is never touched: it is final."""
+    rows = [{f: getattr(k, f) for f in _STREAM_KLINE_FIELDS} for k in klines]
+    if not rows:
+        return 0
+    return max(conn.execute(_STREAM_KLINE_SQL, rows).rowcount, 0)
 
 
 def write_tickers(conn: Connection, tickers: Iterable[Ticker24h]) -> int:
