@@ -226,6 +226,32 @@ DB_ERRORS = Counter(
     "Database operations that failed because the database was unreachable.",
     registry=REGISTRY,
 )
+PUSH_CONNECTIONS = Gauge(
+    "jex_push_connections",
+    "Connections to the exchange's push streams, by state (up, connecting, backoff).",
+    ["state"],
+    registry=REGISTRY,
+)
+PUSH_MESSAGES = Counter(
+    "jex_push_messages_total",
+    "Push messages received, by kind (optionTrade, optionKline, optionDepth; unreadable: refused).",
+    ["kind"],
+    registry=REGISTRY,
+)
+PUSH_RECONNECTS = Counter(
+    "jex_push_reconnects_total",
+    "Push connections reopened, by reason (closed or broken, failed to open, stalled: silent too long, "
+    "renewed: before the exchange's 24 h limit).",
+    ["reason"],
+    registry=REGISTRY,
+)
+TRADES_FIRST_SEEN = Counter(
+    "jex_trades_first_seen_total",
+    "Trades stored, by the source that stored them first: push; rest (REST, for a symbol not pushed then); "
+    "repair (REST, made while the symbol's stream was up: what the push missed).",
+    ["source"],
+    registry=REGISTRY,
+)
 DB_UP = Gauge("jex_database_up", "1 when the last database operation succeeded.", registry=REGISTRY)
 
 

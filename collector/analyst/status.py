@@ -279,6 +279,33 @@ def _stream_of_job(job: str) -> str:
     return job
 
 
+def push_state(engine) -> dict | None:
+    """The push's state as the newest running daemon last noted it (once a minute), or None."""
+    with reading(engine) as conn:
+        counts = conn.execute(
+            text(
+                "SELECT counts FROM collector_runs WHERE kind = 'run' AND status = 'running' "
+                "ORDER BY started_at DESC LIMIT 1"
+            )
+        ).scalar()
+    return (counts or {}).get("push")
+
+
+def render_push(p: dict) -> str:
+    """One line of the push's state: the figures the daemon's log line gave at the same minute."""
+    conns = p["connections"]
+    seen = p["trades_first_seen"]
+    share = p.get("repaired_share")
+    repaired = f", {seen['repair']} repairing the push ({share:.2%})" if share is not None else ""
+    down = f"; down: {', '.join(p['down'][:5])}{'…' if len(p['down']) > 5 else ''}" if p.get("down") else ""
+    return (
+        f"push ({', '.join(p['streams'])} from {p['url']}, as of {p.get('at', '?')}): "
+        f"{conns['up']} of {sum(conns.values())} connections up, {p['messages_per_second']} messages/s, "
+        f"{p['reconnects']} reconnects ({p['stalls']} stalls); trades first seen by push {seen['push']}, "
+        f"by REST {seen['rest'] + seen['repair']}{repaired}{down}"
+    )
+
+
 def format_lag(lag: timedelta | None) -> str:
     if lag is None:
         return "-"

@@ -175,6 +175,7 @@ def status_command(
     try:
         rows = status.collect(db.engine, symbols=symbol, streams=stream)
         cov = status.coverage(db.engine) if plot is not None else None
+        push = status.push_state(db.engine)
     finally:
         db.close()
     if (symbol or stream) and not rows:
@@ -190,6 +191,8 @@ def status_command(
         out.print(status.render_summary(status.summarize(rows)) if by_stream else status.render(rows))
     else:
         out.print("nothing stored yet")
+    if push is not None and not machine:
+        out.print(status.render_push(push))
     if plot is not None:
         from collector.analyst import plots
 

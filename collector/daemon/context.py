@@ -81,6 +81,13 @@ class LiveContext:
     last_volumes: dict[str, Any] = field(default_factory=dict)  # 24h volume of the latest ticker
     volume_changed: dict[str, float] = field(default_factory=dict)  # when a ticker showed it move
     tasks: set[asyncio.Task] = field(default_factory=set)
+    # Push (daemon/push.py): symbols whose trades stream is connected, with when it came up (their
+    # trades are confirmed by REST after that and every push_confirm_seconds, not polled for
+    # freshness); symbols whose book is pushed (not polled); the push's figures and state.
+    push_up: dict[str, float] = field(default_factory=dict)
+    depth_pushed: set[str] = field(default_factory=set)
+    push_stats: Any = None
+    push: Any = None
     _strikes: dict[str, int] = field(default_factory=dict)  # -1121 answers per symbol since its last success
     _busy: dict[str, int] = field(default_factory=dict)  # polls running per symbol
     _settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a poll ends

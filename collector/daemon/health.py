@@ -62,6 +62,7 @@ def make_app(ctx: LiveContext) -> web.Application:
             "symbols": len(ctx.trading()),
             "disabled": ctx.disabled,
             "weight_source": ctx.client.governor.stats().weight_source,
+            "push": ctx.push.state() if ctx.push is not None else None,
         }
         return web.json_response(body, status=503 if problems else 200, dumps=json.dumps)
 

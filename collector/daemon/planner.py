@@ -41,11 +41,13 @@ def job_specs(
     n_releasable: int = 0,
     n_open_orders: int = 0,
     n_account: int | None = None,
+    n_depth: int | None = None,
 ) -> list[JobSpec]:
     """Every scheduled job with its configured interval and the weight one run costs
     (``n_releasable``: symbols with history that may be shorted, whose shorts and calls are paged;
     ``n_open_orders``: symbols with orders the account poll follows, at most openOrders' 5 each;
-    ``n_account``: symbols whose orders are paged, by default those with history)."""
+    ``n_account``: symbols whose orders are paged, by default those with history; ``n_depth``:
+    symbols whose book is polled, by default every trading one)."""
     s = settings
     specs = [JobSpec("symbols", "symbols", s.symbols_refresh_seconds, ep.EXCHANGE_INFO.weight + ep.OPTION_INFO.weight)]
     if "trades" in s.streams:  # steady state: one page per symbol per poll
@@ -54,7 +56,8 @@ def job_specs(
         for iv in s.kline_intervals:
             specs.append(JobSpec(f"klines {iv}", "klines", s.klines_poll_seconds, ep.KLINES.weight * n_history))
     if "depth" in s.streams:
-        specs.append(JobSpec("depth", "depth", s.depth_poll_seconds, ep.DEPTH.weight * n_trading))
+        n = n_trading if n_depth is None else n_depth
+        specs.append(JobSpec("depth", "depth", s.depth_poll_seconds, ep.DEPTH.weight * n))
     if "tickers" in s.streams:
         specs.append(
             JobSpec(
@@ -298,6 +301,7 @@ def adaptive_plan(
     limit_per_minute: float,
     unseen_rates: dict[str, float] | None = None,
     requests_per_minute: float | None = None,
+    pushed: frozenset[str] = frozenset(),
 ) -> AdaptivePlan:
     """The adaptive schedule: every job of ``specs`` but trades as a demand of its own, each symbol
     with history (``trade_rates``: its estimated trades per second) a trades demand of its own,
@@ -311,14 +315,19 @@ def adaptive_plan(
     symbol whose unseen trades are worth more than that is polled at its interval instead. Which
     symbols rely on the volume signal and how often it runs depend on each other: three rounds
     settle it. Read one by one, the volumes are many requests for little weight: they are kept to
-    VOLUME_REQUESTS_SHARE of ``requests_per_minute`` (the raw-request limit), if one is announced."""
+    VOLUME_REQUESTS_SHARE of ``requests_per_minute`` (the raw-request limit), if one is announced.
+
+    ``pushed``: symbols whose trades the push stream delivers; REST only confirms them, one page
+    every push_confirm_seconds, and the weight they no longer need goes to the others (and the
+    price signal, which only serves symbols not pushed, is off when every symbol is pushed)."""
     s = settings
     unseen_rates = unseen_rates or {}
     priorities = s.stream_priorities
     budget = limit_per_minute * PLAN_SHARE / 60.0
-    signals = s.trades_signal_seconds > 0 and "trades" in s.streams
+    signals = s.trades_signal_seconds > 0 and "trades" in s.streams and any(k not in pushed for k in trade_rates)
     trade_priority = priorities["trades"]
-    rates = {k: max(r, 0.0) for k, r in trade_rates.items()}
+    confirmed = {k for k in trade_rates if k in pushed}
+    rates = {k: max(r, 0.0) for k, r in trade_rates.items() if k not in pushed}
     unseen = {k: min(max(unseen_rates.get(k, 0.0), 0.0), r) for k, r in rates.items()}
 
     def demands_for(wait: float, relying: frozenset[str]) -> list[Demand]:
@@ -365,6 +374,9 @@ def adaptive_plan(
                     wait=wait,
                 )
             )
+        for symbol in sorted(confirmed):  # paid for first: REST's proof of what push delivered
+            every = s.push_confirm_seconds
+            out.append(Demand(f"trades {symbol}", "trades", TRADES_PAGE_WEIGHT, every, every, 0.0))
         return out
 
     sweep = s.trades_sweep_seconds

@@ -21,6 +21,7 @@ from collector.config import Settings
 from collector.daemon import health
 from collector.daemon.context import LiveContext
 from collector.daemon.leases import balance_leases
+from collector.daemon.push import Push
 from collector.daemon.scheduler import Schedule
 from collector.daemon.symbols import refresh_symbols
 from collector.errors import (
@@ -122,6 +123,7 @@ async def run_daemon(
                     await _retry_forever("leases", lambda: balance_leases(ctx), stop)
                 schedule = Schedule(ctx)
                 schedule.start()
+                push = _push(ctx, schedule)
                 try:
                     announce(
                         f"collecting {len(ctx.trading())} option symbols from {settings.exchange_url}; "
@@ -129,15 +131,19 @@ async def run_daemon(
                     )
                     if started is not None and not started.done():
                         started.set_result(Running(ctx, schedule, port))
-                    await _summaries(ctx, stop)
+                    await _summaries(ctx, stop, run_id)
                     log.info("stopping: letting requests in flight finish (up to %gs)", SHUTDOWN_GRACE)
                     client.governor.shut()  # whatever waits for budget, a Retry-After or a ban ends now
+                    if push is not None:
+                        await push.close()
                     await schedule.shutdown(SHUTDOWN_GRACE)
                     if ctx.leases is not None:  # hand our symbols over now rather than after the TTL
                         with contextlib.suppress(CollectorError):
                             await asyncio.to_thread(ctx.leases.release_all)
                 finally:
                     schedule.abort()  # whatever ended us, no job may outlive the session it uses
+                    if push is not None:
+                        await push.close()
             finally:
                 with contextlib.suppress(Exception):  # the database may be the reason we stop
                     await asyncio.to_thread(_finish_run, db.engine, run_id, stop.is_set())
@@ -201,6 +207,21 @@ def _finish_run(engine, run_id: int, clean: bool) -> None:
         runs.finish(conn, run_id, "ok" if clean else "interrupted", counts)
 
 
+def _push(ctx: LiveContext, schedule: Schedule) -> Push | None:
+    """The push streams, when configured: kept matching the symbols (a refresh re-plans both)."""
+    if not any(k in ctx.settings.streams for k in ctx.settings.push):
+        return None
+    push = Push(ctx, ctx.client.session, on_change=schedule.replan)
+
+    def symbols_changed() -> None:
+        schedule.replan()
+        push.replan()
+
+    ctx.on_symbols_changed = symbols_changed
+    push.start()
+    return push
+
+
 def _coordinate(ctx: LiveContext, db: Database) -> None:
     """Leases and the shared weight budget, as configured (both on by default)."""
     from collector.store.coordination import Leases, SharedAllowance, node_id
@@ -212,7 +233,13 @@ def _coordinate(ctx: LiveContext, db: Database) -> None:
         client.allowance = SharedAllowance.for_governor(db.engine, settings.egress, client.governor)
 
 
-async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
+def _note_push(engine, run_id: int, state: dict) -> None:
+    """The push's state on the run's row, for `collector status` (the figures the log just gave)."""
+    with transaction(engine) as conn:
+        runs.note(conn, run_id, {"push": state})
+
+
+async def _summaries(ctx: LiveContext, stop: asyncio.Event, run_id: int) -> None:
     """One line per minute of what the daemon did, until stopped."""
     last: dict[str, float] = {}
     while not stop.is_set():
@@ -229,6 +256,22 @@ async def _summaries(ctx: LiveContext, stop: asyncio.Event) -> None:
                     last[table] = s.value
         stats = ctx.client.governor.stats()
         metrics.WEIGHT_LAST_WINDOW.set(stats.weight_last_window)  # the same figure /metrics shows
+        if ctx.push is not None:
+            p = ctx.push.state()
+            log.info(
+                "push: %d of %d connections up, %.1f messages/s, %d reconnects (%d stalls); trades first "
+                "seen by push %d, by REST %d (%d of them repairing the push)",
+                p["connections"]["up"],
+                sum(p["connections"].values()),
+                p["messages_per_second"],
+                p["reconnects"],
+                p["stalls"],
+                p["trades_first_seen"]["push"],
+                p["trades_first_seen"]["rest"] + p["trades_first_seen"]["repair"],
+                p["trades_first_seen"]["repair"],
+            )
+            with contextlib.suppress(Exception):  # the database may be down; the log has said it
+                await asyncio.to_thread(_note_push, ctx.engine, run_id, p)
         log.info(
             "last minute: %s; weight %d/%s in the last full window (planned %.0f/min); %d symbols; database %s",
             ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) or "no rows",

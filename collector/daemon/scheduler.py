@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -97,14 +99,27 @@ class Schedule:
         history = self.ctx.with_history()
         account = self.ctx.account_symbols()
         releasable = sum(1 for s in account if self.ctx.symbols[s].can_release)
+        trading = self.ctx.trading()
         specs = budget.job_specs(
             self.ctx.settings,
-            len(self.ctx.trading()),
+            len(trading),
             len(history),
             releasable,
             self.ctx.account_open_symbols,
             len(account),
+            n_depth=sum(1 for s in trading if s not in self.ctx.depth_pushed),
         )
+        pushed = sum(1 for s in history if s in self.ctx.push_up)
+        if pushed and not self.adaptive:  # a pushed symbol's trades are polled only to confirm them
+            share = min(1.0, self.ctx.settings.trades_poll_seconds / self.ctx.settings.push_confirm_seconds)
+            specs = [
+                dataclasses.replace(
+                    spec, weight_per_run=round(spec.weight_per_run * (1 - pushed * (1 - share) / len(history)))
+                )
+                if spec.stream == "trades"
+                else spec
+                for spec in specs
+            ]
         if self.ctx.leases is not None:
             specs.append(budget.JobSpec("leases", "leases", self.ctx.settings.lease_ttl_seconds / 3, 0))
         return specs
@@ -129,7 +144,8 @@ class Schedule:
         raw = (
             stats.raw_limit * 60.0 / stats.raw_window_seconds if stats.raw_limit and stats.raw_window_seconds else None
         )
-        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(stats), unseen, raw)
+        pushed = frozenset(s for s in rates if s in self.ctx.push_up)
+        return budget.adaptive_plan(self.ctx.settings, self._specs(), rates, self._limit(stats), unseen, raw, pushed)
 
     def _jobs(self) -> dict[str, float]:
         """Every job to schedule, with its interval, from the plan in force."""
@@ -137,7 +153,7 @@ class Schedule:
         jobs = dict(self.plan.seconds)
         if self.adaptive and "trades" in self.ctx.settings.streams:
             jobs["trades"] = TICK_SECONDS  # looks for symbols due; the plan spaces each symbol
-            if self.ctx.settings.trades_signal_seconds > 0:
+            if "trade signals" in jobs:  # (not when every symbol's trades are pushed)
                 jobs["trade signals"] = self.ctx.settings.trades_signal_seconds
             jobs["replan"] = REPLAN_SECONDS
         return jobs
@@ -171,7 +187,13 @@ class Schedule:
         moved by more than RESCHEDULE_CHANGE."""
         self.plan = self._compute()
         self._apply()
-        for name, seconds in self._jobs().items():
+        jobs = self._jobs()
+        for name in [n for n in self.intervals if n not in jobs]:  # e.g. signals, once all is pushed
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(name)
+            del self.intervals[name]
+            metrics.JOB_INTERVAL.labels(name).set(0)
+        for name, seconds in jobs.items():
             before = self.intervals.get(name)
             if before is None:
                 self._add(name, seconds)

@@ -50,7 +50,8 @@ async def poll_depth(ctx: LiveContext) -> None:
         snapshot = await ctx.client.depth(symbol, limit)
         await ctx.db(_store_depth, ctx.engine, snapshot, limit)
 
-    await _each(ctx, "depth", "depth", ctx.trading(), one)
+    # a symbol whose book is pushed is stored from the push (daemon/push.py), not asked
+    await _each(ctx, "depth", "depth", [s for s in ctx.trading() if s not in ctx.depth_pushed], one)
 
 
 def _store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int) -> None:

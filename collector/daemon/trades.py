@@ -57,8 +57,19 @@ UNSEEN_SLACK = 1.0  # seconds: a trade counts as unseen by the signal if made th
 
 
 async def poll_trades(ctx: LiveContext) -> None:
-    """The fixed schedule: every symbol with history, now."""
-    await ctx.each(ctx.with_history(), lambda s: _guarded(ctx, s))
+    """The fixed schedule: every symbol with history, now (a pushed one only when REST is to
+    confirm it: ``confirming``)."""
+    now = ctx.clock()
+    symbols = [s for s in ctx.with_history() if s not in ctx.push_up or confirming(ctx, s, now)]
+    await ctx.each(symbols, lambda s: _guarded(ctx, s))
+
+
+def confirming(ctx: LiveContext, symbol: str, now: float) -> bool:
+    """A symbol whose trades are pushed is polled (from its checkpoint) only to confirm the push:
+    never polled, its connection came up after its last poll (what happened while it was down),
+    or push_confirm_seconds passed."""
+    last = ctx.trade_polls.get(symbol)
+    return last is None or last < ctx.push_up[symbol] or now - last >= ctx.settings.push_confirm_seconds
 
 
 async def poll_due_trades(ctx: LiveContext) -> None:
@@ -93,6 +104,10 @@ def due(ctx: LiveContext, now: float) -> list[str]:
         last = ctx.trade_polls.get(symbol)
         planned = ctx.trade_plan.get(symbol, s.trades_sweep_seconds)
         on_signals = symbol in ctx.on_signals
+        if symbol in ctx.push_up and not sweeping(ctx, symbol, now):
+            if confirming(ctx, symbol, now):  # its trades are pushed: REST confirms them
+                out.append(symbol)
+            continue
         # polled at its interval; on signals, swept at least every trades_sweep_seconds (or as the
         # plan stretched it when even that does not fit the budget)
         if last is None or now - last >= (max(s.trades_sweep_seconds, planned) if on_signals else planned):
@@ -209,8 +224,9 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     unseen_before = ctx.signal_at - UNSEEN_SLACK if hidden else -math.inf
     # Each page commits with its checkpoint: a catch-up cut short (job timeout, shutdown) keeps
     # what it fetched, so the next poll continues instead of starting over.
+    pushed_since = ctx.push_up.get(symbol)  # its trades stream was up from then (daemon/push.py)
     async for page in pages:
-        stored += await ctx.db(_store, ctx.engine, symbol, page, None)
+        stored += await ctx.db(_store, ctx.engine, symbol, page, None, ctx.push_stats, pushed_since)
         unseen += sum(1 for t in page if t.time.timestamp() < unseen_before)
     ctx.mark_caught_up(STREAM, symbol, started)
     if previous is not None:
@@ -248,8 +264,19 @@ def _load(engine: Engine, symbol: str) -> checkpoints.Checkpoint | None:
     return load_checkpoint(engine, checkpoints.LIVE, symbol, STREAM)
 
 
-def _store(engine: Engine, symbol: str, trades: list[Trade], anchor) -> int:
-    save_trades(engine, checkpoints.LIVE, symbol, trades, anchor=anchor)
+def _store(
+    engine: Engine, symbol: str, trades: list[Trade], anchor, push_stats=None, pushed_since: float | None = None
+) -> int:
+    written = save_trades(engine, checkpoints.LIVE, symbol, trades, anchor=anchor)
+    # Rows new here REST saw first. Those made while the symbol's trades stream was up, push missed:
+    # repaired. Rows are counted, not named, so that share is a floor: every new row beyond the
+    # page's trades from before the stream was up.
+    before = len(trades) if pushed_since is None else sum(1 for t in trades if t.time.timestamp() < pushed_since)
+    counts = {"rest": min(written, before), "repair": max(0, written - before)}
+    for source, n in counts.items():
+        metrics.TRADES_FIRST_SEEN.labels(source).inc(n)
+        if push_stats is not None:
+            push_stats.first_seen[source] += n
     metrics.ROWS_UPSERTED.labels("trades").inc(len(trades))
     if trades:
         metrics.NEWEST_ROW.labels(STREAM, "", symbol).set(trades[-1].time.timestamp())

@@ -38,6 +38,8 @@ POLL = dict(
     metrics_port=0,
     http_read_timeout=2.0,
     max_retries=8,
+    # REST alone, as these tests were written for; the daemon with push on is tests/integration/test_push.py
+    push=[],
 )
 LOOKBACK = timedelta(hours=0.05)
 

@@ -217,3 +217,29 @@ def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_a_volume
     # read one by one, 37 volumes are 37 requests: kept within a share of the raw-request limit
     capped = adaptive_plan(s, specs, rates, 1140, unseen, requests_per_minute=1000.0)
     assert capped.seconds["volume signals"] >= 37 * 60 / (VOLUME_REQUESTS_SHARE * 1000.0)
+
+
+def test_pushed_symbols_are_only_confirmed_and_their_weight_goes_to_the_rest():
+    """A symbol whose trades are pushed costs one page every push_confirm_seconds; the weight it
+    freed lets the symbols without push be polled more often, and with every symbol pushed the price
+    signal (which serves only symbols not pushed) is off."""
+    s = settings(schedule="adaptive", streams=["klines", "trades", "depth"], trades_signal_seconds=0.0)
+    specs = job_specs(s, n_trading=40, n_history=40)
+    rates = {f"S{i}": 0.3 for i in range(40)}
+    rest_only = adaptive_plan(s, specs, rates, 400)
+    half = frozenset(f"S{i}" for i in range(20))
+    mixed = adaptive_plan(s, specs, rates, 400, pushed=half)
+    assert all(mixed.trades[k] == s.push_confirm_seconds for k in half)
+    assert all(mixed.trades[f"S{i}"] < rest_only.trades[f"S{i}"] for i in range(20, 40))
+    assert mixed.need_per_minute <= mixed.budget_per_minute * 1.001
+    with_signal = settings(schedule="adaptive", streams=["klines", "trades", "depth"])
+    all_pushed = adaptive_plan(with_signal, specs, rates, 1140, pushed=frozenset(rates))
+    assert "trade signals" not in all_pushed.seconds and "volume signals" not in all_pushed.seconds
+    assert not all_pushed.on_signals
+    # one symbol pushed at 28: REST spends 5 every minute on it instead of polling it on signals
+    assert "trade signals" in adaptive_plan(with_signal, specs, rates, 1140, pushed=frozenset({"S0"})).seconds
+
+
+def test_depth_weight_counts_only_the_books_polled():
+    specs = {sp.name: sp for sp in job_specs(settings(), n_trading=28, n_history=28, n_depth=3)}
+    assert specs["depth"].weight_per_run == 3
