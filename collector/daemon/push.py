@@ -56,6 +56,7 @@ from collector.store.write import write_depth
 log = logging.getLogger(__name__)
 BACKOFF_FIRST, BACKOFF_CAP = 0.5, 30.0  # seconds between attempts to reopen a connection
 RATE_SECONDS = 60  # messages per second are counted over this window
+CHANGES_KEPT = 10_000
 FOLLOW_SECONDS = 5.0  # the connections follow expiries at least this often
 REPLAN_AFTER = 0.5  # seconds: connections changing state together cause one re-plan of REST
 STATES = ("up", "connecting", "backoff")
@@ -142,6 +143,9 @@ class Push:
         self._follower: asyncio.Task | None = None
         self._replan: asyncio.TimerHandle | None = None
         self._closed = False
+        # (host time, symbols, "up" or "down") of the connections' changes, newest last: when each
+        # symbol's trades were followed by push (the benchmarks' reconnect repair times)
+        self.changes: deque[tuple[float, frozenset[str], str]] = deque(maxlen=CHANGES_KEPT)
 
     # ---- the plan of connections ----------------------------------------------------------
     def groups(self) -> list[tuple[str, list[str]]]:
@@ -284,6 +288,7 @@ class Push:
         happened while it was down), and followed by push from here."""
         now = self.ctx.clock()
         conn.state, conn.up_since = "up", now
+        self.changes.append((now, frozenset(conn.symbols), "up"))
         for route in conn.routes.values():
             if route.kind == ws.TRADE:
                 self.ctx.push_up[route.symbol] = now
@@ -296,6 +301,7 @@ class Push:
         if conn.up_since is None:
             return
         conn.up_since = None
+        self.changes.append((self.ctx.clock(), frozenset(conn.symbols), "down"))
         for route in conn.routes.values():
             if route.kind == ws.TRADE:
                 self.ctx.push_up.pop(route.symbol, None)
