@@ -1,5 +1,8 @@
 """The HTTP side of the simulator: JEX's public option endpoints (aiohttp.web) and `Simulator`.
 
+The web-socket streams (`streams`) and the user data stream's listenKeys (`userstream`) are served
+by the same app: `Simulator.stream_url` is `base_url` with ws://.
+
 Every `/api/` request goes through `_serve`: count it, apply the rate limits (429/418), draw the
 faults, run the endpoint, render. Endpoint functions return plain JSON-able data; representation
 variations are applied at render time so they never change values.
@@ -19,7 +22,7 @@ from aiohttp import web
 
 from collector.simulator.account_api import ROUTES as ACCOUNT_ROUTES
 from collector.simulator.account_api import AccountApi, verify
-from collector.simulator.accounts import AccountError, Accounts
+from collector.simulator.accounts import AccountError
 from collector.simulator.config import FaultConfig, SimConfig
 from collector.simulator.faults import (
     NO_FAULTS,
@@ -30,6 +33,8 @@ from collector.simulator.faults import (
 )
 from collector.simulator.limits import Clock, Limiter, Stats, Verdict
 from collector.simulator.market import INTERVALS, MINUTE, Market, Option
+from collector.simulator.streams import StreamHub, depth_version
+from collector.simulator.userstream import StreamingAccounts, UserStreams
 from collector.simulator.wire import fmt_ticks, recent_trade_json, trade_json
 
 log = logging.getLogger("collector.simulator")
@@ -138,9 +143,11 @@ class Simulator:
             self.cfg.ban_after,
             self.cfg.weight_window_s * 1000,
         )
-        self.accounts = Accounts(self.market, self.cfg.accounts, self.cfg.seed)
+        self.accounts = StreamingAccounts(self.market, self.cfg.accounts, self.cfg.seed)
         self.account_api = AccountApi(self.market, self.accounts)
         self._faults = self.cfg.faults
+        self.streams = StreamHub(self.market, self.clock, self.cfg, self.stats, lambda: self._faults)
+        self.user_streams = UserStreams(self.accounts, self.streams, self.cfg, self.stats, self.cfg.seed)
         self._injector = Injector(self._faults, self.cfg.seed)
         self._runner: web.AppRunner | None = None
         self._warm_task: asyncio.Task | None = None
@@ -161,6 +168,11 @@ class Simulator:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def stream_url(self) -> str:
+        """The web-socket base: ``stream_url + "/ws/<name>"``, ``stream_url + "/stream?streams=..."``."""
+        return f"ws://{self.host}:{self.port}"
+
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
@@ -175,6 +187,7 @@ class Simulator:
         self._warm_task = asyncio.get_running_loop().create_task(self._warm())
 
     async def stop(self) -> None:
+        await self.streams.close_all()  # web sockets would hold the runner's shutdown up
         if self._warm_task is not None:
             self._warm_task.cancel()
             try:
@@ -228,6 +241,10 @@ class Simulator:
         for path, methods in ACCOUNT_ROUTES.items():
             for method in methods:
                 app.router.add_route(method, path, self._signed_endpoint(path, method))
+        for method in ("POST", "PUT", "DELETE"):
+            app.router.add_route(method, "/api/v1/userDataStream", self._user_stream_endpoint(method))
+        app.router.add_get("/ws/{name}", self.streams.handle_raw)
+        app.router.add_get("/stream", self.streams.handle_combined)
         app.router.add_get("/_sim/stats", self._debug_stats)
         app.router.add_get("/_sim/trades", self._debug_trades)
         app.router.add_get("/_sim/klines", self._debug_klines)
@@ -263,6 +280,24 @@ class Simulator:
                 return status, data
 
             return await self._serve(request, name, run, lambda q: units, params=params)
+
+        return handler
+
+    def _user_stream_endpoint(self, method: str):
+        """POST/PUT/DELETE /api/v1/userDataStream (API key, no signature), through `_serve`."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = await request.text() if request.body_exists else ""
+            params = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            params.update(parse_qsl(body, keep_blank_values=True))
+
+            def run(req: web.Request, q: Any, arrived: int, plan: Plan) -> tuple[int, Any]:
+                try:
+                    return 200, self.user_streams.rest(method, req.headers.get("X-JEX-APIKEY"), q, self.clock.now_ms())
+                except AccountError as exc:
+                    raise ApiError(exc.status, exc.code, exc.msg) from None
+
+            return await self._serve(request, "userDataStream", run, lambda q: 1, params=params)
 
         return handler
 
@@ -443,7 +478,8 @@ class Simulator:
     def _depth(self, request, q, now, plan):
         opt = self._symbol(q, now)
         limit = _limit(q, 60, lambda v: v in DEPTH_LIMITS)
-        uid, bids, asks = self.market.depth(opt, now)
+        uid = depth_version(now)  # the book of this version, as the diff stream counts them (streams.py)
+        bids, asks = ([], []) if now >= opt.expiry else self.streams.book(opt, uid)
         if plan.fewer_levels is not None:  # fewer levels than asked, as the live exchange often had
             limit = max(1, int(limit * plan.fewer_levels))
         if plan.depth_legacy:

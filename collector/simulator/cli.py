@@ -61,6 +61,9 @@ def simulate_command(
     listing_interval_s: float = typer.Option(21600.0, help="Seconds between listings; lifetime = symbols x this."),
     grace_s: float = typer.Option(86400.0, help="Seconds an expired symbol stays listed."),
     ban_base_s: float = typer.Option(120.0, help="First 418 ban in seconds (doubles per ban, max 3 days)."),
+    push_s: float = typer.Option(1.0, help="Web sockets: seconds between kline, ticker and depth pushes."),
+    ws_lifetime_s: float = typer.Option(86400.0, help="Web sockets: a connection is closed this long after it opened."),
+    listen_key_ttl_s: float = typer.Option(3600.0, help="User data streams: a listenKey's validity (and each PUT's)."),
     account: list[str] = typer.Option(  # noqa: B008 - typer's way to declare a repeatable option
         [],
         metavar="KEY:SECRET",
@@ -69,7 +72,8 @@ def simulate_command(
         "jexdemosecret00000000000000000000000000000001), with a history over the history span.",
     ),
 ) -> None:
-    """Run a local JEX exchange serving the seed's public option endpoints and its signed account API."""
+    """Run a local JEX exchange serving the seed's public option endpoints, its signed account API, and
+    the web-socket streams and user data streams (ws://HOST:PORT/ws/<name>, /stream?streams=...)."""
     try:
         fault_cfg = simulator_faults(profile, faults, weight_headers, page_cap, refuse_expired)
         accounts = parse_accounts(account)
@@ -90,6 +94,9 @@ def simulate_command(
             accounts=accounts,
             market=market,
             strikes=strikes,
+            push_s=push_s,
+            lifetime_s=ws_lifetime_s,
+            listen_key_ttl_s=listen_key_ttl_s,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -142,8 +149,9 @@ async def _run(cfg: SimConfig, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with Simulator(cfg, host=host, port=port) as sim:
         log.info(
-            "JEX simulator on %s (seed %d, %d symbols, weight limit %s, faults %s)",
+            "JEX simulator on %s, streams on %s (seed %d, %d symbols, weight limit %s, faults %s)",
             sim.base_url,
+            sim.stream_url,
             cfg.seed,
             cfg.symbols,
             cfg.weight_limit or "off",

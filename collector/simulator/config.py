@@ -24,6 +24,11 @@ _FAULT_KEYS = {
     "fewer": "fewer_levels_rate",
     "strings": "scalars_as_strings_rate",
     "tradelost": "trade_lost_rate",
+    "wsdrop": "ws_drop_s",
+    "wsstall": "ws_stall_s",
+    "wsstalllen": "ws_stall_len_s",
+    "wsdup": "ws_dup_rate",
+    "wsreorder": "ws_reorder_rate",
     "skew": "clock_skew_ms",
     "seed": "seed",
 }
@@ -54,17 +59,22 @@ FAULTS_HELP = (
     "levels), idnum (trade ids as JSON numbers), numbers (decimal strings as JSON numbers), "
     "swaptimes (24hr tickers with closeTime < openTime), fewer (fewer depth levels than asked), "
     'strings (integers and booleans as strings: "1551129538000", "true", and false as 0), '
-    "skew (serverTime offset in ms), seed (fault RNG seed). 'variants' alone sets depth, idnum, "
-    "numbers and swaptimes to 0.5; a bare key means 1.0."
+    "skew (serverTime offset in ms), seed (fault RNG seed). Web sockets (data messages only): wsdrop "
+    "(mean seconds between abrupt drops of a connection), wsstall / wsstalllen (mean seconds between "
+    "silent stalls, and their length, default 10), wsdup (share of messages sent twice), wsreorder "
+    "(share swapped with the next; user streams: a tick's events shuffled); numbers applies to "
+    "stream messages too. 'variants' alone sets depth, idnum, numbers and swaptimes to 0.5; a bare "
+    "key means 1.0."
 )
 
 
 @dataclass
 class FaultConfig:
-    """What goes wrong, and how often. Every rate is a probability per `/api/` response.
+    """What goes wrong, and how often. Every rate is a probability per `/api/` response, except the
+    `ws_*` ones, which apply to web-socket data messages (see `streams`), as does numbers_as_json_rate.
 
-    Variations (`*_rate` below `truncate_rate`) change only the representation of an answer,
-    never its values. Replace `Simulator.faults` at runtime to switch faults on or off.
+    Variations (the `*_rate` fields from `depth_legacy_rate` to `scalars_as_strings_rate`) change
+    only the representation of an answer, never its values. Replace `Simulator.faults` at runtime to switch faults on or off.
     """
 
     server_error_rate: float = 0.0
@@ -80,6 +90,12 @@ class FaultConfig:
     fewer_levels_rate: float = 0.0
     scalars_as_strings_rate: float = 0.0
     trade_lost_rate: float = 0.0  # a TRADE request done, then answered 504 -1006 (outcome unknown)
+    # Web sockets (streams.py), in simulated time, per connection; 0 = off.
+    ws_drop_s: float = 0.0  # mean seconds between abrupt drops (no close frame), exponential
+    ws_stall_s: float = 0.0  # mean seconds between silent stalls (open, pings answered, no data)
+    ws_stall_len_s: float = 10.0  # a stall's length; what happens during it is never sent
+    ws_dup_rate: float = 0.0  # share of data messages sent twice
+    ws_reorder_rate: float = 0.0  # share swapped with the next message (user stream: a tick's events shuffled)
     clock_skew_ms: int = 0
     seed: int | None = None  # None: derived from SimConfig.seed
     # Habits of a whole server rather than of single answers (not drawn: always on when set).
@@ -103,8 +119,9 @@ class FaultConfig:
                 v = getattr(self, f.name)
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"{f.name} must be within [0, 1], got {v}")
-        if self.slow_delay_s < 0:
-            raise ValueError(f"slow_delay_s must be >= 0, got {self.slow_delay_s}")
+        for name in ("slow_delay_s", "ws_drop_s", "ws_stall_s", "ws_stall_len_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.weight_headers not in WEIGHT_HEADER_MODES:
             raise ValueError(
                 f"weight_headers must be one of {', '.join(WEIGHT_HEADER_MODES)}, got {self.weight_headers!r}"
@@ -176,6 +193,14 @@ class SimConfig:
     strikes: int = 3  # chain: strikes per expiry (each with a call and a put)
     # chain: (symbol, start ms, end ms, factor): that symbol's activity multiplied over [start, end)
     boosts: tuple[tuple[str, int, int, float], ...] = ()
+    # Web-socket streams and user data streams (streams.py, userstream.py); times are simulated.
+    max_streams: int = 10  # streams per connection
+    trade_push_ms: int = 100  # @optionTrade (and user stream) push cadence, real ms
+    push_s: float = 1.0  # klines, tickers, depth: push cadence, real seconds
+    ping_s: float = 180.0  # the server pings every ping_s
+    pong_timeout_s: float = 600.0  # ... and closes a connection whose ping has no pong this long after
+    lifetime_s: float = 86400.0  # every connection is closed this long after it opened
+    listen_key_ttl_s: float = 3600.0  # a listenKey's validity, extended by this on every PUT
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
@@ -194,6 +219,13 @@ class SimConfig:
             raise ValueError(f"strikes must be within 1..10, got {self.strikes}")
         if not 1 <= self.weight_window_s <= 3600:
             raise ValueError(f"weight_window_s must be within 1..3600, got {self.weight_window_s}")
+        if self.max_streams < 1:
+            raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
+        if self.trade_push_ms < 1:
+            raise ValueError(f"trade_push_ms must be >= 1, got {self.trade_push_ms}")
+        for name in ("push_s", "ping_s", "pong_timeout_s", "lifetime_s", "listen_key_ttl_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("weight_limit", "raw_limit"):
             v = getattr(self, name)
             if v is not None and v < 0:

@@ -67,6 +67,17 @@ class Stats:
     rows: int = 0  # trades + klines rows served
     # The latest requests' endpoint and parameters (for tests that check what was asked for)
     queries: deque[tuple[str, dict[str, str]]] = field(default_factory=lambda: deque(maxlen=QUERIES_KEPT))
+    # Web sockets (streams.py, userstream.py)
+    ws_opened: int = 0  # connections upgraded
+    ws_open: int = 0  # connections open now
+    ws_refused: int = 0  # stream requests answered 400 before the upgrade
+    ws_messages: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # data messages by stream kind
+    ws_closed: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # server closes by reason
+    ws_drops: int = 0  # injected: connections dropped
+    ws_stalls: int = 0  # injected: stalls begun
+    ws_dups: int = 0  # injected: messages sent twice
+    ws_reorders: int = 0  # injected: messages swapped / user-stream ticks shuffled
+    listen_keys_created: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -81,6 +92,16 @@ class Stats:
             "bans": self.bans,
             "faults": dict(self.faults),
             "rows": self.rows,
+            "wsOpened": self.ws_opened,
+            "wsOpen": self.ws_open,
+            "wsRefused": self.ws_refused,
+            "wsMessages": dict(self.ws_messages),
+            "wsClosed": dict(self.ws_closed),
+            "wsDrops": self.ws_drops,
+            "wsStalls": self.ws_stalls,
+            "wsDups": self.ws_dups,
+            "wsReorders": self.ws_reorders,
+            "listenKeysCreated": self.listen_keys_created,
         }
 
 
