@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     push_confirm_seconds: float = Field(60.0, gt=0)  # REST confirms pushed trades at least this often
     stream_stall_seconds: float = Field(10.0, gt=0)  # a connection silent this long is reopened
     stream_renew_seconds: float = Field(23 * 3600.0, gt=0)  # reopened before the exchange's 24 h limit
+    user_stream_keepalive_seconds: float = Field(1800.0, gt=0)  # the listenKey lapses after 60 minutes without
 
     # Several collectors on one database (collector/coordination.py)
     coordination: bool = True  # leases on symbols through the database

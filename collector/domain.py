@@ -28,7 +28,7 @@ INTERVALS: dict[str, timedelta] = {
 
 STREAMS = ("klines", "trades", "depth", "tickers", "avg_price", "book_ticker", "account")
 # The streams the exchange also pushes over web sockets (JEX-STREAMS-NOTES.md) that the daemon follows.
-PUSHABLE = ("trades", "klines", "depth")
+PUSHABLE = ("trades", "klines", "depth", "account")
 # What a second of staleness costs per stream, for the adaptive schedule (trades: per trade per
 # second of a symbol; the others per symbol a run serves): config's default, the planner's input.
 DEFAULT_PRIORITIES = {

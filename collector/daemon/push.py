@@ -126,12 +126,13 @@ class Push:
         self.ctx, self.session, self.on_change = ctx, session, on_change
         s = ctx.settings
         self.base = s.push_url()
-        self.kinds = [k for k in s.push if k in s.streams]
+        self.kinds = [k for k in s.push if k in s.streams and k != "account"]  # the account: userstream.py
         self.levels = s.depth_limit if s.depth_limit in ws.PUSH_LEVELS else None
         if "depth" in self.kinds and self.levels is None:
             log.info("depth is polled, not pushed: depth_limit %d is not a pushed book (5, 10, 20)", s.depth_limit)
             self.kinds.remove("depth")
         self.conns: dict[tuple[str, ...], Connection] = {}
+        self.user = None  # the account's user data stream (daemon/userstream.py), when followed
         self.stats = PushStats()
         ctx.push_stats, ctx.push = self.stats, self
         self._trades: list[Trade] = []
@@ -222,6 +223,9 @@ class Push:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(CollectorError):  # what arrived is stored
             await asyncio.to_thread(self._store, *self._take())
+        if self.user is not None:
+            await self.user.close()
+            self.user = None
 
     def _drop(self, conn: Connection) -> None:
         if conn.task is not None:
@@ -409,6 +413,7 @@ class Push:
             "trades_first_seen": dict(self.stats.first_seen),
             "repaired_share": self.stats.repaired_share(),
             "down": sorted(c.names[0].split("@")[0] for c in self.conns.values() if c.state != "up"),
+            "account": self.user.state() if self.user is not None else None,
         }
 
 

@@ -24,6 +24,7 @@ from collector.daemon.leases import balance_leases
 from collector.daemon.push import Push
 from collector.daemon.scheduler import Schedule
 from collector.daemon.symbols import refresh_symbols
+from collector.daemon.userstream import UserStream
 from collector.errors import (
     CollectorError,
     ConfigError,
@@ -133,9 +134,9 @@ async def run_daemon(
                         started.set_result(Running(ctx, schedule, port))
                     await _summaries(ctx, stop, run_id)
                     log.info("stopping: letting requests in flight finish (up to %gs)", SHUTDOWN_GRACE)
-                    client.governor.shut()  # whatever waits for budget, a Retry-After or a ban ends now
-                    if push is not None:
+                    if push is not None:  # first: closing the listenKey is a request
                         await push.close()
+                    client.governor.shut()  # whatever waits for budget, a Retry-After or a ban ends now
                     await schedule.shutdown(SHUTDOWN_GRACE)
                     if ctx.leases is not None:  # hand our symbols over now rather than after the TTL
                         with contextlib.suppress(CollectorError):
@@ -208,10 +209,14 @@ def _finish_run(engine, run_id: int, clean: bool) -> None:
 
 
 def _push(ctx: LiveContext, schedule: Schedule) -> Push | None:
-    """The push streams, when configured: kept matching the symbols (a refresh re-plans both)."""
+    """The push streams, when configured: kept matching the symbols (a refresh re-plans both), and
+    the account's user data stream."""
     if not any(k in ctx.settings.streams for k in ctx.settings.push):
         return None
     push = Push(ctx, ctx.client.session, on_change=schedule.replan)
+    if "account" in ctx.settings.push and "account" in ctx.settings.streams:
+        push.user = UserStream(ctx, ctx.client.session)
+        push.user.start()
 
     def symbols_changed() -> None:
         schedule.replan()

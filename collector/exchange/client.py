@@ -708,6 +708,17 @@ class JexClient:
     async def account(self, *, priority: Priority = Priority.LIVE) -> AccountInfo:
         return parsers.parse_account(await self.request(ep.ACCOUNT, priority=priority))
 
+    async def listen_key(self) -> str:
+        """A new listenKey for the user data stream (valid 60 minutes unless kept alive)."""
+        return parsers.parse_listen_key(await self.request(ep.USER_DATA_STREAM, method="POST"))
+
+    async def keep_listen_key(self, key: str) -> None:
+        """Another 60 minutes for ``key`` (ExchangeRejected -1125 once it has expired)."""
+        await self.request(ep.USER_DATA_STREAM, {"listenKey": key}, method="PUT")
+
+    async def close_listen_key(self, key: str) -> None:
+        await self.request(ep.USER_DATA_STREAM, {"listenKey": key}, method="DELETE")
+
     async def test_order(self, symbol: str, side: str, quantity: Decimal, price: Decimal) -> None:
         """order/test: validated by the exchange, never placed."""
         await self.request(ep.TEST_ORDER, self._order_params(symbol, side, quantity, price, "ACK"), method="POST")

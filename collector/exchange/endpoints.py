@@ -64,6 +64,8 @@ POSITION = Endpoint("position", "/api/v1/option/position", 2, security=Security.
 SHORT_CALL_INFO = Endpoint("info", "/api/v1/option/info", 1, security=Security.SIGNED)
 RECORD = Endpoint("record", "/api/v1/option/record", 5, security=Security.SIGNED)
 ACCOUNT = Endpoint("account", "/api/v1/account", 1, security=Security.SIGNED)
+# The user data stream's listenKey (POST a new one, PUT to keep it 60 more minutes, DELETE): API key only.
+USER_DATA_STREAM = Endpoint("userDataStream", "/api/v1/userDataStream", 1, security=Security.MARKET_DATA)
 
 # Limits of the seed's parameters, checked before spending weight on a request that would fail.
 DEPTH_LIMITS = (5, 10, 20, 50, 60)

@@ -838,3 +838,67 @@ def parse_account(payload: Any) -> AccountInfo:
 
         balances.extend(_page(_list(raw, ep, key), one))
     return AccountInfo(update_time=_opt_time(obj, "updateTime", ep), balances=tuple(balances), sections=tuple(sections))
+
+
+# --- the user data stream (JEX-STREAMS-NOTES.md) ------------------------------------------------
+
+
+def parse_listen_key(payload: Any) -> str:
+    """``POST /api/v1/userDataStream``: ``{"listenKey": "..."}``."""
+    ep = "userDataStream"
+    key = _str(_get(_obj(payload, ep, "<body>"), "listenKey", ep), ep, "listenKey")
+    if not (key.isascii() and key.isalnum() and len(key) <= 256):
+        raise ParseError(ep, "listenKey", f"not a key: {_short(key)}")
+    return key
+
+
+def parse_exec_report(payload: Any) -> tuple[int, AccountOrder]:
+    """An ``execOptionReport`` event: (event ms, the order right after the change). The event has no
+    order type, time in force or placing time (``time`` is the change's own for a NEW order only)."""
+    ep = "execOptionReport"
+    obj = _obj(payload, ep, "<body>")
+    event = to_int(_get(obj, "E", ep), ep, "E")
+    status = _text(_get(obj, "X", ep), ep, "X")
+    changed = ms_to_datetime(_get(obj, "O", ep, required=False) or event, ep, "O")
+
+    def dec(key: str) -> Decimal:
+        return to_decimal(_get(obj, key, ep), ep, key, signed=False)
+
+    return event, AccountOrder(
+        symbol=_str(_get(obj, "s", ep), ep, "s"),
+        order_id=to_id(_get(obj, "i", ep), ep, "i"),
+        price=dec("p"),
+        orig_qty=dec("q"),
+        executed_qty=dec("z"),
+        cummulative_quote_qty=dec("Z"),
+        status=status,
+        time_in_force=None,
+        type=None,
+        side=_text(_get(obj, "S", ep), ep, "S"),
+        time=changed if status == "NEW" else None,
+        update_time=changed,
+    )
+
+
+def parse_account_event(payload: Any, section: str = "option") -> tuple[int, AccountInfo]:
+    """An ``accountOptionInfo`` event (``accountSpotInfo``/``accountContractInfo`` alike): (event
+    ms, the section's balances)."""
+    ep = "accountOptionInfo"
+    obj = _obj(payload, ep, "<body>")
+    event = to_int(_get(obj, "E", ep), ep, "E")
+
+    def one(i: int, item: Any) -> Balance:
+        b = _obj(item, ep, "B[]")
+        return Balance(
+            section=section,
+            asset=_text(_get(b, "a", ep), ep, "a"),
+            free=to_decimal(_get(b, "f", ep), ep, "f"),
+            locked=to_decimal(_get(b, "l", ep), ep, "l"),
+            can_trade=_opt_bool(b, "T", ep),
+            can_deposit=_opt_bool(b, "D", ep),
+            can_withdraw=_opt_bool(b, "W", ep),
+        )
+
+    balances = _page(_list(_get(obj, "B", ep), ep, "B"), one)
+    update = _opt_time(obj, "u", ep) or ms_to_datetime(event, ep, "E")
+    return event, AccountInfo(update_time=update, balances=tuple(balances), sections=(section,))

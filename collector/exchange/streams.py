@@ -95,13 +95,15 @@ async def messages(
     *,
     stall: float,
     lifetime: float,
-    connect_timeout: float = 10.0,
     on_open=None,
+    raw: bool = False,
 ) -> AsyncIterator[Message]:
-    """The messages of one combined connection, until it ends: closed by the exchange or broken
-    (TransientError), silent for ``stall`` s (StreamStalled), or ``lifetime`` s old (StreamRenewal).
-    ``on_open()`` is called once the connection is up, before its first message."""
-    url = combined_url(base, names)
+    """The messages of one combined connection (``raw``: of the one stream ``/ws/<names[0]>``, whose
+    payloads come bare, as the user data stream's do), until it ends: closed by the exchange or
+    broken (TransientError), silent for ``stall`` s (StreamStalled), or ``lifetime`` s old
+    (StreamRenewal). ``on_open()`` is called once the connection is up, before its first message."""
+    url = f"{base.rstrip('/')}/ws/{names[0]}" if raw else combined_url(base, names)
+    read = partial(_bare, names[0]) if raw else _message
     try:
         ws = await session.ws_connect(
             url,
@@ -129,9 +131,9 @@ async def messages(
                     raise StreamRenewal from None
                 raise StreamStalled(f"no message for {stall:g}s") from None
             if msg.type == aiohttp.WSMsgType.TEXT:
-                yield _message(msg.data)
+                yield read(msg.data)
             elif msg.type == aiohttp.WSMsgType.BINARY:
-                yield _message(msg.data.decode())
+                yield read(msg.data.decode())
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 raise TransientError(f"stream closed by the exchange (code {ws.close_code})")
             elif msg.type == aiohttp.WSMsgType.ERROR:
@@ -150,3 +152,11 @@ def _message(text: str) -> Message:
     if not isinstance(obj, dict) or "stream" not in obj or "data" not in obj:
         return Message("", None, time.time(), "not a {stream, data} object")
     return Message(str(obj["stream"]), obj["data"], time.time())
+
+
+def _bare(stream: str, text: str) -> Message:
+    """A raw stream's message: the payload itself."""
+    try:
+        return Message(stream, _decode(text), time.time())
+    except ValueError:
+        return Message("", None, time.time(), "not JSON")

@@ -97,6 +97,22 @@ def save_orders(
     return changed
 
 
+def push_orders(engine: Engine, orders: Sequence[AccountOrder], account: str) -> int:
+    """Orders as the user data stream showed them (in event order): their state, never their placing
+    time, type or time in force once known (the events lack them; REST fills them), and never an
+    older state over a newer one (``update_time``, ``final``). No checkpoint moves: REST's history
+    sweep stays the proof that every order was seen."""
+    rows = []
+    for o in orders:
+        row = order_row(o, account)
+        for unknown in ("type", "time_in_force"):
+            row.pop(unknown)
+        rows.append(row)
+    state = [c for c in rows[0] if c not in ("symbol", "order_id", "time")] if rows else []
+    with transaction(engine) as conn:
+        return upsert(conn, ORDERS, rows, update=state, touch=("updated_at",), monotonic=NEWER)
+
+
 def _checkpoint(
     conn: Connection,
     scope: str,
