@@ -90,8 +90,8 @@ def stored_account(engine) -> dict[str, dict]:
                 r.cummulative_quote_qty,
                 r.status,
                 r.side,
-                ms(r.time),
-                ms(r.update_time),
+                ms(r.time) if r.time else None,  # unknown until REST says (an order first seen on the stream)
+                ms(r.update_time) if r.update_time else None,
             )
             for r in orders
         },

@@ -50,6 +50,7 @@ POLL = dict(
     lookback_hours=0.02,
     metrics_port=0,
     http_read_timeout=2.0,
+    push=[],  # REST alone, as these tests were written for; with the user data stream: test_push.py
 )
 
 

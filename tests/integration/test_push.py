@@ -1,0 +1,158 @@
+"""The daemon with push on, against the simulator's web-socket streams over loopback: trades exact
+(every one once, against the simulator's truth) and mostly first seen by push, closed klines equal
+REST's, the open kline live from the stream; under dropped connections, silent stalls, duplicated
+and reordered messages; and with push off nothing is asked of the streams at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from collector import metrics
+from collector.config import load_settings
+from collector.simulator import FaultConfig, SimConfig, Simulator
+from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
+from tests.helpers.daemons import running_daemon
+
+# Chains of 6 listed every 10 s, each living a few minutes: symbols list and expire during the run.
+CHAIN = dict(
+    market="chain",
+    strikes=3,
+    seed=18,
+    history_days=0.05,
+    symbols=18,
+    listing_interval_s=10,
+    trades_per_minute=40,
+    silent_share=0.0,
+    grace_s=600,
+)
+RUN = timedelta(seconds=40)
+
+
+def push_settings(sim: Simulator, db_url: str, **extra):
+    return load_settings(
+        None,
+        {
+            "exchange_url": sim.base_url,
+            "api_key": "push1",
+            "database_url": db_url,
+            **POLL,
+            "push": ["trades", "klines", "depth"],
+            # REST only confirms: rarely, so what the streams deliver is visibly theirs
+            "push_confirm_seconds": 30.0,
+            "trades_sweep_seconds": 30.0,
+            "stream_stall_seconds": 2.0,
+            **extra,
+        },
+        defaults_file=None,
+    )
+
+
+def first_seen() -> dict[str, float]:
+    return {s: metrics.TRADES_FIRST_SEEN.labels(s)._value.get() for s in ("push", "rest", "repair")}
+
+
+async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(engine, db_url):
+    async with Simulator(SimConfig(**CHAIN), port=0) as sim:
+        before = first_seen()
+        started = datetime.now(UTC)
+        async with running_daemon(push_settings(sim, db_url)) as daemon:
+            await caught_up(
+                engine, sim, started, started + RUN, RUN.total_seconds() + 45, alive=lambda: not daemon.task.done()
+            )
+            state, conns = daemon.running.ctx.push.state(), len(daemon.running.ctx.push.conns)
+            with engine.connect() as conn:
+                open_from_stream = conn.execute(
+                    text("SELECT count(*) FROM klines WHERE NOT is_closed AND trade_count IS NULL")
+                ).scalar()
+                # trade time (the simulator's, same host clock) -> row written (the database's now())
+                lags = (
+                    conn.execute(
+                        text(
+                            "SELECT extract(epoch FROM ingested_at - time) FROM trades WHERE time >= :lo AND time < :hi"
+                        ),
+                        {"lo": started + timedelta(seconds=10), "hi": started + RUN},
+                    )
+                    .scalars()
+                    .all()
+                )
+        result = check_up_to(engine, sim, started, started + RUN)  # trades exact; closed klines = truth
+        after = first_seen()
+    assert result["trades"] > 200 and len(lags) > 100
+    # REST alone confirms each symbol every 30 s here: only the stream stores most trades within 1.5 s
+    fresh = sum(1 for x in lags if x < 1.5) / len(lags)
+    assert fresh > 0.9, (fresh, sorted(lags)[len(lags) // 2])
+    seen = {s: after[s] - before[s] for s in after}
+    assert seen["push"] > 0 and seen["repair"] <= 0.02 * seen["push"], seen
+    assert state["connections"]["up"] == conns > 1
+    assert state["reconnects"] == 0 and state["unreadable"] == 0
+    assert open_from_stream > 0  # the open kline, written from the stream (no counts)
+    assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
+
+
+async def test_drops_stalls_duplicates_and_reordering_lose_and_double_nothing(engine, db_url):
+    faults = FaultConfig(ws_drop_s=8.0, ws_stall_s=12.0, ws_stall_len_s=4.0, ws_dup_rate=0.2, ws_reorder_rate=0.2)
+    async with Simulator(SimConfig(**CHAIN, faults=faults), port=0) as sim:
+        started = datetime.now(UTC)
+        async with running_daemon(push_settings(sim, db_url)) as daemon:
+            await caught_up(
+                engine, sim, started, started + RUN, RUN.total_seconds() + 45, alive=lambda: not daemon.task.done()
+            )
+            state = daemon.running.ctx.push.state()
+        check_up_to(engine, sim, started, started + RUN)
+    assert state["reconnects"] >= 2 and state["stalls"] >= 1, state
+
+
+async def test_push_off_asks_nothing_of_the_streams(engine, db_url):
+    async with Simulator(SimConfig(**CHAIN), port=0) as sim:
+        started = datetime.now(UTC)
+        async with running_daemon(push_settings(sim, db_url, push=[])) as daemon:
+            await caught_up(
+                engine, sim, started, started + timedelta(seconds=10), 60, alive=lambda: not daemon.task.done()
+            )
+            assert daemon.running.ctx.push is None
+        check_up_to(engine, sim, started, started + timedelta(seconds=10))
+    assert sim.stats.ws_opened == 0
+
+
+async def test_the_account_from_the_user_data_stream_equals_the_account_under_faults(engine, db_url):
+    """Orders placed, filled, partly filled and cancelled, an option shorted and called, while the
+    user data stream reorders, duplicates and drops: the account tables equal the account, row for
+    row; the stream delivered the changes (the REST polls run only every 30 s here)."""
+    import aiohttp
+
+    from tests.helpers.account_truth import KEY, SECRET, Trader, stored_account, trader_client
+    from tests.integration.test_account import SIM, check_history, equal_to_truth
+
+    faults = FaultConfig(ws_drop_s=6.0, ws_dup_rate=0.2, ws_reorder_rate=0.3)
+    async with Simulator(SimConfig(**SIM, faults=faults), port=0) as sim, aiohttp.ClientSession() as session:
+        trader = Trader(sim, trader_client(session, sim))
+        await trader.client.configure_limits()
+        settings = load_settings(
+            None,
+            {
+                "exchange_url": sim.base_url,
+                "api_key": KEY,
+                "api_secret": SECRET,
+                "database_url": db_url,
+                "streams": ["account"],
+                "push": ["account"],
+                "account_poll_seconds": 30.0,
+                "account_history_seconds": 30.0,
+                "symbols_refresh_seconds": 5.0,
+                "lookback_hours": 0.02,
+                "metrics_port": 0,
+                "http_read_timeout": 2.0,
+            },
+            defaults_file=None,
+        )
+        async with running_daemon(settings) as daemon:
+            await trader.history()
+            await trader.all_final()
+            truth = await equal_to_truth(engine, sim, 90, alive=lambda: not daemon.task.done())
+            user = daemon.running.ctx.push.user.state()
+        check_history(truth)
+        assert len(stored_account(engine)["orders"]) == len(truth["orders"])
+    assert user["events"]["execOptionReport"] >= len(truth["orders"]) and user["events"]["accountOptionInfo"] > 0
+    assert user["events"]["unreadable"] == 0 and user["reconnects"] >= 1 and sim.stats.ws_drops >= 1, user
