@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+import pytest
 from sqlalchemy import text
 
 from collector import metrics
+from collector.analyst.status import render_push
 from collector.config import load_settings
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
@@ -62,6 +65,12 @@ async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(e
                 engine, sim, started, started + RUN, RUN.total_seconds() + 45, alive=lambda: not daemon.task.done()
             )
             state, conns = daemon.running.ctx.push.state(), len(daemon.running.ctx.push.conns)
+            async with aiohttp.ClientSession() as http:  # the same figures on /healthz and /metrics
+                base = f"http://127.0.0.1:{daemon.running.metrics_port}"
+                async with http.get(f"{base}/healthz") as r:
+                    health = (await r.json())["push"]
+                async with http.get(f"{base}/metrics") as r:
+                    exposed = await r.text()
             with engine.connect() as conn:
                 open_from_stream = conn.execute(
                     text("SELECT count(*) FROM klines WHERE NOT is_closed AND trade_count IS NULL")
@@ -87,21 +96,32 @@ async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(e
     assert seen["push"] > 0 and seen["repair"] <= 0.02 * seen["push"], seen
     assert state["connections"]["up"] == conns > 1
     assert state["reconnects"] == 0 and state["unreadable"] == 0
+    assert health["connections"]["up"] > 1 and health["trades_first_seen"]["push"] > 0
+    assert f'jex_push_connections{{state="up"}} {float(health["connections"]["up"])}' in exposed
+    assert f"{state['connections']['up']} of {conns} connections up" in render_push(state)  # collector status
     assert open_from_stream > 0  # the open kline, written from the stream (no counts)
     assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
 
 
-async def test_drops_stalls_duplicates_and_reordering_lose_and_double_nothing(engine, db_url):
+@pytest.mark.parametrize("schedule", ["adaptive", "fixed"])
+async def test_drops_stalls_duplicates_reordering_and_renewals_lose_and_double_nothing(engine, db_url, schedule):
+    """Connections dropped, stalled, cut by the exchange at the end of their lifetime (here 15 s)
+    and renewed by the daemon before theirs (here 11 s), messages sent twice and out of order:
+    every trade once, with either REST schedule confirming."""
     faults = FaultConfig(ws_drop_s=8.0, ws_stall_s=12.0, ws_stall_len_s=4.0, ws_dup_rate=0.2, ws_reorder_rate=0.2)
-    async with Simulator(SimConfig(**CHAIN, faults=faults), port=0) as sim:
+    renewed = metrics.PUSH_RECONNECTS.labels("renewed")._value.get()
+    async with Simulator(SimConfig(**CHAIN, faults=faults, lifetime_s=15), port=0) as sim:
         started = datetime.now(UTC)
-        async with running_daemon(push_settings(sim, db_url)) as daemon:
+        settings = push_settings(sim, db_url, schedule=schedule, stream_renew_seconds=11.0)
+        async with running_daemon(settings) as daemon:
             await caught_up(
                 engine, sim, started, started + RUN, RUN.total_seconds() + 45, alive=lambda: not daemon.task.done()
             )
             state = daemon.running.ctx.push.state()
         check_up_to(engine, sim, started, started + RUN)
     assert state["reconnects"] >= 2 and state["stalls"] >= 1, state
+    assert metrics.PUSH_RECONNECTS.labels("renewed")._value.get() > renewed
+    assert sim.stats.ws_drops >= 1 and sim.stats.ws_dups >= 1 and sim.stats.ws_reorders >= 1
 
 
 async def test_push_off_asks_nothing_of_the_streams(engine, db_url):
@@ -120,8 +140,6 @@ async def test_the_account_from_the_user_data_stream_equals_the_account_under_fa
     """Orders placed, filled, partly filled and cancelled, an option shorted and called, while the
     user data stream reorders, duplicates and drops: the account tables equal the account, row for
     row; the stream delivered the changes (the REST polls run only every 30 s here)."""
-    import aiohttp
-
     from tests.helpers.account_truth import KEY, SECRET, Trader, stored_account, trader_client
     from tests.integration.test_account import SIM, check_history, equal_to_truth
 
