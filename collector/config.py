@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     @field_validator("push")
     @classmethod
     def _pushable(cls, value: list[str]) -> list[str]:
+        if value == ["none"]:
+            return []
         unknown = [s for s in value if s not in PUSHABLE]
         if unknown:
             raise ValueError(f"no push stream for {unknown[0]!r}; choose from {', '.join(PUSHABLE)} (or none)")
