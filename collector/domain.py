@@ -96,25 +96,9 @@ class OptionSymbol:
 
 
 @dataclass(frozen=True, slots=True)
-class Kline:
-    symbol: str
-    interval: str
-    open_time: datetime
-    close_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    trade_count: int
-    taker_buy_base_volume: Decimal
-    taker_buy_quote_volume: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class StreamKline:
-    """The open kline as the push stream shows it: no trade count and no taker volumes."""
+    """A kline's prices and volumes: all the push stream shows of the open kline (no trade count,
+    no taker volumes)."""
 
     symbol: str
     interval: str  # as REST spells it (1m, 1h)
@@ -126,6 +110,15 @@ class StreamKline:
     close: Decimal
     volume: Decimal
     quote_volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Kline(StreamKline):
+    """A kline as REST gives it: the stream's fields, and its counts."""
+
+    trade_count: int
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
 
 
 @dataclass(frozen=True, slots=True)

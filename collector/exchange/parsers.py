@@ -812,6 +812,24 @@ def parse_positions(payload: Any) -> list[Position]:
 _SECTIONS = (("contractBalances", "contract"), ("optionBalances", "option"), ("spotBalances", "spot"))
 
 
+# A balance's fields as REST's account names them, and as the user data stream's events do.
+_REST_BALANCE = ("asset", "free", "locked", "canTrade", "canDeposit", "canWithdraw")
+_EVENT_BALANCE = ("a", "f", "l", "T", "D", "W")
+
+
+def _balance(b: Mapping[str, Any], section: str, names: tuple[str, ...], ep: str) -> Balance:
+    asset, free, locked, trade, deposit, withdraw = names
+    return Balance(
+        section=section,
+        asset=_text(_get(b, asset, ep), ep, asset),
+        free=to_decimal(_get(b, free, ep), ep, free),
+        locked=to_decimal(_get(b, locked, ep), ep, locked),
+        can_trade=_opt_bool(b, trade, ep),
+        can_deposit=_opt_bool(b, deposit, ep),
+        can_withdraw=_opt_bool(b, withdraw, ep),
+    )
+
+
 def parse_account(payload: Any) -> AccountInfo:
     """``GET /api/v1/account``: each section's balances (a section may be missing)."""
     ep = "account"
@@ -825,16 +843,7 @@ def parse_account(payload: Any) -> AccountInfo:
         sections.append(section)
 
         def one(i: int, item: Any, section: str = section, key: str = key) -> Balance:
-            b = _obj(item, ep, f"{key}[]")
-            return Balance(
-                section=section,
-                asset=_text(_get(b, "asset", ep), ep, "asset"),
-                free=to_decimal(_get(b, "free", ep), ep, "free"),
-                locked=to_decimal(_get(b, "locked", ep), ep, "locked"),
-                can_trade=_opt_bool(b, "canTrade", ep),
-                can_deposit=_opt_bool(b, "canDeposit", ep),
-                can_withdraw=_opt_bool(b, "canWithdraw", ep),
-            )
+            return _balance(_obj(item, ep, f"{key}[]"), section, _REST_BALANCE, ep)
 
         balances.extend(_page(_list(raw, ep, key), one))
     return AccountInfo(update_time=_opt_time(obj, "updateTime", ep), balances=tuple(balances), sections=tuple(sections))
@@ -888,16 +897,7 @@ def parse_account_event(payload: Any, section: str = "option") -> tuple[int, Acc
     event = to_int(_get(obj, "E", ep), ep, "E")
 
     def one(i: int, item: Any) -> Balance:
-        b = _obj(item, ep, "B[]")
-        return Balance(
-            section=section,
-            asset=_text(_get(b, "a", ep), ep, "a"),
-            free=to_decimal(_get(b, "f", ep), ep, "f"),
-            locked=to_decimal(_get(b, "l", ep), ep, "l"),
-            can_trade=_opt_bool(b, "T", ep),
-            can_deposit=_opt_bool(b, "D", ep),
-            can_withdraw=_opt_bool(b, "W", ep),
-        )
+        return _balance(_obj(item, ep, "B[]"), section, _EVENT_BALANCE, ep)
 
     balances = _page(_list(_get(obj, "B", ep), ep, "B"), one)
     update = _opt_time(obj, "u", ep) or ms_to_datetime(event, ep, "E")
