@@ -17,19 +17,10 @@ from collector.config import load_settings
 from collector.simulator import FaultConfig, SimConfig, Simulator
 from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
 from tests.helpers.daemons import running_daemon
+from tests.integration.test_adaptive import CHAIN as ADAPTIVE_CHAIN
 
-# Chains of 6 listed every 10 s, each living a few minutes: symbols list and expire during the run.
-CHAIN = dict(
-    market="chain",
-    strikes=3,
-    seed=18,
-    history_days=0.05,
-    symbols=18,
-    listing_interval_s=10,
-    trades_per_minute=40,
-    silent_share=0.0,
-    grace_s=600,
-)
+# The adaptive tests' chains (6 symbols listed every 10 s, living minutes), fewer at once.
+CHAIN = {**ADAPTIVE_CHAIN, "seed": 18, "symbols": 18}
 RUN = timedelta(seconds=40)
 
 
@@ -141,6 +132,7 @@ async def test_the_account_from_the_user_data_stream_equals_the_account_under_fa
     user data stream reorders, duplicates and drops: the account tables equal the account, row for
     row; the stream delivered the changes (the REST polls run only every 30 s here)."""
     from tests.helpers.account_truth import KEY, SECRET, Trader, stored_account, trader_client
+    from tests.integration.test_account import POLL as ACCOUNT_POLL
     from tests.integration.test_account import SIM, check_history, equal_to_truth
 
     faults = FaultConfig(ws_drop_s=6.0, ws_dup_rate=0.2, ws_reorder_rate=0.3)
@@ -154,14 +146,10 @@ async def test_the_account_from_the_user_data_stream_equals_the_account_under_fa
                 "api_key": KEY,
                 "api_secret": SECRET,
                 "database_url": db_url,
-                "streams": ["account"],
+                **ACCOUNT_POLL,
                 "push": ["account"],
                 "account_poll_seconds": 30.0,
                 "account_history_seconds": 30.0,
-                "symbols_refresh_seconds": 5.0,
-                "lookback_hours": 0.02,
-                "metrics_port": 0,
-                "http_read_timeout": 2.0,
             },
             defaults_file=None,
         )

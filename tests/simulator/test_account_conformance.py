@@ -6,18 +6,29 @@ string, then the body), not by the collector's client: these tests pin the simul
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
-from sim_helpers import T0, get, small_config, trading_symbol
+from sim_helpers import (
+    OTHER_KEY,
+    OTHER_SECRET,
+    SECRET,
+    T0,
+    get,
+    place_resting_buy,
+    small_config,
+    trading_symbol,
+    used_weight,
+)
+from sim_helpers import (
+    USER as KEY,
+)
+from sim_helpers import signature_of as _sig
+from sim_helpers import signed_call as call
 
 from collector.simulator.accounts import DEMO_KEY, DEMO_SECRET
 
-KEY, SECRET = "acct1key", "acct1secret"
-OTHER_KEY, OTHER_SECRET = "acct2key", "acct2secret"
 ORDER_FIELDS = {
     "symbol",
     "orderId",
@@ -51,47 +62,6 @@ def accounts_config(**kw):
     return small_config(accounts={KEY: SECRET, OTHER_KEY: OTHER_SECRET}, weight_limit=100_000, **kw)
 
 
-def _sig(payload: str, secret: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-async def call(
-    http,
-    sim,
-    method: str,
-    path: str,
-    params: dict | None = None,
-    *,
-    key: str | None = KEY,
-    secret: str = SECRET,
-    timestamp: int | None = None,
-    recv_window: int | None = None,
-    body: dict | None = None,
-    signature: str | None = None,
-    sign: bool = True,
-):
-    """(status, body) of a request signed as the notes describe: ``params`` in the query string,
-    ``body`` form-encoded in the body, the signature over both in that order."""
-    query = dict(params or {})
-    if recv_window is not None:
-        query["recvWindow"] = recv_window
-    if timestamp is not False:
-        query["timestamp"] = sim.now_ms() if timestamp is None else timestamp
-    qs = urlencode(query)
-    bs = urlencode(body or {})
-    if sign:
-        qs += ("&" if qs else "") + "signature=" + (signature or _sig(qs + bs, secret))
-    headers = {"X-JEX-APIKEY": key} if key is not None else {}
-    if bs:
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    async with http.request(method, f"{sim.base_url}/api/v1/{path}?{qs}", data=bs or None, headers=headers) as r:
-        return r.status, await r.json(content_type=None)
-
-
-def used_weight(sim) -> int:
-    return sum(sum(w.values()) for w in sim.stats.weight.values())
-
-
 def shortable_symbol(sim) -> str:
     """A trading symbol whose optionInfo says canRelease."""
     infos = sim.market.option_info(sim.now_ms())
@@ -109,13 +79,7 @@ async def test_every_signed_endpoint_path_method_and_weight(make_sim, http):
     sim = await make_sim(accounts_config())
     sym, short = trading_symbol(sim), shortable_symbol(sim)
     price = str(Decimal(sim.market.last_price_ticks(sim.market.option(sym), sim.now_ms())) / 10_000)
-    st, placed = await call(
-        http,
-        sim,
-        "POST",
-        "option/order",
-        {"symbol": sym, "side": "BUY", "type": "LIMIT", "quantity": 1, "price": "0.0001"},
-    )
+    st, placed = await place_resting_buy(http, sim, sym, 1)
     assert st == 200, placed
     oid = placed["orderId"]
     cases = [
@@ -267,13 +231,7 @@ async def test_open_and_history_orders_page_by_order_id(make_sim, http):
     ids = []
     for _ in range(12):
         sim.clock.advance(150)  # within the orders limit (10 per second)
-        st, o = await call(
-            http,
-            sim,
-            "POST",
-            "option/order",
-            {"symbol": sym, "side": "BUY", "type": "LIMIT", "quantity": 1, "price": "0.0001"},
-        )
+        st, o = await place_resting_buy(http, sim, sym, 1)
         assert st == 200
         ids.append(o["orderId"])
     for oid in ids[:4]:

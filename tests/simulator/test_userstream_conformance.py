@@ -8,22 +8,19 @@ move it and wait on messages, never on sleeps.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 from decimal import Decimal
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from sim_helpers import small_config
+from sim_helpers import OTHER_KEY, OTHER_SECRET, SECRET, place_resting_buy, small_config, used_weight
+from sim_helpers import USER as KEY
+from sim_helpers import signed_call as call
 
 from collector.simulator import FaultConfig
 
-KEY, SECRET = "acct1key", "acct1secret"
-OTHER_KEY, OTHER_SECRET = "acct2key", "acct2secret"
 REPORT_KEYS = {"e", "E", "s", "S", "q", "p", "X", "i", "z", "O", "Z"}
 INFO_KEYS = {"e", "E", "m", "t", "u", "B"}
 
@@ -33,14 +30,6 @@ def uds_config(**kw):
     return small_config(**{**base, **kw})
 
 
-async def call(http, sim, method: str, path: str, params: dict | None = None, *, key=KEY, secret=SECRET):
-    """(status, body) of a signed request (parameters in the query string)."""
-    qs = urlencode({**(params or {}), "timestamp": sim.now_ms()})
-    qs += "&signature=" + hmac.new(secret.encode(), qs.encode(), hashlib.sha256).hexdigest()
-    async with http.request(method, f"{sim.base_url}/api/v1/{path}?{qs}", headers={"X-JEX-APIKEY": key}) as r:
-        return r.status, await r.json(content_type=None)
-
-
 async def uds(http, sim, method: str, params: dict | None = None, *, key: str | None = KEY, body: dict | None = None):
     """(status, body) of /api/v1/userDataStream: the API key only, no signature."""
     headers = {"X-JEX-APIKEY": key} if key is not None else {}
@@ -48,10 +37,6 @@ async def uds(http, sim, method: str, params: dict | None = None, *, key: str | 
         method, sim.base_url + "/api/v1/userDataStream", params=params, data=body, headers=headers
     ) as r:
         return r.status, await r.json(content_type=None)
-
-
-def used_weight(sim) -> int:
-    return sum(sum(w.values()) for w in sim.stats.weight.values())
 
 
 async def recv(ws, timeout: float = 5.0) -> aiohttp.WSMessage:
@@ -157,13 +142,7 @@ async def test_expiry_without_keepalive_closes_the_stream(make_sim, http):
         sim.clock.advance(6_000)
         assert await uds(http, sim, "PUT", {"listenKey": lk}) == (200, {})  # valid until +16 s
         sim.clock.advance(6_000)
-        st, placed = await call(
-            http,
-            sim,
-            "POST",
-            "option/order",
-            {"symbol": sym, "side": "BUY", "type": "LIMIT", "quantity": 1, "price": "0.0001"},
-        )
+        st, placed = await place_resting_buy(http, sim, sym, 1)
         assert st == 200
         report = next(e for e in await events(ws, 2) if e["e"] == "execOptionReport")  # still served
         assert report["i"] == placed["orderId"] and report["E"] == sim.now_ms()
@@ -200,13 +179,7 @@ async def test_new_and_cancelled_order_events_equal_rest(make_sim, http):
     sym = cheap_busy_symbol(sim)
     lk = (await uds(http, sim, "POST"))[1]["listenKey"]
     async with http.ws_connect(f"{sim.stream_url}/ws/{lk}") as ws:
-        st, placed = await call(
-            http,
-            sim,
-            "POST",
-            "option/order",
-            {"symbol": sym, "side": "BUY", "type": "LIMIT", "quantity": 3, "price": "0.0001"},
-        )
+        st, placed = await place_resting_buy(http, sim, sym, 3)
         assert st == 200
         now = sim.now_ms()
         report, info = by_time(await events(ws, 2))
