@@ -45,6 +45,7 @@ from sqlalchemy import Engine
 
 from collector import metrics
 from collector.daemon.context import LiveContext
+from collector.daemon.userstream import UserStream
 from collector.domain import DepthSnapshot, StreamKline, Trade
 from collector.errors import CollectorError, ParseError
 from collector.exchange import streams as ws
@@ -132,7 +133,7 @@ class Push:
             log.info("depth is polled, not pushed: depth_limit %d is not a pushed book (5, 10, 20)", s.depth_limit)
             self.kinds.remove("depth")
         self.conns: dict[tuple[str, ...], Connection] = {}
-        self.user = None  # the account's user data stream (daemon/userstream.py), when followed
+        self.user: UserStream | None = None  # the account's user data stream, when followed
         self.stats = PushStats()
         ctx.push_stats, ctx.push = self.stats, self
         self._trades: list[Trade] = []
@@ -160,7 +161,7 @@ class Push:
                 names.append(ws.trade_stream(symbol))
             if "klines" in self.kinds:
                 names.extend(ws.kline_stream(symbol, iv) for iv in ctx.settings.kline_intervals)
-            if "depth" in self.kinds:
+            if "depth" in self.kinds and self.levels is not None:
                 names.append(ws.depth_stream(symbol, self.levels))
             out.append((symbol, names[: ws.MAX_STREAMS]))
         return out

@@ -118,7 +118,11 @@ class UserStream:
         log.info("user data stream connected")
         task = asyncio.get_running_loop().create_task(self._reconcile())
         self._tasks.append(task)
-        task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
 
     async def _reconcile(self) -> None:
         try:

@@ -71,7 +71,7 @@ def test_a_kline_push_is_the_open_kline_whichever_way_its_interval_is_spelt(spel
 
 
 def test_a_kline_of_another_interval_is_refused():
-    with pytest.raises(ParseError, match="k.i"):
+    with pytest.raises(ParseError, match=r"k\.i"):
         parse_stream_kline(KLINE, "BTC0925CALL", "1h")
 
 
@@ -83,7 +83,9 @@ def test_a_partial_book_has_no_update_id():
 
 
 def test_streams_are_packed_ten_to_a_connection_a_symbol_never_split():
-    groups = [(f"S{i}", [trade_stream(f"S{i}"), kline_stream(f"S{i}", "1m"), depth_stream(f"S{i}", 20)]) for i in range(7)]
+    groups = [
+        (f"S{i}", [trade_stream(f"S{i}"), kline_stream(f"S{i}", "1m"), depth_stream(f"S{i}", 20)]) for i in range(7)
+    ]
     conns = pack(groups)
     assert all(len(c) <= MAX_STREAMS for c in conns) and sum(map(len, conns)) == 21
     assert [len(c) for c in conns] == [9, 9, 3]
