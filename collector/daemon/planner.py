@@ -318,7 +318,8 @@ def adaptive_plan(
     VOLUME_REQUESTS_SHARE of ``requests_per_minute`` (the raw-request limit), if one is announced.
 
     ``pushed``: symbols whose trades the push stream delivers; REST only confirms them, one page
-    every push_confirm_seconds, and the weight they no longer need goes to the others (and the
+    every push_confirm_seconds (stretched toward trades_sweep_seconds when the budget is short),
+    and the weight they no longer need goes to the others (and the
     price signal, which only serves symbols not pushed, is off when every symbol is pushed)."""
     s = settings
     unseen_rates = unseen_rates or {}
@@ -374,9 +375,14 @@ def adaptive_plan(
                     wait=wait,
                 )
             )
-        for symbol in sorted(confirmed):  # paid for first: REST's proof of what push delivered
+        for symbol in sorted(confirmed):
+            # REST's proof of what push delivered: every push_confirm_seconds, stretched toward the
+            # sweep (valued as a quiet symbol's poll) when 200 symbols' confirmations do not fit
             every = s.push_confirm_seconds
-            out.append(Demand(f"trades {symbol}", "trades", TRADES_PAGE_WEIGHT, every, every, 0.0))
+            slowest = max(every, s.trades_sweep_seconds)
+            out.append(
+                Demand(f"trades {symbol}", "trades", TRADES_PAGE_WEIGHT, every, slowest, trade_priority * QUIET_RATE)
+            )
         return out
 
     sweep = s.trades_sweep_seconds

@@ -67,9 +67,10 @@ async def poll_trades(ctx: LiveContext) -> None:
 def confirming(ctx: LiveContext, symbol: str, now: float) -> bool:
     """A symbol whose trades are pushed is polled (from its checkpoint) only to confirm the push:
     never polled, its connection came up after its last poll (what happened while it was down),
-    or push_confirm_seconds passed."""
+    or its confirmation interval passed (the plan's; push_confirm_seconds unless the budget is short)."""
     last = ctx.trade_polls.get(symbol)
-    return last is None or last < ctx.push_up[symbol] or now - last >= ctx.settings.push_confirm_seconds
+    every = ctx.trade_plan.get(symbol, ctx.settings.push_confirm_seconds)
+    return last is None or last < ctx.push_up[symbol] or now - last >= every
 
 
 async def poll_due_trades(ctx: LiveContext) -> None:

@@ -220,8 +220,8 @@ def test_trades_the_price_signal_cannot_see_are_paid_for_by_polls_or_by_a_volume
 
 
 def test_pushed_symbols_are_only_confirmed_and_their_weight_goes_to_the_rest():
-    """A symbol whose trades are pushed costs one page every push_confirm_seconds; the weight it
-    freed lets the symbols without push be polled more often, and with every symbol pushed the price
+    """A symbol whose trades are pushed costs one page every push_confirm_seconds (less often when
+    the budget is short); the weight it freed lets the symbols without push be polled more often, and with every symbol pushed the price
     signal (which serves only symbols not pushed) is off."""
     s = settings(schedule="adaptive", streams=["klines", "trades", "depth"], trades_signal_seconds=0.0)
     specs = job_specs(s, n_trading=40, n_history=40)
@@ -229,7 +229,9 @@ def test_pushed_symbols_are_only_confirmed_and_their_weight_goes_to_the_rest():
     rest_only = adaptive_plan(s, specs, rates, 400)
     half = frozenset(f"S{i}" for i in range(20))
     mixed = adaptive_plan(s, specs, rates, 400, pushed=half)
-    assert all(mixed.trades[k] == s.push_confirm_seconds for k in half)
+    assert all(s.push_confirm_seconds <= mixed.trades[k] <= s.trades_sweep_seconds for k in half)
+    roomy = adaptive_plan(s, specs, rates, 1140, pushed=frozenset(rates))
+    assert set(roomy.trades.values()) == {s.push_confirm_seconds}  # when they fit, at their interval
     assert all(mixed.trades[f"S{i}"] < rest_only.trades[f"S{i}"] for i in range(20, 40))
     assert mixed.need_per_minute <= mixed.budget_per_minute * 1.001
     with_signal = settings(schedule="adaptive", streams=["klines", "trades", "depth"])
@@ -243,3 +245,14 @@ def test_pushed_symbols_are_only_confirmed_and_their_weight_goes_to_the_rest():
 def test_depth_weight_counts_only_the_books_polled():
     specs = {sp.name: sp for sp in job_specs(settings(), n_trading=28, n_history=28, n_depth=3)}
     assert specs["depth"].weight_per_run == 3
+
+
+def test_confirmations_of_many_pushed_symbols_stretch_toward_the_sweep_when_they_do_not_fit():
+    s = settings(schedule="adaptive", streams=["klines", "trades", "depth"], trades_signal_seconds=0.0)
+    rates = {f"S{i}": 0.3 for i in range(200)}
+    specs = job_specs(s, n_trading=200, n_history=200, n_depth=0)
+    p = adaptive_plan(s, specs, rates, 1140, pushed=frozenset(rates))
+    intervals = set(p.trades.values())
+    assert min(intervals) > s.push_confirm_seconds and max(intervals) <= s.trades_sweep_seconds
+    assert p.need_per_minute <= p.budget_per_minute * 1.001
+    assert p.seconds["klines 1m"] < 60 * s.max_stretch  # the other streams are not starved for them
