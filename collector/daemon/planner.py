@@ -377,9 +377,10 @@ def adaptive_plan(
             )
         for symbol in sorted(confirmed):
             # REST's proof of what push delivered: every push_confirm_seconds, stretched toward the
-            # sweep (valued as a quiet symbol's poll) when 200 symbols' confirmations do not fit
+            # sweep (valued as a quiet symbol's poll) when 200 symbols' confirmations do not fit,
+            # but never so far that /healthz would call the symbol's trades stale
             every = s.push_confirm_seconds
-            slowest = max(every, s.trades_sweep_seconds)
+            slowest = max(every, min(s.trades_sweep_seconds, s.health_max_lag_seconds / 2))
             out.append(
                 Demand(f"trades {symbol}", "trades", TRADES_PAGE_WEIGHT, every, slowest, trade_priority * QUIET_RATE)
             )

@@ -253,6 +253,6 @@ def test_confirmations_of_many_pushed_symbols_stretch_toward_the_sweep_when_they
     specs = job_specs(s, n_trading=200, n_history=200, n_depth=0)
     p = adaptive_plan(s, specs, rates, 1140, pushed=frozenset(rates))
     intervals = set(p.trades.values())
-    assert min(intervals) > s.push_confirm_seconds and max(intervals) <= s.trades_sweep_seconds
+    assert min(intervals) > s.push_confirm_seconds and max(intervals) <= s.health_max_lag_seconds / 2
     assert p.need_per_minute <= p.budget_per_minute * 1.001
     assert p.seconds["klines 1m"] < 60 * s.max_stretch  # the other streams are not starved for them
