@@ -40,7 +40,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import aiohttp
 from sqlalchemy import Engine
 
 from collector import metrics
@@ -122,9 +121,11 @@ class PushStats:
 class Push:
     """The daemon's connections to the push streams, kept matching the symbols it follows."""
 
-    def __init__(self, ctx: LiveContext, session: aiohttp.ClientSession, on_change=None) -> None:
-        """``on_change()``: which symbols are pushed changed (the REST schedule re-plans)."""
-        self.ctx, self.session, self.on_change = ctx, session, on_change
+    def __init__(self, ctx: LiveContext, on_change=None) -> None:
+        """``on_change()``: which symbols are pushed changed (the REST schedule re-plans). The
+        connections have a session of their own (closed by ``close``), apart from REST's."""
+        self.ctx, self.on_change = ctx, on_change
+        self.session = ws.stream_session()
         s = ctx.settings
         self.base = s.push_url()
         self.kinds = [k for k in s.push if k in s.streams and k != "account"]  # the account: userstream.py
@@ -227,6 +228,7 @@ class Push:
         if self.user is not None:
             await self.user.close()
             self.user = None
+        await self.session.close()
 
     def _drop(self, conn: Connection) -> None:
         if conn.task is not None:

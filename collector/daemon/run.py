@@ -213,9 +213,9 @@ def _push(ctx: LiveContext, schedule: Schedule) -> Push | None:
     the account's user data stream."""
     if not any(k in ctx.settings.streams for k in ctx.settings.push):
         return None
-    push = Push(ctx, ctx.client.session, on_change=schedule.replan)
+    push = Push(ctx, on_change=schedule.replan)
     if "account" in ctx.settings.push and "account" in ctx.settings.streams:
-        push.user = UserStream(ctx, ctx.client.session)
+        push.user = UserStream(ctx, push.session)
         push.user.start()
 
     def symbols_changed() -> None:

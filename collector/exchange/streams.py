@@ -36,6 +36,12 @@ class StreamRenewal(Exception):
     """The connection reached the age at which it is replaced (before the exchange's 24 h limit)."""
 
 
+def stream_session() -> aiohttp.ClientSession:
+    """A session for the push connections alone: a web socket holds its connection for hours, so on
+    the REST client's session (64 connections at most) 64 of them would leave REST none."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
 def trade_stream(symbol: str) -> str:
     return f"{symbol.lower()}@{TRADE}"
 
