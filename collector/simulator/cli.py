@@ -149,7 +149,7 @@ async def _run(cfg: SimConfig, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with Simulator(cfg, host=host, port=port) as sim:
         log.info(
-            "JEX simulator on %s, streams on %s (seed %d, %d symbols, weight limit %s, faults %s)",
+            "JEX simulator on %s (streams on %s; seed %d, %d symbols, weight limit %s, faults %s)",
             sim.base_url,
             sim.stream_url,
             cfg.seed,
