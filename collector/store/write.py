@@ -71,18 +71,19 @@ def write_klines(conn: Connection, klines: Iterable[Kline], *, now: datetime | N
 
 
 _STREAM_KLINE_FIELDS = tuple(f for f in StreamKline.__slots__)  # named as the columns
+# The SQL's fragments: the fields' own names (fixed in the code); every value is a bind parameter.
+_SK_COLUMNS = ", ".join(f'"{c}"' for c in _STREAM_KLINE_FIELDS)
+_SK_VALUES = ", ".join(f":{c}" for c in _STREAM_KLINE_FIELDS)
+_SK_PRICES = _STREAM_KLINE_FIELDS[4:]  # open .. quote_volume: what the stream changes
+_SK_SET = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _SK_PRICES)
+_SK_MINE = ", ".join(f'klines."{c}"' for c in _SK_PRICES)
+_SK_THEIRS = ", ".join(f'EXCLUDED."{c}"' for c in _SK_PRICES)
 _STREAM_KLINE_SQL = text(
-    "INSERT INTO klines ({cols}, trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed) "
-    "VALUES ({vals}, NULL, NULL, NULL, false) "
-    "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET {sets}, trade_count = NULL, "
+    f"INSERT INTO klines ({_SK_COLUMNS}, trade_count, taker_buy_base_volume, taker_buy_quote_volume, is_closed) "
+    f"VALUES ({_SK_VALUES}, NULL, NULL, NULL, false) "
+    f"ON CONFLICT (symbol, interval, open_time) DO UPDATE SET {_SK_SET}, trade_count = NULL, "
     "taker_buy_base_volume = NULL, taker_buy_quote_volume = NULL, updated_at = now(), ingested_at = now() "
-    "WHERE NOT klines.is_closed AND ({mine}) IS DISTINCT FROM ({theirs})".format(
-        cols=", ".join(f'"{c}"' for c in _STREAM_KLINE_FIELDS),
-        vals=", ".join(f":{c}" for c in _STREAM_KLINE_FIELDS),
-        sets=", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
-        mine=", ".join(f'klines."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
-        theirs=", ".join(f'EXCLUDED."{c}"' for c in _STREAM_KLINE_FIELDS[4:]),
-    )
+    f"WHERE NOT klines.is_closed AND ({_SK_MINE}) IS DISTINCT FROM ({_SK_THEIRS})"
 )
 
 
