@@ -28,8 +28,10 @@ from tests.helpers.kills import (
     checkpoints_never_ahead,
     kill_backfill_in_progress,
     run_and_kill,
+    runs_begun,
     trade_count,
 )
+from tests.helpers.polling import until
 from tests.helpers.truth import (
     assert_equals_truth,
     backfill_cmd,
@@ -124,8 +126,12 @@ async def test_daemon_killed_anywhere_loses_nothing(db_url, engine, tmp_path):
         # A last run that is left alone to catch up, then stopped cleanly.
         # Everything the exchange had when the chaos ended must arrive, whatever the machine's load.
         chaos_over = datetime.now(UTC)
+        runs_before = await asyncio.to_thread(runs_begun, engine)
         with open(tmp_path / "final.log", "wb") as log:
             proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=log, stderr=log)
+            # running (its stop handled) before it is judged: with push, the killed runs may have
+            # stored everything already, and a SIGTERM before start-up would find no handler
+            await until(lambda: runs_begun(engine) > runs_before, 60, "the last run to begin")
             await caught_up(engine, sim, begun, chaos_over, 150, alive=lambda: proc.returncode is None)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 20) == 0, tail(tmp_path / "final.log")
