@@ -113,6 +113,7 @@ async def test_account_killed_anywhere_loses_nothing(engine, db_url, tmp_path):
             COLLECTOR_API_KEY=KEY,
             COLLECTOR_API_SECRET=SECRET,
             COLLECTOR_STREAMS="account",
+            COLLECTOR_PUSH="",  # REST alone, as POLL
             COLLECTOR_METRICS_PORT="0",
             COLLECTOR_ACCOUNT_POLL_SECONDS="1",
             COLLECTOR_ACCOUNT_HISTORY_SECONDS="2",
