@@ -141,8 +141,10 @@ class Push:
         self._klines: dict[tuple[str, str], StreamKline] = {}
         self._depth: dict[str, DepthSnapshot] = {}
         self._depth_stored: dict[str, float] = {}
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # klines or books arrived
+        self._wake_trades = asyncio.Event()  # trades arrived
         self._writer: asyncio.Task | None = None
+        self._trade_writer: asyncio.Task | None = None
         self._follower: asyncio.Task | None = None
         self._replan: asyncio.TimerHandle | None = None
         self._closed = False
@@ -189,7 +191,8 @@ class Push:
             self.conns[names] = conn
         if self._writer is None:
             loop = asyncio.get_running_loop()
-            self._writer = loop.create_task(self._write_loop(), name="push writer")
+            self._writer = loop.create_task(self._write_books(), name="push writer")
+            self._trade_writer = loop.create_task(self._write_trades(), name="push trades writer")
             self._follower = loop.create_task(self._follow(), name="push follower")
         self._gauges()
 
@@ -218,13 +221,13 @@ class Push:
         for conn in list(self.conns.values()):
             self._drop(conn)
         self.conns.clear()
-        for task in (self._writer, self._follower):
+        for task in (self._writer, self._trade_writer, self._follower):
             if task is not None:
                 task.cancel()
                 tasks.append(task)
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(CollectorError):  # what arrived is stored
-            await asyncio.to_thread(self._store, *self._take())
+            await asyncio.to_thread(self._store_all)
         if self.user is not None:
             await self.user.close()
             self.user = None
@@ -347,6 +350,8 @@ class Push:
         try:
             if route.kind == ws.TRADE:
                 self._trades.extend(parse_stream_trades(msg.data, route.symbol))
+                self._wake_trades.set()
+                return
             elif route.kind == ws.KLINE:
                 k = parse_stream_kline(msg.data, route.symbol, route.interval)
                 self._klines[(k.symbol, k.interval)] = k  # the newest of each wins
@@ -363,25 +368,36 @@ class Push:
         metrics.PUSH_MESSAGES.labels("unreadable").inc()
         log.warning("push connection %s…: a message could not be read (%s); REST repairs it", conn.names[0], why)
 
-    async def _write_loop(self) -> None:
-        """Store what arrived, as soon as the previous write is done: one transaction for every
-        trade pushed meanwhile, one for the open klines, depth at its cadence."""
+    async def _write_trades(self) -> None:
+        """Store the trades that arrived, as soon as the previous write is done: one transaction
+        for all pushed meanwhile. Apart from the books and klines, whose writes (every symbol's
+        book in the same second, once a minute) must not hold the trades back."""
+        while True:
+            await self._wake_trades.wait()
+            self._wake_trades.clear()
+            trades, self._trades = self._trades, []
+            try:
+                await self.ctx.db(_store_trades, self.ctx.engine, trades, self.stats)
+            except CollectorError as exc:
+                # Lost from push only: REST's confirmation stores them from the checkpoint.
+                log.warning("push: could not store %d trades (%s); REST will", len(trades), exc)
+
+    async def _write_books(self) -> None:
+        """Store the open klines and, at their cadence, the books that arrived."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            trades, klines, depth = self._take()
+            klines, depth = self._take_books()
             try:
-                await self.ctx.db(self._store, trades, klines, depth)
+                await self.ctx.db(self._store_books, klines, depth)
             except CollectorError as exc:
-                # Lost from push only: REST's confirmation stores the trades from the checkpoint.
-                log.warning("push: could not store what arrived (%s); REST will", exc)
+                log.warning("push: could not store klines and books (%s); REST's polls will", exc)
                 continue
             for d in depth:
                 self.ctx.mark_caught_up("depth", d.symbol, d.captured_at.timestamp())
 
-    def _take(self) -> tuple[list[Trade], list[StreamKline], list[DepthSnapshot]]:
+    def _take_books(self) -> tuple[list[StreamKline], list[DepthSnapshot]]:
         """What arrived since the last write (on the event loop: the messages keep coming)."""
-        trades, self._trades = self._trades, []
         klines, self._klines = list(self._klines.values()), {}
         now = self.ctx.clock()
         cadence = self.ctx.settings.depth_poll_seconds
@@ -389,16 +405,21 @@ class Push:
         for d in depth:
             self._depth_stored[d.symbol] = now
             del self._depth[d.symbol]
-        return trades, klines, depth
+        return klines, depth
 
-    def _store(self, trades: list[Trade], klines: list[StreamKline], depth: list[DepthSnapshot]) -> None:
-        if trades:
-            _store_trades(self.ctx.engine, trades, self.stats)
+    def _store_books(self, klines: list[StreamKline], depth: list[DepthSnapshot]) -> None:
         if klines:
             save_stream_klines(self.ctx.engine, klines)
             metrics.ROWS_UPSERTED.labels("klines").inc(len(klines))
         for d in depth:
             _store_depth(self.ctx.engine, d, self.levels)
+
+    def _store_all(self) -> None:
+        """At close: whatever arrived and is not stored yet."""
+        trades, self._trades = self._trades, []
+        if trades:
+            _store_trades(self.ctx.engine, trades, self.stats)
+        self._store_books(*self._take_books())
 
     # ---- state, for /healthz and collector status -------------------------------------------------
     def state(self) -> dict:
