@@ -21,17 +21,22 @@ from datetime import UTC, datetime
 
 from bench.report import REPORT, database
 
-# name -> (full arguments, --quick arguments)
+# name -> (full arguments, --quick arguments); the module is bench.<name> (MODULES: another one)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_store": ([], ["--rows", "50000"]),
     "bench_simulator": (["--write"], ["--write", "--seconds", "2", "--history-days", "1"]),
     "bench_backfill": ([], ["--minutes", "60", "--big-trades-per-minute", "300", "--big-minutes", "120"]),
     "bench_daemon": ([], ["--steady-minutes", "1", "--scenarios", "28:fixed,28:adaptive"]),
+    "bench_daemon_push": (
+        ["--push"],
+        ["--push", "--steady-minutes", "1", "--scenarios", "28:adaptive:rest,28:adaptive:push,28:adaptive:push:drops"],
+    ),
     "bench_soak": ([], ["--minutes", "6", "--symbols", "28"]),
     "bench_export": ([], ["--rows", "100000"]),
     "bench_naive": ([], ["--minutes", "20", "--time-budget", "180"]),
     "bench_queries": ([], ["--symbols", "20", "--days", "31", "--trades", "1000000"]),
 }
+MODULES = {"bench_daemon_push": "bench_daemon"}  # the push benchmark is bench_daemon --push
 HEADER_END = "<!-- /bench:header -->"
 
 
@@ -113,10 +118,11 @@ def main() -> int:
         argv = list(quick if args.quick else full)
         if args.database_url and name != "bench_simulator":
             argv += ["--database-url", args.database_url]
-        cmd = f"python -m bench.{name} {' '.join(argv)}".strip()
+        module = MODULES.get(name, name)
+        cmd = f"python -m bench.{module} {' '.join(argv)}".strip()
         print(f"== {cmd}", flush=True)
         t0 = time.monotonic()
-        rc = subprocess.run([sys.executable, "-m", f"bench.{name}", *argv]).returncode
+        rc = subprocess.run([sys.executable, "-m", f"bench.{module}", *argv]).returncode
         ran.append((name, cmd, time.monotonic() - t0, rc))
         print(f"== {name}: exit {rc} after {ran[-1][2]:.0f} s", flush=True)
     write_header(postgres_version(args.database_url), ran, args.quick)
