@@ -102,9 +102,11 @@ INTERVALS = ("1m", "1h")
 
 
 def cli_env(db_url: str, sim: Simulator, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m collector` subprocess: no COLLECTOR_* from outside."""
+    """The environment of a `python -m collector` subprocess: no COLLECTOR_* from outside, no push
+    unless ``extra`` says so."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLECTOR_")}
     env.update(COLLECTOR_DATABASE_URL=db_url, COLLECTOR_EXCHANGE_URL=sim.base_url, COLLECTOR_API_KEY=API_KEY)
+    env["COLLECTOR_PUSH"] = ""  # REST alone, as the daemon tests were written (push: test_push.py)
     env.update(extra)
     return env
 

@@ -51,7 +51,8 @@ LIVE = FaultConfig.profile("live-2019", scalars_as_strings_rate=0.3)  # and some
 
 
 def in_process_settings(sim: Simulator, db_url: str | None = None, **extra):
-    overrides = {"exchange_url": sim.base_url, "api_key": API_KEY, **extra}
+    # REST alone: these tests are about its cadence, budget and refusals (push: test_push.py)
+    overrides = {"exchange_url": sim.base_url, "api_key": API_KEY, "push": [], **extra}
     if db_url is not None:
         overrides["database_url"] = db_url
     return load_settings(None, overrides, defaults_file=None)
