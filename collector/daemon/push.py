@@ -44,14 +44,13 @@ from sqlalchemy import Engine
 
 from collector import metrics
 from collector.daemon.context import LiveContext
+from collector.daemon.snapshots import store_depth
 from collector.daemon.userstream import UserStream
 from collector.domain import DepthSnapshot, StreamKline, Trade
 from collector.errors import CollectorError, ParseError
 from collector.exchange import streams as ws
 from collector.exchange.parsers import parse_stream_depth, parse_stream_kline, parse_stream_trades
-from collector.store.db import transaction
 from collector.store.history import save_pushed_trades, save_stream_klines
-from collector.store.write import write_depth
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST, BACKOFF_CAP = 0.5, 30.0  # seconds between attempts to reopen a connection
@@ -70,11 +69,7 @@ class Connection:
     routes: dict[str, ws.Route]
     state: str = "connecting"
     up_since: float | None = None
-    messages: int = 0
-    reconnects: int = 0
-    stalls: int = 0
     failures: int = 0  # attempts to open it that failed in a row
-    last_message: float = 0.0
     recent: deque = field(default_factory=lambda: deque(maxlen=RATE_SECONDS + 1))  # [second, count]
     task: asyncio.Task | None = None
 
@@ -88,8 +83,6 @@ class Connection:
         return {r.symbol for r in self.routes.values()}
 
     def count(self, now: float) -> None:
-        self.messages += 1
-        self.last_message = now
         second = int(now)
         if self.recent and self.recent[-1][0] == second:
             self.recent[-1][1] += 1
@@ -179,7 +172,7 @@ class Push:
         wanted = dict(self.groups())
         kept: set[str] = set()
         for key, conn in list(self.conns.items()):
-            mine = {r.symbol for r in conn.routes.values()}
+            mine = conn.symbols
             if all(s in wanted and set(wanted[s]) <= set(conn.names) for s in mine):
                 kept |= mine
             else:
@@ -263,7 +256,6 @@ class Push:
                 reason = "renewed"
             except ws.StreamStalled:
                 reason = "stalled"
-                conn.stalls += 1
                 self.stats.stalls += 1
             except CollectorError as exc:
                 reason = "closed" if conn.up_since is not None else "failed"
@@ -279,7 +271,6 @@ class Push:
                 )
             was_up = conn.up_since is not None
             self._down(conn)
-            conn.reconnects += 1
             self.stats.reconnects += 1
             metrics.PUSH_RECONNECTS.labels(reason).inc()
             if reason == "renewed":
@@ -412,7 +403,7 @@ class Push:
             save_stream_klines(self.ctx.engine, klines)
             metrics.ROWS_UPSERTED.labels("klines").inc(len(klines))
         for d in depth:
-            _store_depth(self.ctx.engine, d, self.levels)
+            store_depth(self.ctx.engine, d, self.levels)
 
     def _store_all(self) -> None:
         """At close: whatever arrived and is not stored yet."""
@@ -460,10 +451,3 @@ def _store_trades(engine: Engine, trades: list[Trade], stats: PushStats) -> None
         newest[t.symbol] = max(newest.get(t.symbol, 0.0), t.time.timestamp())
     for symbol, at in newest.items():
         metrics.NEWEST_ROW.labels("trades", "", symbol).set(at)
-
-
-def _store_depth(engine: Engine, snapshot: DepthSnapshot, levels: int | None) -> None:
-    with transaction(engine) as conn:
-        write_depth(conn, snapshot, limit=levels)
-    metrics.ROWS_UPSERTED.labels("depth_snapshots").inc()
-    metrics.NEWEST_ROW.labels("depth", "", snapshot.symbol).set(snapshot.captured_at.timestamp())

@@ -48,13 +48,14 @@ async def poll_depth(ctx: LiveContext) -> None:
 
     async def one(symbol: str) -> None:
         snapshot = await ctx.client.depth(symbol, limit)
-        await ctx.db(_store_depth, ctx.engine, snapshot, limit)
+        await ctx.db(store_depth, ctx.engine, snapshot, limit)
 
     # a symbol whose book is pushed is stored from the push (daemon/push.py), not asked
     await _each(ctx, "depth", "depth", [s for s in ctx.trading() if s not in ctx.depth_pushed], one)
 
 
-def _store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int) -> None:
+def store_depth(engine: Engine, snapshot: DepthSnapshot, limit: int | None) -> None:
+    """One book and its levels (polled here, or pushed: daemon/push.py)."""
     with transaction(engine) as conn:
         write_depth(conn, snapshot, limit=limit)
     metrics.ROWS_UPSERTED.labels("depth_snapshots").inc()

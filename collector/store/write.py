@@ -70,7 +70,7 @@ def write_klines(conn: Connection, klines: Iterable[Kline], *, now: datetime | N
     return upsert(conn, KLINES, rows, touch=("updated_at",))
 
 
-_STREAM_KLINE_FIELDS = tuple(f for f in StreamKline.__slots__)  # named as the columns
+_STREAM_KLINE_FIELDS: tuple[str, ...] = StreamKline.__slots__  # named as the columns
 # The SQL's fragments: the fields' own names (fixed in the code); every value is a bind parameter.
 _SK_COLUMNS = ", ".join(f'"{c}"' for c in _STREAM_KLINE_FIELDS)
 _SK_VALUES = ", ".join(f":{c}" for c in _STREAM_KLINE_FIELDS)
