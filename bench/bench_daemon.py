@@ -287,8 +287,8 @@ async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s
         out["reconnects"], out["stalls"] = end_push["reconnects"], end_push["stalls"]
         out["loop_lag"] = [lag for at, lag in lags if at * 1000 >= lo_ms]
         out["exact"] = exactness(engine, sim, int(begun * 1000), hi_ms)
-        changes = list(ctx.push.changes) if ctx.push is not None else []
-        out["repair"] = repair_times(engine, sim, changes, hi_ms)
+        intervals = ctx.push.down_intervals() if ctx.push is not None else []
+        out["repair"] = repair_times(engine, sim, intervals, hi_ms)
     engine.dispose()
     return out
 
@@ -357,23 +357,10 @@ def exactness(engine, sim: Simulator, lo_ms: int, hi_ms: int) -> dict:
     return {"truth": truth, "missing": missing, "extra": extra, "twice": twice, "wrong": wrong}
 
 
-def down_intervals(changes) -> list[tuple[str, float, float]]:
-    """(symbol, seen down, back up) of every connection that went down and came back up."""
-    down: dict[str, float] = {}
-    out = []
-    for at, symbols, what in changes:
-        for s in symbols:
-            if what == "down":
-                down.setdefault(s, at)
-            elif s in down:
-                out.append((s, down.pop(s), at))
-    return out
-
-
-def repair_times(engine, sim: Simulator, changes, hi_ms: int) -> dict:
+def repair_times(engine, sim: Simulator, intervals, hi_ms: int) -> dict:
     """For every trade made while its symbol's connection was down (see the module docstring):
     committed_at - when the connection came back up, 0 if stored before."""
-    intervals = [(s, d, u) for s, d, u in down_intervals(changes) if u * 1000 < hi_ms]
+    intervals = [(s, d, u) for s, d, u in intervals if u * 1000 < hi_ms]
     out: dict = {"intervals": len(intervals), "times": [], "before_up": 0, "missing": 0}
     if not intervals:
         return out

@@ -85,6 +85,7 @@ class LiveContext:
     # trades are confirmed by REST after that and every push_confirm_seconds, not polled for
     # freshness); symbols whose book is pushed (not polled); the push's figures and state.
     push_up: dict[str, float] = field(default_factory=dict)
+    push_back: dict[str, float] = field(default_factory=dict)  # when its trades stream came back after a loss
     depth_pushed: set[str] = field(default_factory=set)
     push_stats: Any = None
     push: Any = None
@@ -198,6 +199,7 @@ class LiveContext:
             self.trade_rates,
             self.unseen_rates,
             self.trade_plan,
+            self.push_back,
             self.last_prices,
             self.price_changed,
             self.last_volumes,

@@ -144,6 +144,7 @@ class Push:
         # (host time, symbols, "up" or "down") of the connections' changes, newest last: when each
         # symbol's trades were followed by push (the benchmarks' reconnect repair times)
         self.changes: deque[tuple[float, frozenset[str], str]] = deque(maxlen=CHANGES_KEPT)
+        self._lost: set[str] = set()  # symbols whose trades stream was up once and went down
 
     # ---- the plan of connections ----------------------------------------------------------
     def groups(self) -> list[tuple[str, list[str]]]:
@@ -170,6 +171,7 @@ class Push:
         if self._closed or not self.kinds:
             return
         wanted = dict(self.groups())
+        self._lost &= wanted.keys()
         kept: set[str] = set()
         for key, conn in list(self.conns.items()):
             mine = conn.symbols
@@ -293,6 +295,8 @@ class Push:
         for route in conn.routes.values():
             if route.kind == ws.TRADE:
                 self.ctx.push_up[route.symbol] = now
+                if route.symbol in self._lost:  # a reconnect: what it missed is due at once
+                    self.ctx.push_back[route.symbol] = now
             elif route.kind == ws.DEPTH:
                 self.ctx.depth_pushed.add(route.symbol)
         self._gauges()
@@ -306,6 +310,7 @@ class Push:
         for route in conn.routes.values():
             if route.kind == ws.TRADE:
                 self.ctx.push_up.pop(route.symbol, None)
+                self._lost.add(route.symbol)
             elif route.kind == ws.DEPTH:
                 self.ctx.depth_pushed.discard(route.symbol)
         self._gauges()
@@ -413,6 +418,19 @@ class Push:
         self._store_books(*self._take_books())
 
     # ---- state, for /healthz and collector status -------------------------------------------------
+    def down_intervals(self) -> list[tuple[str, float, float]]:
+        """(symbol, seen down, back up), host time, of every connection kept in ``changes`` that
+        went down and came back up: the windows REST's repair after a reconnect answers for."""
+        down: dict[str, float] = {}
+        out = []
+        for at, symbols, what in self.changes:
+            for s in symbols:
+                if what == "down":
+                    down.setdefault(s, at)
+                elif s in down:
+                    out.append((s, down.pop(s), at))
+        return out
+
     def state(self) -> dict:
         now = time.time()
         return {

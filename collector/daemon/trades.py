@@ -73,6 +73,14 @@ def confirming(ctx: LiveContext, symbol: str, now: float) -> bool:
     return last is None or last < ctx.push_up[symbol] or now - last >= every
 
 
+def repairing(ctx: LiveContext, symbol: str) -> bool:
+    """A pushed symbol whose trades stream came back after a loss since its last poll (or that was
+    never polled): its next poll fetches what the stream missed while down. It goes before every
+    routine poll, at the signals' priority: its freshness is the push's, not the plan's."""
+    back = ctx.push_back.get(symbol)
+    return back is not None and symbol in ctx.push_up and ctx.trade_polls.get(symbol, -math.inf) < back
+
+
 async def poll_due_trades(ctx: LiveContext) -> None:
     """The adaptive schedule's tick: start a poll of each symbol due, each a task of its own (a long
     catch-up of one symbol holds neither the tick nor the others), and return."""
@@ -127,8 +135,14 @@ def due(ctx: LiveContext, now: float) -> list[str]:
         ):
             out.append(symbol)
     # A signal gone stale leaves the symbols on signals only their sweeps: polling them at intervals
-    # planned for polls on change would ask far more than the budget.
-    return sorted(out, key=lambda sym: ctx.trade_polls.get(sym, -math.inf))[: max(0, MAX_POLLS - len(ctx.spawned))]
+    # planned for polls on change would ask far more than the budget. Repairs after a reconnect go
+    # first, and do not wait for a free place among MAX_POLLS (one page each, mostly); then the
+    # longest waiting.
+    repairs = [sym for sym in out if repairing(ctx, sym)]
+    others = sorted(
+        (sym for sym in out if not repairing(ctx, sym)), key=lambda sym: ctx.trade_polls.get(sym, -math.inf)
+    )
+    return repairs + others[: max(0, MAX_POLLS - len(ctx.spawned) - len(repairs))]
 
 
 async def poll_trade_signals(ctx: LiveContext) -> None:
@@ -195,16 +209,17 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     """Fetch and store every trade newer than the checkpoint; return how many were stored."""
     started = ctx.clock()
     previous = ctx.trade_polls.get(symbol)
+    priority = Priority.SIGNAL if repairing(ctx, symbol) else Priority.LIVE
     ctx.trade_polls[symbol] = started
     # The final sweep of an expired symbol claims its history complete: that needs evidence (an
     # empty page), not a page shorter than asked.
     final = sweeping(ctx, symbol, started)
     cp = await ctx.db(_load, ctx.engine, symbol)
     if cp is not None and cp.last_trade_id is not None:
-        pages = trade_pages(ctx.client, symbol, cp.last_trade_id + 1, priority=Priority.LIVE, evidence=final)
+        pages = trade_pages(ctx.client, symbol, cp.last_trade_id + 1, priority=priority, evidence=final)
     else:
         since = cp.last_time if cp is not None and cp.last_time else ctx.history_start(symbol)
-        located = await locate_first_trade(ctx.client, symbol, since, priority=Priority.LIVE)
+        located = await locate_first_trade(ctx.client, symbol, since, priority=priority)
         if located.first_id is None:
             # Nothing since then; remember where we looked so no later trade can slip before it.
             await ctx.db(_store, ctx.engine, symbol, [], since)
@@ -216,7 +231,7 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
             return 0
         previous = since.timestamp()  # the first poll: its trades span the lookback
         pages = trade_pages(
-            ctx.client, symbol, located.first_id, priority=Priority.LIVE, first_page=located.page, evidence=final
+            ctx.client, symbol, located.first_id, priority=priority, first_page=located.page, evidence=final
         )
     stored = unseen = 0
     # unseen by the price signal: trades made before its last answer, which showed no change since the

@@ -23,6 +23,8 @@ from tests.integration.test_adaptive import adaptive_settings
 CHAIN = {**ADAPTIVE_CHAIN, "seed": 18, "symbols": 18}
 RUN = timedelta(seconds=40)
 FAULTY_RUN = timedelta(seconds=30)  # long enough for several drops, stalls and renewals
+REPAIR = 10.0  # seconds: what was made while a connection was down is stored this soon after it is back
+DOWN_MARGIN = 1.0  # seconds
 
 
 def push_settings(sim: Simulator, db_url: str, **extra):
@@ -34,6 +36,26 @@ def push_settings(sim: Simulator, db_url: str, **extra):
         stream_stall_seconds=2.0,
     )
     return adaptive_settings(sim, db_url, **{**pushed, **extra})
+
+
+def repaired_late(engine, sim: Simulator, intervals, until: datetime) -> list[tuple[str, int, float]]:
+    """(symbol, trade id, seconds after the reconnect) of every trade made while its symbol's
+    connection was down (from DOWN_MARGIN before the daemon saw it go, as the last push before a
+    cut is lost with it) and written more than REPAIR after the connection was back up."""
+    with engine.connect() as conn:
+        written = {
+            (r[0], r[1]): float(r[2])
+            for r in conn.execute(text("SELECT symbol, trade_id, extract(epoch FROM ingested_at) FROM trades"))
+        }
+    late = []
+    for symbol, down, up in intervals:
+        if up > until.timestamp():
+            continue
+        for t in sim.market.trades(symbol, int((down - DOWN_MARGIN) * 1000), int(up * 1000)):
+            after = written[(symbol, t["id"])] - up
+            if after > REPAIR:
+                late.append((symbol, t["id"], round(after, 2)))
+    return late
 
 
 def first_seen() -> dict[str, float]:
@@ -111,6 +133,29 @@ async def test_drops_stalls_duplicates_reordering_and_renewals_lose_and_double_n
     assert state["reconnects"] >= 2 and state["stalls"] >= 1, state
     assert metrics.PUSH_RECONNECTS.labels("renewed")._value.get() > renewed
     assert sim.stats.ws_drops >= 1 and sim.stats.ws_dups >= 1 and sim.stats.ws_reorders >= 1
+
+
+async def test_what_a_dropped_connection_missed_is_stored_within_10_s_of_the_reconnect(engine, db_url):
+    """Connections dropped every 15 s or so (each reconnect costs its symbols a REST confirmation
+    from the checkpoint, weight 5: here about a fifth of the budget, beside routine confirmations
+    and the other streams stretched to fit): every trade made while a connection was down is
+    written within REPAIR of its return, ahead of the routine polls."""
+    async with Simulator(SimConfig(**CHAIN, faults=FaultConfig(ws_drop_s=15.0)), port=0) as sim:
+        started = datetime.now(UTC)
+        async with running_daemon(push_settings(sim, db_url)) as daemon:
+            await caught_up(
+                engine,
+                sim,
+                started,
+                started + FAULTY_RUN,
+                FAULTY_RUN.total_seconds() + 45,
+                alive=lambda: not daemon.task.done(),
+            )
+            intervals = daemon.running.ctx.push.down_intervals()
+        check_up_to(engine, sim, started, started + FAULTY_RUN)
+        late = repaired_late(engine, sim, intervals, started + FAULTY_RUN)
+    assert len(intervals) >= 3 and sim.stats.ws_drops >= 3, intervals
+    assert not late, late
 
 
 async def test_push_off_asks_nothing_of_the_streams(engine, db_url):
