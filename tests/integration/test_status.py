@@ -155,6 +155,7 @@ def test_coverage_draws_klines_at_their_interval_gaps_in_red_and_quiet_apart(cle
     from collector.store.models import KlineRow
 
     t = KlineRow.__table__
+    before = plots.coverage(status.coverage(engine, buckets=24), tmp_path / "before.png", rows_per_page=5)
     with engine.begin() as conn:
         row = (
             conn.execute(select(t).where(t.c.symbol == SYM, t.c.interval == "1m", t.c.open_time == T0)).mappings().one()
@@ -187,3 +188,17 @@ def test_coverage_draws_klines_at_their_interval_gaps_in_red_and_quiet_apart(cle
     assert [p.name for p in pages] == [f"cov-{n}of{len(pages)}.png" for n in range(1, len(pages) + 1)]
     assert len(pages) == -(-len(keys) // 5) > 1
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pages)
+    # and in the pictures: the gap's three cells drawn red, the quiet row's twelve grey, where the
+    # pictures before either had neither (beyond the legend's swatch on each page)
+    for colour in (plots.GAP, plots.QUIET):
+        assert coloured_pixels(pages, colour) - coloured_pixels(before, colour) > 2_000, colour
+
+
+def coloured_pixels(pages, colour: str) -> int:
+    """Pixels of exactly ``colour`` (anti-aliased edges aside) over every page."""
+    import matplotlib.image
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    rgb = np.array(to_rgb(colour))
+    return sum(int((abs(matplotlib.image.imread(p)[..., :3] - rgb).max(axis=-1) < 0.01).sum()) for p in pages)
