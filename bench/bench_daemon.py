@@ -4,7 +4,7 @@ streams, weight, the fixed schedule beside the adaptive one.
     python -m bench.bench_daemon [--steady-minutes 5] [--scenarios 28:fixed,28:adaptive,200:fixed,200:adaptive,28:adaptive:burst]
     python -m bench.bench_daemon --push [--steady-minutes 3] [--drop-seconds 180]
 
-Each scenario (SYMBOLS:SCHEDULE[:MODE][:drops][:burst]) runs `run_daemon` in-process against its own `Simulator`
+Each scenario (SYMBOLS:SCHEDULE[:MODE][:drops[SECONDS]][:burst]) runs `run_daemon` in-process against its own `Simulator`
 on loopback (the chain market: calls and puts at 3 strikes per expiry, 7 trades/min at the money,
 activity concentrated near the money and near expiry and bursty; 1200 weight/min) into a fresh
 database, with the default settings otherwise (klines 1m + 1h, depth and tickers every 60 s,
@@ -14,16 +14,17 @@ is over (every symbol's trades and klines caught up once), then ``--steady-minut
 minute. MODE: ``rest`` (the default: ``push = []``, REST only, as the section "Daemon" was
 measured) or ``push`` (``push = ["trades", "klines", "depth"]``: the web-socket streams beside REST,
 on the simulator's port); ``drops``: the simulator cuts each web socket at random,
-``ws_drop_s = --drop-seconds`` apart on average (exponential), from the start.
+``ws_drop_s = --drop-seconds`` apart on average (exponential), from the start; ``dropsSECONDS``
+(e.g. ``drops60``) that many seconds apart instead.
 
 ``--push`` is the push benchmark (section "Push beside REST"): REST-only beside push at 28 and 200
-symbols, with and without drops, ``--steady-minutes 3``, ``--max-startup 240`` (about half an hour in
-all on 2 cores); besides the figures above it reports the
+symbols, with and without drops (and at 200 symbols with drops every 60 s as well, three times the
+default rate), ``--steady-minutes 3``, ``--max-startup 240`` (about 35 minutes in all on 2 cores); besides the figures above it reports the
 trades each source stored first (push, REST, REST repairing the push) in the steady windows, the
 connections' drops (the simulator's count) and reconnects and stalls (the daemon's), exactness
 over every trade made while the daemon ran (missing, extra, stored twice, values unlike the
 truth's), the event loop's lag (simulator and daemon share it) and the **reconnect repair time**:
-for every trade made while its symbol's connection was down (``Push.changes``: from 1 s before
+for every trade made while its symbol's connection was down (``Push.down_intervals``: from 1 s before
 the daemon saw it go down, since the last push before a cut goes with it, to when it came back
 up), its ``committed_at`` minus the time the connection came back up (0 if already stored by
 then: REST polls a symbol while its connection is down).
@@ -48,6 +49,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import statistics
 import time
 from datetime import UTC, datetime
@@ -71,7 +73,10 @@ PUSHED = ["trades", "klines", "depth"]  # what the push scenarios follow by push
 DOWN_MARGIN_S = 1.0  # trades this long before a connection was seen down count as made while down
 LAG_EVERY = 0.1  # seconds: the event loop's lag is sampled this often
 DEFAULT = "28:fixed,28:adaptive,200:fixed,200:adaptive,28:adaptive:burst"
-PUSH_DEFAULT = "28:adaptive:rest,28:adaptive:push,28:adaptive:push:drops,200:adaptive:rest,200:adaptive:push,200:adaptive:push:drops"
+PUSH_DEFAULT = (
+    "28:adaptive:rest,28:adaptive:push,28:adaptive:push:drops,"
+    "200:adaptive:rest,200:adaptive:push,200:adaptive:push:drops,200:adaptive:push:drops60"
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -110,24 +115,34 @@ def market(n_symbols: int, boosts=(), faults: FaultConfig | None = None) -> SimC
     )
 
 
-def parse_spec(spec: str) -> tuple[int, str, str, bool, bool]:
-    """SYMBOLS:SCHEDULE[:MODE][:drops][:burst] -> (symbols, schedule, mode, drops, burst)."""
+def parse_spec(spec: str) -> tuple[int, str, str, float | None, bool]:
+    """SYMBOLS:SCHEDULE[:MODE][:drops[SECONDS]][:burst] -> (symbols, schedule, mode, mean seconds
+    between drops (None: no drops; ``drops`` alone: --drop-seconds, here 0.0), burst)."""
     parts = spec.split(":")
     flags = set(parts[2:])
-    unknown = flags - {"rest", "push", "drops", "burst"}
-    if len(parts) < 2 or unknown or parts[1] not in ("fixed", "adaptive") or {"rest", "push"} <= flags:
-        raise SystemExit(f"bad scenario {spec!r}: SYMBOLS:fixed|adaptive[:rest|push][:drops][:burst]")
+    drop_flags = [f for f in flags if re.fullmatch(r"drops(\d+(\.\d+)?)?", f)]
+    unknown = flags - {"rest", "push", "burst", *drop_flags}
+    if (
+        len(parts) < 2
+        or unknown
+        or parts[1] not in ("fixed", "adaptive")
+        or {"rest", "push"} <= flags
+        or len(drop_flags) > 1
+    ):
+        raise SystemExit(f"bad scenario {spec!r}: SYMBOLS:fixed|adaptive[:rest|push][:drops[SECONDS]][:burst]")
     mode = "push" if "push" in flags else "rest"
-    if "drops" in flags and mode != "push":
+    if drop_flags and mode != "push":
         raise SystemExit(f"bad scenario {spec!r}: drops needs push")
-    return int(parts[0]), parts[1], mode, "drops" in flags, "burst" in flags
+    drop_s = float(drop_flags[0].removeprefix("drops") or 0.0) if drop_flags else None
+    return int(parts[0]), parts[1], mode, drop_s, "burst" in flags
+
+
+def dropping(r: dict) -> str:
+    return f" + drops ({r['drop_s']:g} s)" if r["drops"] else ""
 
 
 def label(r: dict) -> str:
-    return (
-        f"{r['schedule']}{' + push' if r['mode'] == 'push' else ''}{' + drops' if r['drops'] else ''}"
-        f"{' + burst' if r['burst'] else ''}"
-    )
+    return f"{r['schedule']}{' + push' if r['mode'] == 'push' else ''}{dropping(r)}{' + burst' if r['burst'] else ''}"
 
 
 async def loop_lag(samples: list[tuple[float, float]]) -> None:
@@ -147,10 +162,12 @@ def push_figures(push) -> dict:
 
 
 async def scenario(admin_url: str, spec: str, steady_minutes: int, max_startup_s: float, drop_s: float = 180.0) -> dict:
-    n_symbols, schedule, mode, drops, burst = parse_spec(spec)
+    n_symbols, schedule, mode, spec_drop_s, burst = parse_spec(spec)
+    drops = spec_drop_s is not None
+    drop_s = spec_drop_s or drop_s
     url = fresh_database(
         admin_url,
-        f"bench_daemon_{n_symbols}_{schedule}_{mode}{'_drops' if drops else ''}{'_burst' if burst else ''}",
+        f"bench_daemon_{n_symbols}_{schedule}_{mode}{f'_drops{drop_s:g}' if drops else ''}{'_burst' if burst else ''}",
     )
     engine = make_engine(url)
     await asyncio.to_thread(upgrade, engine)
@@ -463,7 +480,7 @@ def push_rows(r: dict) -> tuple[str, str, str]:
     by_class = classes(r)
     cls = "; ".join(f"{name} {len(v):,}: p99 {pct(v, 0.99):.2f} s" for name, v in by_class.items() if v)
     ex = r["exact"]
-    name = f"| {r['symbols']} | {r['mode']}{' + drops' if r['drops'] else ''}"
+    name = f"| {r['symbols']} | {r['mode']}{dropping(r)}"
     fresh = (
         f"{name} | {len(every):,} ({r['missing']} missing) | {pct(every, 0.5):.2f} | {pct(every, 0.9):.2f} | **{pct(every, 0.99):.2f}** "
         f"| {max(every, default=float('nan')):.2f} | {cls} | {ex['truth']:,}: {ex['missing']} / {ex['extra']} / "
@@ -504,7 +521,7 @@ def plan_note(r: dict) -> str:
         return f"- {r['symbols']} {r['mode']}: {'; '.join(plan.changes) or 'every job at its target'}"
     iv = sorted(plan.trades.values())
     return (
-        f"- {r['symbols']} {r['mode']}{' + drops' if r['drops'] else ''}: trades polls every {iv[0]:.1f}–{iv[-1]:.0f} s "
+        f"- {r['symbols']} {r['mode']}{dropping(r)}: trades polls every {iv[0]:.1f}–{iv[-1]:.0f} s "
         f"(median {iv[len(iv) // 2]:.1f} s; {len(plan.on_signals)} of {len(iv)} on signals); planned "
         f"{plan.need_per_minute:.0f} of {plan.budget_per_minute:.0f} weight/min; jobs: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in plan.seconds.items() if k != "partitions")
@@ -529,7 +546,7 @@ def goals(results: list[dict]) -> list[str]:
         # a trade never stored is later than any bound: the p99 over stored trades holds only without them
         never = f" but {r['missing']:,} of the steady windows' trades never stored" if r["missing"] else ""
         line = (
-            f"- {r['symbols']} symbols, push{' + drops' if r['drops'] else ''}: freshness p99 {p99:.2f} s{never} "
+            f"- {r['symbols']} symbols, push{dropping(r)}: freshness p99 {p99:.2f} s{never} "
             f"≤ 1 s {verdict(p99 <= 1.0 and not r['missing'])}; exactly once ({ex['truth']:,} trades made while it ran): {verdict(bad == 0)}"
         )
         if r["symbols"] == 28:
@@ -572,8 +589,7 @@ def push_body(results: list[dict], args) -> str:
         fresh.append(f)
         weight.append(w)
         drops.append(d)
-    drop_runs = [r for r in results if r["drops"]]
-    drop_s = drop_runs[0]["drop_s"] if drop_runs else args.drop_seconds
+    drop_s = sorted({r["drop_s"] for r in results if r["drops"]}) or [args.drop_seconds]
     return (
         "The daemon (`run_daemon`, adaptive schedule, default settings otherwise: klines 1m + 1h, depth and "
         "tickers every 60 s, 1 h lookback) in-process against the simulator's chain market on loopback "
@@ -582,7 +598,7 @@ def push_body(results: list[dict], args) -> str:
         '`push = []` (REST only), **push** = `push = ["trades", "klines", "depth"]` (a symbol\'s 4 streams '
         "on one connection, 2 symbols per connection; REST confirms each pushed symbol from its checkpoint "
         f"after every (re)connect and every 60 s), **drops** = the simulator cuts every web socket at random, "
-        f"`ws_drop_s = {drop_s:g}` s apart on average (exponential, per connection, from the start). Each run "
+        f"`ws_drop_s` = {' or '.join(f'{d:g}' for d in drop_s)} s apart on average (exponential, per connection, from the start; the row says which). Each run "
         f"lasts until the start-up catch-up is over, then {args.steady_minutes} full minutes.\n\n"
         "**Trade freshness and exactness** — lag = when the row was written in PostgreSQL (a bench-only "
         "column `committed_at DEFAULT clock_timestamp()`) minus the trade's time at the simulator (same host "
