@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,7 @@ class LiveContext:
     # freshness); symbols whose book is pushed (not polled); the push's figures and state.
     push_up: dict[str, float] = field(default_factory=dict)
     push_back: dict[str, float] = field(default_factory=dict)  # when its trades stream came back after a loss
+    repairs: deque[float] = field(default_factory=deque)  # when each repair of the last minute began
     depth_pushed: set[str] = field(default_factory=set)
     push_stats: Any = None
     push: Any = None

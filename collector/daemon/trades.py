@@ -53,6 +53,7 @@ RATE_SECONDS = 300.0  # the estimated rate of trades forgets with this time cons
 FINAL_RETRY = 15.0  # seconds between attempts at an expired symbol's final sweep that did not finish
 UNSEEN_SECONDS = 120.0  # the estimated rate of trades unseen by the price signal forgets with this time constant
 UNSEEN_PRIOR = 0.1  # share of a symbol's trades assumed unseen by the price signal until its polls say
+REPAIR_SHARE = 0.5  # of the weight a minute: repairs beyond it wait at the live priority
 UNSEEN_SLACK = 1.0  # seconds: a trade counts as unseen by the signal if made this long before it was asked
 
 
@@ -73,10 +74,26 @@ def confirming(ctx: LiveContext, symbol: str, now: float) -> bool:
     return last is None or last < ctx.push_up[symbol] or now - last >= every
 
 
+def repair_priority(ctx: LiveContext, now: float) -> Priority:
+    """The signals' priority for a repair, while repairs begun in the last minute asked less than
+    REPAIR_SHARE of the weight a minute; the live priority beyond it, so that connections dropped
+    faster than the budget can repair never starve the other streams (they queue with them)."""
+    begun = ctx.repairs
+    while begun and begun[0] < now - 60.0:
+        begun.popleft()
+    stats = ctx.client.governor.stats()
+    per_minute = (stats.effective_limit or 0) * 60.0 / (stats.weight_window_seconds or 60.0)
+    if (len(begun) + 1) * ep.HISTORICAL_TRADES.weight > REPAIR_SHARE * per_minute:
+        return Priority.LIVE
+    begun.append(now)
+    return Priority.SIGNAL
+
+
 def repairing(ctx: LiveContext, symbol: str) -> bool:
     """A pushed symbol whose trades stream came back after a loss since its last poll (or that was
     never polled): its next poll fetches what the stream missed while down. It goes before every
-    routine poll, at the signals' priority: its freshness is the push's, not the plan's."""
+    routine poll, at the signals' priority (``repair_priority``): its freshness is the push's, not
+    the plan's."""
     back = ctx.push_back.get(symbol)
     return back is not None and symbol in ctx.push_up and ctx.trade_polls.get(symbol, -math.inf) < back
 
@@ -209,7 +226,7 @@ async def poll_symbol_trades(ctx: LiveContext, symbol: str) -> int:
     """Fetch and store every trade newer than the checkpoint; return how many were stored."""
     started = ctx.clock()
     previous = ctx.trade_polls.get(symbol)
-    priority = Priority.SIGNAL if repairing(ctx, symbol) else Priority.LIVE
+    priority = repair_priority(ctx, started) if repairing(ctx, symbol) else Priority.LIVE
     ctx.trade_polls[symbol] = started
     # The final sweep of an expired symbol claims its history complete: that needs evidence (an
     # empty page), not a page shorter than asked.
