@@ -555,12 +555,15 @@ def goals(results: list[dict]) -> list[str]:
             line += f"; REST weight {share:.0%} of the limit ≤ 30% {verdict(share <= 0.30)}"
         if r["drops"]:
             rep = r["repair"]
-            worst = max(rep["times"], default=float("nan"))
-            ok = bool(rep["times"]) and worst <= 10.0 and rep["missing"] == 0
-            line += (
-                f"; repair after a reconnect: max {worst:.2f} s ≤ 10 s {verdict(ok)} ({r['ws_drops']} drops; trades "
-                f"made while down: {len(rep['times']) + rep['missing']:,}, {rep['missing']} of them never stored)"
-            )
+            if not rep["times"] and not rep["missing"]:
+                line += f"; repair after a reconnect: no trade was made while a connection was down ({r['ws_drops']} drops): no evidence either way"
+            else:
+                worst = max(rep["times"], default=float("nan"))
+                ok = bool(rep["times"]) and worst <= 10.0 and rep["missing"] == 0
+                line += (
+                    f"; repair after a reconnect: max {worst:.2f} s ≤ 10 s {verdict(ok)} ({r['ws_drops']} drops; trades "
+                    f"made while down: {len(rep['times']) + rep['missing']:,}, {rep['missing']} of them never stored)"
+                )
         if r["connections_up"] < r["connections"]:
             line += f"; only {r['connections_up']} of its {r['connections']} connections were up at the stop"
         out.append(line)
