@@ -109,17 +109,12 @@ async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(e
     assert sim.stats.status_429 == 0 and sim.stats.status_418 == 0
 
 
-@pytest.mark.parametrize("schedule", ["adaptive", pytest.param("fixed", marks=pytest.mark.slow)])
-async def test_drops_stalls_duplicates_reordering_and_renewals_lose_and_double_nothing(engine, db_url, schedule):
-    """Connections dropped, stalled, cut by the exchange at the end of their lifetime (here 15 s)
-    and renewed by the daemon before theirs (here 11 s), messages sent twice and out of order:
-    every trade once, with either REST schedule confirming."""
-    faults = FaultConfig(ws_drop_s=8.0, ws_stall_s=12.0, ws_stall_len_s=4.0, ws_dup_rate=0.2, ws_reorder_rate=0.2)
-    renewed = metrics.PUSH_RECONNECTS.labels("renewed")._value.get()
-    async with Simulator(SimConfig(**CHAIN, faults=faults, lifetime_s=15), port=0) as sim:
+async def faulty_run(engine, db_url, sim_config: SimConfig, **extra):
+    """The daemon with push on against a simulator for FAULTY_RUN, until every trade made in it is
+    stored exactly once; the simulator, the daemon's push (its figures kept) and when it began."""
+    async with Simulator(sim_config, port=0) as sim:
         started = datetime.now(UTC)
-        settings = push_settings(sim, db_url, schedule=schedule, stream_renew_seconds=11.0)
-        async with running_daemon(settings) as daemon:
+        async with running_daemon(push_settings(sim, db_url, **extra)) as daemon:
             await caught_up(
                 engine,
                 sim,
@@ -128,8 +123,22 @@ async def test_drops_stalls_duplicates_reordering_and_renewals_lose_and_double_n
                 FAULTY_RUN.total_seconds() + 45,
                 alive=lambda: not daemon.task.done(),
             )
-            state = daemon.running.ctx.push.state()
+            push = daemon.running.ctx.push
         check_up_to(engine, sim, started, started + FAULTY_RUN)
+    return sim, push, started
+
+
+@pytest.mark.parametrize("schedule", ["adaptive", pytest.param("fixed", marks=pytest.mark.slow)])
+async def test_drops_stalls_duplicates_reordering_and_renewals_lose_and_double_nothing(engine, db_url, schedule):
+    """Connections dropped, stalled, cut by the exchange at the end of their lifetime (here 15 s)
+    and renewed by the daemon before theirs (here 11 s), messages sent twice and out of order:
+    every trade once, with either REST schedule confirming."""
+    faults = FaultConfig(ws_drop_s=8.0, ws_stall_s=12.0, ws_stall_len_s=4.0, ws_dup_rate=0.2, ws_reorder_rate=0.2)
+    renewed = metrics.PUSH_RECONNECTS.labels("renewed")._value.get()
+    sim, push, _ = await faulty_run(
+        engine, db_url, SimConfig(**CHAIN, faults=faults, lifetime_s=15), schedule=schedule, stream_renew_seconds=11.0
+    )
+    state = push.state()
     assert state["reconnects"] >= 2 and state["stalls"] >= 1, state
     assert metrics.PUSH_RECONNECTS.labels("renewed")._value.get() > renewed
     assert sim.stats.ws_drops >= 1 and sim.stats.ws_dups >= 1 and sim.stats.ws_reorders >= 1
@@ -140,20 +149,9 @@ async def test_what_a_dropped_connection_missed_is_stored_within_10_s_of_the_rec
     from the checkpoint, weight 5: here about a fifth of the budget, beside routine confirmations
     and the other streams stretched to fit): every trade made while a connection was down is
     written within REPAIR of its return, ahead of the routine polls."""
-    async with Simulator(SimConfig(**CHAIN, faults=FaultConfig(ws_drop_s=15.0)), port=0) as sim:
-        started = datetime.now(UTC)
-        async with running_daemon(push_settings(sim, db_url)) as daemon:
-            await caught_up(
-                engine,
-                sim,
-                started,
-                started + FAULTY_RUN,
-                FAULTY_RUN.total_seconds() + 45,
-                alive=lambda: not daemon.task.done(),
-            )
-            intervals = daemon.running.ctx.push.down_intervals()
-        check_up_to(engine, sim, started, started + FAULTY_RUN)
-        late = repaired_late(engine, sim, intervals, started + FAULTY_RUN)
+    sim, push, started = await faulty_run(engine, db_url, SimConfig(**CHAIN, faults=FaultConfig(ws_drop_s=15.0)))
+    intervals = push.down_intervals()
+    late = repaired_late(engine, sim, intervals, started + FAULTY_RUN)
     assert len(intervals) >= 3 and sim.stats.ws_drops >= 3, intervals
     assert not late, late
 
