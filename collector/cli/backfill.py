@@ -21,7 +21,14 @@ from collector.cli.options import console, open_db, parse_time, settings
 from collector.errors import ConfigError
 
 NOW_SETTLE = timedelta(seconds=10)  # "now" for a window: what the exchange has surely finished
-PROCESS_STARTED = time.monotonic()  # the summary's wall time counts from here (imports included)
+
+
+def process_started() -> float:
+    """When this process began, on the monotonic clock: the summary's wall time counts from there
+    (the interpreter's start-up and every import included), as a user's stopwatch would."""
+    import psutil
+
+    return time.monotonic() - max(0.0, time.time() - psutil.Process().create_time())
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ async def _backfill(ctx, cfg, plan, reporter) -> None:
                 from collector.store.coordination import SharedAllowance
 
                 client.allowance = SharedAllowance.for_governor(db.engine, cfg.egress, client.governor)
-            summary = await run_backfill(client, db.engine, plan, reporter=reporter, started=PROCESS_STARTED)
+            summary = await run_backfill(client, db.engine, plan, reporter=reporter, started=process_started())
         finally:
             await asyncio.to_thread(db.close)  # waits for worker threads' connections: off the loop
     reporter.close()

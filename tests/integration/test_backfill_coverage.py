@@ -5,9 +5,11 @@ already stored). The dry run stores nothing; relative windows end now."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -187,7 +189,12 @@ async def test_sigint_says_how_to_resume_and_exits_130_and_an_empty_window_warns
             "--symbol",
             symbols[0],
         ]
+        began = time.monotonic()
         quiet = await run(old, env)
+        took = time.monotonic() - began
         assert quiet.returncode == 0, quiet.stderr[-2000:]
+        # its wall time counts from the process's start (interpreter and imports), up to its summary
+        wall = float(re.search(r"wall time\D*([\d.,]+) s", quiet.stdout + quiet.stderr)[1].replace(",", ""))
+        assert took - 2.0 <= wall <= took, (wall, took)
         warned = [line for line in (quiet.stdout + quiet.stderr).splitlines() if "warning" in line]
         assert len(warned) == 1 and symbols[0] in warned[0] and "no klines or trades" in warned[0], warned
