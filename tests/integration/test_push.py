@@ -95,9 +95,12 @@ async def test_push_stores_every_trade_once_fresh_and_closed_klines_stay_rests(e
         result = check_up_to(engine, sim, started, started + RUN)  # trades exact; closed klines = truth
         after = first_seen()
     assert result["trades"] > 200 and len(lags) > 100
-    # REST alone confirms each symbol every 30 s here: only the stream stores most trades within 1.5 s
-    fresh = sum(1 for x in lags if x < 1.5) / len(lags)
-    assert fresh > 0.9, (fresh, sorted(lags)[len(lags) // 2])
+    # REST alone confirms each symbol every 30 s here (its median lag would be about 15 s): only
+    # the stream stores most trades within 2 s (the bound leaves room for a machine whose other
+    # core runs another test: 86% within 1.5 s was seen so, median 0.11 s)
+    fresh = sum(1 for x in lags if x < 2.0) / len(lags)
+    median = sorted(lags)[len(lags) // 2]
+    assert fresh > 0.8 and median < 1.0, (fresh, median)
     seen = {s: after[s] - before[s] for s in after}
     assert seen["push"] > 0 and seen["repair"] <= 0.02 * seen["push"], seen
     assert state["connections"]["up"] == conns > 1

@@ -157,7 +157,7 @@ async def test_three_daemons_share_the_work(db_url, engine, monkeypatch):
             # plans within its share of the budget, so polls are sparser, and a loaded machine
             # slows them further: wait for it rather than allow a fixed settle time.
             target = datetime.now(UTC)
-            await caught_up(engine, sim, begun, target, 120, alive=lambda: not any(d.task.done() for d in daemons[1:]))
+            await caught_up(engine, sim, begun, target, 240, alive=lambda: not any(d.task.done() for d in daemons[1:]))
         # The other two have stopped cleanly, both with exit code 0.
 
         check_up_to(engine, sim, begun, target)
