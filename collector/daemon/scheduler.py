@@ -126,14 +126,12 @@ class Schedule:
 
     def _limit(self, stats: GovernorStats) -> float:
         """Weight per minute this node may plan for: its share of the symbols' share of the limit."""
-        per_window = stats.effective_limit or 0
-        window = stats.weight_window_seconds or 60.0
         share = 1.0
         if self.ctx.owned is not None:  # a node between leases still refreshes symbols: never zero
             candidates = self.ctx.candidates()
             mine = len(self.ctx.owned & set(candidates))  # leases on swept symbols linger until rebalanced
             share = min(1.0, max(0.05, mine / max(1, len(candidates))))
-        return per_window * 60.0 / window * share
+        return stats.weight_per_minute * share
 
     def _compute(self) -> budget.Plan | budget.AdaptivePlan:
         stats = self.ctx.client.governor.stats()  # one reading: the limit and the raw limit agree

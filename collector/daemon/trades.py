@@ -81,8 +81,7 @@ def repair_priority(ctx: LiveContext, now: float) -> Priority:
     begun = ctx.repairs
     while begun and begun[0] < now - 60.0:
         begun.popleft()
-    stats = ctx.client.governor.stats()
-    per_minute = (stats.effective_limit or 0) * 60.0 / (stats.weight_window_seconds or 60.0)
+    per_minute = ctx.client.governor.stats().weight_per_minute
     if (len(begun) + 1) * ep.HISTORICAL_TRADES.weight > REPAIR_SHARE * per_minute:
         return Priority.LIVE
     begun.append(now)
@@ -155,10 +154,11 @@ def due(ctx: LiveContext, now: float) -> list[str]:
     # planned for polls on change would ask far more than the budget. Repairs after a reconnect go
     # first, and do not wait for a free place among MAX_POLLS (one page each, mostly); then the
     # longest waiting.
-    repairs = [sym for sym in out if repairing(ctx, sym)]
-    others = sorted(
-        (sym for sym in out if not repairing(ctx, sym)), key=lambda sym: ctx.trade_polls.get(sym, -math.inf)
-    )
+    repairs: list[str] = []
+    others: list[str] = []
+    for sym in out:
+        (repairs if repairing(ctx, sym) else others).append(sym)
+    others.sort(key=lambda sym: ctx.trade_polls.get(sym, -math.inf))
     return repairs + others[: max(0, MAX_POLLS - len(ctx.spawned) - len(repairs))]
 
 

@@ -190,6 +190,11 @@ class GovernorStats:
     weight_last_window: int = 0  # weight this process sent in the last complete window (by server time)
     raw_window_seconds: float | None = None
 
+    @property
+    def weight_per_minute(self) -> float:
+        """The weight we may send in a minute (announced less the margin; 0 until known)."""
+        return (self.effective_limit or 0) * 60.0 / (self.weight_window_seconds or 60.0)
+
 
 @dataclass
 class _Waiter:
